@@ -1,0 +1,3 @@
+from pixmorph.cli import main
+
+main()

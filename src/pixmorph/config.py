@@ -1,0 +1,108 @@
+"""Run configuration: small dataclasses, read from YAML, overridden from the command line,
+saved as JSON beside every checkpoint so a run can be rebuilt from its folder alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    root: str = "fashion-edges"  # a folder, or the name of a built-in task
+    load_size: int | None = None  # None: the built-in task's image size, else 286
+    crop_size: int | None = None  # None: the built-in task's image size, else 256
+    flip: bool = True
+    num_workers: int = 2
+    skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/run"
+    batch_size: int = 1
+    epochs: int = 100  # at the initial learning rate
+    epochs_decay: int = 100  # linear decay to 0 afterwards
+    max_steps: int | None = None  # stop early at this step (the schedule keeps its length)
+    time_budget: float | None = None  # seconds of training, then save and stop
+    lr_policy: str = "linear"  # linear | constant
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    resume: bool = False
+    tensorboard: bool = True  # when tensorboard is installed
+
+
+@dataclass
+class RunConfig:
+    method: str = "cyclegan"
+    model: dict[str, Any] = field(default_factory=dict)  # the method's own config, by field name
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config section(s): {', '.join(sorted(unknown))} (use method, model, data, train)")
+        return cls(
+            method=d.get("method", "cyclegan"),
+            model=dict(d.get("model") or {}),
+            data=_build(DataConfig, d.get("data") or {}, "data"),
+            train=_build(TrainConfig, d.get("train") or {}, "train"),
+        )
+
+
+def _build(kind: type, values: dict[str, Any], section: str):
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown {section} option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    return kind(**values)
+
+
+def build_method_config(config_class: type, values: dict[str, Any]):
+    """The method's dataclass from ``values``, rejecting misspelt names."""
+    return _build(config_class, values, "model")
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as YAML: 1e-4, true, [1, 2]) to a config dict."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ValueError(f"override {item!r}: expected section.key=value, e.g. model.ngf=32 or train.batch_size=4")
+        section, name = key.split(".", 1)
+        if section not in ("model", "data", "train"):
+            raise ValueError(f"override {item!r}: section must be model, data or train")
+        d.setdefault(section, {})[name] = yaml.safe_load(raw)
+    return d
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping with sections method, model, data, train")
+    return d
+
+
+def save_json(d: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,105 @@
+"""Datasets over real image folders.
+
+Every dataset is indexed by ``(index, seed)``: the seed drives all of that sample's randomness,
+so training data is a pure function of (run seed, step) whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from pixmorph.data.transforms import TrainTransform
+from pixmorph.images import check_images, list_images, read_image
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _images_in(folder: Path, skip_bad: bool) -> list[Path]:
+    return check_images(list_images(folder), skip_bad=skip_bad)
+
+
+class UnpairedFolders(Dataset):
+    """CycleGAN layout: ``root/trainA`` and ``root/trainB`` (or testA/testB), no pairing.
+
+    Epoch length is the larger domain; the B image of a sample is drawn at random, as in the reference.
+    """
+
+    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False):
+        root = Path(root)
+        self.files_A = _images_in(root / f"{phase}A", skip_bad)
+        self.files_B = _images_in(root / f"{phase}B", skip_bad)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return max(len(self.files_A), len(self.files_B))
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, seed = key
+        g = _generator(seed)
+        path_A = self.files_A[index % len(self.files_A)]
+        path_B = self.files_B[int(torch.randint(0, len(self.files_B), (1,), generator=g))]
+        (a,) = self.transform([read_image(path_A)], g)
+        (b,) = self.transform([read_image(path_B)], g)
+        return {"A": a, "B": b}
+
+
+class PairedFolders(Dataset):
+    """pix2pix data: ``root/train/*`` files holding A|B side by side, or ``root/trainA`` and
+    ``root/trainB`` with matching file names. A pair gets the same crop and flip."""
+
+    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False):
+        root = Path(root)
+        self.transform = transform
+        if (root / phase).is_dir():
+            self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in _images_in(root / phase, skip_bad)]
+        elif (root / f"{phase}A").is_dir():
+            self.pairs = _match_by_name(_images_in(root / f"{phase}A", skip_bad), _images_in(root / f"{phase}B", skip_bad))
+        else:
+            raise FileNotFoundError(
+                f"{root}: no paired data: expected {phase}/ (A|B side-by-side files) or {phase}A/ + {phase}B/ with matching names"
+            )
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, seed = key
+        path_A, path_B = self.pairs[index]
+        a, b = split_side_by_side(path_A) if path_B is None else (read_image(path_A), read_image(path_B))
+        a, b = self.transform([a, b], _generator(seed))
+        return {"A": a, "B": b}
+
+
+def split_side_by_side(path: Path) -> tuple[Image.Image, Image.Image]:
+    img = read_image(path)
+    w, h = img.size
+    if w < 2 or w % 2:
+        raise ValueError(f"{path}: width {w} is not even: expected A and B side by side (A|B)")
+    return img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))
+
+
+def _match_by_name(files_A: list[Path], files_B: list[Path]) -> list[tuple[Path, Path]]:
+    by_stem = {p.stem: p for p in files_B}
+    missing = [p for p in files_A if p.stem not in by_stem]
+    if missing:
+        raise ValueError(f"{missing[0]}: no image with the same name in {files_B[0].parent} "
+                         f"({len(missing)} of {len(files_A)} A images unmatched)")
+    return [(p, by_stem[p.stem]) for p in files_A]
+
+
+LAYOUTS = {"unpaired": UnpairedFolders, "paired": PairedFolders}
+
+
+def build_dataset(layout: str, root: str | Path, transform: TrainTransform, phase: str = "train",
+                  skip_bad: bool = False) -> Dataset:
+    try:
+        cls = LAYOUTS[layout]
+    except KeyError:
+        raise ValueError(f"no dataset for the data layout {layout!r}") from None
+    return cls(root, transform, phase=phase, skip_bad=skip_bad)

@@ -1,0 +1,61 @@
+"""Training augmentation (resize, random crop, random flip) and full-size inference padding."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms import InterpolationMode
+
+from pixmorph.images import to_tensor
+
+
+class TrainTransform:
+    """Resize to ``load_size`` square, crop ``crop_size`` at a random place, flip half the time.
+
+    The randomness comes from the generator passed in, so a sample is a pure function of its seed
+    (what makes resumed runs exact), and images of a pair get the same crop and flip.
+    """
+
+    def __init__(self, load_size: int, crop_size: int, flip: bool = True):
+        if crop_size > load_size:
+            raise ValueError(f"crop_size {crop_size} is larger than load_size {load_size}")
+        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+
+    def __call__(self, images: list[Image.Image], generator: torch.Generator) -> list[Tensor]:
+        slack = self.load_size - self.crop_size
+        top = int(torch.randint(0, slack + 1, (1,), generator=generator))
+        left = int(torch.randint(0, slack + 1, (1,), generator=generator))
+        flip = self.flip and bool(torch.rand(1, generator=generator) < 0.5)
+        out = []
+        for img in images:
+            if img.size != (self.load_size, self.load_size):
+                img = TF.resize(img, [self.load_size, self.load_size], InterpolationMode.BICUBIC)
+            img = TF.crop(img, top, left, self.crop_size, self.crop_size)
+            if flip:
+                img = TF.hflip(img)
+            out.append(to_tensor(img))
+        return out
+
+
+def resize_tensor(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Bicubic resize of an NCHW batch (antialiased when shrinking)."""
+    size = (size, size) if isinstance(size, int) else size
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad an NCHW batch at the bottom/right to a multiple of ``multiple``; returns it and the original size."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    # Reflection looks natural at the border but needs the pad to be smaller than the image.
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_back(x: Tensor, size: tuple[int, int]) -> Tensor:
+    return x[..., : size[0], : size[1]]

@@ -1,0 +1,93 @@
+"""``pixmorph demo``: CycleGAN on built-in fashion-edges in a few CPU minutes, judged against ground truth."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import torch
+
+from pixmorph.api import Translator, load
+from pixmorph.config import DataConfig, RunConfig, TrainConfig
+from pixmorph.data.builtin import prepare_task
+from pixmorph.images import list_images, make_grid_image, read_image, save_image, to_tensor
+from pixmorph.train.loop import build_method, resolve_device, train
+
+# A generator sized to 32 px images: the reference ResNet with fewer, narrower layers.
+DEMO_MODEL = {"ngf": 32, "ndf": 32, "n_blocks": 6, "d_layers": 2}
+DEMO_STEPS = 1500
+DEMO_BATCH = 8
+N_TEST = 200
+N_SHOWN = 16
+
+
+def demo_config(out: Path, minutes: float, device: str) -> RunConfig:
+    decay_epochs_steps = DEMO_STEPS  # schedule in steps: half constant, half decay
+    return RunConfig(
+        method="cyclegan",
+        model=dict(DEMO_MODEL),
+        data=DataConfig(root="fashion-edges", flip=True, num_workers=1),
+        train=TrainConfig(out=str(out / "run"), batch_size=DEMO_BATCH, epochs=1, epochs_decay=1,
+                          max_steps=decay_epochs_steps, time_budget=minutes * 60, device=device,
+                          log_every=25, sample_every=250, checkpoint_every=500),
+    )
+
+
+def l1_to_truth(translate, inputs: torch.Tensor, truth: torch.Tensor) -> float:
+    return float((translate(inputs) - truth).abs().mean())
+
+
+def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = demo_config(out, minutes, str(resolve_device(device)))
+    run_dir = train(cfg)
+
+    root = prepare_task("fashion-edges")
+    files = list_images(root / "testA")[:N_TEST]
+    edges = torch.stack([to_tensor(read_image(f)) for f in files])
+    truth = torch.stack([to_tensor(read_image(root / "testB" / f.name)) for f in files])
+    translator = load(run_dir, device=cfg.train.device)
+    untrained = Translator(build_method(RunConfig.from_dict(cfg.to_dict())), cfg, torch.device("cpu"), 0)
+    result = {
+        "l1_model": l1_to_truth(translator, edges, truth),
+        "l1_identity": l1_to_truth(lambda x: x, edges, truth),
+        "l1_untrained": l1_to_truth(untrained, edges, truth),
+    }
+    outputs = translator(edges)
+    result["grid"] = _write_grid(out / "demo_grid.png", edges, outputs, truth)
+    result["page"] = _write_page(out, files, edges, outputs, truth, result)
+    return result
+
+
+def _write_grid(path: Path, edges, outputs, truth) -> Path:
+    """Columns of (edge map | CycleGAN | ground truth) triplets, four triplets per row."""
+    triplets = [[edges[i], outputs[i], truth[i]] for i in range(min(N_SHOWN, len(edges)))]
+    rows = [sum(triplets[i : i + 4], []) for i in range(0, len(triplets), 4)]
+    grid = make_grid_image(rows, pad=2)
+    grid = grid.resize((grid.width * 4, grid.height * 4), resample=0)  # 32 px items are small on screen
+    grid.save(path)
+    return path
+
+
+def _write_page(out: Path, files, edges, outputs, truth, result: dict) -> Path:
+    images = out / "images"
+    rows = []
+    for i, f in enumerate(files[:64]):
+        cells = []
+        for kind, t in (("input", edges[i]), ("output", outputs[i]), ("truth", truth[i])):
+            name = f"{f.stem}_{kind}.png"
+            save_image(t, images / name)
+            cells.append(f'<td><img src="images/{html.escape(name)}" width=96></td>')
+        rows.append(f"<tr><td>{html.escape(f.stem)}</td>{''.join(cells)}</tr>")
+    page = out / "index.html"
+    page.write_text(
+        "<!doctype html><meta charset=utf-8><title>pixmorph demo</title>"
+        "<style>body{font-family:sans-serif}img{image-rendering:pixelated}</style>"
+        "<h1>CycleGAN on fashion-edges: edge map &rarr; item</h1>"
+        f"<p>Mean L1 to ground truth over {len(files)} held-out items: CycleGAN {result['l1_model']:.3f}, "
+        f"input unchanged {result['l1_identity']:.3f}, untrained generator {result['l1_untrained']:.3f}. "
+        f'Training samples: <a href="run/samples/index.html">run/samples</a>.</p>'
+        "<table><tr><th>item</th><th>input (edges)</th><th>output</th><th>ground truth</th></tr>"
+        + "\n".join(rows) + "</table>\n"
+    )
+    return page

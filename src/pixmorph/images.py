@@ -1,0 +1,372 @@
+"""Reading and writing image files: the one place pixmorph touches them.
+
+Every reader returns a fully decoded 8-bit ``RGB`` (or ``L``) Pillow image,
+whatever the file holds: grayscale, palette, CMYK, 1-bit, 16-bit, float,
+with or without alpha (alpha is composited over white). Problems with a file
+surface as :class:`ImageReadError`, whose message is one line naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import threading
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageReadError",
+    "BadImageWarning",
+    "read_image",
+    "list_images",
+    "check_images",
+    "to_tensor",
+    "to_pil",
+    "save_image",
+    "make_grid_image",
+]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+)
+DEFAULT_MAX_PIXELS = 16000 * 16000
+
+_OUTPUT_MODES = ("RGB", "L")
+_WHITE = 255
+# What Pillow's decoders raise on damaged data besides OSError.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be used; the message is one line naming the file."""
+
+
+class BadImageWarning(UserWarning):
+    """Issued by :func:`check_images` for each file it skips."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(path: str | os.PathLike, problem: object) -> ImageReadError:
+    return ImageReadError(f"{os.fspath(path)}: {_one_line(problem)}")
+
+
+# ---------------------------------------------------------------------------
+# Opening and checking
+
+
+_pixel_limit_lock = threading.Lock()
+
+
+@contextmanager
+def _pillow_pixel_check_off() -> Iterator[None]:
+    # Pillow's decompression-bomb check uses a global limit (and only warns
+    # below twice that limit); switch it off while opening and apply our own
+    # max_pixels instead, so the limit is the caller's and the error is ours.
+    with _pixel_limit_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_is_nonempty_file(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise _fail(path, "empty file")
+
+
+def _open(path: Path, fh) -> Image.Image:
+    try:
+        with _pillow_pixel_check_off():
+            return Image.open(fh)
+    except UnidentifiedImageError:
+        raise _fail(path, "not an image file (unknown format or corrupt header)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise _fail(path, f"image too large ({err})") from None
+    except _DECODE_ERRORS as err:
+        raise _fail(path, f"truncated or corrupt image ({err})") from None
+
+
+def _check_size(path: Path, img: Image.Image, min_size: int, max_pixels: int | None) -> None:
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise _fail(
+            path,
+            f"image is {width}x{height} ({width * height} pixels), "
+            f"more than the limit of {max_pixels} pixels",
+        )
+    if width < min_size or height < min_size:
+        raise _fail(
+            path, f"image is {width}x{height}, smaller than the minimum {min_size}x{min_size}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Mode conversion
+
+
+def _scale_to_l(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float single-channel images to 8-bit ``L``."""
+    values = np.asarray(img).astype(np.float64)
+    if img.mode.startswith("I;16"):
+        scaled = values / 257.0
+    else:
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        low, high = float(values.min()), float(values.max())
+        if img.mode == "F" and low >= 0.0 and high <= 1.0:
+            scaled = values * 255.0
+        elif low >= 0.0 and high <= 255.0:
+            scaled = values
+        elif low >= 0.0 and high <= 65535.0:
+            scaled = values / 257.0
+        elif high > low:
+            scaled = (values - low) * (255.0 / (high - low))
+        else:
+            scaled = np.zeros_like(values)
+    return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8))
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
+
+
+def _composite_over_white(img: Image.Image) -> Image.Image:
+    """Flatten transparency onto a white background (to ``L`` or ``RGB``)."""
+    grayscale = img.mode in ("LA", "La")
+    with_alpha = img.convert("LA" if grayscale else "RGBA")
+    base_mode = "L" if grayscale else "RGB"
+    flat = Image.new(base_mode, img.size, _WHITE if grayscale else (_WHITE,) * 3)
+    flat.paste(with_alpha.convert(base_mode), mask=with_alpha.getchannel("A"))
+    return flat
+
+
+def _to_l_or_rgb(path: Path, img: Image.Image) -> Image.Image:
+    if img.mode.startswith("I") or img.mode == "F":
+        return _scale_to_l(img)
+    if _has_alpha(img):
+        return _composite_over_white(img)
+    if img.mode == "L":
+        return img
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as err:
+        raise _fail(path, f"unsupported colour mode {img.mode} ({err})") from None
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img)
+    except (SyntaxError, ValueError, TypeError, KeyError, OSError, struct.error):
+        # Malformed EXIF: keep the pixels as stored rather than reject the file.
+        return img.copy()
+
+
+# ---------------------------------------------------------------------------
+# Public readers
+
+
+def read_image(
+    path: str | os.PathLike,
+    *,
+    mode: str = "RGB",
+    min_size: int = 1,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Read and fully decode an image file as 8-bit ``RGB`` (or ``L``).
+
+    EXIF orientation is applied, transparency is composited over white and
+    16-bit / integer / float images are scaled to 8 bits. Raises
+    :class:`ImageReadError` for empty, unreadable, truncated, too small
+    (either side below ``min_size``) or too large (more than ``max_pixels``)
+    images, and :class:`FileNotFoundError` for a missing file.
+    """
+    if mode not in _OUTPUT_MODES:
+        raise ValueError(f"mode must be one of {_OUTPUT_MODES}, got {mode!r}")
+    path = Path(path)
+    _check_is_nonempty_file(path)
+    with open(path, "rb") as fh:
+        img = _open(path, fh)
+        _check_size(path, img, min_size, max_pixels)
+        try:
+            img.load()
+        except _DECODE_ERRORS as err:
+            raise _fail(path, f"truncated or corrupt image ({err})") from None
+        img = _exif_upright(img)
+    return _to_l_or_rgb(path, img).convert(mode)
+
+
+def as_rgb(img: Image.Image) -> Image.Image:
+    """An in-memory PIL image as 8-bit RGB, by the same rules as :func:`read_image` (alpha over white)."""
+    return _to_l_or_rgb(Path("<image>"), img).convert("RGB")
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Sorted image files in ``folder`` (by extension, case-insensitive).
+
+    Hidden files and, when recursive, files under hidden folders are left out:
+    they are editor/OS debris such as macOS ``._x.png`` or ``.ipynb_checkpoints``.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = sorted(
+        path
+        for path in candidates
+        if path.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+    if not found:
+        looked_for = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise ValueError(f"{folder}: no image files (looked for {looked_for})")
+    return found
+
+
+def _verify(path: Path, min_size: int, max_pixels: int | None) -> None:
+    _check_is_nonempty_file(path)
+    with open(path, "rb") as fh:
+        img = _open(path, fh)
+        _check_size(path, img, min_size, max_pixels)
+        try:
+            img.verify()
+        except _DECODE_ERRORS as err:
+            raise _fail(path, f"truncated or corrupt image ({err})") from None
+
+
+def check_images(
+    paths: Iterable[str | os.PathLike],
+    *,
+    skip_bad: bool = False,
+    min_size: int = 1,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> list[Path]:
+    """Quickly check that each file is a readable image (header, size, and
+    whatever ``Image.verify`` checks for the format, e.g. PNG checksums).
+
+    Without ``skip_bad`` the first bad file raises; with it, each bad file
+    gives one :class:`BadImageWarning` and the good files are returned.
+    This does not decode the pixels: :func:`read_image` can still fail on a
+    JPEG whose data is cut short.
+    """
+    good: list[Path] = []
+    for path in map(Path, paths):
+        try:
+            _verify(path, min_size, max_pixels)
+        except (ImageReadError, FileNotFoundError, IsADirectoryError) as err:
+            if not skip_bad:
+                raise
+            warnings.warn(str(err), BadImageWarning, stacklevel=2)
+        else:
+            good.append(path)
+    return good
+
+
+# ---------------------------------------------------------------------------
+# Tensors
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """``RGB``/``L`` image to a float32 CHW tensor in [-1, 1]."""
+    if img.mode not in _OUTPUT_MODES:
+        raise ValueError(f"to_tensor expects an RGB or L image, got mode {img.mode}; use read_image")
+    array = np.array(img, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous() / 127.5 - 1.0
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """Tensor in [-1, 1] (CHW, 1xCHW or HW; 1 or 3 channels) to an 8-bit image."""
+    t = tensor.detach().cpu().float()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 2:
+        t = t[None]
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"to_pil expects a 1- or 3-channel CHW tensor, got shape {tuple(tensor.shape)}")
+    t = torch.nan_to_num(t, nan=0.0).clamp(-1.0, 1.0)
+    array = ((t + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# mkstemp creates files readable by the owner only; saved images should get
+# the usual permissions, so read the umask once.
+_FILE_MODE = _default_file_mode()
+
+
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write an image (or a [-1, 1] tensor) atomically, creating parent folders.
+
+    The format comes from the extension. The file is written to a temporary
+    file in the same folder and moved into place, so a reader never sees a
+    half-written image.
+    """
+    path = Path(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
+    if isinstance(image, torch.Tensor):
+        image = to_pil(image)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format=image_format)
+        os.chmod(tmp_name, _FILE_MODE)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def make_grid_image(rows: Sequence[Sequence[torch.Tensor]], pad: int = 2) -> Image.Image:
+    """Lay out [-1, 1] CHW tensors in a grid on a white background.
+
+    Every cell has the size of the largest image; smaller images are centred
+    in their cell and short rows leave blank cells.
+    """
+    cells = [[to_pil(t).convert("RGB") for t in row] for row in rows]
+    if not any(cells):
+        raise ValueError("make_grid_image needs at least one image")
+    cell_w = max(img.width for row in cells for img in row)
+    cell_h = max(img.height for row in cells for img in row)
+    n_cols = max(len(row) for row in cells)
+    grid = Image.new(
+        "RGB",
+        (n_cols * cell_w + (n_cols + 1) * pad, len(cells) * cell_h + (len(cells) + 1) * pad),
+        (_WHITE,) * 3,
+    )
+    for r, row in enumerate(cells):
+        for c, img in enumerate(row):
+            x = pad + c * (cell_w + pad) + (cell_w - img.width) // 2
+            y = pad + r * (cell_h + pad) + (cell_h - img.height) // 2
+            grid.paste(img, (x, y))
+    return grid

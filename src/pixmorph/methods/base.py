@@ -1,0 +1,66 @@
+"""What every method provides to the training loop, the checkpoint and the translator.
+
+A method owns its networks, optimizers and losses for one batch. It never touches devices,
+precision, distribution or files: the loop hands it batches already on the device and an
+``update`` callable that does backward + optimizer step (with gradient scaling, and later
+gradient synchronisation) for a named optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+# update(loss, optimizer_name): backward of ``loss`` then one step of that optimizer.
+Update = Callable[[Tensor, str], None]
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register(cls: type["Method"]) -> type["Method"]:
+    METHODS[cls.name] = cls
+    return cls
+
+
+@dataclass
+class MethodConfig:
+    """Base of the method configs; each method subclasses it with its paper's defaults."""
+
+
+class Method:
+    name: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]]
+    data_layout: ClassVar[str]  # which dataset it trains on: "unpaired", "paired", ...
+
+    def __init__(self, cfg: MethodConfig):
+        self.cfg = cfg
+        self.nets = nn.ModuleDict()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
+        """One training step on ``batch``; returns detached scalar losses by name."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:
+        """Rows of images (each CHW in [-1, 1]) for the sample grid."""
+        raise NotImplementedError
+
+    def translators(self) -> dict[str, nn.Module]:
+        """Generator per direction ("AtoB", "BtoA", ...) used for translation and export."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Training state beyond weights and optimizers (image pools, ...); tensors and primitives only."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)

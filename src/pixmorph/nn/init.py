@@ -1,0 +1,16 @@
+"""Weight initialisation of the reference implementations."""
+
+from torch import nn
+
+
+def init_normal(module: nn.Module, gain: float = 0.02) -> nn.Module:
+    """Conv/linear weights ~ N(0, gain), biases 0; norm scales ~ N(1, gain)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return module

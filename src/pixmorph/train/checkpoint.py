@@ -1,0 +1,118 @@
+"""Checkpoints: a folder with ``weights.safetensors`` (every network), ``config.json`` (what rebuilds
+the run) and ``state.pt`` (optimizers, schedulers, step, RNG states, method state; tensors and
+primitives only, so it loads with ``weights_only=True``). Written to a temporary folder and swapped
+in, so a crash or a full disk never leaves a half-written checkpoint in place."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+WEIGHTS, CONFIG, STATE = "weights.safetensors", "config.json", "state.pt"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder, or a run folder holding ``checkpoint/``."""
+    path = Path(path)
+    for candidate in (path, path / "checkpoint", path / ".checkpoint.old"):
+        if (candidate / WEIGHTS).is_file() and (candidate / CONFIG).is_file():
+            return candidate
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run folder")
+    raise CheckpointError(f"{path}: not a pixmorph checkpoint (no {WEIGHTS} and {CONFIG}; give a run folder or its checkpoint/)")
+
+
+def read_config(ckpt: Path) -> dict[str, Any]:
+    try:
+        return json.loads((ckpt / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{ckpt / CONFIG}: unreadable checkpoint config ({e})") from None
+
+
+def save_checkpoint(folder: str | Path, nets: nn.ModuleDict, config: dict[str, Any], state: dict[str, Any] | None) -> Path:
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        weights = {k: v.detach().cpu().contiguous() for k, v in nets.state_dict().items()}
+        save_file(weights, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if state is not None:
+            torch.save(state, tmp / STATE)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = f"the previous checkpoint at {folder} is intact" if folder.exists() else "no checkpoint was written"
+        raise CheckpointError(f"{folder}: could not write checkpoint ({e.strerror or e}); {kept}") from None
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_weights(ckpt: Path, nets: nn.ModuleDict) -> None:
+    """Load weights, with a one-line error when they do not fit the networks the config builds."""
+    try:
+        weights = load_file(str(ckpt / WEIGHTS))
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{ckpt / WEIGHTS}: unreadable weights ({e})") from None
+    expected = nets.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+                  else f"{wrong[0]} has shape {tuple(weights[wrong[0]].shape)}, the network wants {tuple(expected[wrong[0]].shape)}")
+        raise CheckpointError(f"{ckpt / WEIGHTS}: weights do not match the network in {CONFIG}: {detail}")
+    nets.load_state_dict(weights)
+
+
+def load_state(ckpt: Path) -> dict[str, Any]:
+    path = ckpt / STATE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing: this checkpoint has weights only and cannot resume training")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate(_as_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(x):
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,221 @@
+"""The one training loop. It owns devices, precision, data loading, schedules, checkpoints,
+logging and the progress bar; the method only computes losses for a batch.
+
+Room for what comes next without the methods knowing: an EMA copy of chosen networks is kept
+here, and distributed training wraps ``method.nets`` here.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import pixmorph
+from pixmorph.config import RunConfig, build_method_config, save_json
+from pixmorph.data.folders import build_dataset
+from pixmorph.data.resolve import resolve_data
+from pixmorph.data.transforms import TrainTransform
+from pixmorph.methods import Method, get_method
+from pixmorph.train import checkpoint as ckpt
+from pixmorph.train.report import StatsLog, save_samples
+from pixmorph.train.sampler import SeededSampler
+from pixmorph.train.schedules import build_schedulers
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu")
+    return device
+
+
+def build_method(cfg: RunConfig) -> Method:
+    method_cls = get_method(cfg.method)
+    return method_cls(build_method_config(method_cls.Config, cfg.model))
+
+
+def checkpoint_config(cfg: RunConfig, step: int) -> dict:
+    return {"pixmorph_version": pixmorph.__version__, "method": cfg.method, "step": step, "run": cfg.to_dict()}
+
+
+def train(cfg: RunConfig, progress: bool = True) -> Path:
+    """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest)."""
+    t = cfg.train
+    if t.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
+    device = resolve_device(t.device)
+    data_root, cfg.data = resolve_data(cfg.data)
+    run_dir = Path(t.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(t.seed)
+    method = build_method(cfg)
+    cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
+    dataset = build_dataset(method.data_layout, data_root, TrainTransform(cfg.data.load_size, cfg.data.crop_size, cfg.data.flip),
+                            skip_bad=cfg.data.skip_bad)
+    if len(dataset) < t.batch_size:
+        raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {t.batch_size}")
+    steps_per_epoch = max(1, len(dataset) // t.batch_size)
+    constant, decay = t.epochs * steps_per_epoch, t.epochs_decay * steps_per_epoch
+    last_step = min(constant + decay, t.max_steps or math.inf)
+    schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=t.precision == "fp16") for name in method.optimizers}
+
+    method.nets.to(device).train()
+    step = 0
+    if t.resume:
+        step = _resume(run_dir, method, schedulers, scalers)
+    save_json(cfg.to_dict(), run_dir / "config.json")
+
+    loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
+                        sampler=SeededSampler(len(dataset), t.seed, start=step * t.batch_size),
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
+                        # its own generator: creating the iterator must not draw from the global RNG
+                        generator=torch.Generator().manual_seed(t.seed))
+    sample_batch = _fixed_batch(dataset, device)
+    stats = StatsLog(run_dir, t.tensorboard)
+    autocast_dtype = PRECISIONS[t.precision]
+    update = _make_update(method, scalers)
+
+    def save(at_step: int) -> None:
+        state = {"step": at_step, "rng": ckpt.rng_state(), "method": method.extra_state(),
+                 "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+                 "scalers": {k: s.state_dict() for k, s in scalers.items()}}
+        ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, checkpoint_config(cfg, at_step), state)
+
+    sums: dict[str, torch.Tensor] = {}
+    seen_since_log, t_log, t_start = 0, time.perf_counter(), time.perf_counter()
+    bar = tqdm(total=last_step, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    with _stop_requests() as stop_requested:
+        batches = iter(loader)
+        while step < last_step:
+            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                losses = method.train_step(batch, update)
+            for s in schedulers.values():
+                s.step()
+            step += 1
+            seen_since_log += t.batch_size
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0) + v.float()
+            bar.update(1)
+
+            out_of_time = t.time_budget is not None and time.perf_counter() - t_start >= t.time_budget
+            finishing = step == last_step or out_of_time or stop_requested()
+            if step % t.log_every == 0 or finishing:
+                elapsed = time.perf_counter() - t_log
+                means = _means(sums, step, run_dir)
+                means["images_per_s"] = seen_since_log / max(elapsed, 1e-9)
+                stats.write(step, means)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                sums, seen_since_log, t_log = {}, 0, time.perf_counter()
+            if step % t.sample_every == 0 or finishing:
+                _write_samples(method, sample_batch, run_dir, step)
+            if step % t.checkpoint_every == 0 or finishing:
+                save(step)
+            if finishing:
+                break
+    bar.close()
+    stats.close()
+    if stop_requested():
+        print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with --resume")
+    return run_dir
+
+
+def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler]):
+    def update(loss: torch.Tensor, name: str) -> None:
+        optimizer, scaler = method.optimizers[name], scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return update
+
+
+def _means(sums: dict[str, torch.Tensor], step: int, run_dir: Path) -> dict[str, float]:
+    """Mean losses since the last log (one host sync per interval, not per step); stops on NaN/inf."""
+    if not sums:
+        return {}
+    names = list(sums)
+    values = torch.stack([sums[k] for k in names]).tolist()
+    for k, v in zip(names, values):
+        if not math.isfinite(v):
+            raise TrainingDiverged(
+                f"loss {k} became {v} by step {step}; the last good checkpoint is in {run_dir / 'checkpoint'} "
+                "(try a lower learning rate, or train.precision=fp32)")
+    return dict(zip(names, values))
+
+
+def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict) -> int:
+    """Restore everything a checkpoint holds; returns its step (0 when the run has no checkpoint yet)."""
+    try:
+        folder = ckpt.find_checkpoint(run_dir)
+    except ckpt.CheckpointError:
+        print(f"no checkpoint in {run_dir} yet: starting from step 0")
+        return 0
+    ckpt.load_weights(folder, method.nets)
+    state = ckpt.load_state(folder)
+    for name, opt in method.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    for name, s in schedulers.items():
+        s.load_state_dict(state["schedulers"][name])
+    for name, s in scalers.items():
+        s.load_state_dict(state["scalers"][name])
+    method.load_extra_state(state["method"])
+    ckpt.set_rng_state(state["rng"])
+    print(f"resumed from {folder} at step {state['step']}")
+    return int(state["step"])
+
+
+def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:
+    """The same few samples for every grid; drawn with fixed seeds so no training randomness is used."""
+    items = [dataset[(i % len(dataset), 1234 + i)] for i in range(min(n, len(dataset)))]
+    return {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
+
+
+def _write_samples(method: Method, batch: dict, run_dir: Path, step: int) -> None:
+    method.nets.eval()
+    rows = [row for i in range(next(iter(batch.values())).shape[0])
+            for row in method.visuals({k: v[i : i + 1] for k, v in batch.items()})]
+    method.nets.train()
+    save_samples(run_dir, step, rows)
+
+
+@contextmanager
+def _stop_requests():
+    """First Ctrl-C (or SIGTERM) asks the loop to save and stop at the end of the step; a second one aborts."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+
+    def handler(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        print("\nstopping after this step and saving a checkpoint (press Ctrl-C again to abort)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested.is_set
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

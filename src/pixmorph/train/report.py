@@ -1,0 +1,61 @@
+"""What a run writes for people to look at: sample grids, an HTML page of them, stats and TensorBoard."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from torch import Tensor
+
+from pixmorph.images import make_grid_image
+
+
+def save_samples(run_dir: Path, step: int, rows: list[list[Tensor]]) -> Path:
+    folder = run_dir / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:07d}.png"
+    make_grid_image([[t.float().cpu() for t in row] for row in rows]).save(path)
+    write_samples_page(folder)
+    return path
+
+
+def write_samples_page(folder: Path) -> Path:
+    """``index.html`` with every sample grid, newest first."""
+    items = "\n".join(
+        f'<figure><img src="{html.escape(p.name)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
+        for p in sorted(folder.glob("step_*.png"), reverse=True)
+    )
+    page = folder / "index.html"
+    page.write_text(
+        "<!doctype html><meta charset=utf-8><title>pixmorph samples</title>"
+        "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}</style>"
+        f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n{items}\n"
+    )
+    return page
+
+
+class StatsLog:
+    """Appends one JSON line per log interval to ``stats.jsonl``; mirrors to TensorBoard when available."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = run_dir / "stats.jsonl"
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                pass
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

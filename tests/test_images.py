@@ -1,0 +1,474 @@
+"""Tests for pixmorph.images: real files of every awkward kind, built in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixmorph.images import (
+    BadImageWarning,
+    ImageReadError,
+    check_images,
+    list_images,
+    make_grid_image,
+    read_image,
+    save_image,
+    to_pil,
+    to_tensor,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    return np.asarray(img).astype(int)
+
+
+def noise_rgb(size=(64, 48), seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def png16_bytes(array: np.ndarray, color_type: int) -> bytes:
+    """A 16-bit PNG written by hand (Pillow cannot write 16-bit RGB)."""
+    height, width = array.shape[:2]
+    rows = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def assert_one_line_naming(err: pytest.ExceptionInfo, path: Path, *words: str) -> None:
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    for word in words:
+        assert word in message
+
+
+# ---------------------------------------------------------------------------
+# Colour modes
+
+
+def test_grayscale_l_becomes_rgb_with_equal_channels(tmp_path):
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    path = tmp_path / "gray.png"
+    Image.fromarray(gray).save(path)
+
+    rgb = read_image(path)
+    assert rgb.mode == "RGB"
+    for channel in range(3):
+        np.testing.assert_array_equal(pixels(rgb)[:, :, channel], gray)
+
+    as_l = read_image(path, mode="L")
+    assert as_l.mode == "L"
+    np.testing.assert_array_equal(pixels(as_l), gray)
+
+
+def test_la_is_composited_over_white(tmp_path):
+    path = tmp_path / "la.png"
+    Image.new("LA", (4, 4), (0, 128)).save(path)
+    out = pixels(read_image(path))
+    expected = round(255 * (255 - 128) / 255)  # black at alpha 128 over white
+    assert abs(out - expected).max() <= 1
+
+
+def test_rgba_half_transparent_is_composited_over_white(tmp_path):
+    rgba = np.zeros((2, 3, 4), dtype=np.uint8)
+    rgba[:, 0] = (200, 0, 0, 128)  # half transparent red
+    rgba[:, 1] = (10, 20, 30, 255)  # opaque
+    rgba[:, 2] = (0, 0, 0, 0)  # fully transparent black
+    path = tmp_path / "rgba.png"
+    Image.fromarray(rgba).save(path)
+
+    out = pixels(read_image(path))
+    alpha = 128 / 255
+    half = [c * alpha + 255 * (1 - alpha) for c in (200, 0, 0)]
+    assert np.abs(out[:, 0] - half).max() <= 1
+    np.testing.assert_array_equal(out[:, 1], [[10, 20, 30]] * 2)
+    np.testing.assert_array_equal(out[:, 2], [[255, 255, 255]] * 2)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif"])
+def test_palette_with_transparency(tmp_path, suffix):
+    img = Image.new("P", (4, 2), 0)
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0, 0, 0] * 254)
+    img.paste(1, (2, 0, 4, 2))  # right half uses the transparent index
+    path = tmp_path / f"palette{suffix}"
+    img.save(path, transparency=1)
+
+    out = pixels(read_image(path))
+    np.testing.assert_array_equal(out[:, :2], np.full((2, 2, 3), (255, 0, 0)))
+    np.testing.assert_array_equal(out[:, 2:], np.full((2, 2, 3), 255))
+
+
+def test_cmyk_jpeg_colours_are_right(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(path, quality=95)
+    with Image.open(path) as raw:
+        assert raw.mode == "CMYK"
+    out = pixels(read_image(path))
+    assert np.abs(out - (255, 0, 0)).max() <= 8
+
+
+def test_one_bit_image(tmp_path):
+    bits = Image.new("1", (8, 4), 0)
+    bits.paste(1, (4, 0, 8, 4))
+    path = tmp_path / "bits.png"
+    bits.save(path)
+    out = pixels(read_image(path))
+    assert set(np.unique(out[:, :4])) == {0}
+    assert set(np.unique(out[:, 4:])) == {255}
+
+
+def test_16bit_grayscale_gradient_spans_8bit_range(tmp_path):
+    gradient = np.linspace(0, 65535, 300).round().astype(np.uint16)
+    path = tmp_path / "gray16.png"
+    Image.fromarray(np.tile(gradient, (3, 1))).save(path)
+    with Image.open(path) as raw:
+        assert raw.mode.startswith("I")
+
+    row = pixels(read_image(path, mode="L"))[1]
+    assert row.min() == 0 and row.max() == 255
+    assert np.all(np.diff(row) >= 0)
+    np.testing.assert_array_equal(row, np.round(gradient / 257))
+    rgb = pixels(read_image(path))
+    np.testing.assert_array_equal(rgb[1, :, 0], row)
+
+
+def test_16bit_rgb_png(tmp_path):
+    ramp = np.linspace(0, 65535, 8).round().astype(np.uint16)
+    rgb16 = np.stack([ramp, ramp[::-1], np.full(8, 0x8080, np.uint16)], axis=-1)[None]
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(png16_bytes(rgb16, color_type=2))
+
+    out = pixels(read_image(path))[0]
+    expected = np.round(rgb16[0] / 257)
+    assert np.abs(out - expected).max() <= 1
+    assert out[:, 0].min() == 0 and out[:, 0].max() == 255
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (np.array([0, 100, 255], np.int32), [0, 100, 255]),  # already 8-bit range
+        (np.array([0, 32896, 65535], np.int32), [0, 128, 255]),  # 16-bit range
+        (np.array([-10, 0, 10], np.int32), [0, 128, 255]),  # anything else: min..max
+        (np.array([0.0, 0.5, 1.0], np.float32), [0, 128, 255]),  # float 0..1
+    ],
+)
+def test_int32_and_float_images_are_scaled_by_value_range(tmp_path, values, expected):
+    path = tmp_path / "wide.tif"
+    Image.fromarray(values.reshape(1, 3)).save(path)
+    with Image.open(path) as raw:
+        assert raw.mode in ("I", "F")
+    np.testing.assert_array_equal(pixels(read_image(path, mode="L"))[0], expected)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 10, 10))  # red block at the stored top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif, quality=95)
+
+    out = read_image(path)
+    assert out.size == (20, 40)
+    red_corner = pixels(out)[2, -3]  # the stored top-left is now top-right
+    assert red_corner[0] > 200 and red_corner[2] < 60
+
+
+# ---------------------------------------------------------------------------
+# Bad files
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_truncated_image_raises_naming_the_file(tmp_path, suffix):
+    path = tmp_path / f"cut{suffix}"
+    noise_rgb().save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    assert_one_line_naming(err, path, "truncated or corrupt")
+
+
+def test_text_file_with_image_extension(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not a picture\nsecond line\n")
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    assert_one_line_naming(err, path, "not an image file")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    assert_one_line_naming(err, path, "empty file")
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere.png"
+    with pytest.raises(FileNotFoundError, match="nowhere.png: no such file"):
+        read_image(path)
+
+
+def test_image_below_min_size(tmp_path):
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(path)
+    assert read_image(path).size == (1, 1)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, min_size=4)
+    assert_one_line_naming(err, path, "1x1", "minimum 4x4")
+
+
+def test_image_above_max_pixels(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (30, 20)).save(path)
+    assert read_image(path, max_pixels=600).size == (30, 20)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, max_pixels=599)
+    assert_one_line_naming(err, path, "30x20", "599")
+
+
+def test_max_pixels_overrides_pillow_global_limit(tmp_path, monkeypatch):
+    path = tmp_path / "medium.png"
+    Image.new("L", (40, 40)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow would call this a bomb
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(path, max_pixels=None).size == (40, 40)
+    assert Image.MAX_IMAGE_PIXELS == 100  # restored
+
+
+def test_unknown_output_mode_is_rejected(tmp_path):
+    path = tmp_path / "x.png"
+    Image.new("RGB", (2, 2)).save(path)
+    with pytest.raises(ValueError, match="mode"):
+        read_image(path, mode="RGBA")
+
+
+# ---------------------------------------------------------------------------
+# Folders and quick checks
+
+
+def test_list_images_sorted_case_insensitive_and_skips_others(tmp_path):
+    for name in ["b.PNG", "a.jpg", "c.Jpeg", "notes.txt", "._a.jpg", "d.webp"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "e.png").write_bytes(b"x")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "f.png").write_bytes(b"x")
+
+    names = [p.name for p in list_images(tmp_path)]
+    assert names == ["a.jpg", "b.PNG", "c.Jpeg", "d.webp"]
+    nested = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
+    assert nested == ["a.jpg", "b.PNG", "c.Jpeg", "d.webp", "sub/e.png"]
+
+
+def test_list_images_empty_folder(tmp_path):
+    (tmp_path / "readme.txt").write_text("no pictures here")
+    with pytest.raises(ValueError) as err:
+        list_images(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}: no image files (looked for ")
+    assert ".png" in message and ".jpg" in message and "\n" not in message
+
+
+def test_list_images_missing_folder(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match="nope: no such folder"):
+        list_images(missing)
+
+
+def test_check_images_raises_first_bad_file(tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (4, 4)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    assert check_images([good]) == [good]
+    with pytest.raises(ImageReadError) as err:
+        check_images([good, bad, tmp_path / "empty.png"])
+    assert_one_line_naming(err, bad, "not an image file")
+
+
+def test_check_images_skip_bad_warns_once_per_file_and_drops(tmp_path):
+    good_a = tmp_path / "a.png"
+    good_b = tmp_path / "b.jpg"
+    Image.new("RGB", (4, 4)).save(good_a)
+    Image.new("RGB", (4, 4)).save(good_b)
+    text = tmp_path / "text.png"
+    text.write_text("nope")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    cut_png = tmp_path / "cut.png"
+    noise_rgb().save(cut_png)
+    cut_png.write_bytes(cut_png.read_bytes()[:-200])  # verify() catches a PNG without IEND
+
+    with pytest.warns(BadImageWarning) as caught:
+        kept = check_images([good_a, text, empty, good_b, cut_png], skip_bad=True)
+    assert kept == [good_a, good_b]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3
+    assert messages[0].startswith(f"{text}: ")
+    assert messages[1].startswith(f"{empty}: ")
+    assert messages[2].startswith(f"{cut_png}: ")
+
+
+# ---------------------------------------------------------------------------
+# Tensors, saving, grids
+
+
+def test_to_tensor_to_pil_round_trip_is_exact():
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = Image.fromarray(np.stack([values, values.T, 255 - values], axis=-1))
+
+    t = to_tensor(rgb)
+    assert t.shape == (3, 16, 16) and t.dtype == torch.float32
+    assert t.min().item() == -1.0 and t.max().item() == 1.0
+    np.testing.assert_array_equal(pixels(to_pil(t)), pixels(rgb))
+    np.testing.assert_array_equal(pixels(to_pil(t[None])), pixels(rgb))
+
+    gray = Image.fromarray(values)
+    tg = to_tensor(gray)
+    assert tg.shape == (1, 16, 16)
+    back = to_pil(tg)
+    assert back.mode == "L"
+    np.testing.assert_array_equal(pixels(back), values)
+
+
+def test_to_pil_clamps_and_rounds():
+    t = torch.tensor([[[-3.0, -1.0, 0.0, 1.0, 5.0, 2 / 255 - 1 + 0.001]]])
+    np.testing.assert_array_equal(pixels(to_pil(t))[0], [0, 0, 128, 255, 255, 1])
+
+
+def test_to_tensor_rejects_unconverted_modes():
+    with pytest.raises(ValueError, match="RGBA"):
+        to_tensor(Image.new("RGBA", (2, 2)))
+
+
+def test_save_image_is_atomic_and_creates_folders(tmp_path):
+    target = tmp_path / "out" / "deep" / "sample.png"
+    img = noise_rgb((8, 6))
+    save_image(img, target)
+    assert target.is_file()
+    np.testing.assert_array_equal(pixels(read_image(target)), pixels(img))
+    assert sorted(p.name for p in target.parent.iterdir()) == ["sample.png"]
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+    save_image(to_tensor(Image.new("RGB", (8, 6), (255, 255, 255))), target)  # replace
+    assert pixels(read_image(target)).min() == 255
+    assert sorted(p.name for p in target.parent.iterdir()) == ["sample.png"]
+
+
+def test_save_image_failure_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "photo.jpg"
+    with pytest.raises(OSError):
+        save_image(Image.new("RGBA", (4, 4)), target)  # JPEG cannot hold alpha
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_image_unknown_extension(tmp_path):
+    with pytest.raises(ValueError, match="unknown image extension"):
+        save_image(Image.new("RGB", (2, 2)), tmp_path / "x.notanimage")
+
+
+def test_make_grid_image_layout():
+    red = to_tensor(Image.new("RGB", (4, 6), (255, 0, 0)))
+    blue_small = to_tensor(Image.new("RGB", (2, 2), (0, 0, 255)))
+    gray = to_tensor(Image.new("L", (4, 6), 0))
+
+    grid = make_grid_image([[red, blue_small], [gray]], pad=2)
+    assert grid.mode == "RGB"
+    assert grid.size == (2 * 4 + 3 * 2, 2 * 6 + 3 * 2)
+    out = pixels(grid)
+    assert (out[0, :] == 255).all()  # top padding is white
+    np.testing.assert_array_equal(out[2, 2], (255, 0, 0))  # first cell
+    np.testing.assert_array_equal(out[2 + 2, 2 + 4 + 2 + 1], (0, 0, 255))  # centred small image
+    np.testing.assert_array_equal(out[2 + 2, 2 + 4 + 2], (255, 255, 255))  # left of it: white
+    np.testing.assert_array_equal(out[2 + 1, 2 + 4 + 2 + 1], (255, 255, 255))  # above it: white
+    np.testing.assert_array_equal(out[2, 2 + 4 + 2], (255, 255, 255))  # around it: white
+    np.testing.assert_array_equal(out[2 + 6 + 2, 2], (0, 0, 0))  # gray cell, second row
+    np.testing.assert_array_equal(out[2 + 6 + 2, 2 + 4 + 2], (255, 255, 255))  # missing cell
+
+
+# ---------------------------------------------------------------------------
+# The real example images
+
+
+def shared(relative: str) -> Path:
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real example data not found at {path}")
+    return path
+
+
+def test_real_rgba_car_becomes_rgb():
+    path = shared("deepsim/car/train_B/car.png")
+    with Image.open(path) as raw:
+        assert raw.mode == "RGBA"
+        size = raw.size
+    img = read_image(path)
+    assert img.mode == "RGB" and img.size == size == (640, 320)
+    assert len(np.unique(pixels(img).reshape(-1, 3), axis=0)) > 1000  # a photo, not a blank
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "deepsim/face/train_edges/face_small.png",  # single-channel L
+        "deepsim/face/test_edges/face_small_test1.png",  # gray stored as RGBA
+        "deepsim/face/test_edges/face_small_test2.png",
+    ],
+)
+def test_real_edge_maps_come_out_rgb_with_equal_channels(relative):
+    img = read_image(shared(relative))
+    out = pixels(img)
+    assert img.mode == "RGB" and img.size == (256, 256)
+    np.testing.assert_array_equal(out[:, :, 0], out[:, :, 1])
+    np.testing.assert_array_equal(out[:, :, 1], out[:, :, 2])
+    assert out.min() == 0 and out.max() == 255  # edges on a background
+
+
+@pytest.mark.parametrize(
+    "relative", ["deepsim/car/train_seg/car.png", "deepsim/car/test_seg/car_test1.png"]
+)
+def test_real_segmentation_maps_load_as_rgb(relative):
+    img = read_image(shared(relative))
+    assert img.mode == "RGB" and img.size == (640, 320)
+
+
+def test_real_jpegs_load():
+    folder = shared("funit")
+    paths = list_images(folder, recursive=True)
+    assert len(paths) == 6
+    assert check_images(paths) == paths
+    for path in paths:
+        img = read_image(path)
+        assert img.mode == "RGB" and img.size == (128, 128)
+        assert pixels(img).std() > 5
