@@ -26,8 +26,8 @@ class DataConfig:
 class TrainConfig:
     out: str = "runs/run"
     batch_size: int = 1
-    epochs: int = 100  # at the initial learning rate
-    epochs_decay: int = 100  # linear decay to 0 afterwards
+    epochs: float = 100  # at the initial learning rate (fractions allowed: 0.5 = half an epoch)
+    epochs_decay: float = 100  # linear decay to 0 afterwards
     max_steps: int | None = None  # stop early at this step (the schedule keeps its length)
     time_budget: float | None = None  # seconds of training, then save and stop
     lr_policy: str = "linear"  # linear | constant

@@ -15,20 +15,19 @@ from pixmorph.train.loop import build_method, resolve_device, train
 
 # A generator sized to 32 px images: the reference ResNet with fewer, narrower layers.
 DEMO_MODEL = {"ngf": 32, "ndf": 32, "n_blocks": 6, "d_layers": 2}
-DEMO_STEPS = 1500
+DEMO_EPOCHS = 0.5  # then as much again with the learning rate decaying to 0: ~375 steps of 8 images
 DEMO_BATCH = 8
 N_TEST = 200
 N_SHOWN = 16
 
 
 def demo_config(out: Path, minutes: float, device: str) -> RunConfig:
-    decay_epochs_steps = DEMO_STEPS  # schedule in steps: half constant, half decay
     return RunConfig(
         method="cyclegan",
         model=dict(DEMO_MODEL),
         data=DataConfig(root="fashion-edges", flip=True, num_workers=1),
-        train=TrainConfig(out=str(out / "run"), batch_size=DEMO_BATCH, epochs=1, epochs_decay=1,
-                          max_steps=decay_epochs_steps, time_budget=minutes * 60, device=device,
+        train=TrainConfig(out=str(out / "run"), batch_size=DEMO_BATCH, epochs=DEMO_EPOCHS,
+                          epochs_decay=DEMO_EPOCHS, time_budget=minutes * 60, device=device,
                           log_every=25, sample_every=250, checkpoint_every=500),
     )
 

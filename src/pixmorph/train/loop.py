@@ -72,7 +72,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if len(dataset) < t.batch_size:
         raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {t.batch_size}")
     steps_per_epoch = max(1, len(dataset) // t.batch_size)
-    constant, decay = t.epochs * steps_per_epoch, t.epochs_decay * steps_per_epoch
+    constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
     last_step = min(constant + decay, t.max_steps or math.inf)
     schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=t.precision == "fp16") for name in method.optimizers}
@@ -101,7 +101,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, checkpoint_config(cfg, at_step), state)
 
     sums: dict[str, torch.Tensor] = {}
-    seen_since_log, t_log, t_start = 0, time.perf_counter(), time.perf_counter()
+    seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
     bar = tqdm(total=last_step, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
     with _stop_requests() as stop_requested:
         batches = iter(loader)
@@ -113,6 +113,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                 s.step()
             step += 1
             seen_since_log += t.batch_size
+            steps_since_log += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.float()
             bar.update(1)
@@ -121,11 +122,12 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             finishing = step == last_step or out_of_time or stop_requested()
             if step % t.log_every == 0 or finishing:
                 elapsed = time.perf_counter() - t_log
-                means = _means(sums, step, run_dir)
+                means = _means(sums, steps_since_log, step, run_dir)
                 means["images_per_s"] = seen_since_log / max(elapsed, 1e-9)
                 stats.write(step, means)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                 sums, seen_since_log, t_log = {}, 0, time.perf_counter()
+                steps_since_log = 0
             if step % t.sample_every == 0 or finishing:
                 _write_samples(method, sample_batch, run_dir, step)
             if step % t.checkpoint_every == 0 or finishing:
@@ -150,7 +152,7 @@ def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler]):
     return update
 
 
-def _means(sums: dict[str, torch.Tensor], step: int, run_dir: Path) -> dict[str, float]:
+def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path) -> dict[str, float]:
     """Mean losses since the last log (one host sync per interval, not per step); stops on NaN/inf."""
     if not sums:
         return {}
@@ -161,7 +163,7 @@ def _means(sums: dict[str, torch.Tensor], step: int, run_dir: Path) -> dict[str,
             raise TrainingDiverged(
                 f"loss {k} became {v} by step {step}; the last good checkpoint is in {run_dir / 'checkpoint'} "
                 "(try a lower learning rate, or train.precision=fp32)")
-    return dict(zip(names, values))
+    return {k: v / max(count, 1) for k, v in zip(names, values)}
 
 
 def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict) -> int:

@@ -1,0 +1,277 @@
+"""CycleGAN training speed: seconds per step, images/s, peak memory and FLOP utilisation.
+
+Uses the reference architecture (``CycleGANConfig()`` defaults: ResNet generator with 9 blocks,
+ngf 64, 70x70 PatchGAN) and the same training step as ``pixmorph.train.loop``: the method's
+``train_step`` under ``torch.autocast`` with the loop's ``_make_update`` (backward through a
+GradScaler that is enabled only for fp16, then the optimizer step). Data loading, logging,
+samples and checkpoints are left out: this is the cost of the step itself, on random images.
+
+    python bench/train_speed.py --device cpu --batch-sizes 1,4 --steps 3 --warmup 1
+    python bench/train_speed.py --device cuda --precision bf16 --json runs/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import pixmorph
+from pixmorph.methods.cyclegan import CycleGAN, CycleGANConfig
+from pixmorph.train.loop import PRECISIONS, _make_update, resolve_device
+
+DESIGN_TFLOP_256_B1 = 1.9  # DESIGN.md: one CycleGAN training step with identity loss at 256², batch 1
+
+# Dense peaks in TFLOP/s by substring of the CUDA device name (first match wins), from the
+# vendors' data sheets: bf16/fp16 on tensor cores, TF32 on tensor cores, fp32 without them.
+CUDA_PEAKS: list[tuple[str, dict[str, float]]] = [
+    ("H100 PCIe", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.0}),
+    ("H100", {"bf16": 989.0, "tf32": 495.0, "fp32": 67.0}),  # SXM
+    ("H200", {"bf16": 989.0, "tf32": 495.0, "fp32": 67.0}),  # same compute as H100 SXM
+    ("A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--batch-sizes", default=None, help='comma-separated; default "1,4" on CPU, "1,4,16" on CUDA')
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
+    p.add_argument("--steps", type=int, default=None, help="timed steps; default 3 on CPU, 20 on CUDA")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first; default 1 on CPU, 5 on CUDA")
+    p.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
+    p.add_argument("--cpu-peak-gflops", type=float, default=None, help="CPU peak to report %% of peak against")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the environment and rows here")
+    args = p.parse_args(argv)
+    cpu = resolve_device(args.device).type == "cpu"
+    args.batch_sizes = [int(b) for b in (args.batch_sizes or ("1,4" if cpu else "1,4,16")).split(",")]
+    args.steps = args.steps if args.steps is not None else (3 if cpu else 20)
+    args.warmup = args.warmup if args.warmup is not None else (1 if cpu else 5)
+    if args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1:
+        p.error("--steps and every batch size must be >= 1, --warmup >= 0")
+    return args
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def conv_uses_tf32() -> bool:
+    """Whether fp32 convolutions may run on TF32 tensor cores (cuDNN allows it by default)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return conv.fp32_precision == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
+def peak_tflops(device: torch.device, precision: str, cpu_peak_gflops: float | None) -> tuple[float | None, str]:
+    """The peak to compare with, in TFLOP/s, and what it is (``None`` when unknown)."""
+    if device.type == "cpu":
+        if cpu_peak_gflops is None:
+            return None, "n/a (give --cpu-peak-gflops)"
+        return cpu_peak_gflops / 1000, f"{cpu_peak_gflops:g} GFLOP/s (--cpu-peak-gflops)"
+    name = torch.cuda.get_device_name(device)
+    kind = "bf16" if precision in ("bf16", "fp16") else ("tf32" if conv_uses_tf32() else "fp32")
+    for key, peaks in CUDA_PEAKS:
+        if key in name:
+            return peaks[kind], f"{peaks[kind]:g} TFLOP/s dense {kind} ({key})"
+    return None, f"n/a (no {kind} peak known for {name})"
+
+
+def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    env: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "pixmorph": pixmorph.__version__,
+                           "torch": torch.__version__, "python": platform.python_version(), "device": device.type}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["device_name"] = cpu_model()
+        env["cores"] = os.cpu_count()
+        env["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+    env.update(threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
+               size=args.size, steps=args.steps, warmup=args.warmup,
+               peak=peak_tflops(device, args.precision, args.cpu_peak_gflops)[1])
+    return env
+
+
+def print_header(env: dict[str, Any]) -> None:
+    print(f"pixmorph {env['pixmorph']}, torch {env['torch']}, python {env['python']}, {env['date']}")
+    if env["device"] == "cuda":
+        print(f"device: cuda, {env['device_name']} (CUDA {env['cuda']})")
+    else:
+        load = "/".join(f"{x:.2f}" for x in env["load_avg_1_5_15"])
+        print(f"device: cpu, {env['device_name']}, {env['cores']} cores, load avg {load} (1/5/15 min) at start")
+    print(f"threads {env['threads']}, precision {env['precision']}, channels_last {env['channels_last']}, "
+          f"size {env['size']}x{env['size']}, {env['warmup']} warmup + {env['steps']} timed steps")
+    print("model: CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
+          "identity loss on)")
+    print(f"peak: {env['peak']}")
+
+
+def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[CycleGAN, Any]:
+    """A fresh reference CycleGAN on ``device`` and a callable running one training step on a random batch."""
+    torch.manual_seed(args.seed)
+    method = CycleGAN(CycleGANConfig())
+    method.nets.to(device).train()
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    if args.channels_last:
+        method.nets.to(memory_format=fmt)
+    shape = (n, 3, args.size, args.size)
+    batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=fmt) for k in ("A", "B")}
+    # As in pixmorph.train.loop.train: a GradScaler per optimizer, enabled only for fp16, and autocast.
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=args.precision == "fp16") for name in method.optimizers}
+    update = _make_update(method, scalers)
+    autocast_dtype = PRECISIONS[args.precision]
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            method.train_step(batch, update)
+
+    return method, step
+
+
+def count_flops(step: Any) -> int:
+    """FLOPs of one training step as torch's FlopCounterMode counts them (conv/matmul, forward + backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, float]:
+    """(mean, min) seconds per step over ``steps`` steps; the mean is wall time between synchronisations."""
+    cuda = device.type == "cuda"
+    marks = [torch.cuda.Event(enable_timing=True) for _ in range(steps + 1)] if cuda else []
+    per_step: list[float] = []
+    if cuda:
+        torch.cuda.synchronize(device)
+        marks[0].record()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        t = time.perf_counter()
+        step()
+        if cuda:
+            marks[i + 1].record()
+        else:
+            per_step.append(time.perf_counter() - t)
+    if cuda:
+        torch.cuda.synchronize(device)
+    total = time.perf_counter() - t0
+    if cuda:
+        per_step = [marks[i].elapsed_time(marks[i + 1]) / 1000 for i in range(steps)]
+    return total / steps, min(per_step)
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """CUDA: peak allocated by torch since the last reset. CPU: peak RSS of this whole process so far."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def measure(n: int, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """One row: build, count the FLOPs of one step, warm up, time; then free everything."""
+    method, step = make_step(n, args, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        flops = count_flops(step)  # untimed; it also serves as the first warm-up step
+        for _ in range(args.warmup):
+            step()
+        mean_s, min_s = time_steps(step, args.steps, device)
+        mem = peak_memory_gib(device)
+    except torch.OutOfMemoryError:
+        return {"batch": n, "error": "out of memory"}
+    finally:
+        del method, step
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    peak, _ = peak_tflops(device, args.precision, args.cpu_peak_gflops)
+    achieved = flops / mean_s / 1e12
+    return {"batch": n, "sec_per_step": mean_s, "min_sec_per_step": min_s, "images_per_s": n / mean_s,
+            "flops_per_step": flops, "achieved_tflops": achieved,
+            "pct_of_peak": None if peak is None else 100 * achieved / peak,
+            "peak_mem_gib": mem, "peak_mem_kind": "cuda max_memory_allocated" if device.type == "cuda"
+            else "process peak RSS (ru_maxrss, cumulative over rows)"}
+
+
+COLUMNS = "{:>5}  {:>9}  {:>10}  {:>8}  {:>11}  {:>10}  {:>9}  {:>7}  {:>9}"
+
+
+def print_table_header(device: torch.device) -> None:
+    rate = "TFLOP/s" if device.type == "cuda" else "GFLOP/s"
+    mem = "peak GiB" if device.type == "cuda" else "RSS GiB"
+    head = COLUMNS.format("batch", "s/step", "min s/step", "img/s", "TFLOP/step", "GFLOP/img", rate, "% peak", mem)
+    print(head)
+    print("-" * len(head))
+
+
+def print_row(row: dict[str, Any], device: torch.device) -> None:
+    if "error" in row:
+        print(f"{row['batch']:>5}  {row['error']}")
+        return
+    scale = 1.0 if device.type == "cuda" else 1000.0  # TFLOP/s on CUDA, GFLOP/s on CPU
+    pct = "n/a" if row["pct_of_peak"] is None else f"{row['pct_of_peak']:.1f}"
+    print(COLUMNS.format(row["batch"], f"{row['sec_per_step']:.4f}", f"{row['min_sec_per_step']:.4f}",
+                         f"{row['images_per_s']:.2f}", f"{row['flops_per_step'] / 1e12:.3f}",
+                         f"{row['flops_per_step'] / row['batch'] / 1e9:.1f}",
+                         f"{row['achieved_tflops'] * scale:.1f}", pct, f"{row['peak_mem_gib']:.2f}"), flush=True)
+
+
+def print_flop_check(rows: list[dict[str, Any]], size: int) -> None:
+    """Compare the counted FLOPs per image with DESIGN.md's ≈1.9 TFLOP (256², batch 1), scaled by area."""
+    done = [r for r in rows if "error" not in r]
+    if not done:
+        return
+    per_image = done[0]["flops_per_step"] / done[0]["batch"] / 1e12
+    expected = DESIGN_TFLOP_256_B1 * (size / 256) ** 2
+    print(f"\nmeasured FLOPs per training step: {per_image:.3f} TFLOP per image at {size}x{size} "
+          f"(batch {done[0]['batch']}); DESIGN.md: ~{DESIGN_TFLOP_256_B1} TFLOP at 256x256 batch 1"
+          + (f", i.e. ~{expected:.4f} TFLOP scaled to {size}x{size}" if size != 256 else ""))
+    print("(FlopCounterMode counts convolutions and matmuls, forward and backward; norms, activations, "
+          "losses and the Adam update are not counted)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    env = environment(args, device)
+    print_header(env)
+    print()
+    print_table_header(device)
+    rows = []
+    for n in args.batch_sizes:
+        rows.append(measure(n, args, device))
+        print_row(rows[-1], device)
+    print_flop_check(rows, args.size)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "rows": rows}, f, indent=2)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
