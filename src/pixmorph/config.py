@@ -20,6 +20,7 @@ class DataConfig:
     flip: bool = True
     num_workers: int = 2
     skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
+    options: dict[str, Any] = field(default_factory=dict)  # settings of one data layout (see data/layouts.py)
 
 
 @dataclass

@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from pixmorph.config import DataConfig
+from pixmorph.data.layouts import register_layout
 from pixmorph.data.transforms import TrainTransform
 from pixmorph.images import check_images, list_images, read_image
 
@@ -93,13 +95,15 @@ def _match_by_name(files_A: list[Path], files_B: list[Path]) -> list[tuple[Path,
     return [(p, by_stem[p.stem]) for p in files_A]
 
 
-LAYOUTS = {"unpaired": UnpairedFolders, "paired": PairedFolders}
+def _transform(cfg: DataConfig) -> TrainTransform:
+    return TrainTransform(cfg.load_size, cfg.crop_size, cfg.flip)
 
 
-def build_dataset(layout: str, root: str | Path, transform: TrainTransform, phase: str = "train",
-                  skip_bad: bool = False) -> Dataset:
-    try:
-        cls = LAYOUTS[layout]
-    except KeyError:
-        raise ValueError(f"no dataset for the data layout {layout!r}") from None
-    return cls(root, transform, phase=phase, skip_bad=skip_bad)
+@register_layout("unpaired")
+def unpaired(root: Path, cfg: DataConfig, phase: str) -> UnpairedFolders:
+    return UnpairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad)
+
+
+@register_layout("paired")
+def paired(root: Path, cfg: DataConfig, phase: str) -> PairedFolders:
+    return PairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad)

@@ -13,7 +13,7 @@ REFERENCE_LOAD, REFERENCE_CROP = 286, 256
 def resolve_root(root: str) -> tuple[Path, int | None]:
     """The data folder, and the native image size when it is a built-in task."""
     path = Path(root).expanduser()
-    if path.is_dir():
+    if path.exists():  # a folder, or a file for single-image layouts
         return path, None
     if builtin.is_builtin(root):
         return builtin.prepare_task(root), builtin.TASKS[root].image_size

@@ -20,9 +20,8 @@ from tqdm import tqdm
 
 import pixmorph
 from pixmorph.config import RunConfig, build_method_config, save_json
-from pixmorph.data.folders import build_dataset
+from pixmorph.data.layouts import build_dataset
 from pixmorph.data.resolve import resolve_data
-from pixmorph.data.transforms import TrainTransform
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.report import StatsLog, save_samples
@@ -67,8 +66,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     torch.manual_seed(t.seed)
     method = build_method(cfg)
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
-    dataset = build_dataset(method.data_layout, data_root, TrainTransform(cfg.data.load_size, cfg.data.crop_size, cfg.data.flip),
-                            skip_bad=cfg.data.skip_bad)
+    dataset = build_dataset(method.data_layout, data_root, cfg.data)
     if len(dataset) < t.batch_size:
         raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {t.batch_size}")
     steps_per_epoch = max(1, len(dataset) // t.batch_size)
