@@ -63,7 +63,7 @@ def test_resume_without_resume_starts_over(tmp_path):
     data = write_unpaired(tmp_path / "data")
     train(tiny_run(data, tmp_path / "run", 2), progress=False)
     first = weights(tmp_path / "run")
-    train(tiny_run(data, tmp_path / "run", 2), progress=False)
+    train(tiny_run(data, tmp_path / "run", 2, overwrite=True), progress=False)
     again = weights(tmp_path / "run")
     assert all(torch.equal(first[k], again[k]) for k in first), "same seed, same run: identical weights"
 

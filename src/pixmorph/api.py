@@ -28,6 +28,7 @@ class Translator:
     def __init__(self, method, config: RunConfig, device: torch.device, step: int):
         self.method, self.config, self.device, self.step = method, config, device, step
         self.generators = method.translators()
+        self.image_mode = "L" if config.data.channels == 1 else "RGB"  # what PIL inputs are converted to
         method.nets.to(device).eval()
 
     @property
@@ -43,7 +44,9 @@ class Translator:
             return out[0] if images.dim() == 3 else out
         if isinstance(images, Image.Image):
             return self([images], direction, size)[0]
-        return [to_pil(self.translate_batch(to_tensor(as_rgb(img)).unsqueeze(0), direction, size)[0])
+        if all(isinstance(x, Tensor) for x in images):
+            return [self(x, direction, size, batch_size) for x in images]
+        return [to_pil(self.translate_batch(to_tensor(as_rgb(img).convert(self.image_mode)).unsqueeze(0), direction, size)[0])
                 for img in images]
 
     @torch.no_grad()

@@ -42,17 +42,24 @@ def cli() -> None:
 @click.option("--load-size", type=int)
 @click.option("--crop-size", type=int)
 @click.option("--workers", type=int, help="Data loading processes.")
-@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint (with its saved config).")
+@click.option("--overwrite", is_flag=True, help="Start over in a run folder that holds a checkpoint.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Any hyperparameter, e.g. --set model.ngf=32 --set train.log_every=10 (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-def train(method: str, config_file: str | None, resume: bool, overrides: tuple[str, ...], dry_run: bool, **flags) -> None:
+def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
+          **flags) -> None:
     """Train METHOD (cyclegan, pix2pix) on a data folder or built-in task."""
     from pixmorph.methods import get_method
 
     d = load_yaml(config_file) if config_file else {}
+    out = flags["out"] or d.get("train", {}).get("out") or f"runs/{method}"
+    saved = Path(out) / "config.json"
+    if resume and saved.is_file():  # continue with the config that ran; flags and --set still apply on top
+        d = {**json.loads(saved.read_text()), **{k: v for k, v in d.items() if k != "method"}}
     d["method"] = method
-    d.setdefault("train", {}).setdefault("out", f"runs/{method}")
+    d.setdefault("train", {})["out"] = out
+    d["train"]["overwrite"] = overwrite
     for name, value in flags.items():
         if value is not None:
             section, key = TRAIN_FLAGS[name]
@@ -96,10 +103,15 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     files = check_images(files, skip_bad=skip_bad)
     out_dir = Path(out)
+    by_name: dict[str, Path] = {}
+    for f in files:
+        if (other := by_name.setdefault(f"{f.stem}.png", f)) != f:
+            raise ValueError(f"{f}: would be written to {out_dir / (f.stem + '.png')} like {other}; "
+                             "translate them into separate --out folders")
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for f in files:  # equal sizes share a batch
         try:
-            x = to_tensor(read_image(f))
+            x = to_tensor(read_image(f, mode=translator.image_mode))
         except ImageReadError as e:
             if not skip_bad:
                 raise

@@ -18,6 +18,7 @@ class DataConfig:
     load_size: int | None = None  # None: the built-in task's image size, else 286
     crop_size: int | None = None  # None: the built-in task's image size, else 256
     flip: bool = True
+    channels: int = 3  # 3 = RGB, 1 = grayscale (set the model's in/out channels to match)
     num_workers: int = 2
     skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
     options: dict[str, Any] = field(default_factory=dict)  # settings of one data layout (see data/layouts.py)
@@ -39,6 +40,7 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 1000
     resume: bool = False
+    overwrite: bool = False  # start over in a run folder that holds a checkpoint
     tensorboard: bool = True  # when tensorboard is installed
 
 
@@ -102,6 +104,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a mapping with sections method, model, data, train")
+    for section in ("model", "data", "train"):  # "train:" with every key commented out reads as None
+        if d.get(section) is None and section in d:
+            d[section] = {}
+        elif section in d and not isinstance(d[section], dict):
+            raise ValueError(f"{path}: section {section!r} must be a mapping of names to values")
     return d
 
 

@@ -14,7 +14,8 @@ from pixmorph.images import list_images, make_grid_image, read_image, save_image
 from pixmorph.train.loop import build_method, resolve_device, train
 
 # A generator sized to 32 px images: the reference ResNet with fewer, narrower layers.
-DEMO_MODEL = {"ngf": 32, "ndf": 32, "n_blocks": 6, "d_layers": 2}
+# Fashion-MNIST is grayscale: one channel in and out.
+DEMO_MODEL = {"ngf": 32, "ndf": 32, "n_blocks": 6, "d_layers": 2, "in_channels": 1, "out_channels": 1}
 DEMO_EPOCHS = 0.5  # then as much again with the learning rate decaying to 0: ~375 steps of 8 images
 DEMO_BATCH = 8
 N_TEST = 200
@@ -25,7 +26,7 @@ def demo_config(out: Path, minutes: float, device: str) -> RunConfig:
     return RunConfig(
         method="cyclegan",
         model=dict(DEMO_MODEL),
-        data=DataConfig(root="fashion-edges", flip=True, num_workers=1),
+        data=DataConfig(root="fashion-edges", flip=True, channels=1, num_workers=1),
         train=TrainConfig(out=str(out / "run"), batch_size=DEMO_BATCH, epochs=DEMO_EPOCHS,
                           epochs_decay=DEMO_EPOCHS, time_budget=minutes * 60, device=device,
                           log_every=25, sample_every=250, checkpoint_every=500),
@@ -43,8 +44,8 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
 
     root = prepare_task("fashion-edges")
     files = list_images(root / "testA")[:N_TEST]
-    edges = torch.stack([to_tensor(read_image(f)) for f in files])
-    truth = torch.stack([to_tensor(read_image(root / "testB" / f.name)) for f in files])
+    edges = torch.stack([to_tensor(read_image(f, mode="L")) for f in files])
+    truth = torch.stack([to_tensor(read_image(root / "testB" / f.name, mode="L")) for f in files])
     translator = load(run_dir, device=cfg.train.device)
     untrained = Translator(build_method(RunConfig.from_dict(cfg.to_dict())), cfg, torch.device("cpu"), 0)
     result = {

@@ -6,6 +6,7 @@ so training data is a pure function of (run seed, step) whatever the number of w
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from torch.utils.data import Dataset
 from pixmorph.config import DataConfig
 from pixmorph.data.layouts import register_layout
 from pixmorph.data.transforms import TrainTransform
-from pixmorph.images import check_images, list_images, read_image
+from pixmorph.images import BadImageWarning, ImageReadError, check_images, list_images, read_image
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -23,7 +24,21 @@ def _generator(seed: int) -> torch.Generator:
 
 
 def _images_in(folder: Path, skip_bad: bool) -> list[Path]:
-    return check_images(list_images(folder), skip_bad=skip_bad)
+    """The folder's images; with ``skip_bad`` every file is decoded once up front (a header check alone
+    misses files cut short inside their pixel data) and the unreadable ones are left out with a warning."""
+    files = check_images(list_images(folder), skip_bad=skip_bad)
+    if not skip_bad:
+        return files
+    good = []
+    for f in files:
+        try:
+            read_image(f)
+            good.append(f)
+        except ImageReadError as e:
+            warnings.warn(str(e), BadImageWarning, stacklevel=2)
+    if not good:
+        raise ValueError(f"{folder}: no readable image files")
+    return good
 
 
 class UnpairedFolders(Dataset):
@@ -32,8 +47,10 @@ class UnpairedFolders(Dataset):
     Epoch length is the larger domain; the B image of a sample is drawn at random, as in the reference.
     """
 
-    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False):
+    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False,
+                 mode: str = "RGB"):
         root = Path(root)
+        self.mode = mode
         self.files_A = _images_in(root / f"{phase}A", skip_bad)
         self.files_B = _images_in(root / f"{phase}B", skip_bad)
         self.transform = transform
@@ -46,8 +63,8 @@ class UnpairedFolders(Dataset):
         g = _generator(seed)
         path_A = self.files_A[index % len(self.files_A)]
         path_B = self.files_B[int(torch.randint(0, len(self.files_B), (1,), generator=g))]
-        (a,) = self.transform([read_image(path_A)], g)
-        (b,) = self.transform([read_image(path_B)], g)
+        (a,) = self.transform([read_image(path_A, mode=self.mode)], g)
+        (b,) = self.transform([read_image(path_B, mode=self.mode)], g)
         return {"A": a, "B": b}
 
 
@@ -55,9 +72,10 @@ class PairedFolders(Dataset):
     """pix2pix data: ``root/train/*`` files holding A|B side by side, or ``root/trainA`` and
     ``root/trainB`` with matching file names. A pair gets the same crop and flip."""
 
-    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False):
+    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False,
+                 mode: str = "RGB"):
         root = Path(root)
-        self.transform = transform
+        self.transform, self.mode = transform, mode
         if (root / phase).is_dir():
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in _images_in(root / phase, skip_bad)]
         elif (root / f"{phase}A").is_dir():
@@ -73,13 +91,16 @@ class PairedFolders(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, seed = key
         path_A, path_B = self.pairs[index]
-        a, b = split_side_by_side(path_A) if path_B is None else (read_image(path_A), read_image(path_B))
+        if path_B is None:
+            a, b = split_side_by_side(path_A, self.mode)
+        else:
+            a, b = read_image(path_A, mode=self.mode), read_image(path_B, mode=self.mode)
         a, b = self.transform([a, b], _generator(seed))
         return {"A": a, "B": b}
 
 
-def split_side_by_side(path: Path) -> tuple[Image.Image, Image.Image]:
-    img = read_image(path)
+def split_side_by_side(path: Path, mode: str = "RGB") -> tuple[Image.Image, Image.Image]:
+    img = read_image(path, mode=mode)
     w, h = img.size
     if w < 2 or w % 2:
         raise ValueError(f"{path}: width {w} is not even: expected A and B side by side (A|B)")
@@ -99,11 +120,17 @@ def _transform(cfg: DataConfig) -> TrainTransform:
     return TrainTransform(cfg.load_size, cfg.crop_size, cfg.flip)
 
 
+def image_mode(cfg: DataConfig) -> str:
+    if cfg.channels not in (1, 3):
+        raise ValueError(f"data.channels={cfg.channels}: use 3 (RGB) or 1 (grayscale)")
+    return "L" if cfg.channels == 1 else "RGB"
+
+
 @register_layout("unpaired")
 def unpaired(root: Path, cfg: DataConfig, phase: str) -> UnpairedFolders:
-    return UnpairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad)
+    return UnpairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg))
 
 
 @register_layout("paired")
 def paired(root: Path, cfg: DataConfig, phase: str) -> PairedFolders:
-    return PairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad)
+    return PairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg))

@@ -47,9 +47,10 @@ def resize_tensor(x: Tensor, size: int | tuple[int, int]) -> Tensor:
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Pad an NCHW batch at the bottom/right to a multiple of ``multiple``; returns it and the original size."""
+    """Pad an NCHW batch at the bottom/right to a multiple of ``multiple`` (at least two multiples, so the
+    generator's bottleneck keeps more than one pixel for its norms); returns it and the original size."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max(-h % multiple, 2 * multiple - h), max(-w % multiple, 2 * multiple - w)
     if ph == 0 and pw == 0:
         return x, (h, w)
     # Reflection looks natural at the border but needs the pad to be smaller than the image.

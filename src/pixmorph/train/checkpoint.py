@@ -57,10 +57,11 @@ def save_checkpoint(folder: str | Path, nets: nn.ModuleDict, config: dict[str, A
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    except OSError as e:
+    except Exception as e:  # safetensors and torch.save report a failed write as their own error types
         shutil.rmtree(tmp, ignore_errors=True)
         kept = f"the previous checkpoint at {folder} is intact" if folder.exists() else "no checkpoint was written"
-        raise CheckpointError(f"{folder}: could not write checkpoint ({e.strerror or e}); {kept}") from None
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{folder}: could not write checkpoint ({reason}); {kept}") from None
     if folder.exists():
         shutil.rmtree(old, ignore_errors=True)
         folder.rename(old)

@@ -67,11 +67,13 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     method = build_method(cfg)
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
+    if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0):
+        raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}: need batch_size >= 1, max_steps >= 0")
     if len(dataset) < t.batch_size:
         raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {t.batch_size}")
     steps_per_epoch = max(1, len(dataset) // t.batch_size)
     constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
-    last_step = min(constant + decay, t.max_steps or math.inf)
+    last_step = min(constant + decay, math.inf if t.max_steps is None else t.max_steps)
     schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=t.precision == "fp16") for name in method.optimizers}
 
@@ -79,6 +81,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     step = 0
     if t.resume:
         step = _resume(run_dir, method, schedulers, scalers)
+    elif not t.overwrite and (run_dir / "checkpoint").exists():
+        raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
     save_json(cfg.to_dict(), run_dir / "config.json")
 
     loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
@@ -92,6 +96,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     update = _make_update(method, scalers)
 
     def save(at_step: int) -> None:
+        _check_finite(method, sums, steps_since_log, at_step, run_dir)  # never replace a good checkpoint with NaNs
         state = {"step": at_step, "rng": ckpt.rng_state(), "method": method.extra_state(),
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
@@ -104,7 +109,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     with _stop_requests() as stop_requested:
         batches = iter(loader)
         while step < last_step:
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            batch = {k: v.to(device, non_blocking=True) for k, v in _next_batch(batches).items()}
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 losses = method.train_step(batch, update)
             for s in schedulers.values():
@@ -139,6 +144,23 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     return run_dir
 
 
+def _next_batch(batches):
+    """The next batch; an error raised in a loader worker comes back wrapped in the worker's traceback,
+    so it is raised again with its own one-line message."""
+    try:
+        return next(batches)
+    except Exception as e:
+        text = str(e)
+        if "Original Traceback" not in text:
+            raise
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        try:
+            error = type(e)(last.split(": ", 1)[-1])
+        except Exception:
+            raise e from None
+        raise error from None
+
+
 def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler]):
     def update(loss: torch.Tensor, name: str) -> None:
         optimizer, scaler = method.optimizers[name], scalers[name]
@@ -158,10 +180,23 @@ def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path) 
     values = torch.stack([sums[k] for k in names]).tolist()
     for k, v in zip(names, values):
         if not math.isfinite(v):
-            raise TrainingDiverged(
-                f"loss {k} became {v} by step {step}; the last good checkpoint is in {run_dir / 'checkpoint'} "
-                "(try a lower learning rate, or train.precision=fp32)")
+            raise TrainingDiverged(f"loss {k} became {v} by step {step}; {_last_good(run_dir)}")
     return {k: v / max(count, 1) for k, v in zip(names, values)}
+
+
+def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Path) -> None:
+    _means(sums, count, step, run_dir)
+    for name, p in method.nets.named_parameters():
+        if not torch.isfinite(p).all():
+            raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; {_last_good(run_dir)}")
+
+
+def _last_good(run_dir: Path) -> str:
+    advice = "try a lower learning rate, or train.precision=fp32"
+    try:
+        return f"the last good checkpoint is in {ckpt.find_checkpoint(run_dir)} ({advice})"
+    except ckpt.CheckpointError:
+        return f"no checkpoint was saved before ({advice})"
 
 
 def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict) -> int:

@@ -1,0 +1,408 @@
+"""Bad input gives one clear error naming the file or folder, and loses nothing already saved."""
+
+from __future__ import annotations
+
+import errno
+import json
+import resource
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import load_file
+
+import pixmorph
+from pixmorph.cli import cli, main
+from pixmorph.images import BadImageWarning, ImageReadError
+from pixmorph.methods.cyclegan import CycleGAN
+from pixmorph.train import checkpoint as ckpt
+from pixmorph.train.loop import TrainingDiverged, train
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    """The bytes of every file in a run's checkpoint folder."""
+    return {p.name: p.read_bytes() for p in sorted((run / "checkpoint").iterdir())}
+
+
+def truncate(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def assert_intact(run: Path, before: dict[str, bytes], step: int = 3) -> None:
+    assert snapshot(run) == before, "the previous checkpoint was changed"
+    assert ckpt.read_config(run / "checkpoint")["step"] == step
+    assert pixmorph.load(run).step == step
+    assert not list(run.glob(".checkpoint*")), "a temporary checkpoint folder was left behind"
+
+
+@pytest.fixture
+def existing_run(tmp_path, cyclegan_run) -> Path:
+    """A private copy of a trained 3-step CycleGAN run (its data is at ``cyclegan_run.parent / 'data'``)."""
+    return Path(shutil.copytree(cyclegan_run, tmp_path / "existing"))
+
+
+@pytest.fixture
+def shared_data(cyclegan_run) -> Path:
+    return cyclegan_run.parent / "data"
+
+
+def nan_train_step(from_call: int = 1, poison_weights: bool = False):
+    """A CycleGAN.train_step that trains normally, then (from call ``from_call`` on) returns NaN losses."""
+    original = CycleGAN.train_step
+    calls = {"n": 0}
+
+    def train_step(self, batch, update):
+        calls["n"] += 1
+        losses = original(self, batch, update)
+        if calls["n"] >= from_call:
+            if poison_weights:
+                with torch.no_grad():
+                    for p in self.nets.parameters():
+                        p.fill_(float("nan"))
+            losses = {k: torch.full_like(v, float("nan")) for k, v in losses.items()}
+        return losses
+
+    return train_step
+
+
+# ---------------------------------------------------------------------------
+# Bad data and config: a clear error, and an existing run in --out is untouched
+
+
+def _empty_trainA(root, layouts, write_image):
+    layouts.unpaired(root)
+    for p in (root / "trainA").iterdir():
+        p.unlink()
+    return "cyclegan", {}, {}, ValueError, [str(root / "trainA"), "no image files"]
+
+
+def _missing_trainB(root, layouts, write_image):
+    layouts.unpaired(root)
+    shutil.rmtree(root / "trainB")
+    return "cyclegan", {}, {}, FileNotFoundError, [str(root / "trainB")]
+
+
+def _missing_folder(root, layouts, write_image):
+    return "cyclegan", {}, {}, FileNotFoundError, [str(root), "not a built-in task", "fashion-edges"]
+
+
+def _truncated_png(root, layouts, write_image):
+    layouts.unpaired(root)
+    bad = truncate(write_image(root / "trainA" / "zz_bad.png", 24, 20))
+    return "cyclegan", {}, {}, ImageReadError, [str(bad)]
+
+
+def _truncated_jpeg(root, layouts, write_image):
+    layouts.unpaired(root)
+    bad = truncate(write_image(root / "trainA" / "a_bad.jpg", 64, 64))  # header intact, pixel data cut
+    return "cyclegan", {}, {}, ImageReadError, [str(bad)]
+
+
+def _not_an_image(root, layouts, write_image):
+    layouts.unpaired(root)
+    (root / "trainB" / "notes.png").write_text("not a picture")
+    return "cyclegan", {}, {}, ImageReadError, [str(root / "trainB" / "notes.png")]
+
+
+def _batch_larger_than_dataset(root, layouts, write_image):
+    layouts.unpaired(root)
+    return "cyclegan", {}, {"batch_size": 8}, ValueError, [str(root), "3 training images", "batch size 8"]
+
+
+def _unknown_method(root, layouts, write_image):
+    layouts.unpaired(root)
+    return "cyclegun", {}, {}, ValueError, ["cyclegun", "cyclegan", "pix2pix"]
+
+
+def _crop_larger_than_load(root, layouts, write_image):
+    layouts.unpaired(root)
+    return "cyclegan", {"load_size": 16, "crop_size": 32}, {}, ValueError, ["crop_size 32", "load_size 16"]
+
+
+def _odd_width_side_by_side(root, layouts, write_image):
+    layouts.side_by_side(root)
+    bad = write_image(root / "train" / "pair_odd.png", 63, 32)
+    return "pix2pix", {}, {}, ValueError, [str(bad), "63"]
+
+
+def _paired_name_mismatch(root, layouts, write_image):
+    layouts.paired_folders(root)
+    (root / "trainB" / "img_1.png").rename(root / "trainB" / "other.png")
+    return "pix2pix", {}, {}, ValueError, [str(root / "trainA" / "img_1.png"), str(root / "trainB")]
+
+
+def _no_paired_layout(root, layouts, write_image):
+    layouts.unpaired(root)
+    shutil.rmtree(root / "trainA")
+    return "pix2pix", {}, {}, FileNotFoundError, [str(root), "train/", "trainA/"]
+
+
+def _bad_precision(root, layouts, write_image):
+    layouts.unpaired(root)
+    return "cyclegan", {}, {"precision": "fp8"}, ValueError, ["fp8"]
+
+
+BAD_DATA = [_empty_trainA, _missing_trainB, _missing_folder, _truncated_png, _truncated_jpeg, _not_an_image,
+            _batch_larger_than_dataset, _unknown_method, _crop_larger_than_load, _odd_width_side_by_side,
+            _paired_name_mismatch, _no_paired_layout, _bad_precision]
+
+
+@pytest.mark.parametrize("case", BAD_DATA, ids=lambda f: f.__name__.strip("_"))
+def test_bad_data_gives_clear_error_and_loses_nothing(case, tmp_path, layouts, write_image, make_config, existing_run):
+    method, data_options, train_options, error, fragments = case(tmp_path / "data", layouts, write_image)
+    before = snapshot(existing_run)
+    # overwrite=True: even a run told to start over in a folder with a checkpoint keeps it when the data is bad
+    cfg = make_config(method, tmp_path / "data", existing_run, data_options=data_options, overwrite=True, **train_options)
+    with pytest.raises(error) as info:
+        train(cfg, progress=False)
+    message = str(info.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message
+    assert_intact(existing_run, before)
+
+
+def test_bad_data_one_line_error_from_console_script(tmp_path, layouts, monkeypatch, capsys):
+    data = layouts.unpaired(tmp_path / "data")
+    bad = truncate(data / "trainA" / "trainA_1.png")
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "train", "cyclegan", "--data", str(data), "--out",
+                                      str(tmp_path / "run"), "--workers", "0", "--device", "cpu"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(bad) in lines[0], lines
+
+
+def test_skip_bad_trains_without_the_truncated_png(tmp_path, layouts, make_config):
+    data = layouts.unpaired(tmp_path / "data")
+    bad = truncate(data / "trainA" / "trainA_1.png")
+    cfg = make_config("cyclegan", data, tmp_path / "run", data_options={"skip_bad": True})
+    with pytest.warns(BadImageWarning, match="trainA_1.png"):
+        run = train(cfg, progress=False)
+    assert ckpt.read_config(run / "checkpoint")["step"] == 3
+    assert bad.read_bytes(), "the bad file itself is left alone"
+
+
+def test_skip_bad_trains_without_a_truncated_jpeg(tmp_path, layouts, write_image, make_config):
+    data = layouts.unpaired(tmp_path / "data")
+    truncate(write_image(data / "trainA" / "a_bad.jpg", 64, 64))  # header intact, pixel data cut
+    cfg = make_config("cyclegan", data, tmp_path / "run", data_options={"skip_bad": True})
+    with pytest.warns(BadImageWarning, match="a_bad.jpg"):
+        run = train(cfg, progress=False)
+    assert ckpt.read_config(run / "checkpoint")["step"] == 3
+
+
+def test_bad_file_found_by_a_worker_gives_one_line_error(tmp_path, layouts, write_image, make_config):
+    data = layouts.side_by_side(tmp_path / "data", n=5)
+    bad = write_image(data / "train" / "z_odd.png", 63, 32)  # index 5: not among the 4 sample-grid items
+    cfg = make_config("pix2pix", data, tmp_path / "run", data_options={"num_workers": 2})
+    with pytest.raises(ValueError) as info:
+        train(cfg, progress=False)
+    assert str(bad) in str(info.value)
+    assert "\n" not in str(info.value), str(info.value)
+
+
+def test_zero_batch_size_is_a_clear_error(tmp_path, cyclegan_data, make_config):
+    with pytest.raises(ValueError, match="batch"):
+        train(make_config("cyclegan", cyclegan_data, tmp_path / "run", batch_size=0), progress=False)
+
+
+# ---------------------------------------------------------------------------
+# Unusual but valid images
+
+
+def test_one_pixel_image_trains(tmp_path, layouts, write_image, make_config):
+    data = layouts.unpaired(tmp_path / "data")
+    write_image(data / "trainA" / "dot.png", 1, 1)
+    write_image(data / "trainB" / "dot.png", 1, 1)
+    run = train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
+    weights = load_file(str(run / "checkpoint" / ckpt.WEIGHTS))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+@pytest.mark.parametrize("size", [(1, 1), (4, 3)])
+def test_translate_tiny_image(tmp_path, cyclegan_run, write_image, size):
+    image = write_image(tmp_path / "inputs" / "tiny.png", *size)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(image), "--out", str(out),
+                                      "--device", "cpu"])
+    if result.exit_code == 0:  # translated, at its own size
+        with Image.open(out / "tiny.png") as im:
+            assert im.size == size
+    else:  # or a clear error naming the file
+        assert str(image) in str(result.exception)
+
+
+def test_grayscale_16bit_and_rgba_images_train(tmp_path, layouts, write_image, make_config):
+    data = layouts.unpaired(tmp_path / "data", n=1)
+    files = [write_image(data / "trainA" / "gray.png", 24, 20, mode="L"),
+             write_image(data / "trainA" / "deep.png", 20, 24, mode="I;16"),
+             write_image(data / "trainB" / "alpha.png", 24, 20, mode="RGBA"),
+             write_image(data / "trainB" / "gray.jpg", 17, 19, mode="L")]
+    with Image.open(files[1]) as im:
+        assert im.mode.startswith("I"), "the test file should really be 16-bit"
+    run = train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
+    assert ckpt.read_config(run / "checkpoint")["step"] == 3
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["step"] == 3 and all(v == v for v in stats[-1].values())  # no NaN
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints
+
+
+@pytest.mark.parametrize("change", [{"ngf": 16}, {"n_blocks": 2}])
+def test_checkpoint_weights_not_matching_config(existing_run, change, monkeypatch, capsys):
+    config_file = existing_run / "checkpoint" / ckpt.CONFIG
+    saved = json.loads(config_file.read_text())
+    saved["run"]["model"].update(change)
+    config_file.write_text(json.dumps(saved))
+    weights = existing_run / "checkpoint" / ckpt.WEIGHTS
+    with pytest.raises(ckpt.CheckpointError) as info:
+        pixmorph.load(existing_run)
+    assert str(weights) in str(info.value)
+    assert "\n" not in str(info.value)
+
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "translate", str(existing_run), str(config_file.parent),
+                                      "--out", str(existing_run / "out")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(weights) in lines[0], lines
+
+
+def test_resume_with_other_model_settings_names_the_weights(existing_run, shared_data, make_config):
+    before = snapshot(existing_run)
+    cfg = make_config("cyclegan", shared_data, existing_run, model={"ngf": 16}, max_steps=5, resume=True)
+    with pytest.raises(ckpt.CheckpointError, match=ckpt.WEIGHTS):
+        train(cfg, progress=False)
+    assert_intact(existing_run, before)
+
+
+def test_corrupt_weights_file(existing_run):
+    weights = existing_run / "checkpoint" / ckpt.WEIGHTS
+    weights.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ckpt.CheckpointError, match="unreadable weights") as info:
+        pixmorph.load(existing_run)
+    assert str(weights) in str(info.value)
+
+
+def test_resume_from_weights_only_checkpoint_names_state_file(existing_run, shared_data, make_config):
+    (existing_run / "checkpoint" / ckpt.STATE).unlink()
+    cfg = make_config("cyclegan", shared_data, existing_run, max_steps=5, resume=True)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        train(cfg, progress=False)
+    assert str(existing_run / "checkpoint" / ckpt.STATE) in str(info.value)
+
+
+def test_folder_that_is_not_a_checkpoint(tmp_path, write_image, monkeypatch, capsys):
+    folder = tmp_path / "photos"
+    write_image(folder / "a.png", 8, 8)
+    with pytest.raises(ckpt.CheckpointError, match="not a pixmorph checkpoint") as info:
+        pixmorph.load(folder)
+    assert str(folder) in str(info.value)
+    with pytest.raises(ckpt.CheckpointError, match="no such") as info:
+        pixmorph.load(tmp_path / "missing")
+    assert str(tmp_path / "missing") in str(info.value)
+
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "translate", str(folder), str(folder), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(folder) in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------
+# Divergence and a full disk while training
+
+
+def test_nan_loss_raises_and_keeps_previous_checkpoint(existing_run, shared_data, make_config, monkeypatch):
+    before = snapshot(existing_run)
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=1, poison_weights=True))
+    cfg = make_config("cyclegan", shared_data, existing_run, max_steps=5, resume=True)
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg, progress=False)
+    assert "nan" in str(info.value).lower()
+    assert str(existing_run / "checkpoint") in str(info.value)
+    assert_intact(existing_run, before)
+
+
+def test_nan_weights_never_replace_a_good_checkpoint(tmp_path, cyclegan_data, make_config, monkeypatch):
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=2, poison_weights=True))
+    cfg = make_config("cyclegan", cyclegan_data, tmp_path / "run", max_steps=4, log_every=4, checkpoint_every=1)
+    with pytest.raises(TrainingDiverged):
+        train(cfg, progress=False)
+    weights = load_file(str(tmp_path / "run" / "checkpoint" / ckpt.WEIGHTS))
+    assert all(torch.isfinite(w).all() for w in weights.values()), "the 'last good checkpoint' holds NaN weights"
+
+
+def test_nan_before_first_checkpoint_does_not_point_to_a_missing_checkpoint(tmp_path, cyclegan_data, make_config,
+                                                                            monkeypatch):
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=1))
+    cfg = make_config("cyclegan", cyclegan_data, tmp_path / "run", log_every=1)
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "checkpoint").exists()
+    assert "last good checkpoint is in" not in str(info.value)
+
+
+def _raise_enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("target", ["save_file", "torch.save"])
+def test_disk_full_during_checkpoint_keeps_previous(target, existing_run, shared_data, make_config, monkeypatch):
+    before = snapshot(existing_run)
+    if target == "save_file":
+        monkeypatch.setattr(ckpt, "save_file", _raise_enospc)
+    else:
+        monkeypatch.setattr(ckpt.torch, "save", _raise_enospc)
+    cfg = make_config("cyclegan", shared_data, existing_run, max_steps=5, resume=True)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        train(cfg, progress=False)
+    message = str(info.value)
+    assert "No space left on device" in message
+    assert "intact" in message and str(existing_run / "checkpoint") in message
+    monkeypatch.undo()
+    assert_intact(existing_run, before)
+
+
+@pytest.mark.parametrize("fails_in", [ckpt.WEIGHTS, ckpt.STATE])
+def test_real_write_failure_during_checkpoint(fails_in, existing_run):
+    """A real failing write (the file size limit, EFBIG), in the weights or in the state file."""
+    before = snapshot(existing_run)
+    translator = pixmorph.load(existing_run)
+    folder = existing_run / "checkpoint"
+    config, state = ckpt.read_config(folder), ckpt.load_state(folder)
+    weights_size = (folder / ckpt.WEIGHTS).stat().st_size
+    assert (folder / ckpt.STATE).stat().st_size > weights_size + 8192
+    limit = 4096 if fails_in == ckpt.WEIGHTS else weights_size + 4096
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        with pytest.raises(ckpt.CheckpointError, match="intact"):
+            ckpt.save_checkpoint(folder, translator.method.nets, config, state)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert_intact(existing_run, before)
+
+
+def test_training_into_a_run_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, layouts, make_config, existing_run):
+    before = snapshot(existing_run)
+    cfg = make_config("cyclegan", layouts.unpaired(tmp_path / "data"), existing_run)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, progress=False)
+    assert_intact(existing_run, before)
