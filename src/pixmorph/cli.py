@@ -85,13 +85,16 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--direction", default="AtoB", show_default=True, help="AtoB or BtoA (CycleGAN).")
+@click.option("--to", "to_class", metavar="CLASS", help="Target class, for class-conditional methods (same as --direction to:CLASS).")
 @click.option("--size", type=int, help="Translate at SIZE x SIZE instead of full size.")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images with a warning instead of stopping.")
-def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str, size: int | None, batch_size: int,
-              device: str, skip_bad: bool) -> None:
+def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str, to_class: str | None, size: int | None,
+              batch_size: int, device: str, skip_bad: bool) -> None:
     """Translate image files and folders with a trained CHECKPOINT (run folder or checkpoint folder)."""
+    if to_class:
+        direction = f"to:{to_class}"
     import torch
     from tqdm import tqdm
 
