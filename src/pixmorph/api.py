@@ -59,7 +59,7 @@ class Translator:
         x = batch.to(self.device, torch.float32)
         if size is not None:
             x = resize_tensor(x, size)
-        x, original = pad_to_multiple(x, generator.stride)
+        x, original = pad_to_multiple(x, generator.stride, getattr(generator, "min_size", 1))
         return crop_back(generator(x), original).float().cpu()
 
 

@@ -46,11 +46,11 @@ def resize_tensor(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Pad an NCHW batch at the bottom/right to a multiple of ``multiple`` (at least two multiples, so the
-    generator's bottleneck keeps more than one pixel for its norms); returns it and the original size."""
+def pad_to_multiple(x: Tensor, multiple: int, min_size: int = 1) -> tuple[Tensor, tuple[int, int]]:
+    """Pad an NCHW batch at the bottom/right to a multiple of ``multiple`` and at least ``min_size``;
+    returns it and the original size."""
     h, w = x.shape[-2:]
-    ph, pw = max(-h % multiple, 2 * multiple - h), max(-w % multiple, 2 * multiple - w)
+    ph, pw = max(-h % multiple, min_size - h), max(-w % multiple, min_size - w)
     if ph == 0 and pw == 0:
         return x, (h, w)
     # Reflection looks natural at the border but needs the pad to be smaller than the image.

