@@ -38,6 +38,16 @@ def tiny_run(data, out, max_steps, resume=False, workers=0, **train):
     )
 
 
+def assert_beats_baselines(trained, untrained, inputs, truth):
+    """L1 to the ground truth clearly below the input itself and the untrained generator."""
+    l1_trained = (trained(inputs) - truth).abs().mean().item()
+    l1_untrained = (untrained(inputs) - truth).abs().mean().item()
+    l1_identity = (inputs - truth).abs().mean().item()
+    print(f"L1 to truth: trained {l1_trained:.3f}, untrained {l1_untrained:.3f}, identity {l1_identity:.3f}")
+    assert l1_trained < 0.8 * l1_identity
+    assert l1_trained < 0.75 * l1_untrained
+
+
 def weights(run_dir):
     return load_file(str(run_dir / "checkpoint" / "weights.safetensors"))
 
@@ -87,12 +97,7 @@ def test_cyclegan_learns_fashion_edges(tmp_path):
     files = list_images(root / "testA")
     edges = torch.stack([to_tensor(read_image(f)) for f in files])
     truth = torch.stack([to_tensor(read_image(root / "testB" / f.name)) for f in files])
-    l1_trained = (trained(edges) - truth).abs().mean().item()
-    l1_untrained = (untrained(edges) - truth).abs().mean().item()
-    l1_identity = (edges - truth).abs().mean().item()
-    print(f"L1 to truth: trained {l1_trained:.3f}, untrained {l1_untrained:.3f}, identity {l1_identity:.3f}")
-    assert l1_trained < 0.8 * l1_identity
-    assert l1_trained < 0.75 * l1_untrained
+    assert_beats_baselines(trained, untrained, edges, truth)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -125,9 +130,4 @@ def test_pix2pix_learns_paired_edges(tmp_path):
     pairs = [to_tensor(read_image(f)) for f in list_images(root / "test")]
     edges = torch.stack([p[:, :, :32] for p in pairs])
     truth = torch.stack([p[:, :, 32:] for p in pairs])
-    l1_trained = (trained(edges) - truth).abs().mean().item()
-    l1_untrained = (untrained(edges) - truth).abs().mean().item()
-    l1_identity = (edges - truth).abs().mean().item()
-    print(f"L1 to truth: trained {l1_trained:.3f}, untrained {l1_untrained:.3f}, identity {l1_identity:.3f}")
-    assert l1_trained < 0.8 * l1_identity
-    assert l1_trained < 0.75 * l1_untrained
+    assert_beats_baselines(trained, untrained, edges, truth)
