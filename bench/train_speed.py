@@ -121,6 +121,9 @@ def print_header(env: dict[str, Any]) -> None:
     else:
         load = "/".join(f"{x:.2f}" for x in env["load_avg_1_5_15"])
         print(f"device: cpu, {env['device_name']}, {env['cores']} cores, load avg {load} (1/5/15 min) at start")
+        if env["load_avg_1_5_15"][0] > 0.5:
+            print("warning: the CPU was busy just before this run (1-min load > 0.5); if other processes keep "
+                  "using it, these timings are slower than on an idle machine")
     print(f"threads {env['threads']}, precision {env['precision']}, channels_last {env['channels_last']}, "
           f"size {env['size']}x{env['size']}, {env['warmup']} warmup + {env['steps']} timed steps")
     print("model: CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
@@ -267,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(measure(n, args, device))
         print_row(rows[-1], device)
     print_flop_check(rows, args.size)
+    if device.type == "cpu":
+        env["load_avg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        print("load avg at end: " + "/".join(f"{x:.2f}" for x in env["load_avg_1_5_15_at_end"]) + " (1/5/15 min)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": env, "rows": rows}, f, indent=2)

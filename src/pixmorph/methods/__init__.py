@@ -3,7 +3,7 @@
 from pixmorph.methods.base import METHODS, Method, register
 
 # Importing a method module registers it.
-from pixmorph.methods import cyclegan, pix2pix  # noqa: E402,F401
+from pixmorph.methods import cyclegan, deepsim, pix2pix, twostep  # noqa: E402,F401
 
 
 def get_method(name: str) -> type[Method]:

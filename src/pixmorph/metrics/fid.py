@@ -10,9 +10,11 @@ scaled by ``(x - 128) / 128`` to [-1, 0.9921875] and fed to the network. Two wei
 * a state dict in torch-fidelity's / pytorch-fid's layout (``weights-inception-2015-12-05-6726825d.pth``),
   run by torch-fidelity's own ``FeatureExtractorInceptionV3``.
 
-Statistics come from torch-fidelity: FID from means and covariances (trace of the matrix square root
-through eigenvalues), KID as the unbiased MMD with the cubic polynomial kernel
-``(x.y / d + 1)^3``, averaged over random subsets (100 subsets of min(1000, n) images, seed 2020).
+FID is the Frechet distance of Gaussians fitted to the two feature sets, computed in float64 through
+the nuclear norm of covariance factors (:func:`frechet_distance`: torch-fidelity's value, tested, but
+without its 2048 x 2048 non-symmetric eigenproblem). KID is torch-fidelity's: the unbiased MMD with
+the cubic polynomial kernel ``(x.y / d + 1)^3`` over random subsets (100 subsets of min(1000, n)
+images, seed 2020).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class InceptionFeatures:
 
                     self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                                            feature_extractor_weights_path=str(self.path))
-            except Exception as e:  # corrupt or foreign files raise many kinds of errors
+            except Exception as e:  # noqa: BLE001 -- corrupt or foreign files raise many kinds of errors
                 raise W.WeightsNotFoundError(
                     f"{self.path}: not Inception-v3 FID weights (TorchScript or torch-fidelity state dict): "
                     f"{' '.join(str(e).split())[:200]}") from None
@@ -97,7 +99,9 @@ class InceptionFeatures:
             x = images[i : i + self.batch_size].to(self.device)
             if self.torchscript:
                 x = (_tf_resize(x.float()) - 128) / 128
-                f = self.net(x)
+                # TorchScript's optimizing executor re-profiles every new batch shape (seconds each on a CPU)
+                with torch.jit.optimized_execution(False):
+                    f = self.net(x)
             else:
                 f = self.net(x)[0]
             out.append(f.reshape(f.shape[0], -1).float().cpu())
@@ -129,16 +133,37 @@ def _warn_small(counts: dict[str, int]) -> None:
                       SmallSampleWarning, stacklevel=3)
 
 
-def fid_from_features(features_1: Tensor, features_2: Tensor, names: tuple[str, str] = ("set 1", "set 2")) -> float:
-    """Frechet distance between Gaussians fitted to two N x D feature sets (torch-fidelity's formula)."""
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+def _factor(features: np.ndarray) -> np.ndarray:
+    """A D x k matrix L with L @ L.T equal to the features' covariance (k <= min(n - 1, D))."""
+    n, d = features.shape
+    centred = features - features.mean(axis=0)
+    if n <= d:  # the covariance is rank-deficient: the centred features are a factor already
+        return centred.T / np.sqrt(n - 1)
+    values, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
+    return vectors * np.sqrt(np.clip(values, 0, None))
 
+
+def frechet_distance(features_1: np.ndarray, features_2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), in float64.
+
+    tr sqrt(S1 S2) is the nuclear norm of L1.T @ L2 for any factors S = L L.T (the eigenvalues of
+    S1 S2 are the squared singular values of L1.T L2). With fewer images than dimensions the factors
+    are the centred features themselves, so the matrices are n x n instead of 2048 x 2048: the same
+    value as torch-fidelity's eigenvalue formula, in milliseconds instead of a minute on two cores."""
+    f1, f2 = (np.asarray(f, dtype=np.float64) for f in (features_1, features_2))
+    l1, l2 = _factor(f1), _factor(f2)
+    diff = f1.mean(axis=0) - f2.mean(axis=0)
+    nuclear = np.linalg.svd(l1.T @ l2, compute_uv=False).sum()
+    return float(diff @ diff + (l1 * l1).sum() + (l2 * l2).sum() - 2 * nuclear)
+
+
+def fid_from_features(features_1: Tensor, features_2: Tensor, names: tuple[str, str] = ("set 1", "set 2")) -> float:
+    """Frechet distance between Gaussians fitted to two N x D feature sets (see :func:`frechet_distance`)."""
     for f, name in zip((features_1, features_2), names):
         if f.shape[0] < 2:
             raise ValueError(f"FID: {name} has {f.shape[0]} image(s); a covariance needs at least 2")
     _warn_small({names[0]: features_1.shape[0], names[1]: features_2.shape[0]})
-    stats = [fid_features_to_statistics(f.detach().cpu().float()) for f in (features_1, features_2)]
-    return float(fid_statistics_to_metric(stats[0], stats[1], verbose=False)[KEY_METRIC_FID])
+    return frechet_distance(features_1.detach().cpu().double().numpy(), features_2.detach().cpu().double().numpy())
 
 
 def kid_from_features(features_1: Tensor, features_2: Tensor, subsets: int = KID_SUBSETS,

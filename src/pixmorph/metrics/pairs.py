@@ -43,8 +43,3 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 def l1(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean absolute difference of two uint8 images in [-1, 1] units."""
     return float((a.float() - b.float()).abs().mean() / 127.5)
-
-
-def mean_or_inf(values: list[float]) -> float:
-    """Mean that keeps +inf when every value is +inf (identical pairs) and ignores none."""
-    return float(np.mean(values)) if values else float("nan")

@@ -46,7 +46,7 @@ class _BlurPool(nn.Module):
 
 def _alex_slices(shift_tolerant: bool) -> nn.Module:
     """AlexNet's five ReLU stages as ``slice1..slice5`` with the layer indices of the weight files."""
-    relu = lambda: nn.ReLU(inplace=False)  # noqa: E731
+    relu = lambda: nn.ReLU(inplace=False)
     if shift_tolerant:
         layers = [nn.Conv2d(3, 64, 11, 1, 2), _BlurPool(64), relu(),
                   nn.MaxPool2d(3, 1), _BlurPool(64), nn.Conv2d(64, 192, 5, padding=2), relu(),
@@ -116,7 +116,7 @@ class LPIPS(nn.Module):
 def _load(path: Path) -> dict[str, Tensor]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and torch errors alike
+    except Exception as e:  # noqa: BLE001 -- pickle, zip and torch errors alike
         raise W.WeightsNotFoundError(f"{path}: unreadable weight file ({' '.join(str(e).split())[:200]})") from None
 
 

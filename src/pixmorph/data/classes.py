@@ -1,0 +1,96 @@
+"""The ``classes`` layout: images with a class label, for class-conditional methods (two-step, ...).
+
+Two folder layouts are read:
+
+* class folders ``ROOT/<phase>/<class>/*`` (the built-in ``fashion-classes`` task);
+* the CycleGAN layout ``ROOT/<phase>A`` + ``ROOT/<phase>B``, read as two classes named ``A`` and ``B``
+  (so ``sneaker2boot`` and any CycleGAN folder work unchanged).
+
+Class names are the folder names, sorted; the label of a class is its index in that list. Options
+(``data.options``): ``classes: [name, ...]`` keeps only those classes, in that order. Samples are
+``{"image": C x H x W in [-1, 1], "label": long scalar}``; an epoch is every image of every class once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from pixmorph.config import DataConfig
+from pixmorph.data.folders import _images_in, _transform, image_mode
+from pixmorph.data.layouts import register_layout
+from pixmorph.data.transforms import TrainTransform
+from pixmorph.images import read_image
+
+CYCLEGAN_CLASSES = ("A", "B")
+
+
+def _class_folders(root: Path, phase: str) -> dict[str, Path]:
+    """Class name -> folder, sorted by name, for either layout."""
+    root = Path(root)
+    base = root / phase
+    if base.is_dir():
+        folders = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+        if not folders:
+            raise FileNotFoundError(f"{base}: no class folders: expected {base}/<class>/*.png")
+        return folders
+    if (root / f"{phase}A").is_dir() and (root / f"{phase}B").is_dir():
+        return {name: root / f"{phase}{name}" for name in CYCLEGAN_CLASSES}
+    raise FileNotFoundError(f"{root}: no labelled data: expected class folders {phase}/<class>/ "
+                            f"or the CycleGAN layout {phase}A/ + {phase}B/")
+
+
+def _select(folders: dict[str, Path], wanted: Sequence[str] | None, where: Path) -> dict[str, Path]:
+    if not wanted:
+        return folders
+    missing = [c for c in wanted if c not in folders]
+    if missing:
+        raise ValueError(f"{where}: data.options.classes names {missing}, not among the classes {list(folders)}")
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"data.options.classes lists a class twice: {list(wanted)}")
+    return {c: folders[c] for c in wanted}
+
+
+def _wanted(options: dict[str, Any] | None) -> list[str] | None:
+    wanted = (options or {}).get("classes")
+    if wanted is None:
+        return None
+    if isinstance(wanted, str) or not all(isinstance(c, str) for c in wanted):
+        raise ValueError(f"data.options.classes={wanted!r}: expected a list of class folder names")
+    return list(wanted)
+
+
+def list_classes(root: str | Path, options: dict[str, Any] | None = None, phase: str = "train") -> list[str]:
+    """The class names a ``classes`` dataset on ``root`` uses, in label order (what ``model.class_names`` needs)."""
+    return list(_select(_class_folders(Path(root), phase), _wanted(options), Path(root)))
+
+
+class ClassFolders(Dataset):
+    """Labelled images from class folders (or a CycleGAN A/B folder pair); indexed by ``(index, seed)``."""
+
+    def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False,
+                 mode: str = "RGB", classes: Sequence[str] | None = None):
+        root = Path(root)
+        folders = _select(_class_folders(root, phase), classes, root)
+        self.classes = list(folders)
+        self.items: list[tuple[Path, int]] = [(f, label) for label, folder in enumerate(folders.values())
+                                              for f in _images_in(folder, skip_bad)]
+        self.transform, self.mode = transform, mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, seed = key
+        path, label = self.items[index]
+        (image,) = self.transform([read_image(path, mode=self.mode)], torch.Generator().manual_seed(seed))
+        return {"image": image, "label": torch.tensor(label, dtype=torch.long)}
+
+
+@register_layout("classes")
+def classes(root: Path, cfg: DataConfig, phase: str) -> ClassFolders:
+    return ClassFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg),
+                        classes=_wanted(cfg.options))

@@ -1,0 +1,167 @@
+"""Primitives of an image for DeepSIM: edge maps, segmentations, and both stacked.
+
+A primitive is a CHW tensor in [-1, 1]:
+
+* ``edges``: 1 channel, black lines (-1) on white (+1), as people draw them. Computed ones come from
+  kornia's Canny on the device of the image (thresholds 0.1/0.2 on kornia's gradient magnitude, sigma 2
+  at test time as in the paper), so training-time Canny-sigma augmentation and ``--edges auto`` draw the
+  same kind of lines.
+* ``seg``: 3 channels, a colour-coded segmentation. Files of label indices (single-channel, a few
+  distinct values) are coloured with :data:`PALETTE`; computed ones are SLIC superpixels (scikit-image)
+  coloured the same way.
+* ``seg+edges``: the segmentation's 3 channels then the edge channel (4 channels).
+
+Sizes: an image is scaled so its longer side is at most ``max_side`` (when given), then each side is
+rounded to the nearest multiple of 16 (the global generator's stride); its primitive gets that size
+too (nearest-neighbour for segmentations, so colours stay labels).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from pixmorph.images import read_image, to_tensor
+
+KINDS = ("edges", "seg", "seg+edges")
+CHANNELS = {"edges": 1, "seg": 3, "seg+edges": 4}
+MULTIPLE = 16
+CANNY_LOW, CANNY_HIGH = 0.1, 0.2  # on kornia's (unnormalised Sobel) gradient magnitude of a [0, 1] image
+TEST_SIGMA = 2.0
+MAX_LABELS = 256
+
+
+def _palette() -> np.ndarray:
+    """256 distinct, saturated colours (golden-ratio hues, alternating lightness); label 0 is black."""
+    import colorsys
+
+    colours = [(0, 0, 0)]
+    for i in range(1, MAX_LABELS):
+        h = (i * 0.618033988749895) % 1.0
+        r, g, b = colorsys.hsv_to_rgb(h, 0.85 if i % 2 else 0.6, 0.95 if i % 3 else 0.7)
+        colours.append((round(255 * r), round(255 * g), round(255 * b)))
+    return np.array(colours, dtype=np.uint8)
+
+
+PALETTE = _palette()
+
+
+def round_size(width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
+    """(width, height) scaled to a longer side of at most ``max_side``, each rounded to a multiple of 16."""
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+
+    def r(v: float) -> int:
+        return max(MULTIPLE, math.floor(v * scale / MULTIPLE + 0.5) * MULTIPLE)
+
+    return r(width), r(height)
+
+
+def load_image(path: str | Path, max_side: int | None = None, mode: str = "RGB") -> Tensor:
+    """An image file (RGBA composited over white, grayscale, ...) as CHW in [-1, 1], at the rounded size."""
+    img = read_image(path, mode=mode)
+    size = round_size(*img.size, max_side)
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BICUBIC)
+    return to_tensor(img)
+
+
+# ---------------------------------------------------------------------------
+# Edges
+
+
+def canny_edges(images: Tensor, sigma: float | Tensor = TEST_SIGMA) -> Tensor:
+    """Canny edges of NCHW images in [-1, 1] (RGB or gray) as N x 1 x H x W: -1 on edges, +1 elsewhere.
+
+    ``sigma``: one value, or one per image (a tensor of N values). Runs on the images' device, in float32."""
+    from kornia.filters import canny
+
+    n = images.shape[0]
+    sigmas = [float(s) for s in torch.as_tensor(sigma, dtype=torch.float32).flatten().expand(n)]
+    with torch.autocast(images.device.type, enabled=False):
+        x = (images.float() + 1) / 2
+        parts = []
+        for i, s in enumerate(sigmas):
+            if i and s == sigmas[i - 1]:
+                continue
+            j = i + 1
+            while j < n and sigmas[j] == s:  # runs of equal sigma go through together
+                j += 1
+            radius = min(math.ceil(3 * s), (min(x.shape[-2:]) - 1) // 2)  # reflection padding needs a smaller kernel
+            parts.append(canny(x[i:j], CANNY_LOW, CANNY_HIGH, kernel_size=2 * radius + 1, sigma=(s, s))[1])
+        edges = torch.cat(parts)
+    return 1 - 2 * (edges > 0.5).float()
+
+
+def load_edges(path: str | Path, size: tuple[int, int]) -> Tensor:
+    """An edge-map file (any mode; RGBA composited over white) as 1 x H x W at ``size`` (width, height)."""
+    img = read_image(path, mode="L")
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BICUBIC)
+    return to_tensor(img)
+
+
+# ---------------------------------------------------------------------------
+# Segmentations
+
+
+def colour_labels(labels: np.ndarray) -> np.ndarray:
+    """An H x W array of label indices (0..255) as an H x W x 3 colour-coded uint8 image."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= MAX_LABELS):
+        raise ValueError(f"label indices must be in 0..{MAX_LABELS - 1}, got {labels.min()}..{labels.max()}")
+    return PALETTE[labels.astype(np.int64)]
+
+
+def superpixels(image: Tensor, segments: int = 24) -> np.ndarray:
+    """SLIC superpixels (scikit-image) of a CHW image in [-1, 1]: an H x W array of labels from 0."""
+    from skimage.segmentation import slic
+
+    array = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    channel_axis = None if array.shape[2] == 1 else -1
+    labels = slic(array[..., 0] if channel_axis is None else array, n_segments=segments, compactness=10.0,
+                  start_label=0, channel_axis=channel_axis)
+    return np.unique(labels, return_inverse=True)[1].reshape(labels.shape) % MAX_LABELS
+
+
+def _label_map(path: Path) -> np.ndarray | None:
+    """The label indices of a single-channel file with few distinct values, else None (a colour image)."""
+    with Image.open(path) as img:
+        if img.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "1"):
+            return None
+        labels = np.array(img)
+    values = np.unique(labels)
+    if len(values) > MAX_LABELS or values.max() >= 65536:
+        raise ValueError(f"{path}: a single-channel segmentation needs label indices (at most {MAX_LABELS} "
+                         f"distinct values), found {len(values)}; give a colour-coded segmentation instead")
+    # Indices as stored (0, 1, 2, ...), or spread over 0..255 for viewing (0, 40, 80, ...): either way,
+    # each distinct value is one label.
+    return np.searchsorted(values, labels) if values.max() >= MAX_LABELS else labels.astype(np.int64)
+
+
+def load_seg(path: str | Path, size: tuple[int, int]) -> Tensor:
+    """A segmentation file (colour-coded, or label indices) as 3 x H x W at ``size`` (nearest-neighbour)."""
+    path = Path(path)
+    read_image(path)  # the checks and one-line errors of every image read
+    labels = _label_map(path)
+    img = Image.fromarray(colour_labels(labels)) if labels is not None else read_image(path, mode="RGB")
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.NEAREST)
+    return to_tensor(img)
+
+
+def looks_like_edges(path: str | Path) -> bool:
+    """A guess at a file's kind: edges when it is gray with most pixels near one of two levels."""
+    img = read_image(path, mode="RGB")
+    a = np.asarray(img).astype(np.int16)
+    if np.abs(a - a[..., :1]).max() > 8:  # coloured: a segmentation
+        return False
+    labels = _label_map(Path(path))
+    if labels is not None and labels.max() < 32 and len(np.unique(labels)) > 2:
+        return False  # few small indices: a label map
+    gray = a[..., 0]
+    return bool(((gray < 64) | (gray > 191)).mean() > 0.95)

@@ -1,0 +1,331 @@
+"""DeepSIM (Vinker, Horwitz, Zabari & Hoshen, 2020/ICCV 2021): a conditional GAN trained on ONE image
+and its primitive (edges, segmentation or both), augmented with thin-plate-spline warps, renders edited
+primitives as edited images.
+
+Networks and losses are pix2pixHD's: the global generator, a two-scale discriminator that sees the
+primitive and the image side by side, LSGAN + 10 x discriminator feature matching + 10 x VGG perceptual
+loss. Each step warps the pair (TPS with probability 0.99, else affine) on the batch's own device, and
+redraws computed Canny edges at a random sigma. The data layout is ``single`` (data/single_image.py).
+
+Python API::
+
+    from pixmorph.methods import deepsim
+    cfg = deepsim.make_config("car.png", primitive="car_seg.png", out="runs/car")
+    run = pixmorph.train.loop.train(cfg)
+    deepsim.edit(run, ["car_edited_seg.png"], out="edits/")
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pixmorph.data import primitives as P
+from pixmorph.data import tps
+from pixmorph.methods.base import Method, MethodConfig, Update, register, set_requires_grad
+from pixmorph.nn.gan_loss import gan_loss
+from pixmorph.nn.global_generator import GlobalGenerator
+from pixmorph.nn.init import init_normal
+from pixmorph.nn.multiscale_discriminator import MultiscaleDiscriminator, feature_matching_loss
+
+
+@dataclass
+class DeepSIMConfig(MethodConfig):
+    in_channels: int = 1  # primitive channels: edges 1, seg 3, seg+edges 4
+    out_channels: int = 3
+    ngf: int = 64
+    n_downsampling: int = 4
+    n_blocks: int = 9
+    ndf: int = 64
+    num_D: int = 2
+    d_layers: int = 3
+    norm: str = "instance"
+    gan_mode: str = "lsgan"
+    lambda_feat: float = 10.0
+    lambda_vgg: float = 10.0
+    perceptual: str = "auto"  # auto | vgg19 | stlpips-vgg16 (see nn/perceptual.py)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    init_gain: float = 0.02
+    augment: str = "tps"  # tps (else affine with 1 - tps_prob) | affine | crop | none
+    tps_prob: float = 0.99
+    tps_max_shift: float = 0.1  # of the width (x) and height (y)
+    affine_shear: float = 0.3
+    affine_translate: float = 0.2
+    affine_rotate: float = 10.0  # degrees
+    canny_sigma_aug: bool = True  # redraw computed edges at sigma ~ U[canny_sigma_min, canny_sigma_max)
+    canny_sigma_min: float = 1.2
+    canny_sigma_max: float = 3.0
+
+
+class PrimitiveRenderer(nn.Module):
+    """The generator as translators see it: takes a 1- or 3-channel input for an edge (1) or
+    segmentation (3) model, so ``pixmorph translate`` and :class:`pixmorph.api.Translator` (which read
+    files as RGB) work; seg+edges models need :func:`edit`, which builds 4-channel primitives."""
+
+    def __init__(self, generator: GlobalGenerator):
+        super().__init__()
+        self.generator = generator
+        self.stride, self.min_size = generator.stride, generator.min_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        want = self.generator.in_channels
+        if x.shape[1] != want:
+            if want == 1 and x.shape[1] == 3:
+                x = x.mean(1, keepdim=True)
+            elif want == 3 and x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            else:
+                raise ValueError(f"this DeepSIM model takes {want}-channel primitives, got {x.shape[1]} channels "
+                                 "(seg+edges models: use `pixmorph edit` with --edges)")
+        return self.generator(x)
+
+
+@register
+class DeepSIM(Method):
+    name = "deepsim"
+    Config = DeepSIMConfig
+    data_layout = "single"
+
+    def __init__(self, cfg: DeepSIMConfig):
+        super().__init__(cfg)
+        if cfg.augment not in tps.MODES:
+            raise ValueError(f"model.augment={cfg.augment!r}: choose from {', '.join(tps.MODES)}")
+        self.nets["G"] = GlobalGenerator(cfg.in_channels, cfg.out_channels, cfg.ngf, cfg.n_downsampling,
+                                         cfg.n_blocks, cfg.norm)
+        self.nets["D"] = MultiscaleDiscriminator(cfg.in_channels + cfg.out_channels, cfg.ndf, cfg.d_layers,
+                                                 cfg.num_D, cfg.norm)
+        for net in self.nets.values():
+            init_normal(net, cfg.init_gain)
+        betas = (cfg.beta1, 0.999)
+        self.optimizers = {"G": torch.optim.Adam(self.nets["G"].parameters(), cfg.lr, betas),
+                           "D": torch.optim.Adam(self.nets["D"].parameters(), cfg.lr, betas)}
+        self.renderer = PrimitiveRenderer(self.nets["G"])
+        self._perceptual: nn.Module | None = None  # loaded at the first training step, on its device
+        self._perceptual_name: str | None = None
+
+    # -- augmentation ---------------------------------------------------------------------------
+
+    def augment(self, A: Tensor, B: Tensor, auto_edges: Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """The same random warp on the primitive ``A`` and the image ``B`` (float32, on their device), then
+        the computed-edge channels of ``A`` (``auto_edges``, one flag per channel) redrawn from the warped
+        image at a random Canny sigma. Random numbers: ``generator``, else the torch global RNG (CPU)."""
+        cfg = self.cfg
+        cb = B.shape[1]
+        x = tps.random_warp(torch.cat([B, A], 1), cfg.augment, cfg.tps_prob, cfg.tps_max_shift, cfg.affine_shear,
+                            cfg.affine_translate, cfg.affine_rotate, generator)
+        B, A = x[:, :cb], x[:, cb:]
+        if cfg.canny_sigma_aug and auto_edges is not None:
+            channels = [int(c) for c in torch.nonzero(auto_edges.reshape(-1, A.shape[1])[0] > 0.5).flatten()]
+            if channels:
+                sigma = cfg.canny_sigma_min + (cfg.canny_sigma_max - cfg.canny_sigma_min) * torch.rand(
+                    A.shape[0], generator=generator)
+                edges = P.canny_edges(B, sigma)
+                A = torch.cat([edges if c in channels else A[:, c : c + 1] for c in range(A.shape[1])], 1)
+        return A, B
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def perceptual(self, device: torch.device) -> nn.Module:
+        if self._perceptual is None:
+            from pixmorph.nn.perceptual import load_perceptual
+
+            net, message = load_perceptual(self.cfg.perceptual, device=device)
+            print(message, file=sys.stderr)
+            if self._perceptual_name not in (None, net.name):
+                warnings.warn(f"this run was trained with the perceptual network {self._perceptual_name}, "
+                              f"continuing with {net.name}", stacklevel=2)
+            self._perceptual, self._perceptual_name = net, net.name
+        return self._perceptual
+
+    def _check(self, A: Tensor, B: Tensor) -> None:
+        cfg = self.cfg
+        if A.shape[1] != cfg.in_channels:
+            raise ValueError(f"the primitive has {A.shape[1]} channels but model.in_channels={cfg.in_channels}: "
+                             f"set model.in_channels={A.shape[1]} (edges 1, seg 3, seg+edges 4)")
+        if B.shape[1] != cfg.out_channels:
+            raise ValueError(f"the image has {B.shape[1]} channels but model.out_channels={cfg.out_channels}")
+        stride = self.nets["G"].stride
+        if A.shape[-1] % stride or A.shape[-2] % stride:
+            raise ValueError(f"image size {A.shape[-1]}x{A.shape[-2]} is not a multiple of {stride}")
+
+    def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
+        cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
+        self._check(batch["A"], batch["B"])
+        A, B = self.augment(batch["A"], batch["B"], batch.get("auto_edges"))
+        fake = G(A)
+
+        # pix2pixHD's order: every discriminator output from the same D, then the G step, then the D step.
+        set_requires_grad(D, False)
+        pred_fake = D(torch.cat([A, fake], 1))
+        set_requires_grad(D, True)
+        pred_real = D(torch.cat([A, B], 1))
+        pred_fake_pool = D(torch.cat([A, fake.detach()], 1))
+
+        loss_G_GAN = sum(gan_loss(p[-1], True, cfg.gan_mode, for_discriminator=False) for p in pred_fake)
+        zero = fake.new_zeros((), dtype=torch.float32)
+        loss_G_feat = feature_matching_loss(pred_fake, pred_real, cfg.d_layers) * cfg.lambda_feat \
+            if cfg.lambda_feat else zero
+        loss_G_VGG = self.perceptual(fake.device)(fake, B) * cfg.lambda_vgg if cfg.lambda_vgg else zero
+        update(loss_G_GAN + loss_G_feat + loss_G_VGG, "G")
+
+        loss_D_real = sum(gan_loss(p[-1], True, cfg.gan_mode) for p in pred_real)
+        loss_D_fake = sum(gan_loss(p[-1], False, cfg.gan_mode) for p in pred_fake_pool)
+        update(0.5 * (loss_D_real + loss_D_fake), "D")
+        losses = {"G_GAN": loss_G_GAN, "G_feat": loss_G_feat, "G_VGG": loss_G_VGG, "D_real": loss_D_real,
+                  "D_fake": loss_D_fake}
+        return {k: v.detach() for k, v in losses.items()}
+
+    # -- looking and translating ------------------------------------------------------------------
+
+    @staticmethod
+    def _cells(A: Tensor) -> list[Tensor]:
+        return [A[:3], A[3:]] if A.shape[0] == 4 else [A]
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:
+        """One row per sample: primitive, output, image; then a warp of the pair fixed by the sample's seed
+        (drawn from its own generator: the training RNG is not touched) and the output for it."""
+        G = self.nets["G"]
+        A, B = batch["A"][:1].float(), batch["B"][:1].float()
+        row = [*self._cells(A[0]), G(A)[0], B[0]]
+        if "seed" in batch:
+            g = torch.Generator().manual_seed(int(batch["seed"].reshape(-1)[0]))
+            A_w, B_w = self.augment(A, B, batch.get("auto_edges"), generator=g)
+            row += [*self._cells(A_w[0]), G(A_w)[0], B_w[0]]
+        return [row]
+
+    def translators(self) -> dict[str, nn.Module]:
+        return {"AtoB": self.renderer}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"perceptual": self._perceptual_name or ""}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self._perceptual_name = state.get("perceptual") or None
+
+
+# ---------------------------------------------------------------------------
+# Python API: a run config from files, and rendering edited primitives with a checkpoint.
+
+
+def make_config(image: str | Path, primitive: str = "auto-edges", kind: str | None = None, edges: str = "auto",
+                out: str | Path = "runs/deepsim", max_side: int | None = None, model: dict[str, Any] | None = None,
+                data: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
+                options: dict[str, Any] | None = None):
+    """A :class:`~pixmorph.config.RunConfig` for DeepSIM on ``image`` and ``primitive`` (a file,
+    ``auto-edges`` or ``auto-seg``), with ``model.in_channels`` set to the primitive's channels.
+    ``model``/``data``/``train``/``options`` override any field (``options``: data.options)."""
+    from pixmorph.config import RunConfig
+    from pixmorph.data.single_image import SingleImageOptions
+
+    opts = {"primitive": str(primitive), "kind": kind, "edges": str(edges), "max_side": max_side, **(options or {})}
+    resolved = SingleImageOptions.from_dict(opts)
+    opts["kind"] = resolved.kind
+    return RunConfig.from_dict({
+        "method": DeepSIM.name,
+        "model": {"in_channels": P.CHANNELS[resolved.kind], **(model or {})},
+        "data": {"root": str(image), "num_workers": 0, **(data or {}), "options": opts},
+        "train": {"out": str(out), **(train or {})},
+    })
+
+
+def apply_cli_options(d: dict[str, Any], image: str | None, primitive: str | None, edges: str | None,
+                      kind: str | None, max_side: int | None) -> dict[str, Any]:
+    """Fold ``pixmorph train deepsim``'s --image/--primitive/--edges/--kind/--max-side into a config dict
+    (before --set overrides). ``--image example`` writes the built-in example into the run folder and
+    trains on its photo and edges; ``--edges auto`` without --primitive is Canny edges of the image."""
+    from pixmorph.data.single_image import SingleImageOptions, write_example
+
+    data = d.setdefault("data", {})
+    data.setdefault("num_workers", 0)  # one fixed pair in memory: loader processes would only copy it
+    opts = dict(data.get("options") or {})
+    if image == "example":
+        paths = write_example(Path(d["train"]["out"]) / "example")
+        image, primitive = str(paths["image"]), primitive or str(paths["edges"])
+        print(f"built-in example in {paths['image'].parent}: edit it with `pixmorph edit "
+              f"{d['train']['out']} {' '.join(map(str, paths['edited']))} --out DIR`", file=sys.stderr)
+    if image is not None:
+        data["root"] = image
+    if primitive is not None:
+        opts["primitive"] = primitive
+    if edges is not None:
+        if primitive is None and "primitive" not in opts:  # --edges alone: the edge map is the primitive
+            opts["primitive"] = "auto-edges" if edges == "auto" else edges
+            opts.setdefault("kind", "edges")
+        else:
+            opts["edges"] = edges
+            if kind is None:
+                kind = "seg+edges"
+    if kind is not None:
+        opts["kind"] = kind
+    if max_side is not None:
+        opts["max_side"] = max_side
+    resolved = SingleImageOptions.from_dict(opts)
+    opts["kind"] = resolved.kind
+    data["options"] = opts
+    d.setdefault("model", {}).setdefault("in_channels", P.CHANNELS[resolved.kind])
+    return d
+
+
+KIND_OF_CHANNELS = {c: k for k, c in P.CHANNELS.items()}
+
+
+def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None = None,
+                    edges: Sequence[str | Path] | None = None) -> list[Tensor]:
+    """Edited primitive files as a model of ``kind`` was trained on them: the same label colours and size
+    rule (``max_side``, then multiples of 16). Each CHW in [-1, 1]; ``edges``: for seg+edges, one edge map
+    per segmentation."""
+    from pixmorph.images import read_image
+
+    if kind == "seg+edges":
+        if not edges or len(edges) != len(paths):
+            raise ValueError(f"this model takes seg+edges: give one edge map per segmentation "
+                             f"(--edges, {len(paths)} needed, {len(edges or [])} given)")
+    elif edges:
+        raise ValueError(f"--edges is for seg+edges models; this one takes {kind}")
+    out = []
+    for i, path in enumerate(paths):
+        size = P.round_size(*read_image(path).size, max_side)
+        if kind == "edges":
+            out.append(P.load_edges(path, size))
+        elif kind == "seg":
+            out.append(P.load_seg(path, size))
+        else:
+            out.append(torch.cat([P.load_seg(path, size), P.load_edges(edges[i], size)]))
+    return out
+
+
+def edit(checkpoint: str | Path, primitives: Sequence[str | Path], out: str | Path,
+         edges: Sequence[str | Path] | None = None, device: str = "cpu") -> list[Path]:
+    """Render edited primitive files with a DeepSIM checkpoint (run or checkpoint folder) into ``out``
+    as ``<name>.png``, at the size rule of training; returns the written paths."""
+    from pixmorph.api import load
+    from pixmorph.images import save_image
+
+    translator = load(checkpoint, device=device)
+    config = translator.config
+    if config.method != DeepSIM.name:
+        raise ValueError(f"{checkpoint}: a {config.method} checkpoint; edit renders DeepSIM ones "
+                         "(use `pixmorph translate` for other methods)")
+    names = [Path(p).stem for p in primitives]
+    if len(set(names)) != len(names):
+        raise ValueError("two edited primitives have the same file name; they would overwrite each other")
+    kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
+    if kind is None:
+        raise ValueError(f"{checkpoint}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
+                         f"({', '.join(f'{k} {c}' for k, c in P.CHANNELS.items())})")
+    max_side = (config.data.options or {}).get("max_side")
+    written = []
+    for path, x in zip(primitives, load_primitives(primitives, kind, max_side, edges)):
+        y = translator.translate_batch(x[None])[0]
+        written.append(save_image(y, Path(out) / f"{Path(path).stem}.png"))
+    return written

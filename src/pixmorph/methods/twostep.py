@@ -1,0 +1,283 @@
+"""Two-step latent translation (Dong et al. 2017, arXiv 1701.02676).
+
+Step 1 trains a class-conditional GAN over all domains at once: a DCGAN generator ``G(z, c)`` from
+``[z ⊕ embedding(c)]`` and a discriminator with a real/fake head and a class head (ACGAN: the class
+loss is applied to real images with their labels and to generated images with the class they were
+generated for). Step 2 freezes G (and D) and trains an encoder ``E`` (the discriminator's trunk with a
+dense head to z, its trunk copied from D's by default) to invert G: MSE between ``E(G(z, c))`` and
+``z`` on generated images; optionally (``recon_weight > 0``) also the L1 reconstruction
+``G(E(x), c)`` vs ``x`` of real images, back-propagated through the frozen G into E.
+
+Translation: ``x -> E(x) -> G(E(x), c')`` for any target class ``c'``; reconstruction ``G(E(x), c)``
+with the source class ``c`` (from the label when known, else the discriminator's class head).
+
+The two steps run in one method: the first ``step1_steps`` calls of :meth:`TwoStep.train_step` are
+step 1, the rest step 2. The method counts its own steps and saves the count with the checkpoint, so
+a run stopped anywhere (inside step 1, between the steps, inside step 2) resumes exactly, and the
+steps can be run one at a time (``--steps step1_steps``, then ``--resume --steps step1_steps+step2_steps``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pixmorph.data.transforms import resize_tensor
+from pixmorph.methods.base import Method, MethodConfig, Update, register, set_requires_grad
+from pixmorph.nn.dcgan import ACDiscriminator, ConditionalGenerator, LatentEncoder
+from pixmorph.nn.init import init_normal
+
+ENCODER_INITS = ("discriminator", "random")
+
+
+@dataclass
+class TwoStepConfig(MethodConfig):
+    class_names: list[str] = field(default_factory=list)  # label order of the data; `to:<name>` directions
+    num_classes: int = 0  # 0: len(class_names)
+    channels: int = 3  # 1 for grayscale data (data.channels=1)
+    image_size: int = 32  # square, a power of two >= 8; must equal data.crop_size
+    z_dim: int = 100
+    embed_dim: int = 50  # class embedding concatenated to z
+    ngf: int = 64
+    ndf: int = 64  # discriminator and encoder width
+    lr: float = 2e-4  # G and D (step 1)
+    beta1: float = 0.5
+    lr_encoder: float = 1e-4  # E (step 2)
+    lambda_cls: float = 1.0  # weight of the auxiliary classifier loss (G and D)
+    d_cls_fake: bool = True  # ACGAN: D also learns the class of generated images (False: of real ones only)
+    step1_steps: int = 20000
+    step2_steps: int = 10000
+    encoder_init: str = "discriminator"  # "discriminator": E's trunk starts as D's trained trunk; or "random"
+    recon_weight: float = 0.0  # step 2: weight of L1(G(E(x), c), x) on real images (0 = the paper's z-MSE only)
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        self.class_names = [str(c) for c in self.class_names]
+        if self.num_classes == 0:
+            self.num_classes = len(self.class_names)
+        if not self.class_names and self.num_classes > 0:
+            self.class_names = [str(i) for i in range(self.num_classes)]
+        if self.num_classes < 1:
+            raise ValueError("twostep needs its classes: set model.class_names (the class folders, sorted; "
+                             "`pixmorph train twostep` fills it in from the data) or model.num_classes")
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(f"model.num_classes={self.num_classes} but model.class_names has "
+                             f"{len(self.class_names)} names: {self.class_names}")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ValueError(f"model.class_names has a name twice: {self.class_names}")
+        if self.encoder_init not in ENCODER_INITS:
+            raise ValueError(f"model.encoder_init={self.encoder_init!r}: use {' or '.join(ENCODER_INITS)}")
+        if self.step1_steps < 0 or self.step2_steps < 0:
+            raise ValueError(f"model.step1_steps={self.step1_steps}, model.step2_steps={self.step2_steps}: need >= 0")
+
+    @property
+    def total_steps(self) -> int:
+        return self.step1_steps + self.step2_steps
+
+
+@register
+class TwoStep(Method):
+    name = "twostep"
+    Config = TwoStepConfig
+    data_layout = "classes"
+
+    def __init__(self, cfg: TwoStepConfig):
+        super().__init__(cfg)
+        self.nets["G"] = ConditionalGenerator(cfg.z_dim, cfg.num_classes, cfg.embed_dim, cfg.ngf, cfg.channels,
+                                              cfg.image_size)
+        self.nets["D"] = ACDiscriminator(cfg.channels, cfg.ndf, cfg.image_size, cfg.num_classes)
+        self.nets["E"] = LatentEncoder(cfg.channels, cfg.ndf, cfg.image_size, cfg.z_dim)
+        for net in self.nets.values():
+            init_normal(net, cfg.init_gain)
+        betas = (cfg.beta1, 0.999)
+        self.optimizers = {
+            "G": torch.optim.Adam(self.nets["G"].parameters(), cfg.lr, betas),
+            "D": torch.optim.Adam(self.nets["D"].parameters(), cfg.lr, betas),
+            "E": torch.optim.Adam(self.nets["E"].parameters(), cfg.lr_encoder, betas),
+        }
+        self.step = 0  # train_step calls so far (saved in extra_state)
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def phase(self) -> int:
+        """1 while training the GAN, 2 while training the encoder (also past step1_steps + step2_steps)."""
+        return 1 if self.step < self.cfg.step1_steps else 2
+
+    def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
+        x, labels = batch["image"], batch["label"].long()
+        self._check_batch(x, labels)
+        if self.phase == 1:
+            losses = self._gan_step(x, labels, update)
+        else:
+            if self.step == self.cfg.step1_steps and self.cfg.encoder_init == "discriminator":
+                self.nets["E"].trunk.load_state_dict(self.nets["D"].trunk.state_dict())
+            losses = self._encoder_step(x, labels, update)
+        self.step += 1
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _gan_step(self, x: Tensor, labels: Tensor, update: Update) -> dict[str, Tensor]:
+        cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
+        set_requires_grad(G, True)
+        n = x.shape[0]
+        z = torch.randn(n, cfg.z_dim, device=x.device)
+        c = torch.randint(0, cfg.num_classes, (n,), device=x.device)
+        fake = G(z, c)
+
+        # D: real vs fake, and the class of both (ACGAN).
+        set_requires_grad(D, True)
+        rf_real, cls_real = D(x)
+        rf_fake, cls_fake = D(fake.detach())
+        loss_D_gan = 0.5 * (_bce(rf_real, True) + _bce(rf_fake, False))
+        loss_D_cls = F.cross_entropy(cls_real.float(), labels)
+        if cfg.d_cls_fake:
+            loss_D_cls = 0.5 * (loss_D_cls + F.cross_entropy(cls_fake.float(), c))
+        update(loss_D_gan + cfg.lambda_cls * loss_D_cls, "D")
+
+        # G: fool D and be recognised as the class asked for.
+        set_requires_grad(D, False)
+        rf, cls = D(fake)
+        loss_G_gan = _bce(rf, True)
+        loss_G_cls = F.cross_entropy(cls.float(), c)
+        update(loss_G_gan + cfg.lambda_cls * loss_G_cls, "G")
+        with torch.no_grad():
+            acc_real = (cls_real.argmax(1) == labels).float().mean()
+        return {"G_gan": loss_G_gan, "G_cls": loss_G_cls, "D_gan": loss_D_gan, "D_cls": loss_D_cls,
+                "D_acc_real": acc_real}
+
+    def _encoder_step(self, x: Tensor, labels: Tensor, update: Update) -> dict[str, Tensor]:
+        cfg, G, D, E = self.cfg, self.nets["G"], self.nets["D"], self.nets["E"]
+        # Frozen: no gradients, and eval mode so batch norm does not move its running statistics.
+        for frozen in (G, D):
+            set_requires_grad(frozen, False)
+            frozen.eval()
+        set_requires_grad(E, True)
+        E.train()
+        n = x.shape[0]
+        z = torch.randn(n, cfg.z_dim, device=x.device)
+        c = torch.randint(0, cfg.num_classes, (n,), device=x.device)
+        with torch.no_grad():
+            generated = G(z, c)
+        loss_z = F.mse_loss(E(generated).float(), z.float())
+        losses = {"E_z": loss_z}
+        loss = loss_z
+        if cfg.recon_weight > 0:
+            loss_rec = F.l1_loss(G(E(x), labels).float(), x.float())
+            loss = loss + cfg.recon_weight * loss_rec
+            losses["E_rec"] = loss_rec
+        update(loss, "E")
+        return losses
+
+    def _check_batch(self, x: Tensor, labels: Tensor) -> None:
+        cfg = self.cfg
+        if x.shape[1] != cfg.channels or x.shape[-2:] != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"twostep: the data gives {x.shape[1]} x {x.shape[-2]} x {x.shape[-1]} images, the model "
+                             f"is built for {cfg.channels} x {cfg.image_size} x {cfg.image_size}: set model.image_size "
+                             f"= data.crop_size and model.channels = data.channels")
+        if int(labels.max()) >= cfg.num_classes or int(labels.min()) < 0:
+            raise ValueError(f"twostep: a label {int(labels.max())} in the data, but the model has {cfg.num_classes} "
+                             f"classes {cfg.class_names}: set model.class_names to the data's classes")
+
+    # ------------------------------------------------------------------ inference
+
+    def class_index(self, name: str | int) -> int:
+        if isinstance(name, int):
+            if not 0 <= name < self.cfg.num_classes:
+                raise ValueError(f"class {name}: this model has classes 0..{self.cfg.num_classes - 1}")
+            return name
+        try:
+            return self.cfg.class_names.index(str(name))
+        except ValueError:
+            raise ValueError(f"unknown class {name!r}: this model knows {', '.join(self.cfg.class_names)}") from None
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        return self.nets["E"](x)
+
+    @torch.no_grad()
+    def classify(self, x: Tensor) -> Tensor:
+        """The discriminator's class guess for images (N x C x S x S)."""
+        return self.nets["D"](x)[1].argmax(1)
+
+    @torch.no_grad()
+    def translate(self, x: Tensor, target: Tensor | int | str) -> Tensor:
+        """``G(E(x), target)`` at the model's size; ``target``: a class (name or index) or N indices."""
+        if not isinstance(target, Tensor):
+            target = torch.full((x.shape[0],), self.class_index(target), dtype=torch.long)
+        return self.nets["G"](self.encode(x), target.to(x.device))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``G(E(x), c)``; ``c`` = ``labels`` or, when unknown, the discriminator's class guess."""
+        return self.translate(x, self.classify(x) if labels is None else labels)
+
+    @torch.no_grad()
+    def sample(self, z: Tensor, c: Tensor | int | str) -> Tensor:
+        if not isinstance(c, Tensor):
+            c = torch.full((z.shape[0],), self.class_index(c), dtype=torch.long)
+        return self.nets["G"](z, c.to(z.device))
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:
+        """Row 1: the image, its reconstruction, its translation to every class; row 2: G(z, c) for every class
+        from one z (drawn from a private generator, never the training RNG)."""
+        x, labels = batch["image"][:1], batch["label"][:1].long()
+        k = self.cfg.num_classes
+        classes = torch.arange(k, device=x.device)
+        seed = int(labels[0]) * 7919 + int((x.float().sum() * 1000).round()) % 1_000_003
+        z = torch.randn(1, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed)).to(x.device)
+        translations = self.nets["G"](self.encode(x).expand(k, -1), classes)
+        samples = self.nets["G"](z.expand(k, -1), classes)
+        blank = torch.full_like(x[0], -1.0)
+        return [[x[0], self.reconstruct(x, labels)[0], *translations], [blank, blank, *samples]]
+
+    def translators(self) -> dict[str, nn.Module]:
+        n = self.nets
+        out: dict[str, nn.Module] = {f"to:{name}": LatentTranslator(n["E"], n["G"], self.cfg.image_size, target=i)
+                                     for i, name in enumerate(self.cfg.class_names)}
+        out["reconstruct"] = LatentTranslator(n["E"], n["G"], self.cfg.image_size, classifier=n["D"])
+        if self.cfg.class_names == ["A", "B"]:  # the CycleGAN layout: its directions too
+            out["AtoB"], out["BtoA"] = out["to:B"], out["to:A"]
+        return out
+
+    def extra_state(self) -> dict:
+        return {"step": self.step}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+class LatentTranslator(nn.Module):
+    """``x -> G(E(x), c)`` with a fixed target class ``c``, or (``classifier`` given) the class the discriminator
+    sees in ``x`` (reconstruction). Inputs of another size are resized to the model's square size and the
+    output resized back (bicubic), so ``stride`` is 1 and any size is accepted."""
+
+    stride = 1
+
+    def __init__(self, encoder: nn.Module, generator: nn.Module, image_size: int, target: int | None = None,
+                 classifier: nn.Module | None = None):
+        super().__init__()
+        if (target is None) == (classifier is None):
+            raise ValueError("LatentTranslator: give a target class or a classifier, not both")
+        self.encoder, self.generator, self.classifier = encoder, generator, classifier
+        self.image_size, self.target = image_size, target
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = tuple(x.shape[-2:])
+        native = (self.image_size, self.image_size)
+        if size != native:
+            x = resize_tensor(x, native)
+        if self.target is None:
+            c = self.classifier(x)[1].argmax(1)
+        else:
+            c = torch.full((x.shape[0],), self.target, dtype=torch.long, device=x.device)
+        y = self.generator(self.encoder(x), c)
+        return resize_tensor(y, size) if size != native else y
+
+
+def _bce(logits: Tensor, real: bool) -> Tensor:
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float())

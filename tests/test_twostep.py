@@ -1,0 +1,181 @@
+"""Two-step latent translation (Dong et al. 2017): the classes layout, the frozen generator in step 2,
+exact resume across the two steps, the encoder inverting G, and translation through the public API."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import pixmorph
+from pixmorph.config import DataConfig, RunConfig, TrainConfig
+from pixmorph.data.classes import ClassFolders, list_classes
+from pixmorph.data.transforms import TrainTransform
+from pixmorph.images import list_images, read_image, to_tensor
+from pixmorph.methods.twostep import TwoStep, TwoStepConfig
+from pixmorph.train.loop import train
+
+SIZE = 16
+CLASSES = ["hbar", "vbar"]  # sorted, as the layout lists them
+TINY = dict(class_names=CLASSES, channels=1, image_size=SIZE, z_dim=4, embed_dim=4, ngf=8, ndf=8)
+
+
+def write_bars(root, n=48, seed=0):
+    """Two classes of 16x16 gray images: a horizontal or a vertical white bar on black at a random place.
+    The class is the orientation, the content (what translation must keep) is where the bar is."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        for cls in CLASSES:
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                a = np.zeros((SIZE, SIZE), np.uint8)
+                at, width = rng.integers(2, SIZE - 5), rng.integers(2, 4)
+                start, end = rng.integers(0, 3), rng.integers(SIZE - 3, SIZE + 1)
+                if cls == "hbar":
+                    a[at : at + width, start:end] = 255
+                else:
+                    a[start:end, at : at + width] = 255
+                Image.fromarray(a).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory):
+    return write_bars(tmp_path_factory.mktemp("bars"))
+
+
+def run_config(data, out, step1, step2, max_steps=None, resume=False, model=None, batch_size=8):
+    return RunConfig(
+        method="twostep",
+        model={**TINY, "step1_steps": step1, "step2_steps": step2, **(model or {})},
+        data=DataConfig(root=str(data), load_size=SIZE, crop_size=SIZE, flip=False, channels=1, num_workers=0),
+        train=TrainConfig(out=str(out), batch_size=batch_size, lr_policy="constant", epochs=1000, epochs_decay=0,
+                          max_steps=step1 + step2 if max_steps is None else max_steps, resume=resume,
+                          log_every=50, sample_every=1000, checkpoint_every=1000, tensorboard=False),
+    )
+
+
+def weights(run):
+    return load_file(str(run / "checkpoint" / "weights.safetensors"))
+
+
+def test_classes_layout_reads_class_folders_and_the_cyclegan_layout(tmp_path, bars, layouts):
+    assert list_classes(bars) == CLASSES
+    ds = ClassFolders(bars, TrainTransform(SIZE, SIZE, flip=False), mode="L")
+    labels = [int(ds[(i, 0)]["label"]) for i in range(len(ds))]
+    assert len(ds) == 96 and labels.count(0) == labels.count(1) == 48
+    item = ds[(60, 0)]
+    assert item["image"].shape == (1, SIZE, SIZE) and item["label"].dtype == torch.long
+    # only some classes, in the order given
+    assert ClassFolders(bars, TrainTransform(SIZE, SIZE), mode="L", classes=["vbar"]).classes == ["vbar"]
+    with pytest.raises(ValueError, match="not among the classes"):
+        ClassFolders(bars, TrainTransform(SIZE, SIZE), classes=["dress"])
+    # the CycleGAN layout: trainA/trainB are the classes A and B
+    unpaired = layouts.unpaired(tmp_path / "ab", n=2)
+    assert list_classes(unpaired) == ["A", "B"]
+    ab = ClassFolders(unpaired, TrainTransform(16, 16), mode="RGB")
+    assert sorted(int(ab[(i, 0)]["label"]) for i in range(len(ab))) == [0, 0, 1, 1]
+    with pytest.raises(FileNotFoundError, match="class folders"):
+        list_classes(tmp_path)
+
+
+def test_config_needs_consistent_classes():
+    assert TwoStepConfig(num_classes=3).class_names == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="class_names"):
+        TwoStepConfig()
+    with pytest.raises(ValueError, match="num_classes=3"):
+        TwoStepConfig(class_names=["a", "b"], num_classes=3)
+
+
+def test_encoder_step_leaves_the_generator_untouched(bars):
+    """Step 2 moves E only: G's (and D's) weights and batch-norm statistics stay bit-identical."""
+    torch.manual_seed(0)
+    method = TwoStep(TwoStepConfig(**TINY, step1_steps=2, step2_steps=3))
+    method.nets.train()
+
+    def update(loss, name):
+        opt = method.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    ds = ClassFolders(bars, TrainTransform(SIZE, SIZE), mode="L")
+    batch = {k: torch.stack([ds[(i, i)][k] for i in range(0, 96, 12)]) for k in ("image", "label")}
+    for _ in range(2):
+        assert "G_gan" in method.train_step(batch, update)  # step 1
+    before = copy.deepcopy(method.nets.state_dict())
+    for _ in range(3):
+        losses = method.train_step(batch, update)  # step 2
+        assert set(losses) == {"E_z"}
+    after = method.nets.state_dict()
+    for k in before:
+        if k.startswith(("G.", "D.")):
+            assert torch.equal(before[k], after[k]), f"{k} changed in the encoder step"
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("E."))
+    assert not any(p.requires_grad for p in method.nets["G"].parameters())
+    # the encoder's trunk started as the discriminator's (then trained on)
+    assert method.step == 5
+
+
+def test_resume_inside_and_between_the_steps_is_exact(tmp_path, bars):
+    """Straight through both steps == stopped in step 1, resumed to the end of step 1, resumed to the end."""
+    straight = train(run_config(bars, tmp_path / "straight", 3, 3), progress=False)
+    train(run_config(bars, tmp_path / "parts", 3, 3, max_steps=2), progress=False)
+    train(run_config(bars, tmp_path / "parts", 3, 3, max_steps=3, resume=True), progress=False)
+    step1 = weights(tmp_path / "parts")
+    parts = train(run_config(bars, tmp_path / "parts", 3, 3, resume=True), progress=False)
+    a, b = weights(straight), weights(parts)
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    # step 2 (3 steps, resumed) left G and D as step 1 had made them, and trained E
+    assert all(torch.equal(step1[k], b[k]) for k in b if k.startswith(("G.", "D.")))
+    assert not all(torch.equal(step1[k], b[k]) for k in b if k.startswith("E."))
+    state = torch.load(parts / "checkpoint" / "state.pt", weights_only=True)
+    assert state["method"]["step"] == 6
+
+
+@pytest.fixture(scope="module")
+def trained(bars, tmp_path_factory):
+    """A tiny model trained through both steps on the bars (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("twostep") / "run"
+    cfg = run_config(bars, out, 150, 150, batch_size=16, model={"lr_encoder": 1e-3})
+    return train(cfg, progress=False)
+
+
+def test_encoder_recovers_z(trained):
+    """E(G(z, c)) is far closer to z than chance: the best guess without the image (z's mean, 0) has MSE 1."""
+    method = pixmorph.load(trained).method
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(512, TINY["z_dim"], generator=g)
+    c = torch.randint(0, 2, (512,), generator=g)
+    mse = torch.nn.functional.mse_loss(method.encode(method.sample(z, c)), z).item()
+    print(f"MSE(E(G(z, c)), z) = {mse:.3f} (chance 1.0)")
+    assert mse < 0.25
+
+
+def test_translating_to_the_source_class_reconstructs_best(trained, bars):
+    translator = pixmorph.load(trained)
+    assert set(translator.directions) == {"to:hbar", "to:vbar", "reconstruct"}
+    errors = {}
+    for source in CLASSES:
+        x = torch.stack([to_tensor(read_image(f, mode="L")) for f in list_images(bars / "test" / source)])
+        for target in CLASSES:
+            errors[source, target] = (translator(x, f"to:{target}") - x).abs().mean().item()
+    print({f"{s}->{t}": round(e, 3) for (s, t), e in errors.items()})
+    for source, other in (("hbar", "vbar"), ("vbar", "hbar")):
+        assert errors[source, source] < 0.8 * errors[source, other]
+
+
+def test_translator_resizes_to_the_model_size(trained):
+    translator = pixmorph.load(trained)
+    x = torch.rand(2, 1, 24, 20) * 2 - 1
+    y = translator(x, "to:vbar")
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    assert translator(x, "reconstruct").shape == x.shape
+    with pytest.raises(ValueError, match="to:hbar"):
+        translator(x, "to:dress")
