@@ -137,7 +137,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
 
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--minutes", default=6.0, show_default=True, help="Cap on training time (the demo schedule takes ~3 min on 2 cores).")
+@click.option("--minutes", default=10.0, show_default=True, help="Cap on training time (the demo schedule takes ~3 min on 2 idle cores).")
 @click.option("--device", default="auto", show_default=True)
 def demo(out: str, minutes: float, device: str) -> None:
     """Train CycleGAN on built-in fashion-edges for a few minutes, translate held-out edge maps, write a page."""
