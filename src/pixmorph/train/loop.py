@@ -1,8 +1,8 @@
 """The one training loop. It owns devices, precision, data loading, schedules, checkpoints,
 logging and the progress bar; the method only computes losses for a batch.
 
-Room for what comes next without the methods knowing: an EMA copy of chosen networks is kept
-here, and distributed training wraps ``method.nets`` here.
+Under ``torchrun`` it trains data-parallel (``train/distributed.py``): each process takes its shard
+of every global batch, ``update`` averages the gradients, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pixmorph.data.layouts import build_dataset
 from pixmorph.data.resolve import resolve_data
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
+from pixmorph.train import distributed
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.sampler import SeededSampler
 from pixmorph.train.schedules import build_schedulers
@@ -58,10 +59,11 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     t = cfg.train
     if t.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
-    device = resolve_device(t.device)
+    world, device = distributed.init(resolve_device(t.device))
     data_root, cfg.data = resolve_data(cfg.data)
     run_dir = Path(t.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(t.seed)
     method = build_method(cfg)
@@ -69,43 +71,52 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
     if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0):
         raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}: need batch_size >= 1, max_steps >= 0")
-    if len(dataset) < t.batch_size:
-        raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {t.batch_size}")
-    steps_per_epoch = max(1, len(dataset) // t.batch_size)
+    global_batch = t.batch_size * world.size  # train.batch_size is per process
+    if len(dataset) < global_batch:
+        raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {global_batch}")
+    steps_per_epoch = max(1, len(dataset) // global_batch)
     constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
     last_step = min(constant + decay, math.inf if t.max_steps is None else t.max_steps)
     schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=t.precision == "fp16") for name in method.optimizers}
 
     method.nets.to(device).train()
+    if world.distributed:
+        distributed.broadcast_weights(method.nets)
     step = 0
     if t.resume:
         step = _resume(run_dir, method, schedulers, scalers)
     elif not t.overwrite and (run_dir / "checkpoint").exists():
         raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
-    save_json(cfg.to_dict(), run_dir / "config.json")
+    if world.is_main:
+        save_json(cfg.to_dict(), run_dir / "config.json")
 
     loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
-                        sampler=SeededSampler(len(dataset), t.seed, start=step * t.batch_size),
+                        sampler=SeededSampler(len(dataset), t.seed, start=step * global_batch,
+                                              shard=(world.rank, world.size, t.batch_size)),
                         pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
                         # its own generator: creating the iterator must not draw from the global RNG
                         generator=torch.Generator().manual_seed(t.seed))
     sample_batch = _fixed_batch(dataset, device)
-    stats = StatsLog(run_dir, t.tensorboard)
+    stats = StatsLog(run_dir, t.tensorboard) if world.is_main else None
     autocast_dtype = PRECISIONS[t.precision]
-    update = _make_update(method, scalers)
+    update = _make_update(method, scalers, world)
 
     def save(at_step: int) -> None:
-        _check_finite(method, sums, steps_since_log, at_step, run_dir)  # never replace a good checkpoint with NaNs
+        _check_finite(method, sums, steps_since_log, at_step, run_dir, world)  # never replace a good checkpoint with NaNs
+        if not world.is_main:
+            distributed.barrier(world)  # wait until rank 0 has written it
+            return
         state = {"step": at_step, "rng": ckpt.rng_state(), "method": method.extra_state(),
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, checkpoint_config(cfg, at_step), state)
+        distributed.barrier(world)
 
     sums: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
-    bar = tqdm(total=last_step, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
     with _stop_requests() as stop_requested:
         batches = iter(loader)
         while step < last_step:
@@ -115,32 +126,36 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             for s in schedulers.values():
                 s.step()
             step += 1
-            seen_since_log += t.batch_size
+            seen_since_log += global_batch
             steps_since_log += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.float()
             bar.update(1)
 
             out_of_time = t.time_budget is not None and time.perf_counter() - t_start >= t.time_budget
-            finishing = step == last_step or out_of_time or stop_requested()
+            finishing = step == last_step or distributed.any_rank(out_of_time or stop_requested(), world)
             if step % t.log_every == 0 or finishing:
                 elapsed = time.perf_counter() - t_log
-                means = _means(sums, steps_since_log, step, run_dir)
+                means = _means(sums, steps_since_log, step, run_dir, world)
                 means["images_per_s"] = seen_since_log / max(elapsed, 1e-9)
-                stats.write(step, means)
+                if stats:
+                    stats.write(step, means)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                 sums, seen_since_log, t_log = {}, 0, time.perf_counter()
                 steps_since_log = 0
-            if step % t.sample_every == 0 or finishing:
+            if world.is_main and (step % t.sample_every == 0 or finishing):
                 _write_samples(method, sample_batch, run_dir, step)
             if step % t.checkpoint_every == 0 or finishing:
                 save(step)
             if finishing:
                 break
     bar.close()
-    stats.close()
-    if stop_requested():
+    if stats:
+        stats.close()
+    if stop_requested() and world.is_main:
         print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with --resume")
+    if world.distributed:
+        distributed.shutdown()
     return run_dir
 
 
@@ -161,31 +176,37 @@ def _next_batch(batches):
         raise error from None
 
 
-def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler]):
+def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler],
+                 world: distributed.World = distributed.World()):
     def update(loss: torch.Tensor, name: str) -> None:
         optimizer, scaler = method.optimizers[name], scalers[name]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if world.distributed:
+            distributed.average_gradients(optimizer, world)
         scaler.step(optimizer)
         scaler.update()
 
     return update
 
 
-def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path) -> dict[str, float]:
-    """Mean losses since the last log (one host sync per interval, not per step); stops on NaN/inf."""
+def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path,
+           world: distributed.World = distributed.World()) -> dict[str, float]:
+    """Mean losses since the last log over all processes (one host sync per interval, not per step);
+    stops on NaN/inf."""
     if not sums:
         return {}
     names = list(sums)
-    values = torch.stack([sums[k] for k in names]).tolist()
+    values = distributed.average_scalars(torch.stack([sums[k] for k in names]), world).tolist()
     for k, v in zip(names, values):
         if not math.isfinite(v):
             raise TrainingDiverged(f"loss {k} became {v} by step {step}; {_last_good(run_dir)}")
     return {k: v / max(count, 1) for k, v in zip(names, values)}
 
 
-def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Path) -> None:
-    _means(sums, count, step, run_dir)
+def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Path,
+                  world: distributed.World = distributed.World()) -> None:
+    _means(sums, count, step, run_dir, world)
     for name, p in method.nets.named_parameters():
         if not torch.isfinite(p).all():
             raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; {_last_good(run_dir)}")

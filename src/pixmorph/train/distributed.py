@@ -1,0 +1,104 @@
+"""Data-parallel training across processes started by ``torchrun`` (one per GPU, or several on a CPU).
+
+Every process holds a full copy of the method. Each one trains on its own shard of every global
+batch; after each backward the gradients of the optimizer being stepped are averaged across the
+processes, so all copies take the same step and stay identical.
+
+Why not wrap the networks in ``DistributedDataParallel``: a GAN step runs the discriminator inside
+the generator's update with the discriminator frozen, and the discriminator twice (real, fake)
+before its own backward. DDP's reducer expects each wrapped module's parameters to receive
+gradients exactly once per forward, so GAN code under DDP needs per-phase ``no_sync`` calls that
+the method would have to make. Averaging in the loop's ``update`` keeps methods unaware of
+distribution, the same choice NVlabs' StyleGAN2-ADA and StyleGAN3 trainers make.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: torch.device) -> tuple[World, torch.device]:
+    """Join the process group torchrun describes in the environment; returns this process's device
+    (``cuda:LOCAL_RANK`` on GPUs). A single process gets ``World()`` and ``device`` unchanged."""
+    if not launched_by_torchrun():
+        return World(), device
+    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return world, device
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_weights(module: nn.Module) -> None:
+    """Make every process start from rank 0's weights and buffers."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def average_gradients(optimizer: torch.optim.Optimizer, world: World) -> None:
+    """Average the gradients of ``optimizer``'s parameters across processes, in one flat all-reduce."""
+    # Every process runs the same code on same-shaped data, so the same parameters have gradients.
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world.size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def average_scalars(values: torch.Tensor, world: World) -> torch.Tensor:
+    if world.distributed:
+        values = values.clone()
+        dist.all_reduce(values)
+        values /= world.size
+    return values
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """True on every process when ``flag`` is true on any: all must stop at the same step."""
+    if not world.distributed:
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

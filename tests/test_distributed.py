@@ -1,0 +1,64 @@
+"""Data-parallel training: torchrun with N processes of batch b trains the same model as one process
+with batch N*b (CPU, gloo backend)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+import pixmorph
+from safetensors.torch import load_file
+
+from pixmorph.train.sampler import SeededSampler
+
+TINY = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1", "--set", "model.d_layers=1",
+        "--set", "model.pool_size=0",  # the history pool draws random numbers per process
+        "--set", "train.tensorboard=false"]
+
+
+def take(sampler: SeededSampler, n: int) -> list:
+    stream = iter(sampler)
+    return [next(stream) for _ in range(n)]
+
+
+def test_shards_tile_the_global_stream():
+    # start = step * global batch (6), in the second epoch of 10 keys
+    whole = take(SeededSampler(10, seed=3, start=6), 12)
+    rank0 = take(SeededSampler(10, seed=3, start=6, shard=(0, 2, 3)), 6)
+    rank1 = take(SeededSampler(10, seed=3, start=6, shard=(1, 2, 3)), 6)
+    assert rank0 == whole[0:3] + whole[6:9]
+    assert rank1 == whole[3:6] + whole[9:12]
+
+
+def pixmorph_train(args: list[str], processes: int = 1) -> None:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+                if processes > 1 else [sys.executable])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(launcher + ["-m", "pixmorph", "train", "cyclegan", *args, *TINY],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path, layouts):
+    data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
+    common = ["--data", str(data), "--steps", "4", "--load-size", "20", "--crop-size", "16", "--workers", "0",
+              "--device", "cpu"]
+    pixmorph_train(common + ["--out", str(tmp_path / "one"), "--batch-size", "4"])
+    pixmorph_train(common + ["--out", str(tmp_path / "two"), "--batch-size", "2"], processes=2)
+    pixmorph_train(common + ["--out", str(tmp_path / "half"), "--batch-size", "2"])  # one shard alone
+    one, two, half = (load_file(str(tmp_path / run / "checkpoint" / "weights.safetensors"))
+                      for run in ("one", "two", "half"))
+    assert one.keys() == two.keys()
+    # Biases right before an instance norm get a gradient that is zero up to rounding, which Adam
+    # rescales to full-size steps of random sign: they cannot match, and do not change any output.
+    for name in (k for k in one if k.endswith(".weight")):
+        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6, msg=name)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    outputs = {run: pixmorph.load(tmp_path / run)(x) for run in ("one", "two", "half")}
+    torch.testing.assert_close(outputs["two"], outputs["one"], rtol=1e-4, atol=1e-5)
+    # the comparison can fail: training on one shard only ends elsewhere
+    assert max((half[k] - one[k]).abs().max().item() for k in one if k.endswith(".weight")) > 1e-4
+    assert (outputs["half"] - outputs["one"]).abs().max() > 1e-4
