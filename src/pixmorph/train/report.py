@@ -21,18 +21,32 @@ def save_samples(run_dir: Path, step: int, rows: list[list[Tensor]]) -> Path:
 
 
 def write_samples_page(folder: Path) -> Path:
-    """``index.html`` with every sample grid, newest first."""
+    """``index.html`` with the latest logged losses and every sample grid, newest first."""
     items = "\n".join(
-        f'<figure><img src="{html.escape(p.name)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
+        f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
+        f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
         for p in sorted(folder.glob("step_*.png"), reverse=True)
     )
     page = folder / "index.html"
     page.write_text(
         "<!doctype html><meta charset=utf-8><title>pixmorph samples</title>"
-        "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}</style>"
-        f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n{items}\n"
+        "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}"
+        "td,th{padding:0 .6em;text-align:right}</style>"
+        f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n{_latest_stats_table(folder.parent)}\n{items}\n"
     )
     return page
+
+
+def _latest_stats_table(run_dir: Path) -> str:
+    """The last line of ``stats.jsonl`` as a one-row table (empty before the first log)."""
+    try:
+        last = json.loads((run_dir / "stats.jsonl").read_text().splitlines()[-1])
+    except (OSError, IndexError, ValueError):
+        return ""
+    names = list(last)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in names)
+    row = "".join(f"<td>{last[k]:.4g}</td>" if isinstance(last[k], float) else f"<td>{last[k]}</td>" for k in names)
+    return f'<table id="latest"><caption>last logged means</caption><tr>{head}</tr><tr>{row}</tr></table>'
 
 
 class StatsLog:
