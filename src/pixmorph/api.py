@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -16,6 +17,20 @@ from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device
 
 ImageLike = Union[Image.Image, Tensor]
+RUNTIMES = ("torch", "onnx")
+INFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 on CUDA (fp16 where bf16 is unsupported) and fp32 on the CPU, where half
+    precision is slower without AVX512-BF16/AMX."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16")
+    return precision
 
 
 class Translator:
@@ -23,13 +38,41 @@ class Translator:
 
     ``size=None`` translates at full size (padded to the generator's stride and cropped back);
     ``size=N`` resizes to N x N first and returns N x N.
+
+    Speed: ``precision`` (``auto`` = bf16 on CUDA, fp32 on CPU) runs the PyTorch generators under
+    autocast, ``channels_last`` (``None`` = on CUDA only) picks the memory layout, and
+    ``runtime="onnx"`` runs them with ONNX Runtime instead (see :mod:`pixmorph.export`).
     """
 
-    def __init__(self, method, config: RunConfig, device: torch.device, step: int):
+    def __init__(self, method, config: RunConfig, device: torch.device, step: int, precision: str = "fp32",
+                 channels_last: bool | None = None):
         self.method, self.config, self.device, self.step = method, config, device, step
         self.generators = method.translators()
         self.image_mode = "L" if config.data.channels == 1 else "RGB"  # what PIL inputs are converted to
+        self.precision = resolve_precision(precision, device)
+        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        self.runtime = "torch"
         method.nets.to(device).eval()
+        if self.channels_last:
+            method.nets.to(memory_format=torch.channels_last)
+
+    def use_onnx(self, prefix: str | Path | None = None) -> "Translator":
+        """Run the generators with ONNX Runtime: from the files ``pixmorph export --onnx PREFIX`` wrote,
+        or (``prefix=None``) exported now into a temporary folder."""
+        from pixmorph.export import OnnxGenerator, check_batch, direction_file, export_generator, require
+
+        require("onnxruntime")
+        if prefix is None:
+            self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
+            prefix = Path(self._onnx_dir.name) / "model.onnx"
+            for direction, g in self.generators.items():
+                export_generator(g, direction_file(prefix, direction), check_batch(g, 1, batch=1))
+            self.method.nets.to(self.device)  # export moved them to the CPU
+        self.generators = {d: OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
+                                            min_size=getattr(g, "min_size", 1))
+                           for d, g in self.generators.items()}
+        self.runtime = "onnx"
+        return self
 
     @property
     def directions(self) -> list[str]:
@@ -56,18 +99,34 @@ class Translator:
             generator = self.generators[direction]
         except KeyError:
             raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has {', '.join(self.generators)}") from None
-        x = batch.to(self.device, torch.float32)
+        x = batch.to(self.device, torch.float32, non_blocking=True)
         if size is not None:
             x = resize_tensor(x, size)
         x, original = pad_to_multiple(x, generator.stride, getattr(generator, "min_size", 1))
-        return crop_back(generator(x), original).float().cpu()
+        if self.runtime == "onnx":
+            return crop_back(generator(x), original).float().cpu()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = INFERENCE_PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            y = generator(x)
+        return crop_back(y, original).float().contiguous().cpu()
 
 
-def load(checkpoint: str | Path, device: str = "cpu") -> Translator:
-    """Load a run folder or checkpoint folder for translation."""
+def load(checkpoint: str | Path, device: str = "cpu", runtime: str = "torch", onnx: str | Path | None = None,
+         precision: str = "fp32", channels_last: bool | None = None) -> Translator:
+    """Load a run folder or checkpoint folder for translation.
+
+    ``runtime="onnx"`` runs the generators with ONNX Runtime, from the files exported to the prefix
+    ``onnx`` (``pixmorph export CKPT --onnx PREFIX``), or exported now when ``onnx`` is None.
+    ``precision`` (fp32, bf16, fp16, auto) and ``channels_last`` apply to the PyTorch runtime.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use torch or onnx")
     folder = ckpt.find_checkpoint(checkpoint)
     saved = ckpt.read_config(folder)
     config = RunConfig.from_dict(saved["run"])
     method = build_method(config)
     ckpt.load_weights(folder, method.nets)
-    return Translator(method, config, resolve_device(device), int(saved.get("step", 0)))
+    translator = Translator(method, config, resolve_device(device), int(saved.get("step", 0)), precision, channels_last)
+    return translator.use_onnx(onnx) if runtime == "onnx" else translator

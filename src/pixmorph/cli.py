@@ -90,8 +90,14 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images with a warning instead of stopping.")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: run the generator with ONNX Runtime (pip install 'pixmorph[onnx]').")
+@click.option("--onnx", "onnx_prefix", type=click.Path(dir_okay=False),
+              help="With --runtime onnx: the FILE given to `pixmorph export --onnx` (default: export now).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="PyTorch runtime: auto is bf16 on CUDA, fp32 on the CPU.")
 def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str, to_class: str | None, size: int | None,
-              batch_size: int, device: str, skip_bad: bool) -> None:
+              batch_size: int, device: str, skip_bad: bool, runtime: str, onnx_prefix: str | None, precision: str) -> None:
     """Translate image files and folders with a trained CHECKPOINT (run folder or checkpoint folder)."""
     if to_class:
         direction = f"to:{to_class}"
@@ -102,7 +108,11 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph.images import ImageReadError, check_images, list_images, read_image, save_image, to_tensor
     from pixmorph.train.loop import resolve_device
 
-    translator = load(checkpoint, device=str(resolve_device(device)))
+    try:
+        translator = load(checkpoint, device=str(resolve_device(device)), runtime=runtime, onnx=onnx_prefix,
+                          precision=precision)
+    except ImportError as e:  # onnxruntime missing: say how to install it
+        raise click.ClickException(str(e)) from None
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     files = check_images(files, skip_bad=skip_bad)
     out_dir = Path(out)
@@ -133,6 +143,23 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                     save_image(img, out_dir / f"{f.stem}.png")
                 bar.update(len(chunk))
     click.echo(f"{len(files)} images translated {direction} into {out_dir}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--onnx", "onnx_file", required=True, type=click.Path(dir_okay=False),
+              help="FILE.onnx: one FILE.<direction>.onnx per generator is written (dynamic batch and image size).")
+@click.option("--check-size", type=int, help="Image side for the check against PyTorch (default: the training crop).")
+def export(checkpoint: str, onnx_file: str, check_size: int | None) -> None:
+    """Export every generator of CHECKPOINT to ONNX and check each against PyTorch."""
+    from pixmorph.export import export_onnx
+
+    try:
+        done = export_onnx(checkpoint, onnx_file, check_size)
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+    for e in done:
+        click.echo(f"{e.direction}: {e.path} (max abs difference vs PyTorch: {e.max_abs_diff:.2e})")
 
 
 @cli.command()

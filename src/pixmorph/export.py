@@ -1,0 +1,127 @@
+"""ONNX export of a checkpoint's generators and an ONNX Runtime stand-in for them.
+
+``export_onnx(checkpoint, "out/model.onnx")`` writes one file per direction the method translates
+(``out/model.AtoB.onnx``, ``out/model.BtoA.onnx`` for CycleGAN; ``model.to-B.onnx`` for a class),
+each with a dynamic batch, height and width, and checks it against PyTorch on random images.
+``OnnxGenerator`` runs such a file with onnxruntime behind the generator's call signature, so
+:class:`pixmorph.api.Translator` uses it unchanged (``pixmorph translate --runtime onnx``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+OPSET = 17
+INSTALL_HINT = "pip install 'pixmorph[onnx]' (or: pip install onnx onnxruntime)"
+
+
+def require(module: str):
+    """Import ``onnx`` or ``onnxruntime``, or say how to install it."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ImportError(f"ONNX support needs the {module} package, which is not installed: {INSTALL_HINT}") from None
+
+
+def direction_file(prefix: str | Path, direction: str) -> Path:
+    """``out/model.onnx`` + ``AtoB`` -> ``out/model.AtoB.onnx`` (``to:cat`` -> ``model.to-cat.onnx``)."""
+    prefix = Path(prefix)
+    stem = prefix.name[: -len(".onnx")] if prefix.name.endswith(".onnx") else prefix.name
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in direction)
+    return prefix.with_name(f"{stem}.{safe}.onnx")
+
+
+def input_channels(generator: nn.Module) -> int:
+    """The channel count of the generator's first convolution (its input)."""
+    for m in generator.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            return m.in_channels
+    raise ValueError(f"{type(generator).__name__}: no convolution found to tell its input channels")
+
+
+@dataclass
+class Exported:
+    direction: str
+    path: Path
+    max_abs_diff: float  # ONNX Runtime vs. PyTorch on the check batch
+
+
+def export_generator(generator: nn.Module, path: str | Path, example: Tensor) -> Path:
+    """Write ``generator`` (eval mode, fp32, CPU) as ONNX with dynamic batch, height and width."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generator = generator.eval().float().cpu()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        # dynamo=False: the TorchScript exporter needs no onnxscript and handles dynamic H, W here.
+        torch.onnx.export(generator, (example.float().cpu(),), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=["image"], output_names=["translated"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                        "translated": {0: "batch", 2: "height", 3: "width"}})
+    require("onnx").checker.check_model(str(path))
+    return path
+
+
+def check_batch(generator: nn.Module, size: int, batch: int = 2, seed: int = 0) -> Tensor:
+    """Random images in [-1, 1] of a size the generator accepts (its stride and minimum size)."""
+    stride, min_size = getattr(generator, "stride", 1), getattr(generator, "min_size", 1)
+    side = max(min_size, -(-size // stride) * stride)
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, input_channels(generator), side, side, generator=g) * 2 - 1
+
+
+def max_abs_diff(generator: nn.Module, path: str | Path, x: Tensor) -> float:
+    """Largest absolute difference between ONNX Runtime and PyTorch (fp32, CPU) on ``x``."""
+    with torch.no_grad():
+        expected = generator.eval().float().cpu()(x)
+    got = OnnxGenerator(path)(x)
+    return float((got - expected).abs().max())
+
+
+def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = None) -> list[Exported]:
+    """Export every generator of ``checkpoint`` next to ``prefix``; checked at ``size`` (default: the
+    training crop size) with a batch of 2."""
+    from pixmorph.api import load
+
+    require("onnxruntime")
+    translator = load(checkpoint, device="cpu")
+    size = size or translator.config.data.crop_size or 256
+    done: list[Exported] = []
+    for direction, generator in translator.generators.items():
+        x = check_batch(generator, size)
+        path = export_generator(generator, direction_file(prefix, direction), x[:1])
+        done.append(Exported(direction, path, max_abs_diff(generator, path, x)))
+    return done
+
+
+class OnnxGenerator:
+    """An exported generator run by ONNX Runtime; called like the PyTorch one (NCHW tensors in, out)."""
+
+    def __init__(self, path: str | Path, device: torch.device | str = "cpu", threads: int | None = None,
+                 stride: int = 1, min_size: int = 1):
+        ort = require("onnxruntime")
+        self.path, self.stride, self.min_size = Path(path), stride, min_size
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such ONNX file (write it with: pixmorph export CKPT --onnx FILE)")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        providers = ["CPUExecutionProvider"]
+        if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        self.providers = self.session.get_providers()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        # ONNX Runtime reads host memory; the Translator moves the result back to the CPU anyway.
+        array = x.detach().float().cpu().contiguous().numpy()
+        (y,) = self.session.run(None, {"image": array})
+        return torch.from_numpy(y)
+
+    def eval(self) -> "OnnxGenerator":
+        return self

@@ -1,0 +1,103 @@
+"""ONNX export: every generator of a checkpoint, dynamic batch and image size, checked against PyTorch;
+``translate --runtime onnx``; a clear error when onnxruntime is missing."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import pixmorph
+from pixmorph.cli import cli
+from pixmorph.export import OnnxGenerator, direction_file, export_generator, export_onnx
+
+# ONNX Runtime and PyTorch run the same fp32 graph with different kernels (summation order, fused
+# instance norm); outputs are tanh images in [-1, 1], and the differences seen are ~1e-6.
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(cyclegan_run, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    prefix = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    return export_onnx(cyclegan_run, prefix)
+
+
+def test_export_writes_one_file_per_direction(exported):
+    assert [e.direction for e in exported] == ["AtoB", "BtoA"]
+    for e in exported:
+        assert e.path.name == f"model.{e.direction}.onnx" and e.path.is_file()
+        assert e.max_abs_diff < TOLERANCE
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("size", [(16, 16), (40, 24)])  # the training size and a larger, non-square one
+def test_onnx_matches_pytorch(exported, cyclegan_run, batch, size):
+    generators = pixmorph.load(cyclegan_run).generators
+    torch.manual_seed(batch)
+    x = torch.rand(batch, 3, *size) * 2 - 1
+    for e in exported:
+        with torch.no_grad():
+            expected = generators[e.direction](x)
+        got = OnnxGenerator(e.path)(x)
+        assert got.shape == expected.shape == (batch, 3, *size)
+        assert (got - expected).abs().max().item() < TOLERANCE
+
+
+def test_translator_onnx_runtime_matches_torch(exported, cyclegan_run):
+    x = torch.rand(2, 3, 21, 30) * 2 - 1  # odd size: padded to the stride and cropped back
+    reference = pixmorph.load(cyclegan_run)(x, "BtoA")
+    from_files = pixmorph.load(cyclegan_run, runtime="onnx", onnx=exported[0].path.with_name("model.onnx"))
+    exported_now = pixmorph.load(cyclegan_run, runtime="onnx")
+    for translator in (from_files, exported_now):
+        assert translator.runtime == "onnx"
+        out = translator(x, "BtoA")
+        assert out.shape == reference.shape
+        assert (out - reference).abs().max().item() < TOLERANCE
+
+
+def test_export_and_translate_cli(cyclegan_run, tmp_path, write_image):
+    pytest.importorskip("onnxruntime")
+    result = CliRunner().invoke(cli, ["export", str(cyclegan_run), "--onnx", str(tmp_path / "g.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "max abs difference vs PyTorch" in result.output
+    assert (tmp_path / "g.AtoB.onnx").is_file() and (tmp_path / "g.BtoA.onnx").is_file()
+    write_image(tmp_path / "in" / "a.png", 37, 23)
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--runtime", "onnx", "--onnx", str(tmp_path / "g.onnx"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_direction_file_names():
+    assert direction_file("out/model.onnx", "AtoB").name == "model.AtoB.onnx"
+    assert direction_file("out/model", "to:cat").name == "model.to-cat.onnx"
+
+
+def test_missing_onnxruntime_is_a_clear_error(cyclegan_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(ImportError, match=r"pip install 'pixmorph\[onnx\]'"):
+        pixmorph.load(cyclegan_run, runtime="onnx")
+    result = CliRunner().invoke(cli, ["export", str(cyclegan_run), "--onnx", str(tmp_path / "g.onnx")])
+    assert result.exit_code == 1
+    assert "onnxruntime" in result.output and "pip install" in result.output
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_missing_onnx_file_is_a_clear_error(tmp_path):
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(FileNotFoundError, match="pixmorph export"):
+        OnnxGenerator(tmp_path / "nothing.onnx")
+
+
+def test_export_generator_keeps_dynamic_axes(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from pixmorph.nn.resnet_generator import ResnetGenerator
+
+    g = ResnetGenerator(1, 3, ngf=4, n_blocks=1).eval()
+    path = export_generator(g, tmp_path / "g.onnx", torch.zeros(1, 1, 8, 8))
+    x = torch.rand(2, 1, 12, 20) * 2 - 1
+    with torch.no_grad():
+        assert (OnnxGenerator(path)(x) - g(x)).abs().max().item() < TOLERANCE
