@@ -202,6 +202,12 @@ def data_get(name: str, root: str) -> None:
     click.echo(f"{name}: {download.download(name, root)}")
 
 
+from pixmorph.metrics.cli import classifier_group, eval_command  # noqa: E402  (light: no torch import)
+
+cli.add_command(eval_command)
+cli.add_command(classifier_group)
+
+
 def main() -> None:
     """Entry point: known errors are printed as one line, not a traceback."""
     from pixmorph.errors import USER_ERRORS
