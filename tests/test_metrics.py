@@ -415,6 +415,40 @@ def test_labels_come_from_builtin_file_names(tmp_path):
         labels_from_file_names([Path("holiday.png")])
 
 
+@pytest.fixture(scope="module")
+def glyph_like_root(tmp_path_factory) -> Path:
+    """ROOT/<class>/*.png with three classes of real items at 24x24 RGB, as another domain's data would come."""
+    images, labels, pad = _fashion()
+    root = tmp_path_factory.mktemp("classfolders")
+    for slug, label in (("0", 1), ("b", 5), ("c", 8)):  # trousers, sandals, bags: easy to tell apart
+        picked = [np.stack([pad(images[i])[4:28, 4:28]] * 3, axis=2) for i in np.flatnonzero(labels == label)[:40]]
+        write_items(root / slug, picked, [f"{slug}_{i:03d}.png" for i in range(len(picked))])
+    return root
+
+
+def test_classifier_trains_on_any_class_folder_root(glyph_like_root, tmp_path):
+    out = tmp_path / "clf"
+    result = run_cli("classifier", "train", glyph_like_root, "--out", out, "--epochs", 4, "--width", 8,
+                     "--batch-size", 16, "--image-size", 24, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy on 12 real classfolders" in result.output and "(3 classes)" in result.output  # every 10th
+    clf = load_classifier(out)
+    assert clf.classes == ["0", "b", "c"] and clf.image_size == 24 and clf.net.in_channels == 1  # gray RGB -> 1
+    assert clf.config["data_source"]["root"] == str(glyph_like_root.resolve())
+    assert clf.test_accuracy["top1"] > 0.5, clf.test_accuracy  # chance is 1/3
+    assert clf.label_index("0") == 0  # a class named like an index is found by its name
+    result = run_cli("classifier", "test", out, "--device", "cpu")  # rebuilds the domain from the config
+    assert result.exit_code == 0 and "on 12 real test images" in result.output, result.output
+    scored = evaluate(glyph_like_root, glyph_like_root, metrics="acc", label="auto", classifier=out)
+    assert scored["top1"] > 0.5  # --label auto: the class is each file's folder
+
+
+def test_class_folder_root_needs_two_classes(tmp_path):
+    write_items(tmp_path / "only" / "a", [np.zeros((8, 8), np.uint8)] * 3, ["1.png", "2.png", "3.png"])
+    with pytest.raises(ValueError, match="1 class folder"):
+        train_classifier(tmp_path / "only", tmp_path / "out")
+
+
 def test_accuracy_of_real_items_by_file_name(small_classifier, fashion_folders):
     out, _ = small_classifier
     result = evaluate(fashion_folders["real"], fashion_folders["real"], metrics="acc", label="auto", classifier=out)
@@ -429,10 +463,15 @@ def test_accuracy_of_real_items_by_file_name(small_classifier, fashion_folders):
 # pixmorph eval
 
 
-def run_eval(*args):
-    from pixmorph.metrics.cli import eval_command
+def run_cli(*args):
+    """Through the real ``pixmorph`` command group, so the registration is tested too."""
+    from pixmorph.cli import cli
 
-    return CliRunner().invoke(eval_command, [str(a) for a in args])
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def run_eval(*args):
+    return run_cli("eval", *args)
 
 
 def test_eval_command_writes_table_and_json(tmp_path, fashion_folders):

@@ -1,19 +1,30 @@
-"""Small classifiers for the built-in domains, to score translations by the class they show.
+"""Small classifiers of image domains, to score translations by the class they show.
+
+Train one on any class-folder root and use it with ``pixmorph eval --classifier``::
+
+    from pixmorph.metrics.classify import train_classifier
+    clf = train_classifier("path/to/ROOT", "runs/classifiers/glyph-fonts", epochs=5)
+    clf.test_accuracy   # {"top1": ..., "top5": ..., "n_test": ...} on ROOT's held-out real images
+
+``ROOT`` is either ``ROOT/train/<class>/*.png`` + ``ROOT/test/<class>/*.png`` (the built-in
+``fashion-classes`` layout), or ``ROOT/<class>/*.png``, of which every 10th file of each class
+(``test_fraction``) is held out for the test. Class names are the folder names, sorted. A
+registered domain name (``"fashion"``, or one added by :func:`register_domain`) works in place of
+``ROOT``. The CLI is ``pixmorph classifier train fashion|ROOT``.
 
 A classifier is a checkpoint folder like any pixmorph checkpoint (``weights.safetensors`` +
-``config.json``); its config records the classes, the architecture and the accuracy it reached on
-the domain's real test images. ``pixmorph classifier train fashion`` builds the Fashion-MNIST one:
-a 5-convolution CNN on 32x32 images (the built-in tasks' size: 28x28 items padded with black),
-trained on the 60,000 training items and tested on the 10,000 test items. Inputs are N x C x H x W in
-[-1, 1] as :func:`pixmorph.images.to_tensor` gives; RGB is averaged to gray (Fashion-MNIST is gray)
-and other sizes are resized to 32x32.
-
-Domains are registered in :data:`DOMAINS`; one entry adds another (glyph fonts and characters later).
+``config.json``); its config records the classes, the architecture, where the data came from and
+the top-1/top-5 accuracy it reached on the domain's real test images. The network is a
+5-convolution CNN at ``image_size`` (32 by default: the built-in tasks' size, Fashion-MNIST's 28x28
+items padded with black). Inputs are N x C x H x W in [-1, 1] as :func:`pixmorph.images.to_tensor`
+gives; RGB is averaged to gray for a gray domain, and other sizes are resized to ``image_size``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -71,15 +82,16 @@ class Classifier:
     """A trained classifier: ``logits(images)``, ``topk_accuracy(images, labels)``, ``classes``."""
 
     def __init__(self, net: SmallCNN, classes: Sequence[str], names: Sequence[str], config: dict,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", image_size: int = IMAGE_SIZE):
         self.net, self.classes, self.names, self.config = net, list(classes), list(names), config
+        self.image_size = image_size
         self.device = torch.device(device)
         self.net.to(self.device).eval()
 
     @torch.no_grad()
     def logits(self, images: Tensor, batch_size: int = 256) -> Tensor:
-        out = [self.net(prepare_input(images[i : i + batch_size], self.net.in_channels).to(self.device)).float().cpu()
-               for i in range(0, images.shape[0], batch_size)]
+        prepare = lambda x: prepare_input(x, self.net.in_channels, self.image_size).to(self.device)
+        out = [self.net(prepare(images[i : i + batch_size])).float().cpu() for i in range(0, images.shape[0], batch_size)]
         return torch.cat(out)
 
     def topk_accuracy(self, images: Tensor, labels: Tensor | Sequence[int], ks: Sequence[int] = (1, 5)) -> dict[int, float]:
@@ -88,11 +100,11 @@ class Classifier:
     def label_index(self, label: str | int) -> int:
         """A class given by index, slug (``boot``) or name (``Ankle boot``), case-insensitive."""
         text = str(label).strip()
-        if text.isdigit() and int(text) < len(self.classes):
-            return int(text)
         for i, (slug, name) in enumerate(zip(self.classes, self.names)):
             if text.lower() in (slug.lower(), name.lower()):
                 return i
+        if text.isdigit() and int(text) < len(self.classes):
+            return int(text)
         raise ValueError(f"unknown class {label!r}: this classifier knows {', '.join(self.classes)}")
 
     @property
@@ -107,7 +119,7 @@ def topk_accuracy(logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) ->
     return {k: float((order[:, : min(k, logits.shape[1])] == labels).any(dim=1).float().mean()) for k in ks}
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> Classifier:
     """Load a classifier checkpoint folder written by :func:`train_classifier`."""
     folder = ckpt.find_checkpoint(path)
     config = ckpt.read_config(folder)
@@ -117,16 +129,17 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
     arch = config["classifier"]
     net = SmallCNN(len(arch["classes"]), arch["width"], arch["in_channels"])
     ckpt.load_weights(folder, nn.ModuleDict({"classifier": net}))
-    return Classifier(net, arch["classes"], arch["names"], config, device)
+    return Classifier(net, arch["classes"], arch["names"], config, device, arch.get("image_size", IMAGE_SIZE))
 
 
 # ---------------------------------------------------------------------------
-# Domains and training
+# Domains: where the real images of each class come from
 
 
 @dataclass(frozen=True)
 class Domain:
-    """Real images of a domain: ``load(split) -> (uint8 N x H x W or N x H x W x 3, int64 labels)``."""
+    """Real images of a domain: ``load(split) -> (uint8 N x H x W or N x H x W x 3, int64 labels)``,
+    all images of one size, in an order where the first items mix the classes (``n_train`` cuts)."""
 
     name: str
     classes: tuple[str, ...]
@@ -134,6 +147,7 @@ class Domain:
     load: Callable[[str], tuple[np.ndarray, np.ndarray]]
     flip: bool  # horizontal flips keep the class
     description: str
+    source: dict | None = None  # how to rebuild a folder domain (recorded in the classifier's config)
 
 
 def _fashion_load(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,11 +168,108 @@ def _fashion_domain() -> Domain:
 DOMAINS: dict[str, Callable[[], Domain]] = {"fashion": _fashion_domain}
 
 
-def get_domain(name: str) -> Domain:
-    try:
-        return DOMAINS[name]()
-    except KeyError:
-        raise ValueError(f"no classifier domain {name!r}: known {', '.join(sorted(DOMAINS))}") from None
+def register_domain(name: str, factory: Callable[[], Domain]) -> None:
+    """Make ``name`` a built-in domain (``pixmorph classifier train NAME``). ``factory`` builds the data
+    when called, e.g. ``lambda: class_folder_domain(prepare_glyphs(), name="glyph-fonts")``."""
+    DOMAINS[name] = factory
+
+
+def _class_dirs(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+def _read_split(files: list[Path], size: int) -> np.ndarray:
+    """uint8 N x size x size x 3 (each file resized to size x size, bilinear, aspect not kept)."""
+    from PIL import Image
+
+    from pixmorph.metrics.folders import read_uint8
+
+    out = np.empty((len(files), size, size, 3), np.uint8)
+    for i, image in enumerate(read_uint8(files)):  # names every unreadable file at once
+        array = image.permute(1, 2, 0).numpy()
+        if array.shape[:2] != (size, size):
+            array = np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR))
+        out[i] = array
+    return out
+
+
+def class_folder_domain(root: str | os.PathLike, *, test_fraction: float = 0.1, image_size: int = IMAGE_SIZE,
+                        flip: bool = False, name: str | None = None) -> Domain:
+    """A domain from class folders: ``ROOT/{train,test}/<class>/*`` or ``ROOT/<class>/*`` (then every
+    ``round(1 / test_fraction)``-th file of each class, in name order, is a test image). Images are read
+    as RGB and kept gray when every one of them is gray. ``flip``: mirror images keep their class
+    (not so for characters)."""
+    from pixmorph.metrics.folders import image_files
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (expected class folders ROOT/<class>/*.png)")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        train_dirs, test_dirs = _class_dirs(root / "train"), _class_dirs(root / "test")
+        layout = "train/<class>, test/<class>"
+        if extra := sorted(set(test_dirs) - set(train_dirs)):
+            raise ValueError(f"{root}/test: classes {extra} have no training folder in {root}/train")
+        split_files = {c: (image_files(d), image_files(test_dirs[c]) if c in test_dirs else []) for c, d in train_dirs.items()}
+    else:
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        every = max(2, round(1 / test_fraction))
+        layout = f"<class>, every {every}th file held out for the test"
+        split_files = {}
+        for c, d in _class_dirs(root).items():
+            files = image_files(d)
+            split_files[c] = ([f for i, f in enumerate(files) if i % every != every - 1],
+                              [f for i, f in enumerate(files) if i % every == every - 1])
+    if len(split_files) < 2:
+        raise ValueError(f"{root}: {len(split_files)} class folder(s); a classifier needs at least 2 "
+                         "(ROOT/<class>/*.png or ROOT/train/<class>/*.png)")
+    if empty := [c for c, (train, _) in split_files.items() if not train]:
+        raise ValueError(f"{root}: no training images for class(es) {', '.join(empty)}")
+    if not any(test for _, test in split_files.values()):
+        raise ValueError(f"{root}: no test images (each class needs 2 or more images, or a test/ folder)")
+    classes = tuple(split_files)
+
+    @functools.cache
+    def load_all() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out = {}
+        for s, split in enumerate(("train", "test")):
+            files = [f for c in classes for f in split_files[c][s]]
+            labels = np.array([i for i, c in enumerate(classes) for _ in split_files[c][s]], np.int64)
+            order = np.random.default_rng(s).permutation(len(files))  # classes mixed: n_train takes from all
+            out[split] = (_read_split([files[i] for i in order], image_size), labels[order])
+        if all((x[..., :1] == x).all() for x, _ in out.values()):
+            out = {k: (x[..., 0], y) for k, (x, y) in out.items()}
+        return out
+
+    return Domain(name or root.name, classes, classes, lambda split: load_all()[split], flip,
+                  description=f"class folders under {root} ({layout}) at {image_size}x{image_size}",
+                  source={"root": str(root.resolve()), "test_fraction": test_fraction, "image_size": image_size,
+                          "flip": flip})
+
+
+def get_domain(domain: str | os.PathLike | Domain, **folder_options) -> Domain:
+    """A :class:`Domain` from a registered name, a class-folder root, or itself."""
+    if isinstance(domain, Domain):
+        return domain
+    if str(domain) in DOMAINS:
+        return DOMAINS[str(domain)]()
+    if Path(domain).expanduser().is_dir():
+        return class_folder_domain(domain, **folder_options)
+    raise ValueError(f"no classifier domain {str(domain)!r}: give a class-folder root (ROOT/<class>/*.png) "
+                     f"or one of {', '.join(sorted(DOMAINS))}")
+
+
+def domain_of(config: dict) -> Domain:
+    """The domain a classifier was trained on, from its config."""
+    source = config.get("data_source")
+    if source:
+        return class_folder_domain(source["root"], test_fraction=source["test_fraction"],
+                                   image_size=source["image_size"], flip=source["flip"], name=config["domain"])
+    return get_domain(config["domain"])
+
+
+# ---------------------------------------------------------------------------
+# Training
 
 
 def images_to_tensor(images: np.ndarray) -> Tensor:
@@ -186,16 +297,21 @@ def default_classifier_dir(domain: str = "fashion") -> Path:
     return cache_base() / "classifiers" / domain
 
 
-def train_classifier(domain: str, out: str | Path, *, epochs: float = 3, width: int = 32, batch_size: int = 128,
-                     lr: float = 2e-3, n_train: int | None = None, n_test: int | None = None, seed: int = 0,
-                     device: str = "cpu", progress: bool = True) -> Classifier:
+def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike, *, epochs: float = 3,
+                     width: int = 32, batch_size: int = 128, lr: float = 2e-3, n_train: int | None = None,
+                     n_test: int | None = None, seed: int = 0, device: str = "cpu", progress: bool = True,
+                     **folder_options) -> Classifier:
     """Train a classifier on ``domain``'s real training images, test it on its test images, save it to ``out``.
 
-    ``n_train``/``n_test`` take the first items of each split (for quick runs); ``epochs`` may be
-    fractional. Adam with a cosine learning-rate decay; shifts and flips as augmentation."""
+    ``domain``: a registered name (``"fashion"``), a class-folder root (see the module docstring;
+    ``folder_options`` are :func:`class_folder_domain`'s: ``test_fraction``, ``image_size``, ``flip``,
+    ``name``), or a :class:`Domain`. ``n_train``/``n_test`` take the first items of each split (quick
+    runs); ``epochs`` may be fractional. Adam with a cosine learning-rate decay; shifts (and flips where
+    the domain allows) as augmentation. The returned classifier's ``test_accuracy`` is also in the
+    checkpoint's config."""
     from tqdm import tqdm
 
-    d = get_domain(domain)
+    d = get_domain(domain, **folder_options)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     train_x, train_y = d.load("train")
@@ -203,21 +319,23 @@ def train_classifier(domain: str, out: str | Path, *, epochs: float = 3, width: 
     train_x, train_y = train_x[:n_train], train_y[:n_train]
     test_x, test_y = test_x[:n_test], test_y[:n_test]
     x, y = images_to_tensor(train_x), torch.from_numpy(train_y)
-    in_channels = x.shape[1]
+    in_channels, image_size = x.shape[1], x.shape[-1]
+    batch_size = min(batch_size, len(x))
     dev = torch.device(device)
     net = SmallCNN(len(d.classes), width, in_channels).to(dev)
     steps_per_epoch = max(1, len(x) // batch_size)
     total = max(1, round(epochs * steps_per_epoch))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    shift = max(1, image_size // 16)
     t0, step = time.perf_counter(), 0
     net.train()
-    with tqdm(total=total, disable=not progress, unit="step", desc=f"classifier {domain}") as bar:
+    with tqdm(total=total, disable=not progress, unit="step", desc=f"classifier {d.name}") as bar:
         while step < total:
             order = torch.randperm(len(x), generator=g)
             for i in range(0, len(order) - batch_size + 1, batch_size):
                 idx = order[i : i + batch_size]
-                xb = _augment(x[idx], g, d.flip).to(dev)
+                xb = _augment(x[idx], g, d.flip, shift).to(dev)
                 loss = F.cross_entropy(net(xb), y[idx].to(dev))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -230,19 +348,25 @@ def train_classifier(domain: str, out: str | Path, *, epochs: float = 3, width: 
                 if step >= total:
                     break
     seconds = time.perf_counter() - t0
-    classifier = Classifier(net, d.classes, d.names, {}, dev)
+    classifier = Classifier(net, d.classes, d.names, {}, dev, image_size)
     acc = classifier.topk_accuracy(images_to_tensor(test_x), torch.from_numpy(test_y))
     config = {
-        "kind": KIND, "pixmorph_version": pixmorph.__version__, "domain": domain,
-        "classifier": {"arch": "SmallCNN", "width": width, "in_channels": in_channels, "image_size": IMAGE_SIZE,
+        "kind": KIND, "pixmorph_version": pixmorph.__version__, "domain": d.name,
+        "classifier": {"arch": "SmallCNN", "width": width, "in_channels": in_channels, "image_size": image_size,
                        "classes": list(d.classes), "names": list(d.names), "input": d.description},
         "training": {"n_train": len(x), "epochs": epochs, "steps": total, "batch_size": batch_size, "lr": lr,
                      "seed": seed, "seconds": round(seconds, 1), "device": str(dev)},
         "test_accuracy": {"top1": acc[1], "top5": acc[5], "n_test": len(test_x)},
     }
+    if d.source:
+        config["data_source"] = d.source
     classifier.config = config
     ckpt.save_checkpoint(out, nn.ModuleDict({"classifier": net}), config, state=None)
     return classifier
+
+
+# ---------------------------------------------------------------------------
+# Labels of files to score
 
 
 def labels_from_file_names(files: Sequence[Path], domain: str = "fashion") -> Tensor:
@@ -254,7 +378,8 @@ def labels_from_file_names(files: Sequence[Path], domain: str = "fashion") -> Te
         m = _BUILTIN_NAME.match(Path(f).stem)
         if not m:
             raise ValueError(f"{f}: the class cannot be read from this name: --label auto needs the built-in "
-                             f"tasks' names (test_000123.png); give --label CLASS instead")
+                             f"tasks' names (test_000123.png) or class folders (<class>/x.png); "
+                             f"give --label CLASS instead")
         split, index = m.group(1), int(m.group(2))
         if split not in labels_of:
             labels_of[split] = d.load(split)[1]
@@ -262,3 +387,16 @@ def labels_from_file_names(files: Sequence[Path], domain: str = "fashion") -> Te
             raise ValueError(f"{f}: index {index} is past the {len(labels_of[split])} {split} items of {domain}")
         out.append(int(labels_of[split][index]))
     return torch.tensor(out, dtype=torch.long)
+
+
+def auto_labels(files: Sequence[Path], classifier: Classifier) -> Tensor:
+    """The true class of each file: its folder's name when that is one of the classifier's classes
+    (``<class>/x.png``), else, for the Fashion-MNIST classifier, its built-in file name."""
+    known = {c: i for i, c in enumerate(classifier.classes)}
+    if all(Path(f).parent.name in known for f in files):
+        return torch.tensor([known[Path(f).parent.name] for f in files], dtype=torch.long)
+    if classifier.config.get("domain") == "fashion":
+        return labels_from_file_names(files)
+    stray = next(f for f in files if Path(f).parent.name not in known)
+    raise ValueError(f"{stray}: --label auto reads the class from the folder name, and {Path(stray).parent.name!r} "
+                     f"is not one of {', '.join(classifier.classes)}; give --label CLASS instead")

@@ -24,8 +24,8 @@ def _warned(records) -> list[str]:
               help="GENERATED and REF are aligned pairs matched by file name: adds LPIPS, PSNR, SSIM and L1.")
 @click.option("--classifier", type=click.Path(exists=True),
               help="Classifier checkpoint for top-1/top-5 (default: the one `pixmorph classifier train fashion` writes).")
-@click.option("--label", help="Target class of the outputs (slug, name or index), or 'auto': each file's class "
-                              "from its built-in name (test_000123.png). Adds top-1/top-5.")
+@click.option("--label", help="Target class of the outputs (name or index), or 'auto': each file's class from its "
+                              "folder (<class>/x.png) or built-in name (test_000123.png). Adds top-1/top-5.")
 @click.option("--metrics", "metrics", help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc "
                                            "(default: all that apply).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures to this JSON file.")
@@ -85,26 +85,36 @@ def classifier_group() -> None:
 
 
 @classifier_group.command("train")
-@click.argument("domain", type=click.Choice(["fashion"]))
-@click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder (default: <cache>/classifiers/DOMAIN, "
-                                                               "where `pixmorph eval` looks).")
+@click.argument("domain")
+@click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder (default: <cache>/classifiers/NAME, "
+                                                               "where `pixmorph eval` looks for fashion).")
 @click.option("--epochs", default=3.0, show_default=True)
 @click.option("--width", default=32, show_default=True, help="Channels of the first convolutions.")
 @click.option("--batch-size", default=128, show_default=True)
 @click.option("--n-train", type=int, help="Use only the first N training images (quick runs).")
+@click.option("--image-size", default=32, show_default=True, help="Class folders: images are resized to this square.")
+@click.option("--test-fraction", default=0.1, show_default=True,
+              help="Class folders without train/ and test/: share of each class held out for the test.")
+@click.option("--flip/--no-flip", default=False, show_default=True,
+              help="Class folders: mirror images keep their class (augmentation).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def classifier_train(domain, out, epochs, width, batch_size, n_train, seed, device) -> None:
-    """Train the classifier of DOMAIN on its real training images; reports its test accuracy."""
-    from pixmorph.metrics.classify import default_classifier_dir, train_classifier
+def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size, test_fraction, flip, seed,
+                     device) -> None:
+    """Train a classifier on DOMAIN's real training images and report its accuracy on its test images.
+
+    DOMAIN is a built-in domain (fashion) or a class-folder root: ROOT/train/<class>/*.png with
+    ROOT/test/<class>/*.png, or ROOT/<class>/*.png (every 10th image held out for the test)."""
+    from pixmorph.metrics.classify import DOMAINS, default_classifier_dir, train_classifier
     from pixmorph.train.loop import resolve_device
 
-    out = Path(out) if out else default_classifier_dir(domain)
+    folder = {} if domain in DOMAINS else {"image_size": image_size, "test_fraction": test_fraction, "flip": flip}
+    out = Path(out) if out else default_classifier_dir(Path(domain).name)
     clf = train_classifier(domain, out, epochs=epochs, width=width, batch_size=batch_size, n_train=n_train,
-                           seed=seed, device=str(resolve_device(device)))
+                           seed=seed, device=str(resolve_device(device)), **folder)
     acc = clf.test_accuracy
-    click.echo(f"test accuracy on {acc['n_test']} real {domain} images: top-1 {acc['top1']:.4f}, "
-               f"top-5 {acc['top5']:.4f}\ncheckpoint: {out}")
+    click.echo(f"test accuracy on {acc['n_test']} real {clf.config['domain']} images ({len(clf.classes)} classes): "
+               f"top-1 {acc['top1']:.4f}, top-5 {acc['top5']:.4f}\ncheckpoint: {out}")
 
 
 @classifier_group.command("test")
@@ -114,12 +124,12 @@ def classifier_test(checkpoint, device) -> None:
     """Accuracy of a classifier CHECKPOINT (default: the cache's fashion one) on its domain's real test images."""
     import torch
 
-    from pixmorph.metrics.classify import default_classifier_dir, get_domain, images_to_tensor, load_classifier
+    from pixmorph.metrics.classify import default_classifier_dir, domain_of, images_to_tensor, load_classifier
     from pixmorph.train.loop import resolve_device
 
     path = checkpoint or default_classifier_dir("fashion")
     clf = load_classifier(path, str(resolve_device(device)))
-    images, labels = get_domain(clf.config["domain"]).load("test")
+    images, labels = domain_of(clf.config).load("test")
     acc = clf.topk_accuracy(images_to_tensor(images), torch.from_numpy(labels))
     click.echo(f"{path}: top-1 {acc[1]:.4f}, top-5 {acc[5]:.4f} on {len(labels)} real test images "
                f"(recorded at training: top-1 {clf.test_accuracy.get('top1', float('nan')):.4f})")

@@ -163,11 +163,11 @@ class Evaluator:
         return out
 
     def _accuracy(self, files, images, label) -> dict[str, Any]:
-        from pixmorph.metrics.classify import labels_from_file_names, topk_accuracy
+        from pixmorph.metrics.classify import auto_labels, topk_accuracy
 
         clf = self.classifier
         if str(label).lower() == "auto":
-            labels = labels_from_file_names(files)
+            labels = auto_labels(files, clf)
         else:
             labels = torch.full((len(files),), clf.label_index(label), dtype=torch.long)
         if len({im.shape for im in images}) == 1:
