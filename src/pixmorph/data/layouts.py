@@ -35,3 +35,4 @@ def build_dataset(layout: str, root: Path, cfg: DataConfig, phase: str = "train"
 
 # Importing a layout module registers its layouts.
 from pixmorph.data import classes, folders, single_image  # noqa: E402,F401
+from pixmorph.data import fewshot  # noqa: E402,F401

@@ -4,6 +4,7 @@ from pixmorph.methods.base import METHODS, Method, register
 
 # Importing a method module registers it.
 from pixmorph.methods import cyclegan, deepsim, pix2pix, twostep  # noqa: E402,F401
+from pixmorph.methods import funit  # noqa: E402,F401
 
 
 def get_method(name: str) -> type[Method]:

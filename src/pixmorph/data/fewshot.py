@@ -1,0 +1,151 @@
+"""Class-structured data for few-shot translation (FUNIT): a split of classes into source classes (trained
+on) and target classes (only seen at test time, K images each).
+
+Two ways to give the data (``data.root`` = ROOT; settings in ``data.options``):
+
+* FUNIT's list files: lines ``class/filename`` relative to ROOT (or ``options.image_root``); the source
+  list is ``options.source_list`` (default ``ROOT/train_list.txt``), the target list
+  ``options.target_list`` (default ``ROOT/test_list.txt`` when present). The built-in ``glyphs`` task
+  is written this way.
+* Class folders ``ROOT/<class>/*``: every folder is a source class except those named in
+  ``options.target_classes`` (or, with ``options.source_classes``, only those are trained on).
+
+``ROOT/fewshot.json`` may hold the same keys (the options win) and ``flip: false`` for data that a
+mirror changes (glyphs). A class in both sets is an error, so a target class never leaks into training.
+
+The training layout ``fewshot`` yields ``{"content", "content_label", "class", "class_label"}``: the
+content image is the indexed one and the class image is drawn at random (from the sample's seed) from
+all source images, as in FUNIT's two independent loaders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from pixmorph.config import DataConfig
+from pixmorph.data.layouts import register_layout  # first: it imports the other layout modules
+from pixmorph.data import glyphs  # noqa: F401  (registers the built-in glyphs task)
+from pixmorph.data.folders import _images_in, image_mode
+from pixmorph.data.transforms import TrainTransform
+from pixmorph.images import read_image
+
+DEFAULT_SOURCE_LIST, DEFAULT_TARGET_LIST = "train_list.txt", "test_list.txt"
+
+
+@dataclass
+class ClassSplit:
+    """Images by class for the source classes (training) and the target classes (few-shot tests)."""
+
+    source: dict[str, list[Path]] = field(default_factory=dict)
+    target: dict[str, list[Path]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.source) & set(self.target))
+        if both:
+            raise ValueError(f"class(es) {', '.join(both)} are both source (training) and target (held-out) classes: "
+                             "a target class must never be trained on")
+        if not self.source:
+            raise ValueError("no source classes to train on")
+
+
+def read_list_file(path: Path, image_root: Path) -> dict[str, list[Path]]:
+    """FUNIT list file: one ``class/filename`` line per image -> images by class, classes in order of appearance."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: list file not found")
+    by_class: dict[str, list[Path]] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cls, sep, name = line.partition("/")
+        if not sep or not cls or not name:
+            raise ValueError(f"{path}:{n}: {line!r} is not a 'class/filename' line")
+        by_class.setdefault(cls, []).append(image_root / line)
+    if not by_class:
+        raise ValueError(f"{path}: no 'class/filename' lines")
+    missing = [p for files in by_class.values() for p in files if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: {len(missing)} listed image(s) missing, e.g. {missing[0]}")
+    return by_class
+
+
+def task_options(root: Path, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``ROOT/fewshot.json`` (when present) overridden by ``options``."""
+    info = root / "fewshot.json"
+    merged = json.loads(info.read_text()) if root.is_dir() and info.is_file() else {}
+    merged.update(options or {})
+    return merged
+
+
+def _names(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not all(isinstance(c, str) for c in value):
+        raise ValueError(f"data.options.{key}={value!r}: expected a list of class names")
+    return list(value)
+
+
+def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_bad: bool = False) -> ClassSplit:
+    """The source/target split of ``root`` (see the module docstring for the two layouts)."""
+    root = Path(root)
+    opts = task_options(root, options)
+    image_root = root / opts.get("image_root", ".")
+    source_list = root / opts.get("source_list", DEFAULT_SOURCE_LIST)
+    if "source_list" in opts or source_list.is_file():
+        source = read_list_file(source_list, image_root)
+        target_list = root / opts.get("target_list", DEFAULT_TARGET_LIST)
+        target = read_list_file(target_list, image_root) if ("target_list" in opts or target_list.is_file()) else {}
+        return ClassSplit(source, target)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder of class folders")
+    folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    if not folders:
+        raise FileNotFoundError(f"{root}: no class folders (expected {root}/<class>/*.png) and no {DEFAULT_SOURCE_LIST}")
+    targets, sources = _names(opts.get("target_classes"), "target_classes"), _names(opts.get("source_classes"), "source_classes")
+    unknown = [c for c in targets + sources if c not in folders]
+    if unknown:
+        raise ValueError(f"{root}: no class folder(s) {unknown} (classes: {', '.join(folders)})")
+    both = sorted(set(targets) & set(sources))
+    if both:
+        raise ValueError(f"class(es) {', '.join(both)} named in both source_classes and target_classes")
+    source_names = sources or [c for c in folders if c not in targets]
+    return ClassSplit({c: _images_in(folders[c], skip_bad) for c in source_names},
+                      {c: _images_in(folders[c], skip_bad) for c in targets})
+
+
+class FewShotPairs(Dataset):
+    """Source-class images as (content, class image) pairs; indexed by ``(index, seed)``."""
+
+    def __init__(self, split: ClassSplit, transform: TrainTransform, mode: str = "RGB"):
+        self.classes = list(split.source)
+        self.items = [(p, label) for label, files in enumerate(split.source.values()) for p in files]
+        self.transform, self.mode = transform, mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, i: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        path, label = self.items[i]
+        (x,) = self.transform([read_image(path, mode=self.mode)], g)
+        return x, torch.tensor(label, dtype=torch.long)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, seed = key
+        g = torch.Generator().manual_seed(seed)
+        content, content_label = self._load(index, g)
+        cls, cls_label = self._load(int(torch.randint(0, len(self.items), (1,), generator=g)), g)
+        return {"content": content, "content_label": content_label, "class": cls, "class_label": cls_label}
+
+
+@register_layout("fewshot")
+def fewshot(root: Path, cfg: DataConfig, phase: str) -> FewShotPairs:
+    opts = task_options(Path(root), cfg.options)
+    flip = cfg.flip and bool(opts.get("flip", True))
+    split = split_classes(root, cfg.options, cfg.skip_bad)
+    return FewShotPairs(split, TrainTransform(cfg.load_size, cfg.crop_size, flip), mode=image_mode(cfg))

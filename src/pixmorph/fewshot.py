@@ -1,0 +1,121 @@
+"""Few-shot translation with a FUNIT checkpoint: ``load_fewshot(ckpt)(content, class_images)``.
+
+The class code is the mean over the K class images (any K >= 1, any sizes: each image is resized to the
+training size and encoded on its own). Images are converted to the model's channels (grayscale class
+images for an RGB model are fine, and the reverse). Content images are translated at the training size
+by default, or at ``size``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from pixmorph.api import Translator, load
+from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
+from pixmorph.images import list_images, read_image, to_pil, to_tensor
+
+ImageLike = Union[Image.Image, Tensor, str, Path]
+
+
+class FewShotTranslator:
+    """Wraps a loaded FUNIT checkpoint. ``class_code(images)`` and ``__call__(content, class_images)``."""
+
+    def __init__(self, translator: Translator):
+        if translator.config.method != "funit":
+            raise ValueError(f"few-shot translation needs a funit checkpoint, not {translator.config.method}")
+        self.translator = translator
+        self.generator = translator.method.nets["G_ema"]
+        self.device = translator.device
+        self.image_size = int(translator.config.data.crop_size or 128)
+        self.mode = translator.image_mode
+
+    def _tensor(self, image: ImageLike) -> Tensor:
+        """One CHW tensor in [-1, 1] with the model's channels."""
+        if isinstance(image, (str, Path)):
+            image = read_image(image, mode=self.mode)
+        if isinstance(image, Image.Image):
+            image = to_tensor(image.convert(self.mode))
+        x = image.float()
+        if x.dim() == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.dim() != 3:
+            raise ValueError(f"expected one C x H x W image, got a tensor of shape {tuple(image.shape)}")
+        channels = 1 if self.mode == "L" else 3
+        if x.shape[0] != channels:
+            x = x.mean(0, keepdim=True) if channels == 1 else x.expand(3, -1, -1)
+        return x
+
+    @torch.no_grad()
+    def class_code(self, class_images: Sequence[ImageLike]) -> Tensor:
+        """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter."""
+        if len(class_images) == 0:
+            raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
+        codes = [self.generator.class_code(resize_tensor(self._tensor(im)[None].to(self.device), self.image_size))
+                 for im in class_images]
+        return torch.cat(codes).mean(0, keepdim=True)
+
+    @torch.no_grad()
+    def translate_code(self, content: Tensor, code: Tensor, size: int | None = None) -> Tensor:
+        """NCHW content batch (one size) and a class code -> translated batch on the CPU."""
+        x = content.to(self.device, torch.float32)
+        h, w = x.shape[-2:]
+        x = resize_tensor(x, size or self.image_size)
+        x, original = pad_to_multiple(x, self.generator.stride)
+        y = self.generator.decode(self.generator.content_encoder(x), code.expand(x.shape[0], -1))
+        return crop_back(y, original).float().cpu()
+
+    def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: Sequence[ImageLike],
+                 size: int | None = None) -> list[Image.Image] | Tensor:
+        """Translate content image(s) into the class shown by ``class_images``. Tensors in -> tensor out
+        (N x C x S x S); PIL images or paths in -> list of PIL images."""
+        code = self.class_code(class_images)
+        if isinstance(content, Tensor):
+            batch = content[None] if content.dim() == 3 else content
+            return self.translate_code(batch, code, size)
+        items = [content] if isinstance(content, (Image.Image, str, Path)) else list(content)
+        return [to_pil(self.translate_code(self._tensor(c)[None], code, size)[0]) for c in items]
+
+
+def load_fewshot(checkpoint: str | Path, device: str = "cpu") -> FewShotTranslator:
+    """Load a FUNIT run folder or checkpoint folder for few-shot translation."""
+    return FewShotTranslator(load(checkpoint, device=device))
+
+
+def class_image_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files and folders (their images) -> the list of class image files."""
+    files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
+    if not files:
+        raise ValueError("K = 0: no class images given (--class-images FILES_OR_DIR)")
+    return files
+
+
+def source_class_overlap(translator: FewShotTranslator, class_files: Sequence[Path]) -> str | None:
+    """A warning text when the class images come from the model's training (source) classes, else None."""
+    from pixmorph.data.fewshot import split_classes
+    from pixmorph.data.resolve import resolve_root
+
+    data = translator.translator.config.data
+    try:
+        root, _ = resolve_root(data.root)
+        source = split_classes(root, data.options).source
+    except Exception:  # the training data is not here any more: nothing to compare with
+        return None
+    trained = {p.resolve() for files in source.values() for p in files}
+    seen = sorted({f.parent.name for f in class_files if f.resolve() in trained})
+    named = sorted({f.parent.name for f in class_files} & set(source))
+    if seen or named:
+        return (f"the class image(s) of {', '.join(seen or named)} come from a source class this model was trained on: "
+                "this is not a few-shot test of an unseen class")
+    return None
+
+
+def warn_if_source_class(translator: FewShotTranslator, class_files: Sequence[Path]) -> None:
+    message = source_class_overlap(translator, class_files)
+    if message:
+        warnings.warn(message, stacklevel=2)
