@@ -202,6 +202,8 @@ def test_train_resume_and_edit(tmp_path):
 
     out = pixmorph.load(straight)(Image.open(example["edited"][0]))  # RGB file into an edge model
     assert out.size == (320, 208)
+    rendered = deepsim.render(pixmorph.load(straight), example["edited"][:1])  # at the training size rule
+    assert rendered[0].shape == (3, 48, 64)
     with pytest.raises(ValueError, match="seg\\+edges"):
         deepsim.edit(straight, example["edited"][:1], tmp_path / "x", edges=example["edited"][:1])
 
@@ -215,3 +217,66 @@ def test_cli_options_map_to_the_config():
     d = {"train": {"out": "runs/x"}}
     deepsim.apply_cli_options(d, image="img.png", primitive=None, edges="auto", kind=None, max_side=None)
     assert d["data"]["options"] == {"primitive": "auto-edges", "kind": "edges"} and d["model"]["in_channels"] == 1
+
+
+def test_warp_under_autocast_is_float32_and_the_same():
+    """The loop trains under autocast; the warp and the Canny redraw must not run in half precision."""
+    image = disc_image()
+    edges = P.canny_edges(image)
+    method = DeepSIM(DeepSIMConfig(in_channels=1, augment="tps", tps_prob=1.0, **TINY))
+    flags = torch.ones(1, 1)
+    A, B = method.augment(edges, image, flags, generator=torch.Generator().manual_seed(5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        A16, B16 = method.augment(edges.bfloat16(), image.bfloat16(), flags, generator=torch.Generator().manual_seed(5))
+    assert A16.dtype == B16.dtype == torch.float32
+    assert (A16 != A).float().mean() < 0.01 and (B16 - B).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("precision", ["bf16"])
+def test_mixed_precision_training_steps(tmp_path, precision):
+    """The loop's autocast (and fp16's gradient scaling) around DeepSIM's step: finite losses, weights move."""
+    example = write_example(tmp_path / "example")
+    cfg = run_config(example["image"], "auto-edges", tmp_path / "run", 2, precision=precision, device="cpu")
+    torch.manual_seed(cfg.train.seed)  # the initialisation the run starts from
+    before = {k: v.clone() for k, v in DeepSIM(DeepSIMConfig(**cfg.model)).nets.state_dict().items()}
+    run = train(cfg, progress=False)
+    after = load_file(str(run / "checkpoint" / "weights.safetensors"))
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith("G."))
+    import json
+
+    logged = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert logged and all(np.isfinite(v) for rec in logged for k, v in rec.items() if k.startswith(("G_", "D_")))
+
+
+def test_cli_train_deepsim_on_the_example_then_edit(tmp_path):
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4}.items()]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", "example", "--max-side", "64", "--out", str(run),
+                                      "--steps", "2", "--device", "cpu", "--set=train.tensorboard=false", *tiny])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    saved = (run / "config.json").read_text()
+    assert '"primitive": "' in saved and '"in_channels": 1' in saved
+    edited = sorted((run / "example").glob("edited_*.png"))
+    result = CliRunner().invoke(cli, ["edit", str(run), *map(str, edited), "--out", str(tmp_path / "edits"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert sorted(p.name for p in (tmp_path / "edits").glob("*.png")) == [p.name for p in edited]
+    assert Image.open(tmp_path / "edits" / edited[0].name).size == (64, 48)
+
+    result = CliRunner().invoke(cli, ["train", "cyclegan", "--primitive", "auto-seg", "--dry-run"])
+    assert result.exit_code == 2 and "deepsim` only" in result.output
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--dry-run", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--image" in result.output
+
+
+def test_seg_flag_names_the_primitive():
+    from pixmorph.cli_deepsim import apply_single_image
+
+    flags = {"image": "img.png", "primitive": None, "seg": "auto", "edges": "auto", "kind": None, "max_side": None}
+    d = apply_single_image("deepsim", {"train": {"out": "runs/x"}}, flags, resume=False)
+    assert d["data"]["options"]["primitive"] == "auto-seg" and d["model"]["in_channels"] == 4

@@ -9,10 +9,13 @@ redraws computed Canny edges at a random sigma. The data layout is ``single`` (d
 
 Python API::
 
+    import pixmorph
     from pixmorph.methods import deepsim
-    cfg = deepsim.make_config("car.png", primitive="car_seg.png", out="runs/car")
-    run = pixmorph.train.loop.train(cfg)
-    deepsim.edit(run, ["car_edited_seg.png"], out="edits/")
+    from pixmorph.train.loop import train
+    run = train(deepsim.make_config("car.png", primitive="car_seg.png", out="runs/car"))
+    deepsim.edit(run, ["car_edited_seg.png"], out="edits/")        # files, at the training size rule
+    images = deepsim.render(pixmorph.load(run), ["car_edited_seg.png"])  # CHW tensors in [-1, 1]
+    photo = pixmorph.load(run)(Image.open("car_edited_seg.png"))   # a PIL primitive, at its own size
 """
 
 from __future__ import annotations
@@ -304,28 +307,34 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
     return out
 
 
-def edit(checkpoint: str | Path, primitives: Sequence[str | Path], out: str | Path,
-         edges: Sequence[str | Path] | None = None, device: str = "cpu") -> list[Path]:
-    """Render edited primitive files with a DeepSIM checkpoint (run or checkpoint folder) into ``out``
-    as ``<name>.png``, at the size rule of training; returns the written paths."""
-    from pixmorph.api import load
-    from pixmorph.images import save_image
+def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] | None = None,
+           device: str = "cpu") -> list[Tensor]:
+    """Render edited primitive files with a DeepSIM model: ``model`` is a run or checkpoint folder, or a
+    :class:`pixmorph.api.Translator` from ``pixmorph.load``. The files are read as training read its
+    primitive (label colours, ``max_side`` and multiples of 16); ``edges``: for seg+edges models, one edge
+    map per segmentation. Returns one CHW image in [-1, 1] per primitive."""
+    from pixmorph.api import Translator, load
 
-    translator = load(checkpoint, device=device)
+    translator = model if isinstance(model, Translator) else load(model, device=device)
     config = translator.config
     if config.method != DeepSIM.name:
-        raise ValueError(f"{checkpoint}: a {config.method} checkpoint; edit renders DeepSIM ones "
+        raise ValueError(f"{model}: a {config.method} checkpoint; edit renders DeepSIM ones "
                          "(use `pixmorph translate` for other methods)")
+    kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
+    if kind is None:
+        raise ValueError(f"{model}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
+                         f"({', '.join(f'{k} {c}' for k, c in P.CHANNELS.items())})")
+    max_side = (config.data.options or {}).get("max_side")
+    return [translator.translate_batch(x[None])[0] for x in load_primitives(primitives, kind, max_side, edges)]
+
+
+def edit(checkpoint: str | Path, primitives: Sequence[str | Path], out: str | Path,
+         edges: Sequence[str | Path] | None = None, device: str = "cpu") -> list[Path]:
+    """:func:`render` the edited primitive files into ``out`` as ``<name>.png``; returns the written paths."""
+    from pixmorph.images import save_image
+
     names = [Path(p).stem for p in primitives]
     if len(set(names)) != len(names):
         raise ValueError("two edited primitives have the same file name; they would overwrite each other")
-    kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
-    if kind is None:
-        raise ValueError(f"{checkpoint}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
-                         f"({', '.join(f'{k} {c}' for k, c in P.CHANNELS.items())})")
-    max_side = (config.data.options or {}).get("max_side")
-    written = []
-    for path, x in zip(primitives, load_primitives(primitives, kind, max_side, edges)):
-        y = translator.translate_batch(x[None])[0]
-        written.append(save_image(y, Path(out) / f"{Path(path).stem}.png"))
-    return written
+    images = render(checkpoint, primitives, edges, device)
+    return [save_image(y, Path(out) / f"{name}.png") for name, y in zip(names, images)]

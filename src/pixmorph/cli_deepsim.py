@@ -1,0 +1,75 @@
+"""The DeepSIM parts of the ``pixmorph`` command: the single-image options of ``pixmorph train`` and
+``pixmorph edit``. Light at import (click only): the CLI must not load torch to print its help."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import click
+
+SINGLE_IMAGE_FLAGS = ("image", "primitive", "seg", "edges", "kind", "max_side")
+
+
+def single_image_options(command: Callable) -> Callable:
+    """Add --image/--primitive/--seg/--edges/--kind/--max-side to ``pixmorph train``; the command receives
+    them as one ``single_image`` dict (None values for flags not given)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        kwargs["single_image"] = {name: kwargs.pop(name) for name in SINGLE_IMAGE_FLAGS}
+        return command(*args, **kwargs)
+
+    options = [
+        click.option("--image", help="deepsim: the one training image, or 'example' (a built-in photo and edges)."),
+        click.option("--primitive", help="deepsim: its primitive: an edge map or segmentation file, auto-edges "
+                                         "(Canny, the default) or auto-seg (SLIC superpixels)."),
+        click.option("--seg", help="deepsim: 'auto' (SLIC superpixels) or a segmentation file as the primitive."),
+        click.option("--edges", help="deepsim: 'auto' (Canny) or an edge-map file; alone: the edge map is the "
+                                     "primitive; with --seg or a segmentation --primitive: train on seg+edges."),
+        click.option("--kind", type=click.Choice(["edges", "seg", "seg+edges"]),
+                     help="deepsim: the primitive's kind (default: guessed from the file)."),
+        click.option("--max-side", type=int, help="deepsim: scale the image to this longer side (then to 16s)."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | None, resume: bool) -> dict[str, Any]:
+    """Fold the single-image flags into the config dict of ``pixmorph train``."""
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if method != "deepsim":
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise click.UsageError(f"{names}: single-image options, for `pixmorph train deepsim` only")
+        return d
+    if resume and not given:
+        return d  # the saved config has them
+    if not given.get("image") and not (d.get("data") or {}).get("root"):
+        raise click.UsageError("pixmorph train deepsim needs --image IMG (or --image example for the built-in photo)")
+    if "seg" in given:
+        if "primitive" in given:
+            raise click.UsageError("--seg names the primitive already: give --seg or --primitive, not both")
+        seg = given.pop("seg")
+        given["primitive"] = "auto-seg" if seg == "auto" else seg
+    from pixmorph.methods.deepsim import apply_cli_options
+
+    return apply_cli_options(d, **{k: given.get(k) for k in SINGLE_IMAGE_FLAGS if k != "seg"})
+
+
+@click.command("edit")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("primitives", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (<name>.png per input).")
+@click.option("--edges", "edge_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="seg+edges models: one edge map per segmentation, in order (repeat the option).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_files: tuple[str, ...],
+                 device: str) -> None:
+    """Render edited PRIMITIVES (edge maps / segmentations) with a DeepSIM CHECKPOINT (run or checkpoint folder)."""
+    from pixmorph.methods.deepsim import edit
+    from pixmorph.train.loop import resolve_device
+
+    written = edit(checkpoint, primitives, out, edges=list(edge_files) or None, device=str(resolve_device(device)))
+    click.echo(f"{len(written)} edited images rendered into {out}")
