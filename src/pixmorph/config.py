@@ -35,13 +35,21 @@ class TrainConfig:
     lr_policy: str = "linear"  # linear | constant
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA, fp32 on the CPU)
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
     resume: bool = False
     overwrite: bool = False  # start over in a run folder that holds a checkpoint
     tensorboard: bool = True  # when tensorboard is installed
+    # Speed switches (train/speed.py); None = on where measured to win (CUDA), off on the CPU.
+    channels_last: bool | None = None  # networks and batches in NHWC
+    compile: bool | None = None  # torch.compile each network in place
+    fused_optimizer: bool = True  # fused Adam/AdamW/SGD kernels (CUDA and CPU)
+    cudnn_benchmark: bool = True  # CUDA: autotune convolution algorithms
+    tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
+    pin_memory: bool = True  # CUDA: page-locked batches, copied with non_blocking
+    threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pixmorph.data.layouts import build_dataset
 from pixmorph.data.resolve import resolve_data
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
-from pixmorph.train import distributed
+from pixmorph.train import distributed, speed as speedups
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.sampler import SeededSampler
 from pixmorph.train.schedules import build_schedulers
@@ -57,9 +57,12 @@ def checkpoint_config(cfg: RunConfig, step: int) -> dict:
 def train(cfg: RunConfig, progress: bool = True) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest)."""
     t = cfg.train
-    if t.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
+    if t.precision not in (*PRECISIONS, "auto"):
+        raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
     world, device = distributed.init(resolve_device(t.device))
+    precision = resolve_precision(t.precision, device)
+    speed = speedups.resolve(t, device)
+    speedups.apply_to_backend(speed, t)
     data_root, cfg.data = resolve_data(cfg.data)
     run_dir = Path(t.out)
     if world.is_main:
@@ -78,7 +81,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
     last_step = min(constant + decay, math.inf if t.max_steps is None else t.max_steps)
     schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
-    scalers = {name: torch.amp.GradScaler(device.type, enabled=t.precision == "fp16") for name in method.optimizers}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=precision == "fp16") for name in method.optimizers}
 
     method.nets.to(device).train()
     if world.distributed:
@@ -88,18 +91,20 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         step = _resume(run_dir, method, schedulers, scalers)
     elif not t.overwrite and (run_dir / "checkpoint").exists():
         raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
+    speedups.apply_to_nets(method.nets, speed)
+    speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
     if world.is_main:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
     loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
                         sampler=SeededSampler(len(dataset), t.seed, start=step * global_batch,
                                               shard=(world.rank, world.size, t.batch_size)),
-                        pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
+                        pin_memory=speed.pin_memory, persistent_workers=cfg.data.num_workers > 0,
                         # its own generator: creating the iterator must not draw from the global RNG
                         generator=torch.Generator().manual_seed(t.seed))
     sample_batch = _fixed_batch(dataset, device)
     stats = StatsLog(run_dir, t.tensorboard) if world.is_main else None
-    autocast_dtype = PRECISIONS[t.precision]
+    autocast_dtype = PRECISIONS[precision]
     update = _make_update(method, scalers, world)
 
     def save(at_step: int) -> None:
@@ -120,7 +125,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     with _stop_requests() as stop_requested:
         batches = iter(loader)
         while step < last_step:
-            batch = {k: v.to(device, non_blocking=True) for k, v in _next_batch(batches).items()}
+            batch = _to_device(_next_batch(batches), device, speed.memory_format)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 losses = method.train_step(batch, update)
             for s in schedulers.values():
@@ -157,6 +162,22 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if world.distributed:
         distributed.shutdown()
     return run_dir
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 on CUDA (where supported), fp32 on the CPU (no bf16 speed-up without AVX512-BF16/AMX)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format) -> dict:
+    """Copy a batch to the device without waiting (pinned on CUDA); images in the networks' layout."""
+    out = {}
+    for k, v in batch.items():
+        v = v.to(device, non_blocking=True)
+        out[k] = v.contiguous(memory_format=memory_format) if v.dim() == 4 else v
+    return out
 
 
 def _next_batch(batches):

@@ -1,0 +1,112 @@
+"""Speed switches of the training loop (``TrainConfig``): memory layout, compilation, fused optimizers,
+cuDNN autotuning, TF32 and CPU threads. Each is method-agnostic: it acts on ``method.nets`` and
+``method.optimizers`` as the method built them, and falls back to the plain path where the device or
+the torch build lacks the feature. ``None`` in a switch means "on where it is measured to win"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pixmorph.config import TrainConfig
+
+FUSABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)  # optimizers with a fused kernel
+
+
+@dataclass
+class Speed:
+    """The switches as resolved for one device."""
+
+    channels_last: bool
+    compile: bool
+    fused_optimizer: bool
+    cudnn_benchmark: bool
+    tf32: bool
+    pin_memory: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def resolve(t: TrainConfig, device: torch.device) -> Speed:
+    cuda = device.type == "cuda"
+    # On the CPU channels_last and torch.compile measured slower for the reference CycleGAN step
+    # (README, Speed), so "auto" (None) turns them on for CUDA only.
+    return Speed(
+        channels_last=cuda if t.channels_last is None else t.channels_last,
+        compile=(cuda if t.compile is None else t.compile) and _can_compile(device),
+        fused_optimizer=t.fused_optimizer,
+        cudnn_benchmark=cuda and t.cudnn_benchmark,
+        tf32=cuda and t.tf32,
+        pin_memory=cuda and t.pin_memory,
+    )
+
+
+def apply_to_backend(speed: Speed, t: TrainConfig) -> None:
+    """Process-wide settings: threads (CPU), cuDNN autotuning and TF32 (CUDA)."""
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if speed.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    if speed.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def apply_to_nets(nets: nn.ModuleDict, speed: Speed) -> None:
+    """Layout and compilation in place, so parameter names (and checkpoints) stay as they are."""
+    if speed.channels_last:
+        nets.to(memory_format=torch.channels_last)
+    if speed.compile:
+        for net in nets.values():
+            net.compile()
+
+
+def apply_to_optimizers(optimizers: dict[str, torch.optim.Optimizer], speed: Speed) -> None:
+    """Switch Adam/AdamW/SGD to their fused kernels where every parameter's device supports them.
+
+    Called after a resume too: a checkpoint's param_groups carry the flag they were saved with."""
+    for opt in optimizers.values():
+        if not isinstance(opt, FUSABLE):
+            continue
+        params = [p for g in opt.param_groups for p in g["params"]]
+        fused = speed.fused_optimizer and bool(params) and all(_fused_supported(p) for p in params)
+        if any(g.get("differentiable") for g in opt.param_groups):
+            fused = False
+        for group in opt.param_groups:
+            group["fused"] = fused
+            if fused:
+                group["foreach"] = False  # fused and foreach are exclusive
+        if isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
+            _move_steps(opt, fused)
+
+
+def _fused_supported(p: torch.Tensor) -> bool:
+    return p.is_floating_point() and p.device.type in ("cuda", "cpu")
+
+
+def _move_steps(opt: torch.optim.Optimizer, fused: bool) -> None:
+    """Adam keeps its step count as a float32 tensor on the parameter's device when fused, and as a CPU
+    scalar otherwise; convert the existing state (after a resume) to the form the kernel expects."""
+    for p, state in opt.state.items():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor):
+            state["step"] = step.to(p.device if fused else "cpu", torch.float32)
+
+
+def _can_compile(device: torch.device) -> bool:
+    """torch.compile needs a working backend: Triton on CUDA, a C++ compiler on the CPU."""
+    try:
+        if device.type == "cuda":
+            from torch.utils._triton import has_triton
+
+            return has_triton()
+        from torch._inductor import cpp_builder  # noqa: F401
+        import shutil
+
+        return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+    except Exception:
+        return False

@@ -1,0 +1,109 @@
+"""Speed switches of the training loop and the translator: each can be turned off (and the CPU-safe
+ones on) and training still runs on the CPU; resume stays exact with them on; CUDA-only switches fall
+back cleanly on the CPU. No test measures time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from test_train import tiny_run, weights, write_unpaired
+
+import pixmorph
+from pixmorph.config import RunConfig, TrainConfig
+from pixmorph.train import speed
+from pixmorph.train.loop import resolve_precision, train
+
+ALL_OFF = {"channels_last": False, "compile": False, "fused_optimizer": False, "cudnn_benchmark": False,
+           "tf32": False, "pin_memory": False}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_unpaired(tmp_path_factory.mktemp("speed") / "data")
+
+
+@pytest.mark.parametrize("switch", [None, *ALL_OFF])
+def test_each_switch_off_still_trains(tmp_path, data, switch):
+    """None: everything off at once; else only that switch off (the rest at their defaults)."""
+    options = ALL_OFF if switch is None else {switch: False}
+    run = train(tiny_run(data, tmp_path / "run", 2, **options), progress=False)
+    assert all(torch.isfinite(v).all() for v in weights(run).values())
+
+
+@pytest.mark.parametrize("options", [{"channels_last": True}, {"fused_optimizer": True}, {"threads": 1},
+                                     {"channels_last": True, "fused_optimizer": False}])
+def test_cpu_switches_on_still_train(tmp_path, data, options):
+    run = train(tiny_run(data, tmp_path / "run", 2, **options), progress=False)
+    assert all(torch.isfinite(v).all() for v in weights(run).values())
+
+
+@pytest.mark.slow
+def test_compile_on_cpu_trains(tmp_path, data):
+    """torch.compile of every network in place: checkpoint names are unchanged."""
+    run = train(tiny_run(data, tmp_path / "run", 2, compile=True), progress=False)
+    assert "G_A.model.1.weight" in weights(run)
+
+
+def test_resume_is_bit_identical_with_channels_last_and_fused(tmp_path, data):
+    fast = {"channels_last": True, "fused_optimizer": True}
+    straight = train(tiny_run(data, tmp_path / "straight", 6, **fast), progress=False)
+    train(tiny_run(data, tmp_path / "stopped", 3, **fast), progress=False)
+    resumed = train(tiny_run(data, tmp_path / "stopped", 6, resume=True, **fast), progress=False)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_across_fused_switch(tmp_path, data):
+    """A checkpoint saved with the fused optimizer continues with it off, and the other way round."""
+    train(tiny_run(data, tmp_path / "run", 2, fused_optimizer=True), progress=False)
+    train(tiny_run(data, tmp_path / "run", 4, resume=True, fused_optimizer=False), progress=False)
+    run = train(tiny_run(data, tmp_path / "run", 6, resume=True, fused_optimizer=True), progress=False)
+    assert all(torch.isfinite(v).all() for v in weights(run).values())
+
+
+def test_cuda_only_switches_fall_back_on_cpu():
+    on = TrainConfig(channels_last=None, compile=None, cudnn_benchmark=True, tf32=True, pin_memory=True)
+    s = speed.resolve(on, torch.device("cpu"))
+    assert not (s.cudnn_benchmark or s.tf32 or s.pin_memory)
+    assert not (s.channels_last or s.compile)  # "auto" is off on the CPU
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_switches_from_overrides():
+    from pixmorph.config import apply_overrides
+
+    d = apply_overrides({}, ["train.channels_last=false", "train.compile=true", "train.fused_optimizer=false",
+                             "train.threads=1"])
+    t = RunConfig.from_dict(d).train
+    assert (t.channels_last, t.compile, t.fused_optimizer, t.threads) == (False, True, False, 1)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} >= set(ALL_OFF)
+
+
+def test_fused_flag_and_state_follow_the_switch():
+    p = torch.nn.Parameter(torch.randn(3))
+    opt = torch.optim.Adam([p])
+    p.grad = torch.ones(3)
+    opt.step()
+    speed.apply_to_optimizers({"G": opt}, speed.resolve(TrainConfig(fused_optimizer=True), torch.device("cpu")))
+    assert opt.param_groups[0]["fused"] and opt.state[p]["step"].dtype == torch.float32
+    opt.step()
+    assert opt.state[p]["step"].item() == 2
+
+
+@pytest.mark.parametrize("precision,channels_last", [("fp32", True), ("bf16", False), ("auto", None)])
+def test_translator_precision_and_layout_on_cpu(cyclegan_run, precision, channels_last):
+    x = torch.rand(3, 3, 20, 28) * 2 - 1
+    reference = pixmorph.load(cyclegan_run)(x)
+    t = pixmorph.load(cyclegan_run, precision=precision, channels_last=channels_last)
+    out = t(x)
+    assert out.dtype == torch.float32 and out.shape == x.shape and out.is_contiguous()
+    tolerance = 5e-2 if precision == "bf16" else 1e-5  # bf16 keeps 8 bits of mantissa
+    assert (out - reference).abs().max().item() < tolerance
+
+
+def test_translator_rejects_unknown_precision(cyclegan_run):
+    with pytest.raises(ValueError, match="precision"):
+        pixmorph.load(cyclegan_run, precision="fp8")
