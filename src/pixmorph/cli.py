@@ -37,7 +37,7 @@ def cli() -> None:
 @click.option("--steps", type=int, help="Stop at this step.")
 @click.option("--time-budget", type=float, help="Seconds of training, then save and stop.")
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]))
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto: bf16 on CUDA, fp32 on the CPU (default).")
 @click.option("--seed", type=int)
 @click.option("--load-size", type=int)
 @click.option("--crop-size", type=int)
