@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pixmorph.cli_deepsim import apply_single_image, edit_command, single_image_options
 from pixmorph.config import RunConfig, apply_overrides, load_yaml
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
@@ -47,8 +48,9 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Any hyperparameter, e.g. --set model.ngf=32 --set train.log_every=10 (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@single_image_options
 def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
-          **flags) -> None:
+          single_image: dict, **flags) -> None:
     """Train METHOD (cyclegan, pix2pix) on a data folder or built-in task."""
     from pixmorph.methods import get_method
 
@@ -66,7 +68,11 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
             d.setdefault(section, {})[key] = value
     if resume:
         d["train"]["resume"] = True
-    cfg = RunConfig.from_dict(apply_overrides(d, list(overrides)))
+    d = apply_single_image(method, d, single_image, resume)
+    d = apply_overrides(d, list(overrides))
+    if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
+        d = get_method(method).complete_run_config(d)
+    cfg = RunConfig.from_dict(d)
     method_cls = get_method(cfg.method)
     from pixmorph.config import build_method_config
 
@@ -206,6 +212,10 @@ from pixmorph.metrics.cli import classifier_group, eval_command  # noqa: E402  (
 
 cli.add_command(eval_command)
 cli.add_command(classifier_group)
+cli.add_command(edit_command)
+from pixmorph.fewshot_cli import fewshot as fewshot_command  # noqa: E402  (FUNIT)
+
+cli.add_command(fewshot_command)
 
 
 def main() -> None:
