@@ -12,14 +12,23 @@ Translation: ``x -> E(x) -> G(E(x), c')`` for any target class ``c'``; reconstru
 with the source class ``c`` (from the label when known, else the discriminator's class head).
 
 The two steps run in one method: the first ``step1_steps`` calls of :meth:`TwoStep.train_step` are
-step 1, the rest step 2. The method counts its own steps and saves the count with the checkpoint, so
-a run stopped anywhere (inside step 1, between the steps, inside step 2) resumes exactly, and the
-steps can be run one at a time (``--steps step1_steps``, then ``--resume --steps step1_steps+step2_steps``).
+step 1, the next ``step2_steps`` step 2. The method counts its own steps and saves the count with the
+checkpoint, so a run stopped anywhere (inside step 1, between the steps, inside step 2) resumes exactly.
+``model.stage`` runs them together (``both``) or one at a time (``1``, then ``2`` with ``--resume``):
+:meth:`TwoStep.complete_run_config`, which ``pixmorph train`` calls, ends the run at the stage's last step
+and fills in what the model reads from its data (class names, channels, image size).
+
+The auxiliary classifier learns classes from real images only by default (``d_cls_fake=False``). With
+ACGAN's original rule (D also learns the class each fake was generated for, ``d_cls_fake=True``) G and D
+both minimise the same loss on fakes and can agree on a class code that is not the class's look: on
+Fashion-MNIST, after 500 steps G's class loss was 0.05 while a classifier trained on real images
+recognised 16% of the samples' classes (chance: 10%), and on the tests' bars G ignored ``c``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +40,8 @@ from pixmorph.nn.dcgan import ACDiscriminator, ConditionalGenerator, LatentEncod
 from pixmorph.nn.init import init_normal
 
 ENCODER_INITS = ("discriminator", "random")
+STAGES = ("both", "1", "2")
+TRAIN_DEFAULTS = {"batch_size": 64, "lr_policy": "constant", "epochs": 1e6, "epochs_decay": 0}  # the steps end a run
 
 
 @dataclass
@@ -47,14 +58,18 @@ class TwoStepConfig(MethodConfig):
     beta1: float = 0.5
     lr_encoder: float = 1e-4  # E (step 2)
     lambda_cls: float = 1.0  # weight of the auxiliary classifier loss (G and D)
-    d_cls_fake: bool = True  # ACGAN: D also learns the class of generated images (False: of real ones only)
+    d_cls_fake: bool = False  # True: ACGAN's rule, D also learns the class of generated images (see above)
     step1_steps: int = 20000
     step2_steps: int = 10000
     encoder_init: str = "discriminator"  # "discriminator": E's trunk starts as D's trained trunk; or "random"
     recon_weight: float = 0.0  # step 2: weight of L1(G(E(x), c), x) on real images (0 = the paper's z-MSE only)
     init_gain: float = 0.02
+    stage: str = "both"  # "both" steps in one run, or one at a time: "1", then "2" (resumed from step 1's checkpoint)
 
     def __post_init__(self) -> None:
+        self.stage = str(self.stage)
+        if self.stage not in STAGES:
+            raise ValueError(f"model.stage={self.stage!r}: use both, 1 or 2")
         self.class_names = [str(c) for c in self.class_names]
         if self.num_classes == 0:
             self.num_classes = len(self.class_names)
@@ -76,6 +91,12 @@ class TwoStepConfig(MethodConfig):
     @property
     def total_steps(self) -> int:
         return self.step1_steps + self.step2_steps
+
+    @property
+    def stage_range(self) -> tuple[int, int]:
+        """The method steps ``(first, last]`` that ``stage`` trains."""
+        return {"both": (0, self.total_steps), "1": (0, self.step1_steps),
+                "2": (self.step1_steps, self.total_steps)}[self.stage]
 
 
 @register
@@ -110,6 +131,9 @@ class TwoStep(Method):
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         x, labels = batch["image"], batch["label"].long()
         self._check_batch(x, labels)
+        if self.cfg.stage == "2" and self.step < self.cfg.step1_steps:
+            raise ValueError(f"model.stage=2 trains the encoder of a finished step 1, but this run is at step {self.step} "
+                             f"of {self.cfg.step1_steps}: run model.stage=1 first (or both), then --resume with stage 2")
         if self.phase == 1:
             losses = self._gan_step(x, labels, update)
         else:
@@ -180,6 +204,34 @@ class TwoStep(Method):
         if int(labels.max()) >= cfg.num_classes or int(labels.min()) < 0:
             raise ValueError(f"twostep: a label {int(labels.max())} in the data, but the model has {cfg.num_classes} "
                              f"classes {cfg.class_names}: set model.class_names to the data's classes")
+
+    @staticmethod
+    def complete_run_config(d: dict[str, Any]) -> dict[str, Any]:
+        """What ``pixmorph train twostep`` adds to a config dict (sections model/data/train) before it runs:
+
+        * ``model.class_names`` (the data's classes, when neither they nor ``num_classes`` are given),
+          ``model.channels`` = ``data.channels`` and ``model.image_size`` = the crop size, unless given;
+        * ``train.max_steps``: the last step of ``model.stage``, unless a step inside that stage is given
+          (so ``--resume --set model.stage=2`` continues a stage-1 run to the end of step 2);
+        * the train settings of :data:`TRAIN_DEFAULTS` that are not given (batch 64, constant learning rate).
+        """
+        from pixmorph.config import DataConfig
+        from pixmorph.data.classes import list_classes
+        from pixmorph.data.resolve import resolve_data
+
+        model, data, run = (d.setdefault(k, None) or {} for k in ("model", "data", "train"))
+        d.update(model=model, data=data, train=run)
+        root, resolved = resolve_data(DataConfig(**data))
+        if not model.get("class_names") and not model.get("num_classes"):
+            model["class_names"] = list_classes(root, resolved.options)
+        model.setdefault("channels", resolved.channels)
+        model.setdefault("image_size", resolved.crop_size)
+        for key, value in TRAIN_DEFAULTS.items():
+            run.setdefault(key, value)
+        first, last = TwoStepConfig(**model).stage_range
+        if run.get("max_steps") is None or not first < run["max_steps"] <= last:
+            run["max_steps"] = last
+        return d
 
     # ------------------------------------------------------------------ inference
 
