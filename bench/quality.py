@@ -1,18 +1,19 @@
 """Translation quality of each method on its built-in task at a fixed training budget.
 
-For every method in ``ENTRIES``: train on its built-in task (a fixed number of steps, set per
-budget: ``cpu`` for minutes on two CPU cores, ``gpu`` for reference widths and more steps), translate
-the held-out edge maps of ``fashion-edges`` (testA), and score the outputs against the true items
-(testB, same file names): FID and KID (TF-FID Inception-v3), LPIPS, PSNR, SSIM and L1 to the paired
-ground truth, and top-1/top-5 of the Fashion-MNIST classifier against each item's true class (read
-from its file name). Two baseline rows bound the table: "input unchanged" (the edge map itself) and
-"ground truth" (the truth against itself: FID's floor, the classifier's own accuracy).
+Each row of the table is one small function in ``ROWS`` (decorated with ``@row``): it trains its
+method on its built-in task for the budget's fixed number of steps (``cpu``: minutes on two CPU
+cores; ``gpu``: reference widths, more steps), translates held-out real inputs, and says what to
+score them against. The scoring is the same for every row: FID and KID (TF-FID Inception-v3)
+against the real target images, and, where the row has them, LPIPS, PSNR, SSIM and L1 against
+paired ground truth and top-1/top-5 of the Fashion-MNIST classifier against the class each output
+should show. Two baseline rows bound the table: "input unchanged" (the edge maps themselves) and
+"ground truth" (the true items against themselves: FID's floor, the classifier's own accuracy).
 
-    python bench/quality.py --budget cpu --json runs/bench-quality/cpu.json
+    python bench/quality.py --budget cpu
     python bench/quality.py --budget gpu --device cuda
-    python bench/quality.py --methods pix2pix --reuse        # evaluate existing run folders again
+    python bench/quality.py --methods pix2pix --reuse        # score existing run folders again
 
-A method added later (deepsim, funit, twostep) is one more ``Entry`` in ``ENTRIES``.
+Adding a method (deepsim, funit, twostep, ...) is one more ``@row`` function.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,56 +40,105 @@ from pixmorph.metrics.evaluate import Evaluator, format_table, to_json, translat
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import resolve_device, train
 
-
-@dataclass(frozen=True)
-class Budget:
-    steps: int
-    batch_size: int
-    model: dict[str, Any]
-    n_test: int = 500  # held-out items scored
+N_TEST = {"cpu": 200, "gpu": 2000}  # held-out items scored per row
+GRAY = {"in_channels": 1, "out_channels": 1}  # Fashion-MNIST is grayscale
 
 
-@dataclass(frozen=True)
-class Entry:
-    method: str
-    task: str  # built-in task it trains on
-    budgets: dict[str, Budget]
-    eval_task: str = "fashion-edges"  # where the test inputs and their ground truth are
-    inputs: str = "testA"
-    truth: str = "testB"
-    direction: str = "AtoB"
-    channels: int = 1  # Fashion-MNIST is grayscale
-    data_options: dict[str, Any] = field(default_factory=dict)
+@dataclass
+class Bench:
+    """What a row function gets: the budget, where to write, and helpers to train and translate."""
+
+    budget: str
+    device: str
+    out: Path
+    n_test: int
+    steps_override: int | None = None
+    workers: int = 1
+    reuse: bool = False
+
+    def pick(self, cpu: Any, gpu: Any) -> Any:
+        return cpu if self.budget == "cpu" else gpu
+
+    def train(self, method: str, task: str, model: dict[str, Any], steps: int, batch_size: int,
+              data_options: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+        """Train ``method`` on built-in ``task`` for ``steps`` (half at the full learning rate, half decaying
+        linearly to 0); returns the run folder and what was trained, for the JSON."""
+        steps = self.steps_override or steps
+        run_dir = self.out / self.budget / method
+        info = {"task": task, "steps": steps, "batch_size": batch_size, "model": model}
+        if self.reuse and _trained_steps(run_dir) == steps:
+            print(f"{method}: reusing {run_dir} ({steps} steps)", flush=True)
+            return run_dir, {**info, "train_seconds": None}
+        epochs = steps / 2 / max(1, TASKS[task].n_train // batch_size)
+        cfg = RunConfig(
+            method=method, model=dict(model),
+            data=DataConfig(root=task, channels=1, num_workers=self.workers, options=dict(data_options or {})),
+            train=TrainConfig(out=str(run_dir), batch_size=batch_size, epochs=epochs, epochs_decay=epochs,
+                              max_steps=steps, device=self.device, log_every=50, sample_every=steps,
+                              checkpoint_every=steps, tensorboard=False, overwrite=True))
+        print(f"{method}: training {steps} steps of {batch_size} on {task} ({self.device})", flush=True)
+        t0 = time.perf_counter()
+        train(cfg, progress=sys.stderr.isatty())
+        return run_dir, {**info, "train_seconds": round(time.perf_counter() - t0, 1)}
+
+    def translate(self, run_dir: Path, inputs: Path, direction: str = "AtoB") -> Path:
+        return translate_folder(run_dir, inputs, run_dir / "test_outputs", direction, self.device)
+
+    def edges_test(self) -> Path:
+        """fashion-edges with ``n_test`` held-out items: testA edge maps, testB the true items, same names."""
+        return prepare_task("fashion-edges", n_test=self.n_test)
 
 
-GRAY = {"in_channels": 1, "out_channels": 1}
-ENTRIES: dict[str, Entry] = {
-    "cyclegan": Entry("cyclegan", "fashion-edges", {
-        # The demo's generator sized to 32 px; ~375 steps is one pass over the 3,000 items.
-        "cpu": Budget(375, 8, {"ngf": 32, "ndf": 32, "n_blocks": 6, "d_layers": 2, **GRAY}),
-        # Reference widths (ngf/ndf 64, 6 blocks as the paper uses below 256 px), ten passes.
-        "gpu": Budget(3750, 8, {"ngf": 64, "ndf": 64, "n_blocks": 6, "d_layers": 3, **GRAY}, n_test=2000),
-    }),
-    "pix2pix": Entry("pix2pix", "fashion-edges-paired", {
-        "cpu": Budget(375, 8, {"ngf": 32, "ndf": 32, "num_downs": 5, **GRAY}),
-        "gpu": Budget(3750, 8, {"ngf": 64, "ndf": 64, "num_downs": 5, "d_layers": 3, **GRAY}, n_test=2000),
-    }),
-}
+@dataclass
+class Scored:
+    """A row's outputs and what to score them against."""
+
+    generated: Path
+    reference: Path  # real target images (FID/KID), and ground truth by file name when ``pairs``
+    pairs: bool = False
+    label: str | None = None  # target class for the classifier: a class name, or "auto" (from file names)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def run_config(entry: Entry, budget: Budget, out: Path, device: str, workers: int) -> RunConfig:
-    n_train = TASKS[entry.task].n_train
-    # Half the steps at the full learning rate, half decaying linearly to 0, ending at exactly budget.steps.
-    epochs = budget.steps / 2 / max(1, n_train // budget.batch_size)
-    return RunConfig(
-        method=entry.method, model=dict(budget.model),
-        data=DataConfig(root=entry.task, channels=entry.channels, num_workers=workers, options=dict(entry.data_options)),
-        train=TrainConfig(out=str(out), batch_size=budget.batch_size, epochs=epochs, epochs_decay=epochs,
-                          max_steps=budget.steps, device=device, log_every=50, sample_every=budget.steps,
-                          checkpoint_every=budget.steps, tensorboard=False, overwrite=True))
+ROWS: dict[str, Callable[[Bench], Scored]] = {}
 
 
-def trained_steps(run_dir: Path) -> int:
+def row(name: str) -> Callable[[Callable[[Bench], Scored]], Callable[[Bench], Scored]]:
+    def register(fn: Callable[[Bench], Scored]) -> Callable[[Bench], Scored]:
+        ROWS[name] = fn
+        return fn
+
+    return register
+
+
+@row("cyclegan")
+def cyclegan(b: Bench) -> Scored:
+    """Unpaired edges -> items. CPU: the demo's generator sized to 32 px; GPU: reference widths (ngf/ndf 64,
+    6 blocks as the paper uses below 256 px), ten passes over the 3,000 items."""
+    model = b.pick({"ngf": 32, "ndf": 32, "n_blocks": 6, "d_layers": 2, **GRAY},
+                   {"ngf": 64, "ndf": 64, "n_blocks": 6, "d_layers": 3, **GRAY})
+    run_dir, info = b.train("cyclegan", "fashion-edges", model, b.pick(150, 3750), batch_size=8)
+    root = b.edges_test()
+    return Scored(b.translate(run_dir, root / "testA"), root / "testB", pairs=True, label="auto", info=info)
+
+
+@row("pix2pix")
+def pix2pix(b: Bench) -> Scored:
+    """Paired edges -> items (the supervised reference), scored on the same held-out items as CycleGAN."""
+    model = b.pick({"ngf": 32, "ndf": 32, "num_downs": 5, **GRAY},
+                   {"ngf": 64, "ndf": 64, "num_downs": 5, "d_layers": 3, **GRAY})
+    run_dir, info = b.train("pix2pix", "fashion-edges-paired", model, b.pick(375, 3750), batch_size=8)
+    root = b.edges_test()
+    return Scored(b.translate(run_dir, root / "testA"), root / "testB", pairs=True, label="auto", info=info)
+
+
+def baselines(b: Bench) -> dict[str, Scored]:
+    root = b.edges_test()
+    return {"input unchanged": Scored(root / "testA", root / "testB", pairs=True, label="auto"),
+            "ground truth": Scored(root / "testB", root / "testB", pairs=True, label="auto")}
+
+
+def _trained_steps(run_dir: Path) -> int:
     try:
         return int(ckpt.read_config(ckpt.find_checkpoint(run_dir)).get("step", 0))
     except ckpt.CheckpointError:
@@ -112,98 +163,74 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--budget", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--methods", default=",".join(ENTRIES), help="comma-separated subset of " + ",".join(ENTRIES))
+    p.add_argument("--methods", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/bench-quality", help="run folders and outputs go here")
     p.add_argument("--json", default=None, metavar="FILE", help="default: OUT/quality-BUDGET.json")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads; default 1 on a CPU (on cores shared with other jobs two threads "
+                        "spin-wait on each other: measured 10x slower CycleGAN steps), else torch's")
     p.add_argument("--workers", type=int, default=1, help="data loading processes while training")
-    p.add_argument("--steps", type=int, default=None, help="override the budget's steps (quick checks)")
-    p.add_argument("--n-test", type=int, default=None, help="override the budget's number of test items")
+    p.add_argument("--steps", type=int, default=None, help="override every row's steps (quick checks)")
+    p.add_argument("--n-test", type=int, default=None, help="held-out items scored (default: cpu 200, gpu 2000)")
     p.add_argument("--reuse", action="store_true", help="keep run folders already trained to the budget")
     p.add_argument("--no-baselines", action="store_true", help="leave out the input-unchanged and ground-truth rows")
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in args.methods if m not in ENTRIES]
-    if unknown:
-        p.error(f"unknown method(s) {', '.join(unknown)}: known {', '.join(ENTRIES)}")
+    if unknown := [m for m in args.methods if m not in ROWS]:
+        p.error(f"unknown method(s) {', '.join(unknown)}: known {', '.join(ROWS)}")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.threads or device == "cpu":
+        torch.set_num_threads(args.threads or 1)
+    bench = Bench(args.budget, device, Path(args.out), args.n_test or N_TEST[args.budget],
+                  args.steps, args.workers, args.reuse)
+    bench.out.mkdir(parents=True, exist_ok=True)
     command = "python bench/quality.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    t_start = time.perf_counter()
 
     classifier = default_classifier_dir("fashion")
     if not (classifier / ckpt.WEIGHTS).is_file():
         print(f"training the Fashion-MNIST classifier into {classifier} (once)", flush=True)
-        train_classifier("fashion", classifier, device=device)
-    evaluator = Evaluator(device=device, classifier=classifier)
+        train_classifier("fashion", classifier, device=bench.device)
+    evaluator = Evaluator(device=bench.device, classifier=classifier)
     rows: list[dict[str, Any]] = []
 
-    def score(name: str, generated: Path, truth: Path, extra: dict[str, Any]) -> None:
+    def score(name: str, scored: Scored) -> None:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # small-sample notes: the n_test figure is printed with the table
-            result = evaluator(generated, truth, pairs=True, label="auto")
-        row = {"method": name, **extra, **result, "eval_seconds": round(time.perf_counter() - t0, 1)}
-        rows.append(row)
-        print(format_table([row]).splitlines()[-1], flush=True)
+            warnings.simplefilter("ignore")  # small-sample notes: the image count is printed with the table
+            result = evaluator(scored.generated, scored.reference, pairs=scored.pairs, label=scored.label)
+        rows.append({"method": name, **scored.info, **result, "eval_seconds": round(time.perf_counter() - t0, 1)})
+        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
 
-    n_tests = {args.n_test or ENTRIES[m].budgets[args.budget].n_test for m in args.methods}
-    eval_roots, used = {}, {}
     for method in args.methods:
-        entry = ENTRIES[method]
-        budget = entry.budgets[args.budget]
-        budget = Budget(args.steps or budget.steps, budget.batch_size, budget.model, args.n_test or budget.n_test)
-        eval_root = prepare_task(entry.eval_task, n_test=budget.n_test)
-        eval_roots[method], used[method] = eval_root, dict(budget.__dict__)
-        run_dir = out / args.budget / method
-        t0 = time.perf_counter()
-        if args.reuse and trained_steps(run_dir) == budget.steps:
-            print(f"{method}: reusing {run_dir} ({budget.steps} steps)", flush=True)
-            train_seconds = None
-        else:
-            print(f"{method}: training {budget.steps} steps of {budget.batch_size} on {entry.task} ({device})",
-                  flush=True)
-            train(run_config(entry, budget, run_dir, device, args.workers), progress=sys.stderr.isatty())
-            train_seconds = round(time.perf_counter() - t0, 1)
-        outputs = run_dir / "test_outputs"
-        translate_folder(run_dir, eval_root / entry.inputs, outputs, entry.direction, device)
-        score(method, outputs, eval_root / entry.truth,
-              {"steps": budget.steps, "batch_size": budget.batch_size, "model": budget.model,
-               "train_seconds": train_seconds})
-
+        score(method, ROWS[method](bench))
     if not args.no_baselines:
-        first = ENTRIES[args.methods[0]]
-        root = eval_roots[args.methods[0]]
-        score("input unchanged", root / first.inputs, root / first.truth, {})
-        score("ground truth", root / first.truth, root / first.truth, {})
+        for name, scored in baselines(bench).items():
+            score(name, scored)
 
-    n_test = min(n_tests)
     report = {
-        "command": command, "budget": args.budget, "device": device, "machine": machine(),
-        "n_test": n_test, "eval_task": "fashion-edges testA -> testB",
-        "inception": evaluator.inception.description, "lpips_net": evaluator.lpips.name,
-        "classifier": {"path": str(classifier), **evaluator.classifier.test_accuracy},
-        "budgets": used,
+        "command": command, "budget": args.budget, "device": bench.device, "machine": machine(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "n_test": bench.n_test,
+        "seconds": round(time.perf_counter() - t_start), "inception": evaluator.inception.description,
+        "lpips_net": evaluator.lpips.name, "classifier": {"path": str(classifier), **evaluator.classifier.test_accuracy},
         "rows": rows,
     }
-    json_path = Path(args.json) if args.json else out / f"quality-{args.budget}.json"
+    json_path = Path(args.json) if args.json else bench.out / f"quality-{args.budget}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(to_json(report))
 
-    print()
-    print(f"{command}\n{report['machine']['cpu']}, {report['machine']['cores']} cores, torch "
-          f"{report['machine']['torch']} ({report['machine']['threads']} threads), device {device}")
-    print(f"{n_test} held-out fashion-edges items; FID/KID with {n_test} images per side (below 2048: compare rows "
-          f"with each other, not with published FIDs); LPIPS {report['lpips_net']}; classifier top-1 on real test items "
-          f"{report['classifier'].get('top1', float('nan')):.3f}")
+    m = report["machine"]
+    print(f"\n{command}\n{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads), "
+          f"device {bench.device}, {report['date']}, {report['seconds']} s in all")
+    print(f"{bench.n_test} held-out fashion-edges items per row; FID/KID on {bench.n_test} images per side (below "
+          f"2048: compare rows with each other, not with published FIDs); LPIPS {report['lpips_net']}; "
+          f"classifier top-1 on real test items {report['classifier'].get('top1', float('nan')):.3f}")
     print(format_table(rows))
     print(f"\njson: {json_path}")
     return report

@@ -48,8 +48,10 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     and L1 with --pairs; classifier top-1/top-5 with --label.
 
     With --checkpoint and --input the inputs are translated first (into GENERATED when given).
-    Every image is resized to 299x299 for FID/KID by TensorFlow 1.x's bilinear resize, as the
-    reference FID code does; FID needs 2048+ images per folder for a stable estimate."""
+    Images of any size are read as 8-bit RGB and each is resized to 299x299 for FID/KID by
+    TensorFlow 1.x's bilinear resize (no crop, aspect not kept), as the reference FID code and
+    torch-fidelity do. A folder of fewer than 2048 images gets a warning with its count; unreadable
+    files stop the run with their names."""
     from pixmorph.metrics.evaluate import Evaluator, format_result, to_json, translate_folder
     from pixmorph.train.loop import resolve_device
 

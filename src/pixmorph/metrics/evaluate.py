@@ -230,7 +230,8 @@ def _fmt(value: Any, spec: str) -> str:
         return "-"
     if isinstance(value, float) and math.isinf(value):
         return "inf"
-    return spec.format(value)
+    text = spec.format(value)
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # -0.00 reads like a bug
 
 
 def format_result(result: dict[str, Any]) -> str:
