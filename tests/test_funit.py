@@ -1,0 +1,221 @@
+"""FUNIT few-shot translation: class splits never leak a target class into training, the K-shot class code
+ignores the order of the K images, bad few-shot input gets a clear message, and a tiny model trained by
+the loop translates held-out classes better than both baselines (content unchanged, nearest class image)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image, ImageFont
+
+from pixmorph.config import DataConfig, RunConfig, TrainConfig
+from pixmorph.data.fewshot import ClassSplit, split_classes
+from pixmorph.data.fewshot_eval import l1
+from pixmorph.data.glyphs import (
+    CHARACTERS,
+    Font,
+    char_file,
+    matplotlib_font_dir,
+    render_glyph,
+    write_task,
+)
+from pixmorph.data.layouts import build_dataset
+from pixmorph.fewshot import load_fewshot, source_class_overlap
+from pixmorph.fewshot_cli import fewshot as fewshot_command
+from pixmorph.nn.funit_generator import FewShotGenerator
+from pixmorph.train.loop import train
+
+SIZE = 16
+CHARS = "0ACEHKMRSWXaehkmnrswx"  # shapes far apart, so a wrong character costs L1
+N_SOURCE, N_TARGET = 60, 4
+TINY = dict(channels=1, nf=16, nf_mlp=32, latent_dim=16, n_res_blocks=1, n_down_content=1, n_down_class=2,
+            nf_dis=8, n_res_blocks_dis=4, num_classes=N_SOURCE, r_w=1.0, lr_gen=1e-3, lr_dis=1e-3)
+MEERKAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "funit"
+
+
+@pytest.fixture
+def one_thread():
+    """One thread: on a shared 2-core machine two threads per process are several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def glyph_shapes() -> dict[str, np.ndarray]:
+    font = ImageFont.truetype(str(matplotlib_font_dir() / "DejaVuSans-Bold.ttf"), 22)
+    return {c: np.asarray(Image.fromarray(render_glyph(font, c)).resize((SIZE, SIZE), Image.Resampling.BOX)) for c in CHARS}
+
+
+def write_schemes(root: Path, seed: int = 0) -> tuple[Path, list[str], list[str]]:
+    """Classes = folders of the same bold glyphs, each class drawn white on black or black on white (its
+    style), as class folders; the last N_TARGET classes are targets (named in fewshot.json). The style of
+    a class is only visible in its images, so a model must read it from the K class images."""
+    rng = np.random.default_rng(seed)
+    shapes = glyph_shapes()
+    names = [f"class{i:02d}" for i in range(N_SOURCE + N_TARGET)]
+    for i, name in enumerate(names):
+        invert = rng.uniform() < 0.5 if i < N_SOURCE else i % 2 == 0  # both styles among the targets
+        (root / name).mkdir(parents=True)
+        for c, a in shapes.items():
+            Image.fromarray(255 - a if invert else a).save(root / name / f"{char_file(c)}.png")
+    sources, targets = names[:N_SOURCE], names[N_SOURCE:]
+    (root / "fewshot.json").write_text(json.dumps({"flip": False, "target_classes": targets}))
+    return root, sources, targets
+
+
+@pytest.fixture(scope="module")
+def schemes(tmp_path_factory):
+    return write_schemes(tmp_path_factory.mktemp("schemes"))
+
+
+def run_config(data: Path, out: Path, steps: int, model: dict | None = None, channels: int = 1) -> RunConfig:
+    return RunConfig(
+        method="funit", model={**TINY, **(model or {})},
+        data=DataConfig(root=str(data), load_size=SIZE, crop_size=SIZE, flip=False, channels=channels, num_workers=0),
+        train=TrainConfig(out=str(out), batch_size=16, lr_policy="constant", epochs=1000, epochs_decay=0,
+                          max_steps=steps, log_every=50, sample_every=10**6, checkpoint_every=10**6,
+                          tensorboard=False, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def trained(schemes, tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(run_config(schemes[0], tmp_path_factory.mktemp("run"), steps=250), progress=False)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_target_classes_never_reach_training(schemes):
+    root, sources, targets = schemes
+    split = split_classes(root)
+    assert list(split.source) == sources and list(split.target) == targets
+    cfg = DataConfig(root=str(root), load_size=SIZE, crop_size=SIZE, channels=1, num_workers=0)
+    dataset = build_dataset("fewshot", root, cfg)
+    assert {p.parent.name for p, _ in dataset.items} == set(sources)
+    for i in range(0, len(dataset), 7):  # class images are drawn from the training classes only
+        assert int(dataset[(i, i)]["class_label"]) < len(sources)
+    # the same class in both lists is refused
+    with pytest.raises(ValueError, match="both source .* and target"):
+        ClassSplit({"a": [], "b": []}, {"b": []})
+    with pytest.raises(ValueError, match="both"):
+        split_classes(root, {"source_classes": sources[:2], "target_classes": sources[1:3]})
+
+
+def test_list_files_split(tmp_path):
+    """FUNIT list files (class/filename lines), as the glyphs task writes them: one font per class."""
+    fonts = [(Font(f"f{i}", f"Font {i}", Path("x")), np.full((len(CHARACTERS), 4, 4), i * 20, np.uint8))
+             for i in range(12)]
+    write_task(tmp_path, fonts)
+    split = split_classes(tmp_path)
+    assert split.target and not set(split.source) & set(split.target)
+    train_lines = (tmp_path / "train_list.txt").read_text().split()
+    assert all(line.split("/")[0] in split.source for line in train_lines)
+    (tmp_path / "leak_list.txt").write_text(f"{next(iter(split.source))}/{char_file('A')}.png\n")
+    with pytest.raises(ValueError, match="both source"):  # a target list naming a training font
+        split_classes(tmp_path, {"target_list": "leak_list.txt"})
+    (tmp_path / "bad_list.txt").write_text("no-slash-here.png\n")
+    with pytest.raises(ValueError, match="class/filename"):
+        split_classes(tmp_path, {"source_list": "bad_list.txt"})
+
+
+def test_class_code_ignores_the_order_of_the_k_images():
+    torch.manual_seed(0)
+    g = FewShotGenerator(channels=3, nf=8, nf_mlp=16, latent_dim=8, n_res=1, n_down_content=2, n_down_class=2).eval()
+    images = torch.rand(2, 5, 3, SIZE, SIZE) * 2 - 1
+    content = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    order = torch.tensor([3, 0, 4, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(g.class_code(images), g.class_code(images[:, order]))
+        torch.testing.assert_close(g(content, images), g(content, images[:, order]))
+        assert not torch.allclose(g.class_code(images[:, :1]), g.class_code(images))  # the K images all count
+
+
+def episodes(root: Path, sources: list[str], targets: list[str], k: int, seed: int = 0):
+    """For each target class and character: content from a random source class, K other characters of the
+    target class, and the truth (the character in the target class)."""
+    rng = np.random.default_rng(seed)
+    load = lambda cls, c: torch.from_numpy(np.asarray(Image.open(root / cls / f"{char_file(c)}.png"), np.float32) / 127.5 - 1)[None]
+    content, class_images, truth = [], [], []
+    for t in targets:
+        for c in CHARS:
+            others = rng.choice([o for o in CHARS if o != c], size=k, replace=False)
+            content.append(load(sources[rng.integers(len(sources))], c))
+            class_images.append(torch.stack([load(t, o) for o in others]))
+            truth.append(load(t, c))
+    return torch.stack(content), torch.stack(class_images), torch.stack(truth)
+
+
+@pytest.mark.slow
+def test_tiny_model_beats_both_baselines_on_unseen_classes(schemes, trained):
+    root, sources, targets = schemes
+    model = load_fewshot(trained)
+    content, class_images, truth = episodes(root, sources, targets, k=5)
+    with torch.no_grad():
+        out = model.generator(content, class_images)
+    d = (class_images - content[:, None]).abs().flatten(2).mean(2)
+    nearest = class_images[torch.arange(len(d)), d.argmin(1)]
+    err, err_content, err_nearest = l1(out, truth), l1(content, truth), l1(nearest, truth)
+    print(f"L1 to truth: FUNIT {err:.3f}, content unchanged {err_content:.3f}, nearest class image {err_nearest:.3f}")
+    assert err < 0.85 * err_nearest and err < 0.5 * err_content
+
+
+def test_fewshot_api_bad_input(schemes, trained, tmp_path):
+    root, sources, targets = schemes
+    model = load_fewshot(trained)
+    with pytest.raises(ValueError, match="K = 0"):
+        model.class_code([])
+    files = sorted((root / targets[0]).iterdir())[:3]
+    # mixed sizes and RGB class images for a grayscale model: each image is converted and resized
+    big = Image.open(files[0]).convert("RGB").resize((40, 30))
+    code = model.class_code([big, files[1], Image.open(files[2])])
+    assert code.shape == (1, TINY["latent_dim"])
+    out = model(Image.open(files[0]), [big, files[1]])
+    assert out[0].size == (SIZE, SIZE) and out[0].mode == "L"
+    # class images from a training class: a warning, not a few-shot test
+    assert source_class_overlap(model, sorted((root / sources[0]).iterdir())[:2]) is not None
+    assert source_class_overlap(model, files) is None
+
+
+def test_fewshot_cli(schemes, trained, tmp_path):
+    root, sources, targets = schemes
+    runner = CliRunner()
+    content = sorted((root / sources[0]).iterdir())[:2]
+    args = [str(trained), "--content", str(content[0]), "--content", str(content[1]),
+            "--class-images", str(root / targets[0]), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    result = runner.invoke(fewshot_command, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{p.stem}.png" for p in content)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(fewshot_command, [*args[:5], "--class-images", str(empty), "--out", str(tmp_path / "o2")])
+    assert result.exit_code != 0 and "no image files" in str(result.exception)
+    result = runner.invoke(fewshot_command, [*args[:5], "--class-images", str(root / sources[1]), "--out", str(tmp_path / "o3")])
+    assert result.exit_code == 0 and "source class" in result.output
+
+
+def test_rgb_model_takes_grayscale_class_images(schemes, tmp_path, one_thread):
+    """An RGB model (one training step is enough for shapes and plumbing) given gray class images."""
+    run = train(run_config(schemes[0], tmp_path / "rgb", steps=1, model={"channels": 3}, channels=3), progress=False)
+    model = load_fewshot(run)
+    gray = sorted((schemes[0] / schemes[2][0]).iterdir())[:2]
+    out = model(Image.open(gray[0]), gray)
+    assert out[0].mode == "RGB" and out[0].size == (SIZE, SIZE)
+
+
+@pytest.mark.skipif(not (MEERKAT / "meerkat").is_dir(), reason="../shared/data/funit not here")
+def test_meerkat_smoke(trained, tmp_path):
+    """The trained model on real photos (five meerkats and a content image): runs, right size, finite."""
+    result = CliRunner().invoke(fewshot_command, [str(trained), "--content", str(MEERKAT / "content.jpg"),
+                                                  "--class-images", str(MEERKAT / "meerkat"), "--out", str(tmp_path),
+                                                  "--size", "32", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    out = np.asarray(Image.open(tmp_path / "content.png"))
+    assert out.shape == (32, 32) and out.std() > 0
