@@ -4,6 +4,7 @@ and the training speed.
     python bench/deepsim_ablation.py ablation --steps 600 --size 128 --json runs/ablation.json
     python bench/deepsim_ablation.py shared --steps 800 --grid-dir docs
     python bench/deepsim_ablation.py warps --out docs/deepsim_warps.png
+    python bench/deepsim_ablation.py example --out docs/deepsim_example.png
     python bench/deepsim_ablation.py speed --device cuda --size 480 --precision bf16 --paper
 
 ablation
@@ -38,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 import pixmorph
@@ -264,6 +266,17 @@ def warps_figure(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(args.out)}
 
 
+def example_figure(args: argparse.Namespace) -> dict[str, Any]:
+    """The built-in example in one row: photo, its Canny edges, the two edited edge maps."""
+    from pixmorph.data.single_image import write_example
+
+    paths = write_example(Path(args.work) / "example")
+    cells = [P.load_image(paths["image"])] + [P.load_edges(f, (320, 208)) for f in (paths["edges"], *paths["edited"])]
+    save_small(make_grid_image([cells]), args.out)
+    print(f"wrote {args.out}: photo | edges | edited_removed | edited_moved")
+    return {"out": str(args.out)}
+
+
 # ---------------------------------------------------------------------------
 # speed
 
@@ -302,9 +315,19 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def parse_value(raw: str) -> Any:
+    """A number, else YAML (PyYAML reads 5e-4 as a string)."""
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return yaml.safe_load(raw)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=["ablation", "shared", "warps", "speed"])
+    p.add_argument("mode", choices=["ablation", "shared", "warps", "example", "speed"])
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--size", type=int, default=128, help="ablation/speed: image side; warps: longer side")
     p.add_argument("--device", default="cpu")
@@ -312,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (1: on a shared 2-core machine two OpenMP threads wait for each other)")
     p.add_argument("--paper", action="store_true", help="the paper's networks (ngf 64, ndf 64) instead of ngf 16")
+    p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                   help="model settings on top of the CPU-sized ngf 16 (repeatable), e.g. --model lr=5e-4 --model n_blocks=3")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="runs/deepsim_bench", help="run folders")
     p.add_argument("--json", help="also write the figures here")
@@ -334,9 +359,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     args.variants = args.variants.split(",")
     args.tasks = args.tasks.split(",")
+    for item in args.model:  # recorded in the results with the rest of the model
+        key, _, raw = item.partition("=")
+        CPU_MODEL[key] = parse_value(raw)
     if args.device == "cpu" or not torch.cuda.is_available():
         torch.set_num_threads(args.threads)
-    result = {"ablation": ablation, "shared": shared, "warps": warps_figure, "speed": speed}[args.mode](args)
+    result = {"ablation": ablation, "shared": shared, "warps": warps_figure, "example": example_figure, "speed": speed}[args.mode](args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
