@@ -8,6 +8,13 @@ samples and checkpoints are left out: this is the cost of the step itself, on ra
 
     python bench/train_speed.py --device cpu --batch-sizes 1,4 --steps 3 --warmup 1
     python bench/train_speed.py --device cuda --precision bf16 --json runs/speed.json
+
+On a shared, busy CPU absolute times drift with the load; ``--compare`` times settings interleaved
+(one step of each in turn, the order reversed every round) and reports each one's time as a ratio
+to the first, paired round by round, plus its FLOP rate as a fraction of an fp32 matrix multiply
+timed in the same rounds (what the CPU gave this process at that moment):
+
+    python bench/train_speed.py --device cpu --compare plain fused channels_last,fused --steps 4
 """
 
 from __future__ import annotations
@@ -18,15 +25,18 @@ import json
 import os
 import platform
 import resource
+import statistics
 import time
 from contextlib import AbstractContextManager
 from typing import Any
 
+import pixmorph  # before torch: it sets OMP_WAIT_POLICY=PASSIVE (see pixmorph/__init__.py)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import pixmorph
+from pixmorph.config import TrainConfig
 from pixmorph.methods.cyclegan import CycleGAN, CycleGANConfig
+from pixmorph.train import speed
 from pixmorph.train.loop import PRECISIONS, _make_update, resolve_device
 
 DESIGN_TFLOP_256_B1 = 1.9  # DESIGN.md: one CycleGAN training step with identity loss at 256², batch 1
@@ -51,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="timed steps; default 3 on CPU, 20 on CUDA")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first; default 1 on CPU, 5 on CUDA")
     p.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last")
+    p.add_argument("--fused", action="store_true", help="fused Adam (as the loop's train.fused_optimizer)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every network in place (as train.compile)")
+    p.add_argument("--compare", nargs="+", metavar="SETTING", default=None,
+                   help="settings to time interleaved, each a comma list of channels_last, fused, compile, "
+                        "threads=N, or plain; the first is the baseline (batch: the first of --batch-sizes)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
     p.add_argument("--cpu-peak-gflops", type=float, default=None, help="CPU peak to report %% of peak against")
     p.add_argument("--seed", type=int, default=0)
@@ -109,6 +124,8 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any
         env["cores"] = os.cpu_count()
         env["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     env.update(threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
+               fused=args.fused, compile=args.compile,
+               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
                size=args.size, steps=args.steps, warmup=args.warmup,
                peak=peak_tflops(device, args.precision, args.cpu_peak_gflops)[1])
     return env
@@ -125,6 +142,8 @@ def print_header(env: dict[str, Any]) -> None:
             print("warning: the CPU was busy just before this run (1-min load > 0.5); if other processes keep "
                   "using it, these timings are slower than on an idle machine")
     print(f"threads {env['threads']}, precision {env['precision']}, channels_last {env['channels_last']}, "
+          f"fused {env['fused']}, compile {env['compile']}, "
+          f"OMP_WAIT_POLICY {env['omp_wait_policy']}, "
           f"size {env['size']}x{env['size']}, {env['warmup']} warmup + {env['steps']} timed steps")
     print("model: CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
           "identity loss on)")
@@ -137,8 +156,11 @@ def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[C
     method = CycleGAN(CycleGANConfig())
     method.nets.to(device).train()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    if args.channels_last:
-        method.nets.to(memory_format=fmt)
+    # The loop's own switches (pixmorph.train.speed), applied as train() applies them.
+    options = TrainConfig(channels_last=args.channels_last, compile=args.compile, fused_optimizer=args.fused)
+    chosen = speed.resolve(options, device)
+    speed.apply_to_nets(method.nets, chosen)
+    speed.apply_to_optimizers(method.optimizers, chosen)
     shape = (n, 3, args.size, args.size)
     batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=fmt) for k in ("A", "B")}
     # As in pixmorph.train.loop.train: a GradScaler per optimizer, enabled only for fp16, and autocast.
@@ -256,6 +278,67 @@ def print_flop_check(rows: list[dict[str, Any]], size: int) -> None:
           "losses and the Adam update are not counted)")
 
 
+def setting_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
+    """``args`` with the switches of one --compare setting (``channels_last,fused``, ``threads=1``, ``plain``)."""
+    out = argparse.Namespace(**{**vars(args), "channels_last": False, "fused": False, "compile": False})
+    for item in filter(None, spec.split(",")):
+        name, _, value = item.partition("=")
+        if name == "threads":
+            out.threads = int(value)
+        elif name in ("channels_last", "fused", "compile"):
+            setattr(out, name, True)
+        elif name != "plain":
+            raise SystemExit(f"--compare: unknown switch {name!r} (channels_last, fused, compile, threads=N, plain)")
+    return out
+
+
+def sgemm_gflops(threads: int) -> float:
+    """GFLOP/s of a 2048^2 fp32 matrix multiply now: the CPU's practical peak under the current load."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.mm(a, b)
+    t = time.perf_counter()
+    for _ in range(3):
+        torch.mm(a, b)
+    dt = (time.perf_counter() - t) / 3
+    torch.set_num_threads(previous)
+    return 2 * 2048**3 / dt / 1e9
+
+
+def compare(args: argparse.Namespace, device: torch.device) -> None:
+    """Time the --compare settings interleaved and print paired ratios to the first."""
+    n, default_threads = args.batch_sizes[0], torch.get_num_threads()
+    settings = {spec: setting_args(args, spec) for spec in args.compare}
+    steps, flops = {}, {}
+    for spec, a in settings.items():
+        torch.set_num_threads(a.threads or default_threads)
+        steps[spec] = make_step(n, a, device)[1]
+        flops[spec] = count_flops(steps[spec])  # also the first warm-up (and the compilation)
+        for _ in range(args.warmup):
+            steps[spec]()
+    times: dict[str, list[float]] = {spec: [] for spec in settings}
+    sgemm: list[float] = []
+    for r in range(args.steps):
+        order = list(settings) if r % 2 == 0 else list(settings)[::-1]
+        for spec in order:
+            torch.set_num_threads(settings[spec].threads or default_threads)
+            times[spec].append(time_steps(steps[spec], 1, device)[0])
+        sgemm.append(sgemm_gflops(default_threads))
+        print(f"round {r + 1}: " + ", ".join(f"{s} {times[s][-1]:.2f} s" for s in settings)
+              + f", sgemm {sgemm[-1]:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}", flush=True)
+    base = args.compare[0]
+    print(f"\nbatch {n}, {args.size}x{args.size}, {args.steps} interleaved rounds; ratio = time / time of {base!r}, "
+          "paired by round (< 1 is faster)")
+    print(f"{'setting':28s} {'mean s':>8} {'min s':>8} {'ratio':>7} {'GFLOP/s':>8} {'of sgemm':>9}")
+    for spec in settings:
+        ratio = statistics.mean(t / b for t, b in zip(times[spec], times[base]))
+        gflops = flops[spec] / statistics.mean(times[spec]) / 1e9
+        print(f"{spec:28s} {statistics.mean(times[spec]):8.2f} {min(times[spec]):8.2f} {ratio:7.3f} {gflops:8.1f} "
+              f"{100 * gflops / statistics.mean(sgemm):8.0f}%")
+    print(f"sgemm (2048^2 fp32, {default_threads} threads) in the same rounds: mean {statistics.mean(sgemm):.0f} GFLOP/s")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = resolve_device(args.device)
@@ -263,6 +346,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     env = environment(args, device)
     print_header(env)
+    if args.compare:
+        compare(args, device)
+        print("load avg at end: " + "/".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)")
+        return
     print()
     print_table_header(device)
     rows = []

@@ -111,6 +111,9 @@ class OnnxGenerator:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or torch.get_num_threads()
+        # Sleep rather than spin between operators: spinning starves other work on a shared CPU, and on
+        # a busy 2-core machine it made a 64x64 call ~1.5x slower.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
