@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pixmorph.config import DataConfig
-from pixmorph.data.folders import _images_in, _transform, image_mode
-from pixmorph.data.layouts import register_layout
+from pixmorph.data.layouts import register_layout  # first, and folders by module: layouts imports every layout module
+from pixmorph.data import folders as unpaired_folders
 from pixmorph.data.transforms import TrainTransform
 from pixmorph.images import read_image
 
@@ -77,7 +77,7 @@ class ClassFolders(Dataset):
         folders = _select(_class_folders(root, phase), classes, root)
         self.classes = list(folders)
         self.items: list[tuple[Path, int]] = [(f, label) for label, folder in enumerate(folders.values())
-                                              for f in _images_in(folder, skip_bad)]
+                                              for f in unpaired_folders._images_in(folder, skip_bad)]
         self.transform, self.mode = transform, mode
 
     def __len__(self) -> int:
@@ -92,5 +92,5 @@ class ClassFolders(Dataset):
 
 @register_layout("classes")
 def classes(root: Path, cfg: DataConfig, phase: str) -> ClassFolders:
-    return ClassFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg),
+    return ClassFolders(root, unpaired_folders._transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=unpaired_folders.image_mode(cfg),
                         classes=_wanted(cfg.options))
