@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     m = report["machine"]
     print(f"\n{command}\n{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads), "
           f"device {bench.device}, {report['date']}, {report['seconds']} s in all")
-    print(f"{bench.n_test} held-out fashion-edges items per row; FID/KID on {bench.n_test} images per side (below "
+    print(f"{bench.n_test} held-out test items per row; FID/KID on {bench.n_test} images per side (below "
           f"2048: compare rows with each other, not with published FIDs); LPIPS {report['lpips_net']}; "
           f"classifier top-1 on real test items {report['classifier'].get('top1', float('nan')):.3f}")
     print(format_table(rows))
