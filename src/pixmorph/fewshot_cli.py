@@ -8,18 +8,50 @@ from pathlib import Path
 import click
 
 
-@click.command()
+LIST_FLAGS = ("--content", "--class-images")
+
+
+def split_lists(tokens: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--content A B --class-images C D`` (each flag takes every path up to the next flag, and may repeat)."""
+    lists: dict[str, list[str]] = {flag: [] for flag in LIST_FLAGS}
+    current = None
+    for tok in tokens:
+        if tok in LIST_FLAGS:
+            current = tok
+        elif tok.startswith("--") and "=" in tok and tok.split("=", 1)[0] in LIST_FLAGS:
+            current = tok.split("=", 1)[0]
+            lists[current].append(tok.split("=", 1)[1])
+        elif tok.startswith("-"):
+            raise click.UsageError(f"unknown option {tok}")
+        elif current is None:
+            raise click.UsageError(f"{tok}: give content images after --content and class images after --class-images")
+        else:
+            lists[current].append(tok)
+    for flag, paths in lists.items():
+        if not paths:
+            raise click.UsageError(f"{flag} needs at least one file or folder")
+        for path in paths:
+            if not Path(path).exists():
+                raise click.BadParameter(f"{path}: no such file or folder", param_hint=flag)
+    return lists
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.option("--content", "content", multiple=True, required=True, type=click.Path(exists=True),
-              help="Content image(s) or folder(s); repeatable, or several after one flag.")
-@click.option("--class-images", "class_images", multiple=True, required=True, type=click.Path(exists=True),
-              help="K >= 1 images of the target class: files and/or a folder (repeatable).")
+@click.argument("paths", nargs=-1, type=click.UNPROCESSED)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--size", type=int, help="Translate at SIZE x SIZE (default: the training size).")
 @click.option("--device", default="auto", show_default=True)
-def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, ...], out: str, size: int | None,
-            device: str) -> None:
-    """Re-render CONTENT images as the class shown by --class-images, with a FUNIT CHECKPOINT."""
+def fewshot(checkpoint: str, paths: tuple[str, ...], out: str, size: int | None, device: str) -> None:
+    """Re-render content images as the class shown by K example images, with a FUNIT CHECKPOINT.
+
+    \b
+    pixmorph fewshot CKPT --content IMG... --class-images FILES_OR_DIR... --out DIR
+      --content        content image(s) and/or folder(s)
+      --class-images   K >= 1 images of the target class: files and/or a folder
+    """
+    lists = split_lists(paths)
+    content, class_images = lists["--content"], lists["--class-images"]
     from pixmorph.fewshot import class_image_files, load_fewshot, source_class_overlap
     from pixmorph.images import check_images, list_images, read_image
     from pixmorph.train.loop import resolve_device
