@@ -219,3 +219,16 @@ def test_meerkat_smoke(trained, tmp_path):
     assert result.exit_code == 0, result.output
     out = np.asarray(Image.open(tmp_path / "content.png"))
     assert out.shape == (32, 32) and out.std() > 0
+
+
+def test_glyph_rendering_is_deterministic(tmp_path):
+    from pixmorph.data.glyphs import collect_fonts
+
+    path = matplotlib_font_dir() / "DejaVuSans.ttf"
+    (font, a), = collect_fonts([path])
+    (_, b), = collect_fonts([path])
+    assert a.shape == (len(CHARACTERS), 32, 32) and np.array_equal(a, b)
+    write_task(tmp_path / "one", [(font, a), (Font("x", "X", path), 255 - a)])
+    write_task(tmp_path / "two", [(font, a), (Font("x", "X", path), 255 - a)])
+    for f in sorted((tmp_path / "one").rglob("*.png"))[:20]:
+        assert f.read_bytes() == (tmp_path / "two" / f.relative_to(tmp_path / "one")).read_bytes()
