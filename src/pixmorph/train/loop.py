@@ -62,7 +62,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     world, device = distributed.init(resolve_device(t.device))
     precision = resolve_precision(t.precision, device)
     speed = speedups.resolve(t, device)
-    speedups.apply_to_backend(speed, t)
+    speedups.apply_to_backend(speed, t, device)
     data_root, cfg.data = resolve_data(cfg.data)
     run_dir = Path(t.out)
     if world.is_main:

@@ -45,15 +45,15 @@ def resolve(t: TrainConfig, device: torch.device) -> Speed:
     )
 
 
-def apply_to_backend(speed: Speed, t: TrainConfig) -> None:
-    """Process-wide settings: threads (CPU), cuDNN autotuning and TF32 (CUDA)."""
+def apply_to_backend(speed: Speed, t: TrainConfig, device: torch.device) -> None:
+    """Process-wide settings: threads (CPU), cuDNN autotuning and TF32 (CUDA; off means full fp32)."""
     if t.threads:
         torch.set_num_threads(t.threads)
-    if speed.cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
-    if speed.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = speed.cudnn_benchmark
+    torch.set_float32_matmul_precision("high" if speed.tf32 else "highest")
+    torch.backends.cudnn.allow_tf32 = speed.tf32
 
 
 def apply_to_nets(nets: nn.ModuleDict, speed: Speed) -> None:
