@@ -183,6 +183,19 @@ def count_flops(step: Any) -> int:
     return counter.get_total_flops()
 
 
+def step_flops(n: int, args: argparse.Namespace, device: torch.device, step: Any) -> int:
+    """FLOPs of ``step``, counted on an uncompiled copy when it is compiled (the counter sees eager
+    operators); runs ``step`` once either way, as its first warm-up (and compilation)."""
+    if not args.compile:
+        return count_flops(step)
+    eager = argparse.Namespace(**{**vars(args), "compile": False})
+    method, eager_step = make_step(n, eager, device)
+    flops = count_flops(eager_step)
+    del method, eager_step
+    step()
+    return flops
+
+
 def time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, float]:
     """(mean, min) seconds per step over ``steps`` steps; the mean is wall time between synchronisations."""
     cuda = device.type == "cuda"
@@ -220,7 +233,7 @@ def measure(n: int, args: argparse.Namespace, device: torch.device) -> dict[str,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        flops = count_flops(step)  # untimed; it also serves as the first warm-up step
+        flops = step_flops(n, args, device, step)  # untimed; it also serves as the first warm-up step
         for _ in range(args.warmup):
             step()
         mean_s, min_s = time_steps(step, args.steps, device)
@@ -314,7 +327,7 @@ def compare(args: argparse.Namespace, device: torch.device) -> None:
     for spec, a in settings.items():
         torch.set_num_threads(a.threads or default_threads)
         steps[spec] = make_step(n, a, device)[1]
-        flops[spec] = count_flops(steps[spec])  # also the first warm-up (and the compilation)
+        flops[spec] = step_flops(n, a, device, steps[spec])  # also the first warm-up (and the compilation)
         for _ in range(args.warmup):
             steps[spec]()
     times: dict[str, list[float]] = {spec: [] for spec in settings}
