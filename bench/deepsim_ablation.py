@@ -157,7 +157,7 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
                                "lpips_net": lpips.name, "seeds": args.seeds, "rows": []}
     grid_rows = []
     for variant in args.variants:
-        for seed in range(args.seeds):
+        for seed in range(args.seed, args.seed + args.seeds):
             m = dict(model, augment=variant, canny_sigma_aug=variant != "none")
             run, s_per_step = train_run(train_image, "auto-edges", work / f"{variant}_s{seed}", args.steps,
                                         args.size, m, args.device, args.precision, seed)
@@ -166,7 +166,7 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
             for family in views:
                 rendered = [translator.translate_batch(e[None])[0] for e in edges[family]]
                 row[family] = score(rendered, views[family], lpips)
-                if seed == 0:
+                if seed == args.seed:
                     grid_rows.append((variant, family, rendered[:3]))
             print(json.dumps(row), flush=True)
             results["rows"].append(row)
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--photo", default="astronaut", help="a scikit-image photo (skimage.data.<name>)")
     p.add_argument("--views", type=int, default=8, help="held-out views per family")
     p.add_argument("--variants", default="tps,affine,crop,none")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=1, help="ablation: seeds --seed, --seed + 1, ...")
     p.add_argument("--grid", help="ablation: write a grid of renders here")
     # shared
     p.add_argument("--shared", default=str(SHARED))
