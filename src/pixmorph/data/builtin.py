@@ -422,3 +422,7 @@ __all__ = [
     "load_fashion_mnist",
     "prepare_task",
 ]
+
+
+# The few-shot glyphs task lives in its own module and adds itself to TASKS.
+from pixmorph.data import glyphs  # noqa: E402,F401

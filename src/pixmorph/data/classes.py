@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pixmorph.config import DataConfig
-from pixmorph.data.layouts import register_layout  # first, and folders by module: layouts imports every layout module
+from pixmorph.data.layouts import register_layout
 from pixmorph.data import folders as unpaired_folders
 from pixmorph.data.transforms import TrainTransform
 from pixmorph.images import read_image

@@ -29,8 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pixmorph.config import DataConfig
-from pixmorph.data.layouts import register_layout  # first: it imports the other layout modules
-from pixmorph.data import glyphs  # noqa: F401  (registers the built-in glyphs task)
+from pixmorph.data.layouts import register_layout
 from pixmorph.data.folders import _images_in, image_mode
 from pixmorph.data.transforms import TrainTransform
 from pixmorph.images import read_image

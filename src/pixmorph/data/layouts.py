@@ -26,6 +26,7 @@ def register_layout(name: str):
 
 
 def build_dataset(layout: str, root: Path, cfg: DataConfig, phase: str = "train") -> Dataset:
+    _import_layout_modules()
     try:
         builder = LAYOUTS[layout]
     except KeyError:
@@ -33,6 +34,6 @@ def build_dataset(layout: str, root: Path, cfg: DataConfig, phase: str = "train"
     return builder(root, cfg, phase)
 
 
-# Importing a layout module registers its layouts.
-from pixmorph.data import classes, folders, single_image  # noqa: E402,F401
-from pixmorph.data import fewshot  # noqa: E402,F401
+def _import_layout_modules() -> None:
+    """Importing a layout module registers its layouts (here, not at import time: they import this module)."""
+    from pixmorph.data import classes, fewshot, folders, single_image  # noqa: F401
