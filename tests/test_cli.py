@@ -393,3 +393,14 @@ def test_console_script_prints_one_line_error(tmp_path, cyclegan_data):
     assert lines[0].startswith("error:")
     assert str(empty) in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path, cyclegan_data):
+    """YAML 1.1 reads 5e-4 as a string; a learning rate written that way must still be a number."""
+    config = tmp_path / "run.yaml"
+    config.write_text("model:\n  lr: 5e-4\n  lambda_A: 1E+1\n")
+    result = invoke("train", "cyclegan", "--config", config, "--data", cyclegan_data, "--out", tmp_path / "run",
+                    "--set", "model.lambda_identity=25e-2", "--dry-run")
+    ok(result)
+    model = json.loads(result.output)["model"]
+    assert (model["lr"], model["lambda_A"], model["lambda_identity"]) == (0.0005, 10.0, 0.25)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,17 @@ def build_method_config(config_class: type, values: dict[str, Any]):
     return _build(config_class, values, "model")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 5e-4 (no dot) as a string; read it as the float everyone means."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings (values parsed as YAML: 1e-4, true, [1, 2]) to a config dict."""
     for item in overrides:
@@ -97,13 +109,13 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         section, name = key.split(".", 1)
         if section not in ("model", "data", "train"):
             raise ValueError(f"override {item!r}: section must be model, data or train")
-        d.setdefault(section, {})[name] = yaml.safe_load(raw)
+        d.setdefault(section, {})[name] = yaml.load(raw, Loader=_Loader)
     return d
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
-        d = yaml.safe_load(Path(path).read_text())
+        d = yaml.load(Path(path).read_text(), Loader=_Loader)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
