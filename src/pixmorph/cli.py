@@ -24,7 +24,7 @@ TRAIN_FLAGS = {  # flag name -> (section, key)
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pixmorph")
 def cli() -> None:
-    """pixmorph: image-to-image translation (CycleGAN, pix2pix, ...) with one CLI and one training loop."""
+    """pixmorph: image-to-image translation (CycleGAN, pix2pix, DeepSIM, FUNIT, two-step) with one CLI and one training loop."""
 
 
 @cli.command()
@@ -51,7 +51,7 @@ def cli() -> None:
 @single_image_options
 def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
           single_image: dict, **flags) -> None:
-    """Train METHOD (cyclegan, pix2pix) on a data folder or built-in task."""
+    """Train METHOD (cyclegan, pix2pix, deepsim, funit, twostep) on a data folder or built-in task."""
     from pixmorph.methods import get_method
 
     d = load_yaml(config_file) if config_file else {}
