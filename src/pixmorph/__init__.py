@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 # torch's CPU thread pool (GNU OpenMP) spins while it waits for work. On a CPU shared with other busy
 # processes the spinning threads starve the working ones: on 2 cores at load 12 a 32x32 CycleGAN step
-# took 22-40 s instead of 0.9 s with sleeping waits (256x256: 0.9-2.1x). On a quiet machine spinning can
+# took 22-40 s instead of 0.9 s with sleeping waits (256x256: 0.9-2.8x). On a quiet machine spinning can
 # be up to 1.7x faster for small images (README, Speed). This only takes effect when pixmorph is
 # imported before torch (the CLI is); OMP_WAIT_POLICY set by the user, or PIXMORPH_OMP_PASSIVE=0,
 # keeps OpenMP's own default.
