@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-import pixmorph  # before torch: it sets OMP_WAIT_POLICY=PASSIVE (see pixmorph/__init__.py)
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 
 from pixmorph.config import DataConfig, RunConfig, TrainConfig

@@ -30,7 +30,7 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
-import pixmorph  # before torch: it sets OMP_WAIT_POLICY=PASSIVE (see pixmorph/__init__.py)
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -126,6 +126,7 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any
     env.update(threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
                fused=args.fused, compile=args.compile,
                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
+               gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"),
                size=args.size, steps=args.steps, warmup=args.warmup,
                peak=peak_tflops(device, args.precision, args.cpu_peak_gflops)[1])
     return env
@@ -143,7 +144,7 @@ def print_header(env: dict[str, Any]) -> None:
                   "using it, these timings are slower than on an idle machine")
     print(f"threads {env['threads']}, precision {env['precision']}, channels_last {env['channels_last']}, "
           f"fused {env['fused']}, compile {env['compile']}, "
-          f"OMP_WAIT_POLICY {env['omp_wait_policy']}, "
+          f"OMP_WAIT_POLICY {env['omp_wait_policy']}, GOMP_SPINCOUNT {env['gomp_spincount']}, "
           f"size {env['size']}x{env['size']}, {env['warmup']} warmup + {env['steps']} timed steps")
     print("model: CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
           "identity loss on)")

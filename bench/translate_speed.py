@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import pixmorph  # before torch: it sets OMP_WAIT_POLICY=PASSIVE (see pixmorph/__init__.py)
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 from train_speed import cpu_model  # bench/ is on sys.path when run as a script
 
@@ -142,7 +142,8 @@ def header(device: torch.device, args: argparse.Namespace) -> str:
     else:
         load = "/".join(f"{x:.2f}" for x in os.getloadavg())
         line += (f"device: cpu, {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
-                 f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}, load avg {load}")
+                 f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+                 f"GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT', 'unset')}, load avg {load}")
     return line + f"\nmodel: CycleGAN reference generator (ResNet-9, ngf 64), {args.size}x{args.size}, " \
                   f"median of {args.rounds} round-robin calls"
 

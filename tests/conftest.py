@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pixmorph  # noqa: F401  (first: it sets the OpenMP spin before torch loads, as the CLI does)
+
 from pathlib import Path
 from types import SimpleNamespace
 

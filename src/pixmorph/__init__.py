@@ -4,14 +4,14 @@ import os
 
 __version__ = "0.1.0"
 
-# torch's CPU thread pool (GNU OpenMP) spins while it waits for work. On a CPU shared with other busy
-# processes the spinning threads starve the working ones: on 2 cores at load 12 a 32x32 CycleGAN step
-# took 22-40 s instead of 0.9 s with sleeping waits (256x256: 0.9-2.8x). On a quiet machine spinning can
-# be up to 1.7x faster for small images (README, Speed). This only takes effect when pixmorph is
-# imported before torch (the CLI is); OMP_WAIT_POLICY set by the user, or PIXMORPH_OMP_PASSIVE=0,
-# keeps OpenMP's own default.
-if "OMP_WAIT_POLICY" not in os.environ and os.environ.get("PIXMORPH_OMP_PASSIVE", "1") != "0":
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+# torch's CPU thread pool (GNU OpenMP) spins for a while each time it waits for work. On a CPU shared
+# with other busy processes the spinning threads starve the working ones (2 cores at load 12: a 32x32
+# CycleGAN step took 22-40 s instead of 0.9 s with sleeping waits), but on an idle machine sleeping
+# waits cost up to 1.6x (the demo: 2.8 vs 1.7 steps/s). A short spin keeps both: 2.73 steps/s idle,
+# 0.87 (spinning: 0.73, sleeping: 0.92) beside two busy processes (README, Speed). It takes effect
+# only when pixmorph is imported before torch (the CLI is) and the user set neither variable.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "20000"
 
 
 def load(checkpoint, device: str = "cpu", **options):
