@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last")
     p.add_argument("--fused", action="store_true", help="fused Adam (as the loop's train.fused_optimizer)")
     p.add_argument("--compile", action="store_true", help="torch.compile every network in place (as train.compile)")
+    p.add_argument("--compile-mode", default="default", choices=list(speed.COMPILE_MODES),
+                   help="torch.compile mode (as train.compile_mode); reduce-overhead records CUDA graphs")
     p.add_argument("--compare", nargs="+", metavar="SETTING", default=None,
                    help="settings to time interleaved, each a comma list of channels_last, fused, compile, "
                         "threads=N, or plain; the first is the baseline (batch: the first of --batch-sizes)")
@@ -124,7 +126,7 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any
         env["cores"] = os.cpu_count()
         env["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     env.update(threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
-               fused=args.fused, compile=args.compile,
+               fused=args.fused, compile=args.compile and args.compile_mode,
                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
                gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"),
                size=args.size, steps=args.steps, warmup=args.warmup,
@@ -158,7 +160,8 @@ def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[C
     method.nets.to(device).train()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     # The loop's own switches (pixmorph.train.speed), applied as train() applies them.
-    options = TrainConfig(channels_last=args.channels_last, compile=args.compile, fused_optimizer=args.fused)
+    options = TrainConfig(channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
+                          fused_optimizer=args.fused)
     chosen = speed.resolve(options, device)
     speed.apply_to_nets(method.nets, chosen)
     speed.apply_to_optimizers(method.optimizers, chosen)

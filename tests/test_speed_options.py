@@ -72,6 +72,19 @@ def test_cuda_only_switches_fall_back_on_cpu():
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
 
 
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    """train.compile_mode is handed to torch.compile ("reduce-overhead" = CUDA graphs); a typo is refused."""
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: seen.append(kw))
+    nets = torch.nn.ModuleDict({"G": torch.nn.Linear(2, 2), "D": torch.nn.Linear(2, 1)})
+    for mode, expected in (("default", None), ("reduce-overhead", "reduce-overhead")):
+        s = dataclasses.replace(speed.resolve(TrainConfig(compile_mode=mode), torch.device("cpu")), compile=True)
+        speed.apply_to_nets(nets, s)
+        assert seen[-2:] == [{"mode": expected}] * 2
+    with pytest.raises(ValueError, match="compile_mode='fast'"):
+        speed.resolve(TrainConfig(compile_mode="fast"), torch.device("cpu"))
+
+
 def test_switches_from_overrides():
     from pixmorph.config import apply_overrides
 

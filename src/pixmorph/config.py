@@ -46,6 +46,7 @@ class TrainConfig:
     # Speed switches (train/speed.py); None = on where measured to win (CUDA), off on the CPU.
     channels_last: bool | None = None  # networks and batches in NHWC
     compile: bool | None = None  # torch.compile each network in place
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead = CUDA graphs (static shapes)
     fused_optimizer: bool = True  # fused Adam/AdamW/SGD kernels (CUDA and CPU)
     cudnn_benchmark: bool = True  # CUDA: autotune convolution algorithms
     tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
