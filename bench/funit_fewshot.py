@@ -1,17 +1,19 @@
 """FUNIT on the built-in glyphs task: the paper's few-shot evaluation on held-out fonts.
 
-Trains FUNIT (small widths, CPU-sized) on the source fonts for a time budget, trains two classifiers
-on real glyphs (the target fonts, on characters held out from... no: on all characters but every 6th,
-which is its test; and the 62 characters, on the source fonts, tested on the target fonts), then for
-1-shot and 5-shot episodes on the held-out fonts prints:
+Trains FUNIT (small widths, CPU-sized) on the source fonts for a time budget and two classifiers on real
+glyphs: one of the target fonts (trained on every character but every 6th, tested on those) and one of
+the 62 characters (trained on the source fonts, tested on the target fonts). Then, for 1-shot and 5-shot
+episodes on the held-out fonts, it prints:
 
     font top-1 / top-5   the font classifier's accuracy at the target font (translation accuracy)
     char top-1           the character classifier's accuracy at the content's character (content kept)
     L1                   mean |output - ground-truth glyph| on the [-1, 1] scale
+    mFID                 FID per target font (its episodes' outputs against the font's 62 real glyphs,
+                         Inception-v3 of the TF FID), averaged over the held-out fonts, as the paper does
 
 for FUNIT and two baselines: the content image unchanged, and the class image nearest to the content.
 
-    nice -n 10 python bench/funit_fewshot.py --minutes 12 --out runs/bench_funit
+    python bench/funit_fewshot.py --minutes 30 --threads 2 --out runs/bench_funit   # idle machine; --threads 1 when shared
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import warnings
 
 import numpy as np
 import torch
@@ -31,6 +35,7 @@ from pixmorph.data.glyphs import CHARACTERS, load_glyphs, prepare_glyphs
 from pixmorph.fewshot import load_fewshot
 from pixmorph.images import make_grid_image
 from pixmorph.metrics.classify import Domain, load_classifier, topk_accuracy, train_classifier
+from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
 from pixmorph.train.loop import train
 
 # CPU-sized: the paper's widths (nf 64, 10-block discriminator) take ~4 s a step at 32 px on a shared 2-core
@@ -95,6 +100,26 @@ def scores(images: torch.Tensor, ep: Episodes, font_clf, char_clf) -> dict[str, 
     return {"font_top1": font[1], "font_top5": font[5], "char_top1": char[1], "l1": l1(images, ep.truth)}
 
 
+def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
+    """N x 1 x S x S in [-1, 1] -> uint8 N x 3 x S x S (Inception's input)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+
+
+def per_font_fid(images: torch.Tensor, fonts: torch.Tensor, real_features: torch.Tensor,
+                 inception: InceptionFeatures) -> float:
+    """Mean over target fonts of FID(outputs of that font's episodes, its real glyphs).
+
+    ~20 outputs against 62 real glyphs per font: the absolute values carry a large small-sample bias
+    (identical for every row of the table), so compare rows, not papers."""
+    features = inception(to_uint8_rgb(images))
+    values = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        for t in range(real_features.shape[0]):
+            values.append(fid_from_features(features[fonts == t], real_features[t]))
+    return float(np.mean(values))
+
+
 def save_grid(ep: Episodes, output: torch.Tensor, path: Path, n_fonts: int = 6) -> None:
     """Per row: the 5 class images | content | FUNIT | ground truth (one episode per target font)."""
     rows, seen = [], set()
@@ -120,6 +145,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     p.add_argument("--skip-training", action="store_true", help="evaluate the checkpoint already in --out")
     p.add_argument("--grid", default="docs/funit_glyphs_5shot.png")
+    p.add_argument("--no-fid", action="store_true", help="skip the per-font FID (Inception on the CPU: minutes)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -138,6 +164,13 @@ def main() -> None:
     print(f"classifiers on real glyphs: font (held-out characters) top-1 {font_clf.test_accuracy['top1']:.3f}, "
           f"character (held-out fonts) top-1 {char_clf.test_accuracy['top1']:.3f}")
 
+    inception = real_features = None
+    if not args.no_fid:
+        inception = InceptionFeatures()
+        real = torch.from_numpy(target).reshape(-1, 1, *target.shape[-2:])
+        real_features = inception(to_uint8_rgb(real.float() / 127.5 - 1)).reshape(target.shape[0], target.shape[1], -1)
+        print(f"FID: {inception.description}")
+
     results = {}
     for k in (1, 5):
         ep = make_episodes(source, target, k, args.per_font, seed=k)
@@ -146,16 +179,20 @@ def main() -> None:
             funit = g(ep.content, ep.class_images)
         outputs = {"FUNIT": funit, "content unchanged": ep.content, "nearest class image": ep.nearest_class_image()}
         results[k] = {name: scores(x, ep, font_clf, char_clf) for name, x in outputs.items()}
+        if inception is not None:
+            for name, x in outputs.items():
+                results[k][name]["mfid"] = per_font_fid(x, ep.font, real_features, inception)
         if k == 5:
             save_grid(ep, funit, Path(args.grid))
 
     print(f"\nFUNIT step {model.translator.step}, trained {train_s / 60:.1f} min; "
           f"{len(target_slugs)} held-out fonts x {args.per_font} episodes per K\n")
-    print("| K | output | font top-1 | font top-5 | char top-1 | L1 to truth |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| K | output | font top-1 | font top-5 | char top-1 | L1 to truth | mFID |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for k, rows in results.items():
         for name, s in rows.items():
-            print(f"| {k} | {name} | {s['font_top1']:.3f} | {s['font_top5']:.3f} | {s['char_top1']:.3f} | {s['l1']:.3f} |")
+            mfid = f"{s['mfid']:.1f}" if "mfid" in s else "–"
+            print(f"| {k} | {name} | {s['font_top1']:.3f} | {s['font_top5']:.3f} | {s['char_top1']:.3f} | {s['l1']:.3f} | {mfid} |")
     (out / "results.json").write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
     print(f"\ngrid: {args.grid}")
 
