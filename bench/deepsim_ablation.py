@@ -16,7 +16,8 @@ ablation
     finer detail). Variants: ``tps`` (DeepSIM: TPS warps, affine in 1%, Canny-sigma jitter), ``affine``
     (affine warps every step + Canny-sigma jitter), ``crop`` (pix2pix's zoom-crop-flip + Canny-sigma
     jitter) and ``none`` (plain single-pair pix2pixHD: no augmentation at all). Same networks, losses,
-    steps and seed for all.
+    steps and seed for all. A last row scores the training photo itself against every view: what a
+    model that ignored the primitive would get.
 
 shared
     ../shared/data/deepsim: the car trained on its segmentation and rendered from the two edited
@@ -155,6 +156,12 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"env": environment(args.device), "photo": args.photo, "size": args.size,
                                "steps": args.steps, "views": args.views, "model": model or "paper",
                                "lpips_net": lpips.name, "seeds": args.seeds, "rows": []}
+    # The baseline every variant must beat: the training photo itself, whatever the held-out view.
+    photo_small = to_tensor(Image.open(train_image).convert("RGB"))
+    baseline = {"variant": "photo unchanged", "seed": None, "s_per_step": float("nan")}
+    for family in views:
+        baseline[family] = score([photo_small] * len(views[family]), views[family], lpips)
+    print(json.dumps(baseline), flush=True)
     grid_rows = []
     for variant in args.variants:
         for seed in range(args.seed, args.seed + args.seeds):
@@ -177,6 +184,7 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
         save_small(make_grid_image(cells), args.grid)
         results["grid"] = str(args.grid)
         results["grid_rows"] = ["truth: " + f for f in views] + [f"{v} on {f}" for v, f, _ in grid_rows]
+    results["rows"].append(baseline)
     print_table(results)
     return results
 
@@ -196,8 +204,8 @@ def print_table(results: dict[str, Any]) -> None:
                 values = [r[family][k] for r in mine]
                 spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
                 cells.append(f"{np.mean(values):.{digits}f}{spread}")
-            print(f"| {v} | {family} | {' | '.join(cells)} | "
-                  f"{np.mean([r['s_per_step'] for r in mine]):.2f} |")
+            s_per_step = np.mean([r["s_per_step"] for r in mine])
+            print(f"| {v} | {family} | {' | '.join(cells)} | {'–' if np.isnan(s_per_step) else f'{s_per_step:.2f}'} |")
 
 
 # ---------------------------------------------------------------------------

@@ -6,16 +6,19 @@ cores; ``gpu``: reference widths, more steps), translates held-out real inputs, 
 score them against. The scoring is the same for every row: FID and KID (TF-FID Inception-v3)
 against the real target images, and, where the row has them, LPIPS, PSNR, SSIM and L1 against
 paired ground truth and top-1/top-5 of the Fashion-MNIST classifier against the class each output
-should show. Two baseline rows bound the table: "input unchanged" (the edge maps themselves) and
-"ground truth" (the true items against themselves: FID's floor, the classifier's own accuracy).
+should show. Baseline rows bound each task: for fashion-edges "input unchanged" (the edge maps themselves)
+and "ground truth" (the true items against themselves: FID's floor, the classifier's own accuracy); for
+glyphs the content image unchanged; for DeepSIM the training photo itself, whatever the edit.
 
     python bench/quality.py --budget cpu
     python bench/quality.py --budget gpu --device cuda
     python bench/quality.py --methods pix2pix --reuse        # score existing run folders again
 
-Adding a method (deepsim, funit, ...) is one more ``@row`` function. ``twostep`` has one (sneakers
-translated to boots) but stays out of the default table until its outputs at this budget are images:
-``--methods twostep`` runs it.
+Adding a method is one more ``@row`` function. The rows score different tasks: cyclegan, pix2pix and the
+two baselines the held-out fashion-edges items; funit 5-shot episodes on the glyphs task's unseen fonts
+(against the true glyphs); deepsim held-out views of its one training photo (against those views).
+Compare rows of the same task. ``twostep`` has a row (sneakers translated to boots) but stays out of the
+default table until its outputs at this budget are images: ``--methods twostep`` runs it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 import pixmorph
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
@@ -101,6 +105,7 @@ class Scored:
     label: str | None = None  # target class for the classifier: a class name, or "auto" (from file names)
     info: dict[str, Any] = field(default_factory=dict)
     title: str | None = None  # the row's name in the table (default: the method's)
+    baselines: dict[str, "Scored"] = field(default_factory=dict)  # rows of this task's baselines, scored next
 
 
 ROWS: dict[str, Callable[[Bench], Scored]] = {}
@@ -154,10 +159,83 @@ def twostep(b: Bench) -> Scored:
                   title="twostep (sneaker->boot)")
 
 
+@row("funit")
+def funit(b: Bench) -> Scored:
+    """Few-shot: 5-shot episodes on the glyphs task's held-out fonts (character c of a source font re-rendered
+    in an unseen font t from 5 other characters of t), scored against the true glyph of c in t. The model and
+    learning rates are bench/funit_fewshot.py's CPU-sized ones; the GPU budget takes the paper's widths."""
+    from funit_fewshot import MODEL  # bench/ is on sys.path when this file runs as a script
+
+    from pixmorph.data.fewshot_eval import make_episodes
+    from pixmorph.data.glyphs import load_glyphs, prepare_glyphs
+    from pixmorph.fewshot import load_fewshot
+    from pixmorph.images import to_pil
+
+    model = b.pick(dict(MODEL), {**MODEL, "nf": 64, "nf_mlp": 256, "latent_dim": 64, "n_res_blocks": 2,
+                                  "n_down_content": 3, "n_down_class": 4, "nf_dis": 64, "n_res_blocks_dis": 10,
+                                  "lr_gen": 1e-4, "lr_dis": 1e-4, "r_w": 0.1})
+    run_dir, info = b.train("funit", "glyphs", model, b.pick(600, 20000), batch_size=b.pick(16, 64), constant_lr=True)
+    root = prepare_glyphs()
+    source, _, _ = load_glyphs(root, "train")
+    target, _, _ = load_glyphs(root, "test")
+    episodes = make_episodes(source, target, 5, per_font=max(2, b.n_test // len(target)), seed=5)
+    generator = load_fewshot(run_dir, device=b.device).generator
+    with torch.no_grad():
+        outputs = torch.cat([generator(episodes.content[i : i + 64].to(b.device),
+                                       episodes.class_images[i : i + 64].to(b.device)).cpu()
+                             for i in range(0, len(episodes.content), 64)])
+    generated, truth, content = run_dir / "test_outputs", run_dir / "test_truth", run_dir / "test_content"
+    for folder, images in ((generated, outputs), (truth, episodes.truth), (content, episodes.content)):
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            to_pil(image).save(folder / f"{i:04d}.png")
+    return Scored(generated, truth, pairs=True, info=info, title="funit (glyphs, 5-shot, unseen fonts)",
+                  baselines={"glyphs: content unchanged": Scored(content, truth, pairs=True)})
+
+
+@row("deepsim")
+def deepsim(b: Bench) -> Scored:
+    """Single image: trained on scikit-image's astronaut and its Canny edges (the ablation's protocol in
+    bench/deepsim_ablation.py), then rendered from the edges of held-out TPS-warped and zoomed views of the
+    photo, scored against those views."""
+    from deepsim_ablation import CPU_MODEL, held_out_views, train_run
+    from skimage import data as skdata
+
+    from pixmorph.data import primitives as P
+    from pixmorph.images import to_pil
+
+    size, steps = b.pick(64, 256), b.steps_override or b.pick(300, 8000)
+    run_dir = b.out / b.budget / "deepsim"
+    photo = skdata.astronaut()  # 512 x 512 RGB
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_image = b.out / b.budget / "astronaut.png"
+    Image.fromarray(photo).resize((size, size), Image.Resampling.LANCZOS).save(train_image)
+    model = b.pick(dict(CPU_MODEL), {})
+    info = {"task": f"astronaut {size}px, Canny edges", "steps": steps, "batch_size": 1, "model": model}
+    if not (b.reuse and _trained_steps(run_dir) == steps):
+        print(f"deepsim: training {steps} steps on astronaut at {size}px ({b.device})", flush=True)
+        t0 = time.perf_counter()
+        train_run(train_image, "auto-edges", run_dir, steps, size, model, b.device, "fp32", seed=0)
+        info["train_seconds"] = round(time.perf_counter() - t0, 1)
+    views = held_out_views(photo, size, n=8)
+    translator = pixmorph.load(run_dir, device=b.device)
+    generated, truth, unchanged = run_dir / "test_outputs", run_dir / "test_truth", run_dir / "test_training_photo"
+    for folder in (generated, truth, unchanged):
+        folder.mkdir(parents=True, exist_ok=True)
+    for family, images in views.items():
+        for i, view in enumerate(images):
+            edges = P.canny_edges(view[None])
+            to_pil(translator.translate_batch(edges)[0]).save(generated / f"{family}{i}.png")
+            to_pil(view).save(truth / f"{family}{i}.png")
+            Image.open(train_image).save(unchanged / f"{family}{i}.png")
+    return Scored(generated, truth, pairs=True, info=info, title="deepsim (astronaut, held-out views)",
+                  baselines={"astronaut: training photo unchanged": Scored(unchanged, truth, pairs=True)})
+
+
 def baselines(b: Bench) -> dict[str, Scored]:
     root = b.edges_test()
-    return {"input unchanged": Scored(root / "testA", root / "testB", pairs=True, label="auto"),
-            "ground truth": Scored(root / "testB", root / "testB", pairs=True, label="auto")}
+    return {"fashion-edges: input unchanged": Scored(root / "testA", root / "testB", pairs=True, label="auto"),
+            "fashion-edges: ground truth": Scored(root / "testB", root / "testB", pairs=True, label="auto")}
 
 
 def _trained_steps(run_dir: Path) -> int:
@@ -233,6 +311,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for method in args.methods:
         scored = ROWS[method](bench)
         score(scored.title or method, scored)
+        if not args.no_baselines:
+            for name, baseline in scored.baselines.items():
+                score(name, baseline)
     if not args.no_baselines:
         for name, scored in baselines(bench).items():
             score(name, scored)
