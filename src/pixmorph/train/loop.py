@@ -11,6 +11,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -128,8 +129,12 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             batch = _to_device(_next_batch(batches), device, speed.memory_format)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 losses = method.train_step(batch, update)
-            for s in schedulers.values():
-                s.step()
+            with warnings.catch_warnings():
+                # Every schedule follows the global step, also for an optimizer that did not step this time
+                # (a two-step stage that trains only some networks, an fp16 step skipped on overflow).
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                for s in schedulers.values():
+                    s.step()
             step += 1
             seen_since_log += global_batch
             steps_since_log += 1
