@@ -406,3 +406,13 @@ def test_training_into_a_run_with_a_checkpoint_needs_resume_or_overwrite(tmp_pat
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg, progress=False)
     assert_intact(existing_run, before)
+
+
+def test_pix2pix_images_too_small_for_the_unet_say_which_setting():
+    """The default U-Net 256 (8 halvings) on 32 px images: one line naming model.num_downs, not a norm error."""
+    from pixmorph.methods.pix2pix import Pix2Pix, Pix2PixConfig
+
+    method = Pix2Pix(Pix2PixConfig(ngf=8, ndf=8))
+    batch = {"A": torch.zeros(1, 3, 32, 32), "B": torch.zeros(1, 3, 32, 32)}
+    with pytest.raises(ValueError, match=r"32x32 .* set model.num_downs=5"):
+        method.train_step(batch, lambda loss, name: None)

@@ -274,6 +274,30 @@ def test_cli_train_deepsim_on_the_example_then_edit(tmp_path):
     assert result.exit_code == 2 and "--image" in result.output
 
 
+def test_cli_saves_a_computed_primitive_to_edit(tmp_path):
+    """--seg auto --edges auto: the computed segmentation and edges land in RUN/primitive, are exactly what
+    the model trained on, and render with `pixmorph edit`."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(64)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)).save(photo)
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4}.items()]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--seg", "auto", "--edges", "auto",
+                                      "--out", str(run), "--steps", "1", "--device", "cpu",
+                                      "--set=train.tensorboard=false", *tiny])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    seg, edges = run / "primitive" / "photo_seg.png", run / "primitive" / "photo_edges.png"
+    trained_on = SingleImage(photo, {"primitive": "auto-seg", "kind": "seg+edges", "edges": "auto"}).primitive
+    reread = deepsim.load_primitives([seg], "seg+edges", edges=[edges])[0]
+    assert torch.allclose(reread, trained_on, atol=1 / 127.5)
+    result = CliRunner().invoke(cli, ["edit", str(run), str(seg), "--edges", str(edges), "--out", str(tmp_path / "e"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0 and (tmp_path / "e" / "photo_seg.png").is_file(), result.output
+
+
 def test_seg_flag_names_the_primitive():
     from pixmorph.cli_deepsim import apply_single_image
 

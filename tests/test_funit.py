@@ -201,6 +201,33 @@ def test_fewshot_cli(schemes, trained, tmp_path):
     assert result.exit_code == 0 and "source class" in result.output
 
 
+def test_translate_cli_reconstructs_without_a_direction(schemes, trained, tmp_path):
+    """`pixmorph translate` on a FUNIT checkpoint picks its only direction (reconstruct); with
+    --runtime onnx and no exported file it exports first, at the training size, and agrees with torch."""
+    from pixmorph.cli import cli
+
+    root, sources, _ = schemes
+    content = sorted((root / sources[0]).iterdir())[:2]
+    runner = CliRunner()
+    outputs = {}
+    runtimes = ["torch", "onnx"] if _has("onnxruntime") else ["torch"]
+    for runtime in runtimes:
+        out = tmp_path / runtime
+        result = runner.invoke(cli, ["translate", str(trained), *map(str, content), "--out", str(out),
+                                     "--device", "cpu", "--runtime", runtime])
+        assert result.exit_code == 0, result.output
+        assert "2 images translated reconstruct" in result.output
+        outputs[runtime] = [np.asarray(Image.open(out / f"{p.stem}.png"), dtype=np.int16) for p in content]
+    if "onnx" in outputs:
+        assert all(np.abs(a - b).max() <= 2 for a, b in zip(outputs["torch"], outputs["onnx"]))
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def test_rgb_model_takes_grayscale_class_images(schemes, tmp_path, one_thread):
     """An RGB model (one training step is enough for shapes and plumbing) given gray class images."""
     run = train(run_config(schemes[0], tmp_path / "rgb", steps=1, model={"channels": 3}, channels=3), progress=False)

@@ -65,8 +65,9 @@ class Translator:
         if prefix is None:
             self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
             prefix = Path(self._onnx_dir.name) / "model.onnx"
+            size = self.config.data.crop_size or 256  # traced at the training size, as `pixmorph export` does
             for direction, g in self.generators.items():
-                export_generator(g, direction_file(prefix, direction), check_batch(g, 1, batch=1))
+                export_generator(g, direction_file(prefix, direction), check_batch(g, size, batch=1))
             self.method.nets.to(self.device)  # export moved them to the CPU
         self.generators = {d: OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
                                             min_size=getattr(g, "min_size", 1))

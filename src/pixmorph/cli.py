@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
 import click
 
-from pixmorph.cli_deepsim import apply_single_image, edit_command, single_image_options
+from pixmorph.cli_deepsim import apply_single_image, edit_command, save_computed_primitive, single_image_options
 from pixmorph.config import RunConfig, apply_overrides, load_yaml
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
@@ -82,6 +83,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         return
     from pixmorph.train.loop import train as run_training
 
+    if cfg.method == "deepsim" and not cfg.train.resume:
+        save_computed_primitive(cfg)
     run_dir = run_training(cfg)
     click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
 
@@ -90,7 +93,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--direction", default="AtoB", show_default=True, help="AtoB or BtoA (CycleGAN).")
+@click.option("--direction", default=None,
+              help="AtoB or BtoA (CycleGAN); default AtoB, or the checkpoint's only direction.")
 @click.option("--to", "to_class", metavar="CLASS", help="Target class, for class-conditional methods (same as --direction to:CLASS).")
 @click.option("--size", type=int, help="Translate at SIZE x SIZE instead of full size.")
 @click.option("--batch-size", default=8, show_default=True)
@@ -102,7 +106,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
               help="With --runtime onnx: the FILE given to `pixmorph export --onnx` (default: export now).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="PyTorch runtime: auto is bf16 on CUDA, fp32 on the CPU.")
-def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str, to_class: str | None, size: int | None,
+def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str | None, to_class: str | None, size: int | None,
               batch_size: int, device: str, skip_bad: bool, runtime: str, onnx_prefix: str | None, precision: str) -> None:
     """Translate image files and folders with a trained CHECKPOINT (run folder or checkpoint folder)."""
     if to_class:
@@ -119,8 +123,15 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                           precision=precision)
     except ImportError as e:  # onnxruntime missing: say how to install it
         raise click.ClickException(str(e)) from None
+    if direction is None:  # a FUNIT checkpoint only reconstructs; a DeepSIM one only renders
+        only = translator.directions
+        direction = "AtoB" if "AtoB" in only or len(only) != 1 else only[0]
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
-    files = check_images(files, skip_bad=skip_bad)
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        files = check_images(files, skip_bad=skip_bad)
+    for w in skipped:  # one line each, not Python's warning format
+        click.echo(f"warning: {w.message}", err=True)
     out_dir = Path(out)
     by_name: dict[str, Path] = {}
     for f in files:
@@ -148,7 +159,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                 for (f, _), img in zip(chunk, y):
                     save_image(img, out_dir / f"{f.stem}.png")
                 bar.update(len(chunk))
-    click.echo(f"{len(files)} images translated {direction} into {out_dir}")
+    click.echo(f"{len(files)} image{'' if len(files) == 1 else 's'} translated {direction} into {out_dir}")
 
 
 @cli.command()

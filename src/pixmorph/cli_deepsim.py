@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -58,6 +59,32 @@ def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | N
     return apply_cli_options(d, **{k: given.get(k) for k in SINGLE_IMAGE_FLAGS if k != "seg"})
 
 
+def save_computed_primitive(cfg: Any) -> list[Path]:
+    """A computed primitive (``auto-edges``, ``auto-seg`` or ``--edges auto``) as files in the run folder,
+    so that the user has something to edit and render with ``pixmorph edit``. Nothing for given files."""
+    from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG, SingleImage
+    from pixmorph.images import save_image
+
+    opts = cfg.data.options or {}
+    computed = opts.get("primitive") in (AUTO_EDGES, AUTO_SEG) or (opts.get("kind") == "seg+edges"
+                                                                    and opts.get("edges", "auto") == "auto")
+    if not computed:
+        return []
+    pair = SingleImage(cfg.data.root, opts)
+    folder = Path(cfg.train.out) / "primitive"
+    stem = Path(cfg.data.root).stem
+    if pair.options.kind == "seg+edges":
+        files = [save_image(pair.primitive[:3], folder / f"{stem}_seg.png"),
+                 save_image(pair.primitive[3:], folder / f"{stem}_edges.png")]
+        hint = f"{files[0]} --edges {files[1]}"
+    else:
+        files = [save_image(pair.primitive, folder / f"{stem}_{pair.options.kind}.png")]
+        hint = str(files[0])
+    click.echo(f"computed primitive: {', '.join(map(str, files))} (edit a copy, then `pixmorph edit "
+               f"{cfg.train.out} {hint} --out DIR`)", err=True)
+    return files
+
+
 @click.command("edit")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("primitives", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
@@ -72,4 +99,4 @@ def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_fi
     from pixmorph.train.loop import resolve_device
 
     written = edit(checkpoint, primitives, out, edges=list(edge_files) or None, device=str(resolve_device(device)))
-    click.echo(f"{len(written)} edited images rendered into {out}")
+    click.echo(f"{len(written)} edited image{'' if len(written) == 1 else 's'} rendered into {out}")

@@ -53,6 +53,11 @@ class Pix2Pix(Method):
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
         real_A, real_B = batch["A"], batch["B"]
+        if min(real_A.shape[-2:]) < G.stride:
+            fits = max(1, min(real_A.shape[-2:]).bit_length() - 1)
+            raise ValueError(f"pix2pix: {real_A.shape[-2]}x{real_A.shape[-1]} training images are smaller than the "
+                             f"U-Net's {cfg.num_downs} halvings need ({G.stride} px): set model.num_downs={fits} "
+                             f"(or train at crop size >= {G.stride})")
         fake_B = G(real_A)
 
         set_requires_grad(D, True)
