@@ -416,3 +416,12 @@ def test_pix2pix_images_too_small_for_the_unet_say_which_setting():
     batch = {"A": torch.zeros(1, 3, 32, 32), "B": torch.zeros(1, 3, 32, 32)}
     with pytest.raises(ValueError, match=r"32x32 .* set model.num_downs=5"):
         method.train_step(batch, lambda loss, name: None)
+
+
+def test_missing_image_file_is_named_as_a_file(tmp_path):
+    from pixmorph.data.resolve import resolve_root
+
+    with pytest.raises(FileNotFoundError, match=r"nosuch\.png: no such file or folder$"):
+        resolve_root(str(tmp_path / "nosuch.png"))
+    with pytest.raises(FileNotFoundError, match="not a built-in task"):
+        resolve_root(str(tmp_path / "nosuchdir"))

@@ -17,6 +17,8 @@ def resolve_root(root: str) -> tuple[Path, int | None]:
         return path, None
     if builtin.is_builtin(root):
         return builtin.prepare_task(root), builtin.TASKS[root].image_size
+    if path.suffix:  # looks like a file name (the one image of a single-image method)
+        raise FileNotFoundError(f"{root}: no such file or folder")
     known = ", ".join(sorted(builtin.TASKS))
     raise FileNotFoundError(f"{root}: no such folder, and not a built-in task (built-in: {known})")
 
