@@ -144,6 +144,22 @@ def _no_paired_layout(root, layouts, write_image):
     return "pix2pix", {}, {}, FileNotFoundError, [str(root), "train/", "trainA/"]
 
 
+def _empty_data_folder(root, layouts, write_image):
+    root.mkdir(parents=True)
+    return "cyclegan", {}, {}, FileNotFoundError, [str(root), str(root / "trainA"), str(root / "trainB"), "layout"]
+
+
+def _empty_data_folder_paired(root, layouts, write_image):
+    root.mkdir(parents=True)
+    return "pix2pix", {}, {}, FileNotFoundError, [str(root / "train"), str(root / "trainA"), str(root / "trainB")]
+
+
+def _paired_without_trainB(root, layouts, write_image):
+    layouts.paired_folders(root)
+    shutil.rmtree(root / "trainB")
+    return "pix2pix", {}, {}, FileNotFoundError, [str(root), "trainA/ but no trainB/", str(root / "train")]
+
+
 def _bad_precision(root, layouts, write_image):
     layouts.unpaired(root)
     return "cyclegan", {}, {"precision": "fp8"}, ValueError, ["fp8"]
@@ -151,7 +167,8 @@ def _bad_precision(root, layouts, write_image):
 
 BAD_DATA = [_empty_trainA, _missing_trainB, _missing_folder, _truncated_png, _truncated_jpeg, _not_an_image,
             _batch_larger_than_dataset, _unknown_method, _crop_larger_than_load, _odd_width_side_by_side,
-            _paired_name_mismatch, _no_paired_layout, _bad_precision]
+            _paired_name_mismatch, _no_paired_layout, _empty_data_folder, _empty_data_folder_paired,
+            _paired_without_trainB, _bad_precision]
 
 
 @pytest.mark.parametrize("case", BAD_DATA, ids=lambda f: f.__name__.strip("_"))
@@ -179,6 +196,19 @@ def test_bad_data_one_line_error_from_console_script(tmp_path, layouts, monkeypa
     assert info.value.code == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and str(bad) in lines[0], lines
+
+
+def test_empty_data_folder_one_line_error_names_the_layout(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "train", "cyclegan", "--data", str(empty), "--out",
+                                      str(tmp_path / "run"), "--workers", "0", "--device", "cpu"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert all(s in lines[0] for s in (str(empty / "trainA"), str(empty / "trainB"), "images")), lines
 
 
 def test_skip_bad_trains_without_the_truncated_png(tmp_path, layouts, make_config):

@@ -137,6 +137,21 @@ def test_dry_run_without_config_file_uses_defaults(tmp_path):
     assert resolved["data"]["root"] == "fashion-edges"
 
 
+def test_dry_run_prints_the_image_sizes_that_training_uses(tmp_path, cyclegan_data):
+    """Not null where the data decides: a built-in task's own size (without preparing the task), the reference
+    286 -> 256 for a folder, a given size over either."""
+    def sizes(*args):
+        result = invoke("train", *args, "--out", tmp_path / "run", "--dry-run")
+        ok(result)
+        data = json.loads(result.output)["data"]
+        return data["load_size"], data["crop_size"]
+
+    assert sizes("cyclegan", "--data", "fashion-edges") == (32, 32)
+    assert sizes("pix2pix", "--data", cyclegan_data) == (286, 256)
+    assert sizes("cyclegan", "--data", "fashion-edges", "--load-size", 40) == (40, 32)
+    assert not (tmp_path / "run").exists()
+
+
 def test_set_unknown_model_option_fails_naming_it(tmp_path, cyclegan_data):
     result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run",
                     "--set", "model.nonsense=1", "--dry-run")

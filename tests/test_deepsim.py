@@ -3,6 +3,8 @@ a tiny model that overfits its pair, and train -> resume -> edit end to end."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -304,3 +306,98 @@ def test_seg_flag_names_the_primitive():
     flags = {"image": "img.png", "primitive": None, "seg": "auto", "edges": "auto", "kind": None, "max_side": None}
     d = apply_single_image("deepsim", {"train": {"out": "runs/x"}}, flags, resume=False)
     assert d["data"]["options"]["primitive"] == "auto-seg" and d["model"]["in_channels"] == 4
+
+
+def test_dry_run_with_the_example_writes_nothing_and_prints_the_training_size(tmp_path):
+    """--image example --dry-run: no example files (no run folder at all), and data.load_size/crop_size say
+    what decides the size (the image's, after --max-side) instead of null."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", "example", "--max-side", "100", "--out", str(run),
+                                      "--dry-run"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert not run.exists(), "a dry run must not write the example"
+    data = json.loads(result.stdout)["data"]
+    assert data["root"] == str(run / "example" / "image.png")  # where a real run writes it
+    assert data["load_size"] == data["crop_size"] == "from the data: 96x64, the image's size"  # 320x208 -> 100x65
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (70, 40)).save(photo)
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--out", str(run), "--dry-run"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads(result.stdout)["data"]["crop_size"] == "from the data: 64x48, the image's size"
+
+
+def test_perceptual_network_message_is_on_its_own_line(tmp_path, monkeypatch, capsys):
+    """The message naming the perceptual network comes at the first step, while the progress bar is drawn:
+    it must not be glued to the bar's line."""
+    from pixmorph.nn import perceptual
+
+    class StubLoss(torch.nn.Module):
+        name = "stub"
+
+        def forward(self, x, y):
+            return (x - y).abs().mean()
+
+    message = "perceptual loss: stub, for this test"
+    monkeypatch.setattr(perceptual, "load_perceptual", lambda net="auto", weights=None, device="cpu": (StubLoss(), message))
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(32)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)).save(photo)
+    train(run_config(photo, "auto-edges", tmp_path / "run", 1, device="cpu"), progress=True)
+    err = capsys.readouterr().err
+    assert "step" in err, "the progress bar was drawn"
+    segments = [s.strip() for s in err.replace("\r", "\n").split("\n")]
+    assert message in segments, err
+
+
+def _seg_edges_run(tmp_path) -> tuple[Path, Path, Path]:
+    """A 1-step seg+edges model, and its computed segmentation and edge map files."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(64)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)).save(photo)
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0}.items()]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--seg", "auto", "--edges", "auto",
+                                      "--out", str(run), "--steps", "1", "--device", "cpu",
+                                      "--set=train.tensorboard=false", *tiny])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return run, run / "primitive" / "photo_seg.png", run / "primitive" / "photo_edges.png"
+
+
+def test_edit_names_a_primitive_that_does_not_fit_a_seg_edges_model(tmp_path):
+    """seg+edges model: an edge map alone is a one-line error naming it; an edge map as the segmentation or a
+    colour segmentation as the edge map renders, with a one-line warning naming the file and what was expected."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    run, seg, edges = _seg_edges_run(tmp_path)
+    out = str(tmp_path / "edits")
+    result = CliRunner().invoke(cli, ["edit", str(run), str(edges), "--out", out, "--device", "cpu"])
+    assert isinstance(result.exception, ValueError), result.output
+    message = str(result.exception)
+    assert "\n" not in message and str(edges) in message and "looks like an edge map" in message
+    assert "seg+edges" in message and "--edges" in message
+
+    result = CliRunner().invoke(cli, ["edit", str(run), str(edges), "--edges", str(edges), "--out", out,
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and str(edges) in warned[0] and "read" in warned[0] and "segmentation" in warned[0], \
+        result.stderr
+
+    result = CliRunner().invoke(cli, ["edit", str(run), str(seg), "--edges", str(seg), "--out", out, "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and str(seg) in warned[0] and "colour" in warned[0] and "edge map" in warned[0], \
+        result.stderr
+
+    result = CliRunner().invoke(cli, ["edit", str(run), str(seg), "--edges", str(edges), "--out", out, "--device", "cpu"])
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.output  # the right files: no warning

@@ -509,3 +509,47 @@ def test_format_table_aligns_rows():
     lines = table.splitlines()
     assert lines[0].split("|")[1].strip() == "method" and "inf" in lines[2] and "-" in lines[3].split("|")[3]
     assert len({len(line) for line in lines}) == 1
+
+
+def test_eval_prints_kid_without_a_spread_when_one_subset_is_all_images(tmp_path, write_image, monkeypatch):
+    """As many images in each folder as the (lowered) subset size: every subset would be the same images, so
+    KID is one subset and has no ±; a larger reference folder gives subsets that differ, and a spread.
+    Inception is replaced by fixed random features: this is about what is computed and printed."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+
+    from pixmorph.metrics.fid import kid_from_features
+
+    for i in range(7):
+        write_image(tmp_path / "ref" / f"r{i}.png", 16, 16, seed=10 + i)
+        if i < 5:
+            write_image(tmp_path / "gen" / f"g{i}.png", 16, 16, seed=i)
+    features = {}
+
+    def fake_features(self, files, images=None):
+        return torch.stack([features.setdefault(f.name, torch.randn(32, generator=torch.Generator().manual_seed(
+            sum(map(ord, f.name))))) for f in files])
+
+    monkeypatch.setattr(Evaluator, "features", fake_features)
+    monkeypatch.setattr(Evaluator, "inception", types.SimpleNamespace(description="stub features"))
+    gen, ref, ref5 = tmp_path / "gen", tmp_path / "ref", tmp_path / "ref5"
+    ref5.mkdir()
+    for f in sorted(ref.iterdir())[:5]:
+        (ref5 / f.name).write_bytes(f.read_bytes())
+
+    result = run_eval(gen, "--ref", ref5, "--metrics", "kid", "--device", "cpu", "--json", tmp_path / "one.json")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    kid_line = next(line for line in result.stdout.splitlines() if line.startswith("KID"))
+    assert "±" not in kid_line and "one subset: all 5 images of each set" in kid_line, kid_line
+    assert "one subset of all 5 images" in result.stderr
+    data = json.loads((tmp_path / "one.json").read_text())
+    assert data["kid_std"] is None and data["kid_subsets"] == 1 and data["kid_subset_size"] == 5
+    a, b = fake_features(None, sorted(gen.iterdir())), fake_features(None, sorted(ref5.iterdir()))
+    theirs = kid_features_to_metric(a, b, kid_subsets=100, kid_subset_size=5, rng_seed=2020, verbose=False)
+    assert data["kid"] == pytest.approx(theirs[KEY_METRIC_KID_MEAN], rel=1e-5)  # the same value, computed once
+    with pytest.warns(SmallSampleWarning, match="one subset of all 5 images"):
+        assert kid_from_features(a, b)[1] is None
+
+    result = run_eval(gen, "--ref", ref, "--metrics", "kid", "--device", "cpu")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    kid_line = next(line for line in result.stdout.splitlines() if line.startswith("KID"))
+    assert "± " in kid_line and "over 100 subsets of 5 images" in kid_line, kid_line

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from pixmorph.cli_deepsim import apply_single_image, edit_command, save_computed_primitive, single_image_options
+from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, save_computed_primitive,
+                                   single_image_options)
 from pixmorph.config import RunConfig, apply_overrides, load_yaml
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
@@ -69,7 +70,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
             d.setdefault(section, {})[key] = value
     if resume:
         d["train"]["resume"] = True
-    d = apply_single_image(method, d, single_image, resume)
+    d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides))
     if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
         d = get_method(method).complete_run_config(d)
@@ -79,7 +80,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
     cfg.model = dict(build_method_config(method_cls.Config, cfg.model).__dict__)
     if dry_run:
-        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        click.echo(json.dumps(dry_run_config(cfg, method_cls, single_image), indent=2))
         return
     from pixmorph.train.loop import train as run_training
 
@@ -87,6 +88,20 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         save_computed_primitive(cfg)
     run_dir = run_training(cfg)
     click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
+
+
+def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict:
+    """The config as ``--dry-run`` prints it: the image sizes resolved as training resolves them (a built-in
+    task's size, without preparing it), or, where the data decides them, said so instead of null."""
+    from pixmorph.data.resolve import native_size, resolve_sizes
+
+    d = cfg.to_dict()
+    if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
+        d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)
+    else:
+        sizes = resolve_sizes(cfg.data, native_size(cfg.data.root))
+        d["data"].update(load_size=sizes.load_size, crop_size=sizes.crop_size)
+    return d
 
 
 @cli.command()

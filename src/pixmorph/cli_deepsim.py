@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,8 +38,9 @@ def single_image_options(command: Callable) -> Callable:
     return wrapper
 
 
-def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | None, resume: bool) -> dict[str, Any]:
-    """Fold the single-image flags into the config dict of ``pixmorph train``."""
+def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | None, resume: bool,
+                       dry_run: bool = False) -> dict[str, Any]:
+    """Fold the single-image flags into the config dict of ``pixmorph train`` (a ``dry_run`` writes nothing)."""
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     if method != "deepsim":
         if given:
@@ -56,7 +58,22 @@ def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | N
         given["primitive"] = "auto-seg" if seg == "auto" else seg
     from pixmorph.methods.deepsim import apply_cli_options
 
-    return apply_cli_options(d, **{k: given.get(k) for k in SINGLE_IMAGE_FLAGS if k != "seg"})
+    return apply_cli_options(d, **{k: given.get(k) for k in SINGLE_IMAGE_FLAGS if k != "seg"}, dry_run=dry_run)
+
+
+def dry_run_size(cfg: Any, flags: dict[str, Any] | None) -> str:
+    """What ``pixmorph train deepsim --dry-run`` prints for data.load_size/crop_size: they do not apply, the
+    image's own size (``max_side``, then multiples of 16) does; read from the file's header, or known for
+    the built-in example (not written in a dry run)."""
+    from pixmorph.data import primitives as P
+    from pixmorph.data.single_image import EXAMPLE_SIZE, training_size
+
+    max_side = (cfg.data.options or {}).get("max_side")
+    if (flags or {}).get("image") == "example":
+        size = P.round_size(*EXAMPLE_SIZE, max_side)
+    else:
+        size = training_size(cfg.data.root, max_side)
+    return f"from the data: {size[0]}x{size[1]}, the image's size" if size else "from the data: the image's size"
 
 
 def save_computed_primitive(cfg: Any) -> list[Path]:
@@ -98,5 +115,10 @@ def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_fi
     from pixmorph.methods.deepsim import edit
     from pixmorph.train.loop import resolve_device
 
-    written = edit(checkpoint, primitives, out, edges=list(edge_files) or None, device=str(resolve_device(device)))
+    with warnings.catch_warnings(record=True) as mismatched:
+        warnings.simplefilter("always")
+        written = edit(checkpoint, primitives, out, edges=list(edge_files) or None,
+                       device=str(resolve_device(device)))
+    for w in mismatched:  # one line each (a primitive that does not look like what the model takes)
+        click.echo(f"warning: {w.message}", err=True)
     click.echo(f"{len(written)} edited image{'' if len(written) == 1 else 's'} rendered into {out}")

@@ -51,6 +51,10 @@ class UnpairedFolders(Dataset):
                  mode: str = "RGB"):
         root = Path(root)
         self.mode = mode
+        missing = [f"{phase}{d}/" for d in "AB" if not (root / f"{phase}{d}").is_dir()]
+        if missing:
+            raise FileNotFoundError(f"{root}: no {' or '.join(missing)} folder: the unpaired layout is "
+                                    f"{root / phase}A/ and {root / phase}B/ holding the A and B images")
         self.files_A = _images_in(root / f"{phase}A", skip_bad)
         self.files_B = _images_in(root / f"{phase}B", skip_bad)
         self.transform = transform
@@ -78,11 +82,15 @@ class PairedFolders(Dataset):
         self.transform, self.mode = transform, mode
         if (root / phase).is_dir():
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in _images_in(root / phase, skip_bad)]
-        elif (root / f"{phase}A").is_dir():
+        elif (root / f"{phase}A").is_dir() and (root / f"{phase}B").is_dir():
             self.pairs = _match_by_name(_images_in(root / f"{phase}A", skip_bad), _images_in(root / f"{phase}B", skip_bad))
         else:
+            has_a, has_b = (root / f"{phase}A").is_dir(), (root / f"{phase}B").is_dir()
+            problem = f"{phase}A/ but no {phase}B/" if has_a else f"{phase}B/ but no {phase}A/" if has_b \
+                else "no paired data"
             raise FileNotFoundError(
-                f"{root}: no paired data: expected {phase}/ (A|B side-by-side files) or {phase}A/ + {phase}B/ with matching names"
+                f"{root}: {problem}: expected {root / phase}/ (A|B side-by-side images) or "
+                f"{root / phase}A/ + {root / phase}B/ (images with matching names)"
             )
 
     def __len__(self) -> int:

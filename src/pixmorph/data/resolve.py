@@ -23,9 +23,23 @@ def resolve_root(root: str) -> tuple[Path, int | None]:
     raise FileNotFoundError(f"{root}: no such folder, and not a built-in task (built-in: {known})")
 
 
+def native_size(root: str) -> int | None:
+    """The image size a built-in task decides (as :func:`resolve_root` gives it), without preparing the
+    task; None for a folder or file."""
+    if Path(root).expanduser().exists() or not builtin.is_builtin(root):
+        return None
+    return builtin.TASKS[root].image_size
+
+
+def resolve_sizes(cfg: DataConfig, native: int | None) -> DataConfig:
+    """The config with ``load_size``/``crop_size`` filled in: given, else the built-in task's ``native``
+    size, else the reference 286/256."""
+    load = cfg.load_size or native or REFERENCE_LOAD
+    crop = cfg.crop_size or native or min(REFERENCE_CROP, load)
+    return DataConfig(**{**cfg.__dict__, "load_size": load, "crop_size": crop})
+
+
 def resolve_data(cfg: DataConfig) -> tuple[Path, DataConfig]:
     """The folder, and the config with ``load_size``/``crop_size`` filled in (what gets saved)."""
     path, native = resolve_root(cfg.root)
-    load = cfg.load_size or native or REFERENCE_LOAD
-    crop = cfg.crop_size or native or min(REFERENCE_CROP, load)
-    return path, DataConfig(**{**cfg.__dict__, "load_size": load, "crop_size": crop})
+    return path, resolve_sizes(cfg, native)

@@ -130,6 +130,16 @@ class SingleImage(Dataset):
                 "seed": torch.tensor(seed, dtype=torch.int64)}
 
 
+def training_size(image: str | Path, max_side: int | None = None) -> tuple[int, int] | None:
+    """(width, height) that this layout trains ``image`` at (``max_side``, then multiples of 16), from the
+    file's header alone; None when the file is not there or not readable."""
+    try:
+        with Image.open(image) as img:
+            return P.round_size(*img.size, max_side)
+    except OSError:
+        return None
+
+
 @register_layout("single")
 def single(root: Path, cfg: DataConfig, phase: str) -> SingleImage:
     from pixmorph.data.folders import image_mode  # here: folders imports the layout registry too
@@ -156,6 +166,13 @@ def _components(edges: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return labels, [r.label for r in sorted(inner, key=lambda r: -r.area)]
 
 
+def example_paths(folder: str | Path) -> dict[str, Any]:
+    """Where :func:`write_example` writes into ``folder`` (nothing is written here)."""
+    folder = Path(folder)
+    return {"image": folder / "image.png", "edges": folder / "edges.png",
+            "edited": [folder / "edited_removed.png", folder / "edited_moved.png"]}
+
+
 def write_example(folder: str | Path) -> dict[str, Any]:
     """Write the built-in example into ``folder``: ``image.png`` (scikit-image's coffee photo at 320 x 208),
     ``edges.png`` (its Canny edges at sigma 2, black on white) and two edited edge maps made from them:
@@ -163,7 +180,6 @@ def write_example(folder: str | Path) -> dict[str, Any]:
     longest moved 24 px right and 8 px up). Returns their paths. Needs no download."""
     from skimage import data as skdata
 
-    folder = Path(folder)
     photo = Image.fromarray(getattr(skdata, EXAMPLE_PHOTO)()).resize(EXAMPLE_SIZE, Image.Resampling.LANCZOS)
     image = to_tensor(photo)
     edge_map = P.canny_edges(image[None])[0, 0]  # -1 on edges
@@ -180,8 +196,9 @@ def write_example(folder: str | Path) -> dict[str, Any]:
     def edge_image(mask: np.ndarray) -> Image.Image:
         return Image.fromarray(np.where(mask, 0, 255).astype(np.uint8), "L")
 
-    paths = {"image": save_image(photo, folder / "image.png"),
-             "edges": save_image(edge_image(on), folder / "edges.png")}
-    paths["edited"] = [save_image(edge_image(removed), folder / "edited_removed.png"),
-                       save_image(edge_image(moved), folder / "edited_moved.png")]
+    paths = example_paths(folder)
+    save_image(photo, paths["image"])
+    save_image(edge_image(on), paths["edges"])
+    for mask, path in zip((removed, moved), paths["edited"]):
+        save_image(edge_image(mask), path)
     return paths

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from pixmorph.data import primitives as P
 from pixmorph.data import tps
+from pixmorph.images import read_image
 from pixmorph.methods.base import Method, MethodConfig, Update, register, set_requires_grad
 from pixmorph.nn.gan_loss import gan_loss
 from pixmorph.nn.global_generator import GlobalGenerator
@@ -142,7 +145,7 @@ class DeepSIM(Method):
             from pixmorph.nn.perceptual import load_perceptual
 
             net, message = load_perceptual(self.cfg.perceptual, device=device)
-            print(message, file=sys.stderr)
+            tqdm.write(message, file=sys.stderr)  # on its own line, above the training loop's progress bar
             if self._perceptual_name not in (None, net.name):
                 warnings.warn(f"this run was trained with the perceptual network {self._perceptual_name}, "
                               f"continuing with {net.name}", stacklevel=2)
@@ -242,20 +245,25 @@ def make_config(image: str | Path, primitive: str = "auto-edges", kind: str | No
 
 
 def apply_cli_options(d: dict[str, Any], image: str | None, primitive: str | None, edges: str | None,
-                      kind: str | None, max_side: int | None) -> dict[str, Any]:
+                      kind: str | None, max_side: int | None, dry_run: bool = False) -> dict[str, Any]:
     """Fold ``pixmorph train deepsim``'s --image/--primitive/--edges/--kind/--max-side into a config dict
-    (before --set overrides). ``--image example`` writes the built-in example into the run folder and
-    trains on its photo and edges; ``--edges auto`` without --primitive is Canny edges of the image."""
-    from pixmorph.data.single_image import SingleImageOptions, write_example
+    (before --set overrides). ``--image example`` writes the built-in example into the run folder (in a
+    ``dry_run`` only names its files) and trains on its photo and edges; ``--edges auto`` without
+    --primitive is Canny edges of the image."""
+    from pixmorph.data.single_image import SingleImageOptions, example_paths, write_example
 
     data = d.setdefault("data", {})
     data.setdefault("num_workers", 0)  # one fixed pair in memory: loader processes would only copy it
     opts = dict(data.get("options") or {})
     if image == "example":
-        paths = write_example(Path(d["train"]["out"]) / "example")
+        folder = Path(d["train"]["out"]) / "example"
+        paths = example_paths(folder) if dry_run else write_example(folder)
+        if primitive is None and edges is None and kind is None:
+            kind = "edges"  # the example's edge map: known without reading it (a dry run has no file to read)
         image, primitive = str(paths["image"]), primitive or str(paths["edges"])
-        print(f"built-in example in {paths['image'].parent}: edit it with `pixmorph edit "
-              f"{d['train']['out']} {' '.join(map(str, paths['edited']))} --out DIR`", file=sys.stderr)
+        if not dry_run:
+            print(f"built-in example in {folder}: edit it with `pixmorph edit "
+                  f"{d['train']['out']} {' '.join(map(str, paths['edited']))} --out DIR`", file=sys.stderr)
     if image is not None:
         data["root"] = image
     if primitive is not None:
@@ -287,14 +295,19 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
     """Edited primitive files as a model of ``kind`` was trained on them: the same label colours and size
     rule (``max_side``, then multiples of 16). Each CHW in [-1, 1]; ``edges``: for seg+edges, one edge map
     per segmentation."""
-    from pixmorph.images import read_image
-
     if kind == "seg+edges":
         if not edges or len(edges) != len(paths):
-            raise ValueError(f"this model takes seg+edges: give one edge map per segmentation "
-                             f"(--edges, {len(paths)} needed, {len(edges or [])} given)")
+            drawn = next((p for p in paths if looks_like_drawn_edges(p)), None)
+            hint = f"; {drawn} looks like an edge map: give the segmentation first and it with --edges" \
+                if drawn and not edges else ""
+            raise ValueError(f"this model takes seg+edges (a segmentation and its edge map): give one edge map per "
+                             f"segmentation (--edges, {len(paths)} needed, {len(edges or [])} given){hint}")
     elif edges:
         raise ValueError(f"--edges is for seg+edges models; this one takes {kind}")
+    for i, path in enumerate(paths):
+        _warn_if_not(path, "edges" if kind == "edges" else "seg", kind)
+        if kind == "seg+edges":
+            _warn_if_not(edges[i], "edges", kind)
     out = []
     for i, path in enumerate(paths):
         size = P.round_size(*read_image(path).size, max_side)
@@ -305,6 +318,31 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
         else:
             out.append(torch.cat([P.load_seg(path, size), P.load_edges(edges[i], size)]))
     return out
+
+
+def looks_like_drawn_edges(path: str | Path) -> bool:
+    """Whether a file looks like a drawn edge map: gray, two levels, mostly white (not a label map of small
+    indices, which is dark)."""
+    if not P.looks_like_edges(path):
+        return False
+    return bool((np.asarray(read_image(path, mode="L")) > 191).mean() > 0.5)
+
+
+def _is_colour(path: str | Path) -> bool:
+    a = np.asarray(read_image(path, mode="RGB")).astype(np.int16)
+    return bool(np.abs(a - a[..., :1]).max() > 8)
+
+
+def _warn_if_not(path: str | Path, role: str, kind: str) -> None:
+    """A one-line warning when a file given as a model's segmentation looks like an edge map, or one given
+    as its edge map is in colour (a segmentation?): it would be rendered, but not as the user meant."""
+    where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
+    if role == "seg" and looks_like_drawn_edges(path):
+        warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} model reads "
+                      f"it as a segmentation{where}", stacklevel=3)
+    elif role == "edges" and _is_colour(path):
+        warnings.warn(f"{path}: a colour image, but this {kind} model reads it as an edge map (black lines on white, "
+                      f"read as gray){where}", stacklevel=3)
 
 
 def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] | None = None,

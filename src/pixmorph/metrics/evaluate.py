@@ -119,10 +119,12 @@ class Evaluator:
 
                 result["fid"] = fid_from_features(f_gen, f_ref, names=names)
             if "kid" in wanted:
-                from pixmorph.metrics.fid import kid_from_features
+                from pixmorph.metrics.fid import kid_from_features, kid_subsets_used
 
                 result["kid"], result["kid_std"] = kid_from_features(
                     f_gen, f_ref, self.kid_subsets, self.kid_subset_size, names=names)
+                result["kid_subsets"], result["kid_subset_size"] = kid_subsets_used(
+                    len(f_gen), len(f_ref), self.kid_subsets, self.kid_subset_size)
         if set(PAIRED_METRICS) & wanted:
             result.update(self._paired(gen_files, gen_images, ref_files, wanted))
         if "acc" in wanted:
@@ -234,12 +236,22 @@ def _fmt(value: Any, spec: str) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # -0.00 reads like a bug
 
 
+def _kid_note(result: dict[str, Any]) -> str:
+    """KID's spread and what it is over; no ± when there was one subset (each whole set)."""
+    if "kid" not in result:
+        return ""
+    size = result["kid_subset_size"]
+    if result["kid_std"] is None:
+        return f"one subset: all {size} images of each set (no spread to give)"
+    return f"± {result['kid_std']:.4f} over {result['kid_subsets']} subsets of {size} images"
+
+
 def format_result(result: dict[str, Any]) -> str:
     """A single evaluation as aligned lines: each figure with what it was computed on."""
     lines = [f"generated   {result['generated']} ({result['n_generated']} images)",
              f"reference   {result['reference']} ({result['n_reference']} images)"]
     notes = {"fid": result.get("inception", ""),
-             "kid": f"± {result['kid_std']:.4f} over subsets" if "kid_std" in result else "",
+             "kid": _kid_note(result),
              "lpips": f"{result.get('lpips_net', '')}, {result.get('n_pairs', '')} pairs",
              "top1": f"classifier {result.get('classifier', '')}, label {result.get('label', '')}"}
     for key, name, spec in _LABELS:

@@ -166,28 +166,37 @@ def fid_from_features(features_1: Tensor, features_2: Tensor, names: tuple[str, 
     return frechet_distance(features_1.detach().cpu().double().numpy(), features_2.detach().cpu().double().numpy())
 
 
+def kid_subsets_used(n_1: int, n_2: int, subsets: int = KID_SUBSETS,
+                     subset_size: int = KID_SUBSET_SIZE) -> tuple[int, int]:
+    """(subsets, subset size) that KID uses on sets of ``n_1`` and ``n_2`` images: the size lowered to the
+    smaller set; one subset when that is all of both sets (every draw would be the same images)."""
+    size = min(subset_size, n_1, n_2)
+    return (1 if n_1 == n_2 == size else subsets), size
+
+
 def kid_from_features(features_1: Tensor, features_2: Tensor, subsets: int = KID_SUBSETS,
                       subset_size: int = KID_SUBSET_SIZE, seed: int = KID_SEED,
-                      names: tuple[str, str] = ("set 1", "set 2")) -> tuple[float, float]:
+                      names: tuple[str, str] = ("set 1", "set 2")) -> tuple[float, float | None]:
     """KID (mean, std over subsets): unbiased MMD^2 with the cubic polynomial kernel, as torch-fidelity.
 
-    The subset size is lowered to the smaller set's size when needed (with a warning)."""
+    The subset size is lowered to the smaller set's size when needed (with a warning); when both sets
+    have that many images there is one subset, all of each set, and no std (None)."""
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
-    n = min(features_1.shape[0], features_2.shape[0])
-    if n < MIN_KID_SUBSET:
-        raise ValueError(f"KID: {names[0]} and {names[1]} have {features_1.shape[0]} and {features_2.shape[0]} "
-                         f"images; KID needs at least {MIN_KID_SUBSET} in each")
-    if n < subset_size:
-        warnings.warn(f"KID: subsets of {n} images instead of {subset_size} ({names[0]}: {features_1.shape[0]}, "
-                      f"{names[1]}: {features_2.shape[0]} images); KID is unbiased but noisier with small subsets",
-                      SmallSampleWarning, stacklevel=2)
-        subset_size = n
+    n_1, n_2 = features_1.shape[0], features_2.shape[0]
+    if min(n_1, n_2) < MIN_KID_SUBSET:
+        raise ValueError(f"KID: {names[0]} and {names[1]} have {n_1} and {n_2} images; "
+                         f"KID needs at least {MIN_KID_SUBSET} in each")
+    used, size = kid_subsets_used(n_1, n_2, subsets, subset_size)
+    if size < subset_size:
+        what = f"one subset of all {size} images of each set" if used == 1 else f"subsets of {size} images"
+        warnings.warn(f"KID: {what} instead of subsets of {subset_size} ({names[0]}: {n_1}, {names[1]}: {n_2} "
+                      "images); KID is unbiased but noisier with small subsets", SmallSampleWarning, stacklevel=2)
     out = kid_features_to_metric(features_1.detach().cpu().float(), features_2.detach().cpu().float(),
-                                 kid_subsets=subsets, kid_subset_size=subset_size, rng_seed=seed, verbose=False,
+                                 kid_subsets=used, kid_subset_size=size, rng_seed=seed, verbose=False,
                                  kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
                                  kid_kernel_poly_coef0=1)
-    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+    return float(out[KEY_METRIC_KID_MEAN]), None if used == 1 else float(out[KEY_METRIC_KID_STD])
 
 
 def fid_folders(folder_1: str | os.PathLike, folder_2: str | os.PathLike,
