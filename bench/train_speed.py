@@ -63,10 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last")
     p.add_argument("--fused", action="store_true", help="fused Adam (as the loop's train.fused_optimizer)")
     p.add_argument("--compile", action="store_true", help="torch.compile every network in place (as train.compile)")
+    p.add_argument("--winograd", action="store_true",
+                   help="CPU: Winograd 3x3 convolutions where they win (as train.winograd, on by default in training)")
     p.add_argument("--compile-mode", default="default", choices=list(speed.COMPILE_MODES),
                    help="torch.compile mode (as train.compile_mode); reduce-overhead records CUDA graphs")
     p.add_argument("--compare", nargs="+", metavar="SETTING", default=None,
-                   help="settings to time interleaved, each a comma list of channels_last, fused, compile, "
+                   help="settings to time interleaved, each a comma list of channels_last, fused, compile, winograd, "
                         "threads=N, or plain; the first is the baseline (batch: the first of --batch-sizes)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
     p.add_argument("--cpu-peak-gflops", type=float, default=None, help="CPU peak to report %% of peak against")
@@ -126,7 +128,7 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any
         env["cores"] = os.cpu_count()
         env["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     env.update(threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
-               fused=args.fused, compile=args.compile and args.compile_mode,
+               fused=args.fused, compile=args.compile and args.compile_mode, winograd=args.winograd,
                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
                gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"),
                size=args.size, steps=args.steps, warmup=args.warmup,
@@ -145,12 +147,15 @@ def print_header(env: dict[str, Any]) -> None:
             print("warning: the CPU was busy just before this run (1-min load > 0.5); if other processes keep "
                   "using it, these timings are slower than on an idle machine")
     print(f"threads {env['threads']}, precision {env['precision']}, channels_last {env['channels_last']}, "
-          f"fused {env['fused']}, compile {env['compile']}, "
+          f"fused {env['fused']}, compile {env['compile']}, winograd {env['winograd']}, "
           f"OMP_WAIT_POLICY {env['omp_wait_policy']}, GOMP_SPINCOUNT {env['gomp_spincount']}, "
           f"size {env['size']}x{env['size']}, {env['warmup']} warmup + {env['steps']} timed steps")
     print("model: CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
           "identity loss on)")
     print(f"peak: {env['peak']}")
+    if env["winograd"]:
+        print("FLOP/s below are the direct convolutions' FLOPs over the time (an effective rate): Winograd "
+              "does the same convolutions with fewer multiplications")
 
 
 def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[CycleGAN, Any]:
@@ -161,7 +166,7 @@ def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[C
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     # The loop's own switches (pixmorph.train.speed), applied as train() applies them.
     options = TrainConfig(channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
-                          fused_optimizer=args.fused)
+                          fused_optimizer=args.fused, winograd=args.winograd)
     chosen = speed.resolve(options, device)
     speed.apply_to_nets(method.nets, chosen)
     speed.apply_to_optimizers(method.optimizers, chosen)
@@ -188,11 +193,12 @@ def count_flops(step: Any) -> int:
 
 
 def step_flops(n: int, args: argparse.Namespace, device: torch.device, step: Any) -> int:
-    """FLOPs of ``step``, counted on an uncompiled copy when it is compiled (the counter sees eager
-    operators); runs ``step`` once either way, as its first warm-up (and compilation)."""
-    if not args.compile:
+    """FLOPs of ``step``, counted on a plain copy when it is compiled (the counter sees eager operators)
+    or uses Winograd convolutions (the rate reported is then the direct convolutions' FLOPs per second, an
+    effective rate comparable across settings); runs ``step`` once either way, as its first warm-up."""
+    if not (args.compile or args.winograd):
         return count_flops(step)
-    eager = argparse.Namespace(**{**vars(args), "compile": False})
+    eager = argparse.Namespace(**{**vars(args), "compile": False, "winograd": False})
     method, eager_step = make_step(n, eager, device)
     flops = count_flops(eager_step)
     del method, eager_step
@@ -297,15 +303,17 @@ def print_flop_check(rows: list[dict[str, Any]], size: int) -> None:
 
 def setting_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
     """``args`` with the switches of one --compare setting (``channels_last,fused``, ``threads=1``, ``plain``)."""
-    out = argparse.Namespace(**{**vars(args), "channels_last": False, "fused": False, "compile": False})
+    out = argparse.Namespace(**{**vars(args), "channels_last": False, "fused": False, "compile": False,
+                                "winograd": False})
     for item in filter(None, spec.split(",")):
         name, _, value = item.partition("=")
         if name == "threads":
             out.threads = int(value)
-        elif name in ("channels_last", "fused", "compile"):
+        elif name in ("channels_last", "fused", "compile", "winograd"):
             setattr(out, name, True)
         elif name != "plain":
-            raise SystemExit(f"--compare: unknown switch {name!r} (channels_last, fused, compile, threads=N, plain)")
+            raise SystemExit(f"--compare: unknown switch {name!r} "
+                             "(channels_last, fused, compile, winograd, threads=N, plain)")
     return out
 
 

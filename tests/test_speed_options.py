@@ -16,7 +16,7 @@ from pixmorph.train import speed
 from pixmorph.train.loop import resolve_precision, train
 
 ALL_OFF = {"channels_last": False, "compile": False, "fused_optimizer": False, "cudnn_benchmark": False,
-           "tf32": False, "pin_memory": False}
+           "tf32": False, "pin_memory": False, "winograd": False}
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False  # start over in a run folder that holds a checkpoint
     tensorboard: bool = True  # when tensorboard is installed
-    # Speed switches (train/speed.py); None = on where measured to win (CUDA), off on the CPU.
+    # Speed switches (train/speed.py); None = on where measured to win.
     channels_last: bool | None = None  # networks and batches in NHWC
     compile: bool | None = None  # torch.compile each network in place
     compile_mode: str = "default"  # torch.compile mode; reduce-overhead = CUDA graphs (static shapes)
@@ -52,6 +52,7 @@ class TrainConfig:
     tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
     pin_memory: bool = True  # CUDA: page-locked batches, copied with non_blocking
     threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default
+    winograd: bool | None = None  # CPU: Winograd 3x3 convolutions where they win (nn/winograd.py)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Speed switches of the training loop (``TrainConfig``): memory layout, compilation, fused optimizers,
-cuDNN autotuning, TF32 and CPU threads. Each is method-agnostic: it acts on ``method.nets`` and
+cuDNN autotuning, TF32, CPU threads and Winograd convolutions on the CPU. Each is method-agnostic: it acts on ``method.nets`` and
 ``method.optimizers`` as the method built them, and falls back to the plain path where the device or
 the torch build lacks the feature. ``None`` in a switch means "on where it is measured to win"."""
 
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pixmorph.config import TrainConfig
+from pixmorph.nn.winograd import use_winograd
 
 FUSABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)  # optimizers with a fused kernel
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -27,6 +28,7 @@ class Speed:
     cudnn_benchmark: bool
     tf32: bool
     pin_memory: bool
+    winograd: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -47,6 +49,8 @@ def resolve(t: TrainConfig, device: torch.device) -> Speed:
         cudnn_benchmark=cuda and t.cudnn_benchmark,
         tf32=cuda and t.tf32,
         pin_memory=cuda and t.pin_memory,
+        # cuDNN picks its own Winograd kernels; on the CPU ours wins for 128-512-channel layers
+        winograd=not cuda and (True if t.winograd is None else t.winograd),
     )
 
 
@@ -62,7 +66,11 @@ def apply_to_backend(speed: Speed, t: TrainConfig, device: torch.device) -> None
 
 
 def apply_to_nets(nets: nn.ModuleDict, speed: Speed) -> None:
-    """Layout and compilation in place, so parameter names (and checkpoints) stay as they are."""
+    """Layout, convolution algorithm and compilation in place, so parameter names (and checkpoints) stay
+    as they are."""
+    if speed.winograd:
+        for net in nets.values():
+            use_winograd(net)
     if speed.channels_last:
         nets.to(memory_format=torch.channels_last)
     if speed.compile:
