@@ -37,6 +37,16 @@ def test_matches_direct_convolution_forward_and_backward(shape):
         assert _relative(mine, theirs) < 1e-5
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 10, 10), (2, 2, 11, 9)])
+def test_gradients_numerically_including_second_order(shape):
+    """Second derivatives too: FUNIT's R1 penalty differentiates the discriminator's input gradient."""
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, shape[1], 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(winograd_conv3x3, (x, w))
+    assert torch.autograd.gradgradcheck(winograd_conv3x3, (x, w))
+
+
 def test_module_with_padding_and_bias_matches_conv2d():
     torch.manual_seed(0)
     conv = nn.Conv2d(128, 64, 3, padding=1)

@@ -44,17 +44,11 @@ def _tiles(x: Tensor) -> Tensor:
 
 
 def _untiles_sum(g: Tensor, shape: torch.Size) -> Tensor:
-    """The adjoint of ``_tiles``: sums the [36, C, N*t*u] tile gradients back into an [N, C, H, W] image,
-    with four strided adds (the 4- and 2-wide parts of each tile) instead of a scatter."""
+    """The adjoint of ``_tiles``: sums the [36, C, N*t*u] tile gradients back into an [N, C, H, W] image
+    (``F.fold``; autograd's backward of the overlapping ``unfold`` is a much slower scatter)."""
     n, c, h, w = shape
-    t, u = (h - 2) // 4, (w - 2) // 4
-    g = g.reshape(6, 6, c, n, t, u).permute(3, 2, 4, 0, 5, 1)  # N C t 6 u 6
-    out = g.new_zeros(n, c, h + 2, w + 2)  # 2 spare rows and columns: every part is a whole view
-    for r0, r1 in ((0, 4), (4, 6)):
-        for c0, c1 in ((0, 4), (4, 6)):
-            dst = out[:, :, r0:r0 + 4 * t, c0:c0 + 4 * u].unflatten(2, (t, 4)).unflatten(4, (u, 4))
-            dst[:, :, :, : r1 - r0, :, : c1 - c0] += g[:, :, :, r0:r1, :, c0:c1]
-    return out[:, :, :h, :w]
+    cols = g.reshape(36, c, n, -1).permute(2, 1, 0, 3).reshape(n, c * 36, -1)
+    return F.fold(cols, (h, w), kernel_size=6, stride=4)
 
 
 def _untile(y: Tensor, n: int, t: int, u: int) -> Tensor:
