@@ -209,6 +209,7 @@ def test_empty_data_folder_one_line_error_names_the_layout(tmp_path, monkeypatch
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), lines
     assert all(s in lines[0] for s in (str(empty / "trainA"), str(empty / "trainB"), "images")), lines
+    assert not (tmp_path / "run").exists()  # the failed run left no empty folder behind
 
 
 def test_skip_bad_trains_without_the_truncated_png(tmp_path, layouts, make_config):

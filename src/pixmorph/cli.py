@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import warnings
 from collections import defaultdict
@@ -58,6 +59,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
     d = load_yaml(config_file) if config_file else {}
     out = flags["out"] or d.get("train", {}).get("out") or f"runs/{method}"
+    created = not Path(out).exists()
     saved = Path(out) / "config.json"
     if resume and saved.is_file():  # continue with the config that ran; flags and --set still apply on top
         d = {**json.loads(saved.read_text()), **{k: v for k, v in d.items() if k != "method"}}
@@ -84,10 +86,21 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         return
     from pixmorph.train.loop import train as run_training
 
-    if cfg.method == "deepsim" and not cfg.train.resume:
-        save_computed_primitive(cfg)
-    run_dir = run_training(cfg)
+    try:
+        if cfg.method == "deepsim" and not cfg.train.resume:
+            save_computed_primitive(cfg)
+        run_dir = run_training(cfg)
+    except BaseException:
+        if created:  # a run that failed before writing anything leaves no empty folder behind
+            remove_if_empty(Path(out))
+        raise
     click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if it holds no file at any depth (only empty subfolders, or nothing)."""
+    if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict:
