@@ -221,6 +221,39 @@ def test_run_config_takes_classes_from_the_data_and_ends_at_the_stage(bars):
         TwoStepConfig(**TINY, stage="3")
 
 
+def test_dry_run_prepares_no_built_in_task_but_checks_a_folder(tmp_path, monkeypatch, bars):
+    """`pixmorph train twostep --dry-run` writes nothing: a built-in task is not materialised into the cache
+    (its classes are known without it, in the order a prepared task gives them); a folder is still read
+    for its class folders."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+    from pixmorph.data import builtin
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(builtin.ENV_CACHE, str(cache))
+
+    def dry_run(*args):
+        return CliRunner().invoke(cli, ["train", "twostep", "--out", str(tmp_path / "run"), *args, "--dry-run"])
+
+    result = dry_run("--data", "fashion-classes")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    printed = json.loads(result.stdout)
+    assert printed["model"]["class_names"] == sorted(c.slug for c in builtin.FASHION_CLASSES)
+    assert printed["model"]["image_size"] == printed["data"]["crop_size"] == 32
+    result = dry_run("--data", "sneaker2boot", "--set", "data.options={classes: [B, A]}")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads(result.stdout)["model"]["class_names"] == ["B", "A"]
+    assert not cache.exists() and not (tmp_path / "run").exists(), "a dry run must write nothing"
+
+    assert json.loads(dry_run("--data", str(bars)).stdout)["model"]["class_names"] == CLASSES
+    (tmp_path / "flat" / "train").mkdir(parents=True)
+    result = dry_run("--data", str(tmp_path / "flat"))
+    assert isinstance(result.exception, FileNotFoundError) and "no class folders" in str(result.exception)
+
+
 def test_stage_two_needs_a_finished_step_one(tmp_path, bars):
     cfg = run_config(bars, tmp_path / "run", 3, 3, model={"stage": "2"})
     with pytest.raises(ValueError, match="run model.stage=1 first"):

@@ -75,7 +75,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides))
     if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
-        d = get_method(method).complete_run_config(d)
+        d = get_method(method).complete_run_config(d, dry_run=dry_run)
     cfg = RunConfig.from_dict(d)
     method_cls = get_method(cfg.method)
     from pixmorph.config import build_method_config

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pixmorph.config import DataConfig
+from pixmorph.data import builtin
 from pixmorph.data.layouts import register_layout
 from pixmorph.data import folders as unpaired_folders
 from pixmorph.data.transforms import TrainTransform
@@ -66,6 +67,20 @@ def _wanted(options: dict[str, Any] | None) -> list[str] | None:
 def list_classes(root: str | Path, options: dict[str, Any] | None = None, phase: str = "train") -> list[str]:
     """The class names a ``classes`` dataset on ``root`` uses, in label order (what ``model.class_names`` needs)."""
     return list(_select(_class_folders(Path(root), phase), _wanted(options), Path(root)))
+
+
+def builtin_classes(task: str, options: dict[str, Any] | None = None) -> list[str]:
+    """The class names :func:`list_classes` gives for built-in task ``task`` once it is prepared, known
+    without preparing it (what ``pixmorph train twostep --dry-run`` prints)."""
+    layout = builtin.TASKS[task].layout
+    if layout == "classes":  # fashion-classes: one folder per Fashion-MNIST class, named by its slug
+        names = sorted(c.slug for c in builtin.FASHION_CLASSES)
+    elif layout == "unpaired":
+        names = list(CYCLEGAN_CLASSES)
+    else:
+        raise FileNotFoundError(f"{task}: a built-in task of the {layout} layout has no labelled data: expected "
+                                "class folders or the CycleGAN layout (built-in: fashion-classes, sneaker2boot, ...)")
+    return list(_select({name: Path(name) for name in names}, _wanted(options), Path(task)))
 
 
 class ClassFolders(Dataset):

@@ -207,7 +207,7 @@ class TwoStep(Method):
                              f"classes {cfg.class_names}: set model.class_names to the data's classes")
 
     @staticmethod
-    def complete_run_config(d: dict[str, Any]) -> dict[str, Any]:
+    def complete_run_config(d: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """What ``pixmorph train twostep`` adds to a config dict (sections model/data/train) before it runs:
 
         * ``model.class_names`` (the data's classes, when neither they nor ``num_classes`` are given),
@@ -215,16 +215,26 @@ class TwoStep(Method):
         * ``train.max_steps``: the last step of ``model.stage``, unless a step inside that stage is given
           (so ``--resume --set model.stage=2`` continues a stage-1 run to the end of step 2);
         * the train settings of :data:`TRAIN_DEFAULTS` that are not given (batch 64, constant learning rate).
+
+        A ``dry_run`` writes nothing: a built-in task is not prepared, its classes and size are known without
+        it; a folder is still checked for class folders.
         """
         from pixmorph.config import DataConfig
-        from pixmorph.data.classes import list_classes
-        from pixmorph.data.resolve import resolve_data
+        from pixmorph.data.classes import builtin_classes, list_classes
+        from pixmorph.data.resolve import native_size, resolve_data, resolve_sizes
 
         model, data, run = (d.setdefault(k, None) or {} for k in ("model", "data", "train"))
         d.update(model=model, data=data, train=run)
-        root, resolved = resolve_data(DataConfig(**data))
-        if not model.get("class_names") and not model.get("num_classes"):
-            model["class_names"] = list_classes(root, resolved.options)
+        cfg = DataConfig(**data)
+        find_classes = not model.get("class_names") and not model.get("num_classes")
+        if dry_run and native_size(cfg.root) is not None:  # a built-in task (not a folder): leave it unprepared
+            resolved = resolve_sizes(cfg, native_size(cfg.root))
+            if find_classes:
+                model["class_names"] = builtin_classes(cfg.root, cfg.options)
+        else:
+            root, resolved = resolve_data(cfg)
+            if find_classes:
+                model["class_names"] = list_classes(root, resolved.options)
         model.setdefault("channels", resolved.channels)
         model.setdefault("image_size", resolved.crop_size)
         for key, value in TRAIN_DEFAULTS.items():
