@@ -332,6 +332,36 @@ def test_dry_run_with_the_example_writes_nothing_and_prints_the_training_size(tm
     assert json.loads(result.stdout)["data"]["crop_size"] == "from the data: 64x48, the image's size"
 
 
+def test_saved_config_and_export_use_the_image_size(tmp_path, monkeypatch):
+    """DeepSIM trains at its image's size: the run's config.json does not claim the square 286/256 of other
+    methods, the checkpoint records the image's (width, height), and `pixmorph export` checks (and traces)
+    the generator at that size, not at 256 x 256."""
+    import json
+
+    from click.testing import CliRunner
+
+    import pixmorph
+    from pixmorph import export
+    from pixmorph.cli import cli
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(64)[0, :, :32].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)).save(photo)
+    cfg = deepsim.make_config(photo, out=tmp_path / "run", model={**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0},
+                              train={"max_steps": 1, "tensorboard": False, "device": "cpu"})
+    run = train(cfg, progress=False)
+    saved = json.loads((run / "config.json").read_text())["data"]
+    assert saved["load_size"] is None and saved["crop_size"] is None
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["image_size"] == [64, 32]
+    assert pixmorph.load(run).training_size == (32, 64)
+
+    traced = []
+    real_export = export.export_generator
+    monkeypatch.setattr(export, "export_generator", lambda g, path, x: traced.append(tuple(x.shape)) or real_export(g, path, x))
+    result = CliRunner().invoke(cli, ["export", str(run), "--onnx", str(tmp_path / "g.onnx")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert traced == [(1, 1, 32, 64)]
+
+
 def test_perceptual_network_message_is_on_its_own_line(tmp_path, monkeypatch, capsys):
     """The message naming the perceptual network comes at the first step, while the progress bar is drawn:
     it must not be glued to the bar's line."""

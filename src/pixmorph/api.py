@@ -45,8 +45,9 @@ class Translator:
     """
 
     def __init__(self, method, config: RunConfig, device: torch.device, step: int, precision: str = "fp32",
-                 channels_last: bool | None = None):
+                 channels_last: bool | None = None, image_size: Sequence[int] | None = None):
         self.method, self.config, self.device, self.step = method, config, device, step
+        self.image_size = tuple(image_size) if image_size else None  # (width, height) of a one-size dataset
         self.generators = method.translators()
         self.image_mode = "L" if config.data.channels == 1 else "RGB"  # what PIL inputs are converted to
         self.precision = resolve_precision(precision, device)
@@ -65,15 +66,23 @@ class Translator:
         if prefix is None:
             self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
             prefix = Path(self._onnx_dir.name) / "model.onnx"
-            size = self.config.data.crop_size or 256  # traced at the training size, as `pixmorph export` does
-            for direction, g in self.generators.items():
-                export_generator(g, direction_file(prefix, direction), check_batch(g, size, batch=1))
+            for direction, g in self.generators.items():  # traced at the training size, as `pixmorph export` does
+                export_generator(g, direction_file(prefix, direction), check_batch(g, self.training_size, batch=1))
             self.method.nets.to(self.device)  # export moved them to the CPU
         self.generators = {d: OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
                                             min_size=getattr(g, "min_size", 1))
                            for d, g in self.generators.items()}
         self.runtime = "onnx"
         return self
+
+    @property
+    def training_size(self) -> tuple[int, int]:
+        """(height, width) the generators were trained at: DeepSIM's image, else the square crop (256 when
+        the config does not say)."""
+        if self.image_size:
+            return self.image_size[1], self.image_size[0]
+        side = self.config.data.crop_size or 256
+        return side, side
 
     @property
     def directions(self) -> list[str]:
@@ -129,5 +138,6 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str = "torch", on
     config = RunConfig.from_dict(saved["run"])
     method = build_method(config)
     ckpt.load_weights(folder, method.nets)
-    translator = Translator(method, config, resolve_device(device), int(saved.get("step", 0)), precision, channels_last)
+    translator = Translator(method, config, resolve_device(device), int(saved.get("step", 0)), precision, channels_last,
+                            image_size=saved.get("image_size"))
     return translator.use_onnx(onnx) if runtime == "onnx" else translator

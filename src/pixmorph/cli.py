@@ -194,7 +194,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--onnx", "onnx_file", required=True, type=click.Path(dir_okay=False),
               help="FILE.onnx: one FILE.<direction>.onnx per generator is written (dynamic batch and image size).")
-@click.option("--check-size", type=int, help="Image side for the check against PyTorch (default: the training crop).")
+@click.option("--check-size", type=int, help="Image side for the check against PyTorch (default: the training size: "
+                                                 "the crop, or a DeepSIM run's image).")
 def export(checkpoint: str, onnx_file: str, check_size: int | None) -> None:
     """Export every generator of CHECKPOINT to ONNX and check each against PyTorch."""
     from pixmorph.export import export_onnx

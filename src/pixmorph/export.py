@@ -67,12 +67,13 @@ def export_generator(generator: nn.Module, path: str | Path, example: Tensor) ->
     return path
 
 
-def check_batch(generator: nn.Module, size: int, batch: int = 2, seed: int = 0) -> Tensor:
-    """Random images in [-1, 1] of a size the generator accepts (its stride and minimum size)."""
+def check_batch(generator: nn.Module, size: int | tuple[int, int], batch: int = 2, seed: int = 0) -> Tensor:
+    """Random images in [-1, 1] of ``size`` (a side, or height and width), rounded to a size the generator
+    accepts (its stride and minimum size)."""
     stride, min_size = getattr(generator, "stride", 1), getattr(generator, "min_size", 1)
-    side = max(min_size, -(-size // stride) * stride)
+    h, w = (max(min_size, -(-side // stride) * stride) for side in ((size, size) if isinstance(size, int) else size))
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(batch, input_channels(generator), side, side, generator=g) * 2 - 1
+    return torch.rand(batch, input_channels(generator), h, w, generator=g) * 2 - 1
 
 
 def max_abs_diff(generator: nn.Module, path: str | Path, x: Tensor) -> float:
@@ -84,16 +85,15 @@ def max_abs_diff(generator: nn.Module, path: str | Path, x: Tensor) -> float:
 
 
 def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = None) -> list[Exported]:
-    """Export every generator of ``checkpoint`` next to ``prefix``; checked at ``size`` (default: the
-    training crop size) with a batch of 2."""
+    """Export every generator of ``checkpoint`` next to ``prefix``; checked at ``size`` x ``size`` (default:
+    the training size: the crop, or DeepSIM's image) with a batch of 2."""
     from pixmorph.api import load
 
     require("onnxruntime")
     translator = load(checkpoint, device="cpu")
-    size = size or translator.config.data.crop_size or 256
     done: list[Exported] = []
     for direction, generator in translator.generators.items():
-        x = check_batch(generator, size)
+        x = check_batch(generator, size or translator.training_size)
         path = export_generator(generator, direction_file(prefix, direction), x[:1])
         done.append(Exported(direction, path, max_abs_diff(generator, path, x)))
     return done

@@ -19,7 +19,8 @@ The warps (TPS / affine) and the Canny-sigma augmentation happen in the method's
 batch's device; the dataset only loads. Each item is ``{"A": primitive, "B": image, "auto_edges": one
 flag per primitive channel (1 where it is computed Canny, which the method may redraw at a random
 sigma), "seed": the item's seed (for the fixed warps of the sample grids)}``. The loop's
-``data.load_size``, ``data.crop_size`` and ``data.flip`` do not apply to this layout.
+``data.load_size``, ``data.crop_size`` and ``data.flip`` do not apply to this layout: a run saves the
+sizes as null, and its checkpoint's ``config.json`` the image's (width, height) as ``image_size``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ class SingleImage(Dataset):
             raise IsADirectoryError(f"{path}: the single-image layout takes an image file as data.root, not a folder")
         self.image = P.load_image(path, opts.max_side, mode)
         self.primitive, self.auto_edges = build_primitive(self.image, opts)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) the pair is trained at."""
+        return self.image.shape[-1], self.image.shape[-2]
 
     def __len__(self) -> int:
         return self.options.epoch_length

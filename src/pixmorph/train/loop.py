@@ -7,6 +7,7 @@ of every global batch, ``update`` averages the gradients, and only rank 0 writes
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import threading
@@ -51,8 +52,13 @@ def build_method(cfg: RunConfig) -> Method:
     return method_cls(build_method_config(method_cls.Config, cfg.model))
 
 
-def checkpoint_config(cfg: RunConfig, step: int) -> dict:
-    return {"pixmorph_version": pixmorph.__version__, "method": cfg.method, "step": step, "run": cfg.to_dict()}
+def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | None = None) -> dict:
+    """What ``checkpoint/config.json`` holds; ``image_size``: (width, height) of a dataset of one fixed size
+    (DeepSIM's image), which the square ``data.load_size``/``crop_size`` cannot say."""
+    config = {"pixmorph_version": pixmorph.__version__, "method": cfg.method, "step": step, "run": cfg.to_dict()}
+    if image_size is not None:
+        config["image_size"] = list(image_size)
+    return config
 
 
 def train(cfg: RunConfig, progress: bool = True) -> Path:
@@ -65,6 +71,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     speed = speedups.resolve(t, device)
     speedups.apply_to_backend(speed, t, device)
     data_root, cfg.data = resolve_data(cfg.data)
+    if get_method(cfg.method).data_layout == "single":  # trains at its image's size: the square sizes do not apply
+        cfg.data = dataclasses.replace(cfg.data, load_size=None, crop_size=None)
     run_dir = Path(t.out)
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
-        ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, checkpoint_config(cfg, at_step), state)
+        config = checkpoint_config(cfg, at_step, getattr(dataset, "image_size", None))
+        ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, config, state)
         distributed.barrier(world)
 
     sums: dict[str, torch.Tensor] = {}
