@@ -384,6 +384,34 @@ def test_perceptual_network_message_is_on_its_own_line(tmp_path, monkeypatch, ca
     assert message in segments, err
 
 
+def test_perceptual_network_change_on_resume_is_on_its_own_line(tmp_path, monkeypatch, capsys):
+    """Resuming with another perceptual network warns at the first step, while the progress bar is drawn:
+    the warning goes above the bar (tqdm.write), one line, not into the bar's line."""
+    from pixmorph.nn import perceptual
+
+    def stub(name):
+        class StubLoss(torch.nn.Module):
+            def forward(self, x, y):
+                return (x - y).abs().mean()
+
+        loss = StubLoss()
+        loss.name = name
+        return lambda net="auto", weights=None, device="cpu": (loss, f"perceptual loss: {name}")
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(32)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)).save(photo)
+    monkeypatch.setattr(perceptual, "load_perceptual", stub("first-net"))
+    train(run_config(photo, "auto-edges", tmp_path / "run", 1, device="cpu"), progress=False)
+    capsys.readouterr()
+    monkeypatch.setattr(perceptual, "load_perceptual", stub("second-net"))
+    train(run_config(photo, "auto-edges", tmp_path / "run", 2, device="cpu", resume=True), progress=True)
+    err = capsys.readouterr().err
+    assert "step" in err, "the progress bar was drawn"
+    segments = [s.strip() for s in err.replace("\r", "\n").split("\n")]
+    warned = [s for s in segments if "first-net" in s]
+    assert warned == ["warning: this run was trained with the perceptual network first-net, continuing with second-net"], err
+
+
 def _seg_edges_run(tmp_path) -> tuple[Path, Path, Path]:
     """A 1-step seg+edges model, and its computed segmentation and edge map files."""
     from click.testing import CliRunner

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -132,7 +134,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     sums: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
     bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
-    with _stop_requests() as stop_requested:
+    with _stop_requests() as stop_requested, _warnings_above(bar):
         batches = iter(loader)
         while step < last_step:
             batch = _to_device(_next_batch(batches), device, speed.memory_format)
@@ -291,6 +293,25 @@ def _write_samples(method: Method, batch: dict, run_dir: Path, step: int) -> Non
 
 
 @contextmanager
+def _warnings_above(bar: tqdm) -> Iterator[None]:
+    """While ``bar`` is drawn, each warning is one line written above it (``tqdm.write``), not glued into the
+    bar's line (DeepSIM's perceptual network changed on resume, PyTorch's own warnings)."""
+    if bar.disable:
+        yield
+        return
+    shown = warnings.showwarning
+
+    def write(message, category, filename, lineno, file=None, line=None) -> None:
+        tqdm.write(f"warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = write
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+@contextmanager
 def _stop_requests():
     """First Ctrl-C (or SIGTERM) asks the loop to save and stop at the end of the step; a second one aborts."""
     requested = threading.Event()
@@ -302,7 +323,7 @@ def _stop_requests():
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
-        print("\nstopping after this step and saving a checkpoint (press Ctrl-C again to abort)")
+        tqdm.write("stopping after this step and saving a checkpoint (press Ctrl-C again to abort)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
