@@ -459,3 +459,44 @@ def test_edit_names_a_primitive_that_does_not_fit_a_seg_edges_model(tmp_path):
 
     result = CliRunner().invoke(cli, ["edit", str(run), str(seg), "--edges", str(edges), "--out", out, "--device", "cpu"])
     assert result.exit_code == 0 and "warning" not in result.stderr, result.output  # the right files: no warning
+
+
+def test_one_rgba_file_as_seg_edges_is_a_one_line_error_naming_it(tmp_path):
+    """seg+edges is two files (segmentation, edge map). One RGBA file with the edges in its alpha channel would
+    train on its colours over white, alpha ignored: training and edit stop with one line naming the file and
+    saying what is expected. A nearly opaque segmentation (the paper's car: alpha >= 253) is read as before."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32], rgb[:, 32:] = (200, 30, 30), (30, 30, 200)
+    alpha = np.full((48, 64), 255, np.uint8)
+    alpha[:, 30:34] = 0  # the boundary's edges, in the alpha channel
+    packed = tmp_path / "seg_and_edges.png"
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(packed)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(photo)
+
+    def one_line_error(result, *expected):
+        assert isinstance(result.exception, ValueError), result.output + repr(result.exception)
+        message = str(result.exception)
+        assert "\n" not in message and str(packed) in message and all(s in message for s in expected), message
+
+    run = tmp_path / "run"
+    for kind in ([], ["--kind", "seg+edges"]):
+        result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--primitive", str(packed), *kind,
+                                          "--out", str(run), "--steps", "1", "--device", "cpu"])
+        one_line_error(result, "transparent", "--edges")
+        assert not run.exists()
+
+    nearly_opaque = tmp_path / "nearly_opaque.png"
+    Image.fromarray(np.dstack([rgb, np.full((48, 64), 253, np.uint8)]), "RGBA").save(nearly_opaque)
+    assert torch.allclose(P.load_seg(nearly_opaque, (64, 48)), P.load_seg(photo, (64, 48)), atol=0.02)  # over white
+
+    model, _, edges = _seg_edges_run(tmp_path)
+    out = str(tmp_path / "edits")
+    one_line_error(CliRunner().invoke(cli, ["edit", str(model), str(packed), "--out", out, "--device", "cpu"]),
+                   "seg+edges", "two files", "--edges")
+    one_line_error(CliRunner().invoke(cli, ["edit", str(model), str(packed), "--edges", str(edges), "--out", out,
+                                            "--device", "cpu"]), "transparent", "--edges")

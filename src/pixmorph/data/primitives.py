@@ -143,10 +143,25 @@ def _label_map(path: Path) -> np.ndarray | None:
     return np.searchsorted(values, labels) if values.max() >= MAX_LABELS else labels.astype(np.int64)
 
 
+def check_opaque_seg(path: str | Path) -> None:
+    """A one-line error when a segmentation file has transparent pixels (alpha below 128): a segmentation is
+    its colours, and its alpha would be composited over white; seg+edges takes its edge map as a second file,
+    never from the alpha channel. Nearly opaque files (the paper's car, alpha >= 253) pass."""
+    with Image.open(path) as img:
+        if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
+            return
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+    if (alpha < 128).any():
+        raise ValueError(f"{path}: a segmentation with transparent pixels (alpha channel); expected flat region "
+                         f"colours (RGB) or label indices, fully opaque. For seg+edges give the edge map as its own "
+                         f"file (--edges EDGES.png), not as alpha")
+
+
 def load_seg(path: str | Path, size: tuple[int, int]) -> Tensor:
     """A segmentation file (colour-coded, or label indices) as 3 x H x W at ``size`` (nearest-neighbour)."""
     path = Path(path)
     read_image(path)  # the checks and one-line errors of every image read
+    check_opaque_seg(path)
     labels = _label_map(path)
     img = Image.fromarray(colour_labels(labels)) if labels is not None else read_image(path, mode="RGB")
     if img.size != size:

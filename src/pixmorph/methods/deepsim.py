@@ -300,8 +300,9 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
             drawn = next((p for p in paths if looks_like_drawn_edges(p)), None)
             hint = f"; {drawn} looks like an edge map: give the segmentation first and it with --edges" \
                 if drawn and not edges else ""
-            raise ValueError(f"this model takes seg+edges (a segmentation and its edge map): give one edge map per "
-                             f"segmentation (--edges, {len(paths)} needed, {len(edges or [])} given){hint}")
+            raise ValueError(f"this model takes seg+edges (a segmentation and its edge map, two files): give one edge "
+                             f"map per segmentation (--edges, {len(paths)} needed for {', '.join(map(str, paths))}, "
+                             f"{len(edges or [])} given){hint}")
     elif edges:
         raise ValueError(f"--edges is for seg+edges models; this one takes {kind}")
     for i, path in enumerate(paths):
