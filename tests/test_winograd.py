@@ -22,9 +22,12 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+@pytest.mark.parametrize("strided_min", [0, 10**9], ids=["strided-tiles", "unfold-tiles"])
 @pytest.mark.parametrize("shape", [(1, 8, 18, 18), (2, 5, 11, 13), (3, 4, 7, 30), (2, 3, 50, 50)])
-def test_matches_direct_convolution_forward_and_backward(shape):
-    """(2, 3, 50, 50) is over the chunk size, so it also runs image by image."""
+def test_matches_direct_convolution_forward_and_backward(shape, strided_min, monkeypatch):
+    """(2, 3, 50, 50) is over the chunk size, so it also runs image by image. Both ways of cutting the
+    tiles (and summing their gradients back) are taken: 36 strided copies, and unfold/fold."""
+    monkeypatch.setattr(winograd, "_STRIDED_MIN", strided_min)
     torch.manual_seed(0)
     x = torch.randn(shape, dtype=torch.float32, requires_grad=True)
     w = torch.randn(6, shape[1], 3, 3, requires_grad=True)

@@ -37,18 +37,42 @@ _INPUT, _FILTER, _OUTPUT = _kron(_BT), _kron(_G), _kron(_AT)  # 36x36, 36x9, 16x
 _TILE_BATCH = 4096  # output pixels per chunk: beyond this the transformed tiles fall out of cache
 
 
+_STRIDED_MIN = 32768  # elements per tile slab from which 36 strided copies beat unfold's one permuted copy
+
+
+def _tile_views(x: Tensor) -> list[tuple[int, Tensor]]:
+    """For each of the 36 positions (p, q) of a 6x6 tile, the [C, N, t, u] view of ``x`` [N, C, 4t+2, 4u+2]
+    holding that pixel of every tile: a stride-4 view, no copy."""
+    n, c, h, w = x.shape
+    t, u = (h - 2) // 4, (w - 2) // 4
+    sn, sc, sh, sw = x.stride()
+    return [(6 * p + q, x.as_strided((c, n, t, u), (sc, sn, 4 * sh, 4 * sw), x.storage_offset() + p * sh + q * sw))
+            for p in range(6) for q in range(6)]
+
+
 def _tiles(x: Tensor) -> Tensor:
     """[N, C, 4t+2, 4u+2] -> its overlapping 6x6 tiles at stride 4, as [36, C, N*t*u]."""
-    n, c = x.shape[:2]
-    return x.unfold(2, 6, 4).unfold(3, 6, 4).permute(4, 5, 1, 0, 2, 3).reshape(36, c, -1)
+    n, c, h, w = x.shape
+    if torch.is_grad_enabled() or c * n * ((h - 2) // 4) * ((w - 2) // 4) < _STRIDED_MIN:
+        return x.unfold(2, 6, 4).unfold(3, 6, 4).permute(4, 5, 1, 0, 2, 3).reshape(36, c, -1)
+    out = x.new_empty(36, c, n, (h - 2) // 4, (w - 2) // 4)
+    for i, view in _tile_views(x):  # large slabs: 36 copies with contiguous writes beat one permuted copy
+        out[i].copy_(view)
+    return out.view(36, c, -1)
 
 
 def _untiles_sum(g: Tensor, shape: torch.Size) -> Tensor:
-    """The adjoint of ``_tiles``: sums the [36, C, N*t*u] tile gradients back into an [N, C, H, W] image
-    (``F.fold``; autograd's backward of the overlapping ``unfold`` is a much slower scatter)."""
+    """The adjoint of ``_tiles``: sums the [36, C, N*t*u] tile gradients back into an [N, C, H, W] image."""
     n, c, h, w = shape
-    cols = g.reshape(36, c, n, -1).permute(2, 1, 0, 3).reshape(n, c * 36, -1)
-    return F.fold(cols, (h, w), kernel_size=6, stride=4)
+    if torch.is_grad_enabled() or c * n * ((h - 2) // 4) * ((w - 2) // 4) < _STRIDED_MIN:
+        # F.fold: differentiable again (double backward), and autograd's own adjoint of unfold is a slow scatter
+        cols = g.reshape(36, c, n, -1).permute(2, 1, 0, 3).reshape(n, c * 36, -1)
+        return F.fold(cols, (h, w), kernel_size=6, stride=4)
+    out = g.new_zeros(shape)
+    tiles = g.view(36, c, n, (h - 2) // 4, (w - 2) // 4)
+    for i, view in _tile_views(out):  # each view has no overlap in itself; tiles overlap between views
+        view.add_(tiles[i])
+    return out
 
 
 def _untile(y: Tensor, n: int, t: int, u: int) -> Tensor:
