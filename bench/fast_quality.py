@@ -25,7 +25,7 @@ from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.builtin import prepare_task
 from pixmorph.demo import DEMO_BATCH, DEMO_MODEL
 from pixmorph.images import list_images, read_image, to_tensor
-from pixmorph.train.loop import resolve_device, train
+from pixmorph.train.loop import resolve_device, resolve_precision, train
 
 PLAIN = {"precision": "fp32", "channels_last": False, "compile": False, "fused_optimizer": False,
          "cudnn_benchmark": False, "tf32": False}
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     edges, truth = held_out(args.n_test)
     print(f"fashion-edges, CycleGAN demo model {DEMO_MODEL}, batch {DEMO_BATCH}, {args.epochs:g}+{args.epochs:g} epochs, "
           f"L1 over {len(edges)} held-out items (input unchanged: {(edges - truth).abs().mean():.4f})", flush=True)
+    fast_precision = resolve_precision(TrainConfig().precision, torch.device(device))
+    print(f"plain: fp32, every speed switch off; fast: the loop's defaults here ({fast_precision}) plus channels_last, "
+          f"fused Adam{', torch.compile' if args.compile else ''}", flush=True)
     rows = []
     for seed in seeds:
         for name, options in settings(args.compile).items():  # alternate settings so load drift hits both

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch.compile mode (as train.compile_mode); reduce-overhead records CUDA graphs")
     p.add_argument("--compare", nargs="+", metavar="SETTING", default=None,
                    help="settings to time interleaved, each a comma list of channels_last, fused, compile, winograd, "
-                        "threads=N, or plain; the first is the baseline (batch: the first of --batch-sizes)")
+                        "fp32, bf16, fp16, threads=N, or plain; the first is the baseline (batch: the first of --batch-sizes)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
     p.add_argument("--cpu-peak-gflops", type=float, default=None, help="CPU peak to report %% of peak against")
     p.add_argument("--seed", type=int, default=0)
@@ -302,7 +302,8 @@ def print_flop_check(rows: list[dict[str, Any]], size: int) -> None:
 
 
 def setting_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
-    """``args`` with the switches of one --compare setting (``channels_last,fused``, ``threads=1``, ``plain``)."""
+    """``args`` with the switches of one --compare setting (``channels_last,fused``, ``bf16,threads=1``,
+    ``plain``); the precision is --precision's unless the setting names one."""
     out = argparse.Namespace(**{**vars(args), "channels_last": False, "fused": False, "compile": False,
                                 "winograd": False})
     for item in filter(None, spec.split(",")):
@@ -311,9 +312,11 @@ def setting_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
             out.threads = int(value)
         elif name in ("channels_last", "fused", "compile", "winograd"):
             setattr(out, name, True)
+        elif name in PRECISIONS:
+            out.precision = name
         elif name != "plain":
             raise SystemExit(f"--compare: unknown switch {name!r} "
-                             "(channels_last, fused, compile, winograd, threads=N, plain)")
+                             "(channels_last, fused, compile, winograd, fp32, bf16, fp16, threads=N, plain)")
     return out
 
 

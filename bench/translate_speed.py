@@ -1,6 +1,6 @@
 """Translation speed of the reference CycleGAN generator (ResNet-9, ngf 64) at 256x256: images/s and peak
-memory for eager PyTorch and ONNX Runtime (and, on CUDA, bf16/fp16 channels_last PyTorch), with the
-software and device it ran on.
+memory for eager PyTorch and ONNX Runtime (and, on CUDA, bf16/fp16 channels_last PyTorch; on a CPU with
+AMX, bf16 PyTorch), with the software and device it ran on.
 
 The runtimes are timed interleaved (round-robin, one call each in turn) so that a busy shared CPU
 slows them alike; the ratio to eager fp32 PyTorch is the robust figure, the absolute one is not.
@@ -27,6 +27,7 @@ from train_speed import cpu_model  # bench/ is on sys.path when run as a script
 from pixmorph.nn.init import init_normal
 from pixmorph.nn.resnet_generator import ResnetGenerator
 from pixmorph.train.loop import resolve_device
+from pixmorph.train.speed import bf16_is_fast
 
 GFLOP_PER_IMAGE_256 = 99.1  # DESIGN.md: forward cost of the reference generator at 256x256
 
@@ -98,6 +99,9 @@ def runtimes(generator: torch.nn.Module, device: torch.device, onnx_path: Path |
     if cuda:
         out["torch bf16 channels_last"] = torch_runner(torch.bfloat16, True)
         out["torch fp16 channels_last"] = torch_runner(torch.float16, True)
+    elif bf16_is_fast(device):  # a CPU with AMX: oneDNN's bf16 convolutions
+        out["torch bf16"] = torch_runner(torch.bfloat16, False)
+        out["torch bf16 channels_last"] = torch_runner(torch.bfloat16, True)
     if onnx_path is not None:
         from pixmorph.export import OnnxGenerator
 

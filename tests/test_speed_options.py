@@ -16,7 +16,7 @@ from pixmorph.train import speed
 from pixmorph.train.loop import resolve_precision, train
 
 ALL_OFF = {"channels_last": False, "compile": False, "fused_optimizer": False, "cudnn_benchmark": False,
-           "tf32": False, "pin_memory": False, "winograd": False}
+           "tf32": False, "pin_memory": False, "winograd": False, "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def data(tmp_path_factory):
 @pytest.mark.parametrize("switch", [None, *ALL_OFF])
 def test_each_switch_off_still_trains(tmp_path, data, switch):
     """None: everything off at once; else only that switch off (the rest at their defaults)."""
-    options = ALL_OFF if switch is None else {switch: False}
+    options = ALL_OFF if switch is None else {switch: ALL_OFF[switch]}
     run = train(tiny_run(data, tmp_path / "run", 2, **options), progress=False)
     assert all(torch.isfinite(v).all() for v in weights(run).values())
 
@@ -68,8 +68,17 @@ def test_cuda_only_switches_fall_back_on_cpu():
     s = speed.resolve(on, torch.device("cpu"))
     assert not (s.cudnn_benchmark or s.tf32 or s.pin_memory)
     assert not (s.channels_last or s.compile)  # "auto" is off on the CPU
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_amx(monkeypatch):
+    """bf16 convolutions are fast on AMX and emulated (slower than float32) without it."""
+    from pixmorph.api import resolve_precision as inference_precision
+
+    cpu = torch.device("cpu")
+    for has_amx, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(speed, "cpu_has_amx", lambda: has_amx)
+        assert resolve_precision("auto", cpu) == inference_precision("auto", cpu) == expected
+        assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
 
 
 def test_compile_mode_reaches_torch_compile(monkeypatch):
@@ -113,10 +122,34 @@ def test_translator_precision_and_layout_on_cpu(cyclegan_run, precision, channel
     t = pixmorph.load(cyclegan_run, precision=precision, channels_last=channels_last)
     out = t(x)
     assert out.dtype == torch.float32 and out.shape == x.shape and out.is_contiguous()
-    tolerance = 5e-2 if precision == "bf16" else 1e-5  # bf16 keeps 8 bits of mantissa
+    tolerance = 5e-2 if t.precision == "bf16" else 1e-5  # bf16 keeps 8 bits of mantissa ("auto" is on AMX)
     assert (out - reference).abs().max().item() < tolerance
 
 
 def test_translator_rejects_unknown_precision(cyclegan_run):
     with pytest.raises(ValueError, match="precision"):
         pixmorph.load(cyclegan_run, precision="fp8")
+
+
+def test_reflection_padding_stays_in_bf16_under_autocast():
+    """CPU autocast runs torch's reflection padding in float32, which converted a generator's activations
+    to float32 and back around every convolution; pixmorph's padding keeps the input's dtype and values."""
+    from pixmorph.nn.pad import ReflectionPad2d
+    from pixmorph.nn.resnet_generator import ResnetGenerator
+
+    x = torch.randn(1, 4, 9, 9, dtype=torch.bfloat16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        padded = ReflectionPad2d(2)(x)
+    assert padded.dtype == torch.bfloat16 and torch.equal(padded, torch.nn.ReflectionPad2d(2)(x.detach()))
+    padded.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and x.grad.shape == x.shape
+
+    generator = ResnetGenerator(ngf=8, n_blocks=2)
+    pads = [m for m in generator.modules() if isinstance(m, torch.nn.ReflectionPad2d)]
+    dtypes: list[torch.dtype] = []
+    for pad in pads:
+        pad.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        generator(torch.rand(1, 3, 32, 32))
+    # the first pads the float32 image; every later one pads a convolution's bf16 output
+    assert len(dtypes) == len(pads) == 6 and dtypes[1:] == [torch.bfloat16] * 5

@@ -112,6 +112,26 @@ def test_mixed_precision_trains(tmp_path, precision):
     assert state["scalers"]["G"] != {} if precision == "fp16" else state["scalers"]["G"] == {}
 
 
+def test_a_network_used_after_its_update_sees_the_new_weights_under_autocast():
+    """The update runs inside the step's autocast region: a network used again after its own update in
+    the same step (D in pix2pix, FUNIT, two-step) must not run on the bf16 copy cached before it."""
+    from types import SimpleNamespace
+
+    from pixmorph.train.loop import _make_update
+
+    torch.manual_seed(0)
+    net, x = torch.nn.Linear(8, 8), torch.randn(4, 8)
+    method = SimpleNamespace(optimizers={"D": torch.optim.SGD(net.parameters(), lr=1.0)})
+    update = _make_update(method, {"D": torch.amp.GradScaler("cpu", enabled=False)})
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before = net(x)
+        update(before.float().pow(2).mean(), "D")
+        after = net(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fresh = net(x)
+    assert not torch.equal(after, before) and torch.equal(after, fresh)
+
+
 @pytest.mark.slow
 def test_pix2pix_learns_paired_edges(tmp_path):
     """The paired reference: after a short training on A|B files its L1 to the truth beats the baselines."""

@@ -15,6 +15,7 @@ from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
 from pixmorph.images import as_rgb, to_pil, to_tensor
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device
+from pixmorph.train.speed import bf16_is_fast
 
 ImageLike = Union[Image.Image, Tensor]
 RUNTIMES = ("torch", "onnx")
@@ -22,12 +23,12 @@ INFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.floa
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 on CUDA (fp16 where bf16 is unsupported) and fp32 on the CPU, where half
-    precision is slower without AVX512-BF16/AMX."""
+    """``auto`` is bf16 where it is faster (CUDA with bf16, a CPU with AMX), fp16 on other CUDA GPUs and
+    fp32 on other CPUs, where half precision is slower than float32."""
     if precision == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if bf16_is_fast(device):
+            return "bf16"
+        return "fp16" if device.type == "cuda" else "fp32"
     if precision not in INFERENCE_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16")
     return precision
@@ -39,7 +40,7 @@ class Translator:
     ``size=None`` translates at full size (padded to the generator's stride and cropped back);
     ``size=N`` resizes to N x N first and returns N x N.
 
-    Speed: ``precision`` (``auto`` = bf16 on CUDA, fp32 on CPU) runs the PyTorch generators under
+    Speed: ``precision`` (``auto`` = bf16 on CUDA and AMX CPUs, else fp32) runs the PyTorch generators under
     autocast, ``channels_last`` (``None`` = on CUDA only) picks the memory layout, and
     ``runtime="onnx"`` runs them with ONNX Runtime instead (see :mod:`pixmorph.export`).
     """

@@ -41,7 +41,7 @@ def cli() -> None:
 @click.option("--steps", type=int, help="Stop at this step.")
 @click.option("--time-budget", type=float, help="Seconds of training, then save and stop.")
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto: bf16 on CUDA, fp32 on the CPU (default).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX, else fp32.")
 @click.option("--seed", type=int)
 @click.option("--load-size", type=int)
 @click.option("--crop-size", type=int)
@@ -133,7 +133,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
 @click.option("--onnx", "onnx_prefix", type=click.Path(dir_okay=False),
               help="With --runtime onnx: the FILE given to `pixmorph export --onnx` (default: export now).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="PyTorch runtime: auto is bf16 on CUDA, fp32 on the CPU.")
+              help="PyTorch runtime: auto is bf16 on CUDA and on CPUs with AMX, else fp32.")
 def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str | None, to_class: str | None, size: int | None,
               batch_size: int, device: str, skip_bad: bool, runtime: str, onnx_prefix: str | None, precision: str) -> None:
     """Translate image files and folders with a trained CHECKPOINT (run folder or checkpoint folder)."""

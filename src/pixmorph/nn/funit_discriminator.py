@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pixmorph.nn.pad import ReflectionPad2d
+
 
 class ActFirstResBlock(nn.Module):
     """LeakyReLU -> conv 3x3 -> LeakyReLU -> conv 3x3, plus a 1x1 shortcut when the width changes."""
@@ -14,8 +16,8 @@ class ActFirstResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         hidden = min(c_in, c_out)
-        self.conv0 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c_in, hidden, 3))
-        self.conv1 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(hidden, c_out, 3))
+        self.conv0 = nn.Sequential(ReflectionPad2d(1), nn.Conv2d(c_in, hidden, 3))
+        self.conv1 = nn.Sequential(ReflectionPad2d(1), nn.Conv2d(hidden, c_out, 3))
         self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -31,10 +33,10 @@ class MultiTaskDiscriminator(nn.Module):
         super().__init__()
         if n_blocks < 4 or n_blocks % 2:
             raise ValueError(f"discriminator n_blocks={n_blocks}: use an even number >= 4")
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(channels, nf, 7)]
+        layers: list[nn.Module] = [ReflectionPad2d(3), nn.Conv2d(channels, nf, 7)]
         for _ in range(n_blocks // 2 - 1):
             nf_out = min(2 * nf, 1024)
-            layers += [ActFirstResBlock(nf, nf), ActFirstResBlock(nf, nf_out), nn.ReflectionPad2d(1), nn.AvgPool2d(3, 2)]
+            layers += [ActFirstResBlock(nf, nf), ActFirstResBlock(nf, nf_out), ReflectionPad2d(1), nn.AvgPool2d(3, 2)]
             nf = nf_out
         nf_out = min(2 * nf, 1024)
         layers += [ActFirstResBlock(nf, nf), ActFirstResBlock(nf, nf_out)]

@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pixmorph.nn.pad import ReflectionPad2d
+
 
 class ConvBlock(nn.Module):
     """Reflection pad, conv, optional norm (``in`` / ``adain`` / ``none``), optional ReLU."""
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, norm: str = "none", act: bool = True):
         super().__init__()
-        self.pad = nn.ReflectionPad2d((k - stride + 1) // 2)  # 7x7/1: 3, 4x4/2: 1 (FUNIT's paddings)
+        self.pad = ReflectionPad2d((k - stride + 1) // 2)  # 7x7/1: 3, 4x4/2: 1 (FUNIT's paddings)
         self.conv = nn.Conv2d(c_in, c_out, k, stride)
         self.norm = {"in": nn.InstanceNorm2d(c_out), "adain": AdaIN(c_out), "none": nn.Identity()}[norm]
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()

@@ -3,16 +3,17 @@
 from torch import Tensor, nn
 
 from pixmorph.nn.norm import norm_layer, uses_bias
+from pixmorph.nn.pad import ReflectionPad2d
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, norm: str = "instance", dropout: float = 0.0):
         super().__init__()
         Norm, bias = norm_layer(norm), uses_bias(norm)
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), Norm(channels), nn.ReLU(True)]
+        layers = [ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), Norm(channels), nn.ReLU(True)]
         if dropout:
             layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), Norm(channels)]
+        layers += [ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), Norm(channels)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -35,7 +36,7 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         Norm, bias = norm_layer(norm), uses_bias(norm)
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), Norm(ngf), nn.ReLU(True)
+            ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), Norm(ngf), nn.ReLU(True)
         ]
         channels = ngf
         for _ in range(n_downsampling):
@@ -49,7 +50,7 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             channels //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.stride = 2**n_downsampling
         self.min_size = 2 * self.stride  # instance norm needs more than one pixel at the bottleneck

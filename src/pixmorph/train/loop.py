@@ -181,10 +181,10 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA (where supported), fp32 on the CPU (no bf16 speed-up without AVX512-BF16/AMX)."""
+    """``auto``: bf16 where it is faster (CUDA with bf16, a CPU with AMX), else fp32."""
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if speedups.bf16_is_fast(device) else "fp32"
 
 
 def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format) -> dict:
@@ -223,6 +223,10 @@ def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler],
             distributed.average_gradients(optimizer, world)
         scaler.step(optimizer)
         scaler.update()
+        # The step runs inside the step's autocast region and changed the weights in place: the bf16/fp16
+        # copies autocast cached of them are stale, and a network used again after its own update in the
+        # same step (pix2pix, FUNIT and two-step run D's update before G's loss through D) would see them.
+        torch.clear_autocast_cache()
 
     return update
 
