@@ -1,13 +1,17 @@
-"""CycleGAN training speed: seconds per step, images/s, peak memory and FLOP utilisation.
+"""Training speed: seconds per step, images/s, peak memory and FLOP utilisation.
 
-Uses the reference architecture (``CycleGANConfig()`` defaults: ResNet generator with 9 blocks,
-ngf 64, 70x70 PatchGAN) and the same training step as ``pixmorph.train.loop``: the method's
+Uses a method's reference architecture (``--method cyclegan``, the default: ``CycleGANConfig()``,
+ResNet generator with 9 blocks, ngf 64, 70x70 PatchGAN, at 256x256; ``funit``: the paper's
+animal-faces ``FunitConfig()`` at 128x128; ``deepsim``: pix2pixHD's global generator and two-scale
+discriminator with the perceptual loss, on an image and its Canny edges at 256x256, TPS warp in the
+step) and the same training step as ``pixmorph.train.loop``: the method's
 ``train_step`` under ``torch.autocast`` with the loop's ``_make_update`` (backward through a
 GradScaler that is enabled only for fp16, then the optimizer step). Data loading, logging,
 samples and checkpoints are left out: this is the cost of the step itself, on random images.
 
     python bench/train_speed.py --device cpu --batch-sizes 1,4 --steps 3 --warmup 1
     python bench/train_speed.py --device cuda --precision bf16 --json runs/speed.json
+    python bench/train_speed.py --method funit --device cuda --precision bf16 --batch-sizes 8,64
 
 On a shared, busy CPU absolute times drift with the load; ``--compare`` times settings interleaved
 (one step of each in turn, the order reversed every round) and reports each one's time as a ratio
@@ -35,11 +39,26 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pixmorph.config import TrainConfig
+from pixmorph.data.primitives import canny_edges
+from pixmorph.methods import Method
 from pixmorph.methods.cyclegan import CycleGAN, CycleGANConfig
+from pixmorph.methods.deepsim import DeepSIM, DeepSIMConfig
+from pixmorph.methods.funit import Funit, FunitConfig
 from pixmorph.train import speed
 from pixmorph.train.loop import PRECISIONS, _make_update, resolve_device
 
 DESIGN_TFLOP_256_B1 = 1.9  # DESIGN.md: one CycleGAN training step with identity loss at 256², batch 1
+
+# --method: what the header says, the default image side
+METHODS = {
+    "cyclegan": ("CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
+                 "identity loss on)", 256),
+    "funit": ("FUNIT, the paper's animal-faces config (FunitConfig defaults: nf 64, 10-block multi-task D over 119 "
+              "classes, R1 penalty; batch n = n content + n class images)", 128),
+    "deepsim": ("DeepSIM, the paper's networks (DeepSIMConfig defaults: global generator ngf 64, 4 downsamplings, 9 "
+                "blocks; 2-scale D; LSGAN + feature matching + perceptual loss; TPS warp and Canny redraw in the "
+                "step) on an image and its edges", 256),
+}
 
 # Dense peaks in TFLOP/s by substring of the CUDA device name (first match wins), from the
 # vendors' data sheets: bf16/fp16 on tensor cores, TF32 on tensor cores, fp32 without them.
@@ -54,9 +73,12 @@ CUDA_PEAKS: list[tuple[str, dict[str, float]]] = [
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--method", default="cyclegan", choices=list(METHODS), help="whose reference training step")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
-    p.add_argument("--batch-sizes", default=None, help='comma-separated; default "1,4" on CPU, "1,4,16" on CUDA')
+    p.add_argument("--size", type=int, default=None, help="image side in pixels; default the method's (cyclegan and "
+                   "deepsim 256, funit 128)")
+    p.add_argument("--batch-sizes", default=None,
+                   help='comma-separated; default "1,4" on CPU, "1,4,16" on CUDA (deepsim: 1, its one image)')
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     p.add_argument("--steps", type=int, default=None, help="timed steps; default 3 on CPU, 20 on CUDA")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first; default 1 on CPU, 5 on CUDA")
@@ -76,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the environment and rows here")
     args = p.parse_args(argv)
     cpu = resolve_device(args.device).type == "cpu"
-    args.batch_sizes = [int(b) for b in (args.batch_sizes or ("1,4" if cpu else "1,4,16")).split(",")]
+    args.size = args.size or METHODS[args.method][1]
+    default_batches = "1" if args.method == "deepsim" else ("1,4" if cpu else "1,4,16")
+    args.batch_sizes = [int(b) for b in (args.batch_sizes or default_batches).split(",")]
     args.steps = args.steps if args.steps is not None else (3 if cpu else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if cpu else 5)
     if args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1:
@@ -127,7 +151,7 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any
         env["device_name"] = cpu_model()
         env["cores"] = os.cpu_count()
         env["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
-    env.update(threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
+    env.update(method=args.method, threads=torch.get_num_threads(), precision=args.precision, channels_last=args.channels_last,
                fused=args.fused, compile=args.compile and args.compile_mode, winograd=args.winograd,
                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
                gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"),
@@ -150,18 +174,30 @@ def print_header(env: dict[str, Any]) -> None:
           f"fused {env['fused']}, compile {env['compile']}, winograd {env['winograd']}, "
           f"OMP_WAIT_POLICY {env['omp_wait_policy']}, GOMP_SPINCOUNT {env['gomp_spincount']}, "
           f"size {env['size']}x{env['size']}, {env['warmup']} warmup + {env['steps']} timed steps")
-    print("model: CycleGAN reference (CycleGANConfig defaults: ResNet-9 generators ngf 64, 70x70 PatchGAN ndf 64, "
-          "identity loss on)")
+    print(f"model: {METHODS[env['method']][0]}")
     print(f"peak: {env['peak']}")
     if env["winograd"]:
         print("FLOP/s below are the direct convolutions' FLOPs over the time (an effective rate): Winograd "
               "does the same convolutions with fewer multiplications")
 
 
-def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[CycleGAN, Any]:
-    """A fresh reference CycleGAN on ``device`` and a callable running one training step on a random batch."""
+def build(name: str, n: int, size: int, device: torch.device) -> tuple[Method, dict[str, torch.Tensor]]:
+    """The method at its reference config and a random batch of ``n`` in its data's format."""
+    images = lambda: torch.rand(n, 3, size, size, device=device) * 2 - 1  # noqa: E731
+    if name == "funit":
+        cfg = FunitConfig()
+        labels = lambda: torch.randint(0, cfg.num_classes, (n,), device=device)  # noqa: E731
+        return Funit(cfg), {"content": images(), "content_label": labels(), "class": images(), "class_label": labels()}
+    if name == "deepsim":
+        photo = images()
+        return DeepSIM(DeepSIMConfig()), {"A": canny_edges(photo), "B": photo, "auto_edges": torch.ones(n, 1, device=device)}
+    return CycleGAN(CycleGANConfig()), {"A": images(), "B": images()}
+
+
+def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[Method, Any]:
+    """A fresh reference method on ``device`` and a callable running one training step on a random batch."""
     torch.manual_seed(args.seed)
-    method = CycleGAN(CycleGANConfig())
+    method, batch = build(args.method, n, args.size, device)
     method.nets.to(device).train()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     # The loop's own switches (pixmorph.train.speed), applied as train() applies them.
@@ -170,8 +206,7 @@ def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[C
     chosen = speed.resolve(options, device)
     speed.apply_to_nets(method.nets, chosen)
     speed.apply_to_optimizers(method.optimizers, chosen)
-    shape = (n, 3, args.size, args.size)
-    batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=fmt) for k in ("A", "B")}
+    batch = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v for k, v in batch.items()}
     # As in pixmorph.train.loop.train: a GradScaler per optimizer, enabled only for fp16, and autocast.
     scalers = {name: torch.amp.GradScaler(device.type, enabled=args.precision == "fp16") for name in method.optimizers}
     update = _make_update(method, scalers)
@@ -184,9 +219,23 @@ def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[C
     return method, step
 
 
+class _NoModuleTracker:
+    """Stands in for FlopCounterMode's per-module tracker, whose backward hooks fail inside
+    ``autograd.grad(create_graph=True)`` (FUNIT's R1 penalty); every count goes to the total."""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> "_NoModuleTracker":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
 def count_flops(step: Any) -> int:
     """FLOPs of one training step as torch's FlopCounterMode counts them (conv/matmul, forward + backward)."""
     counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _NoModuleTracker()  # type: ignore[assignment]
     with counter:
         step()
     return counter.get_total_flops()
@@ -384,7 +433,8 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.batch_sizes:
         rows.append(measure(n, args, device))
         print_row(rows[-1], device)
-    print_flop_check(rows, args.size)
+    if args.method == "cyclegan":  # DESIGN.md's figure is CycleGAN's
+        print_flop_check(rows, args.size)
     if device.type == "cpu":
         env["load_avg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
         print("load avg at end: " + "/".join(f"{x:.2f}" for x in env["load_avg_1_5_15_at_end"]) + " (1/5/15 min)")

@@ -1,4 +1,5 @@
-"""Translation speed of the reference CycleGAN generator (ResNet-9, ngf 64) at 256x256: images/s and peak
+"""Translation speed of a method's reference generator (CycleGAN's ResNet-9 at 256x256 by default; FUNIT's
+at 128x128, reconstructing; DeepSIM's global generator on an edge map at 256x256): images/s and peak
 memory for eager PyTorch and ONNX Runtime (and, on CUDA, bf16/fp16 channels_last PyTorch; on a CPU with
 AMX, bf16 PyTorch), with the software and device it ran on.
 
@@ -22,21 +23,25 @@ from typing import Any, Callable
 
 import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
-from train_speed import cpu_model  # bench/ is on sys.path when run as a script
+from torch.utils.flop_counter import FlopCounterMode
+from train_speed import METHODS, build, cpu_model  # bench/ is on sys.path when run as a script
 
 from pixmorph.nn.init import init_normal
 from pixmorph.nn.resnet_generator import ResnetGenerator
 from pixmorph.train.loop import resolve_device
 from pixmorph.train.speed import bf16_is_fast
 
-GFLOP_PER_IMAGE_256 = 99.1  # DESIGN.md: forward cost of the reference generator at 256x256
+TRANSLATORS = {"cyclegan": "CycleGAN reference generator (ResNet-9, ngf 64)",
+               "funit": "FUNIT paper-config generator, reconstructing (content + class encoder of the same image, decoder)",
+               "deepsim": "DeepSIM paper-config global generator (ngf 64, 4 downsamplings, 9 blocks) on a 1-channel edge map"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--method", default="cyclegan", choices=list(TRANSLATORS), help="whose generator")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=int, default=None, help="image side; default the method's (funit 128, else 256)")
     p.add_argument("--batch-sizes", default=None, help='comma-separated; default "1,4" on CPU, "1,16,64" on CUDA')
     p.add_argument("--rounds", type=int, default=None, help="timed calls per runtime; default 3 on CPU, 20 on CUDA")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both runtimes; default: torch's")
@@ -45,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cpu = resolve_device(args.device).type == "cpu"
     args.batch_sizes = [int(b) for b in (args.batch_sizes or ("1,4" if cpu else "1,16,64")).split(",")]
     args.rounds = args.rounds or (3 if cpu else 20)
+    args.size = args.size or METHODS[args.method][1]
     return args
 
 
@@ -148,8 +154,26 @@ def header(device: torch.device, args: argparse.Namespace) -> str:
         line += (f"device: cpu, {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                  f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
                  f"GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT', 'unset')}, load avg {load}")
-    return line + f"\nmodel: CycleGAN reference generator (ResNet-9, ngf 64), {args.size}x{args.size}, " \
+    return line + f"\nmodel: {TRANSLATORS[args.method]}, {args.size}x{args.size}, " \
                   f"median of {args.rounds} round-robin calls"
+
+
+def translator(method: str) -> tuple[torch.nn.Module, int]:
+    """The method's generator as ``pixmorph translate`` runs it, in eval mode, and its input channels."""
+    if method == "cyclegan":
+        generator = ResnetGenerator()
+        init_normal(generator, 0.02)
+        return generator.eval(), 3
+    net = next(iter(build(method, 1, 64, torch.device("cpu"))[0].translators().values()))
+    return net.eval(), 1 if method == "deepsim" else 3
+
+
+def forward_gflop(generator: torch.nn.Module, channels: int, size: int) -> float:
+    """GFLOP of one image's forward pass, counted by FlopCounterMode (convolutions and matmuls)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        generator(torch.zeros(1, channels, size, size))
+    return counter.get_total_flops() / 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,22 +182,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    generator = ResnetGenerator()
-    init_normal(generator, 0.02)
-    generator.eval()
+    generator, channels = translator(args.method)
     print(header(device, args), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = None
         if not args.no_onnx:
             from pixmorph.export import export_generator
 
-            onnx_path = export_generator(generator, Path(tmp) / "g.onnx", torch.zeros(1, 3, 64, 64))
+            onnx_path = export_generator(generator, Path(tmp) / "g.onnx", torch.zeros(1, channels, 64, 64))
         runs = runtimes(generator, device, onnx_path)
-        gflop = GFLOP_PER_IMAGE_256 * (args.size / 256) ** 2
+        gflop = forward_gflop(generator, channels, args.size)
+        print(f"forward: {gflop:.1f} GFLOP per image (FlopCounterMode; DESIGN.md: 99.1 for CycleGAN's at 256x256)")
         row = "{:>5}  {:<32} {:>9} {:>9} {:>8} {:>9} {:>10} {:>11}"
         print(row.format("batch", "runtime", "s/call", "img/s", "GFLOP/s", "vs torch", "peak GiB", "max |diff|"))
         for n in args.batch_sizes:
-            x = torch.rand(n, 3, args.size, args.size) * 2 - 1
+            x = torch.rand(n, channels, args.size, args.size) * 2 - 1
             results = measure(runs, x, args.rounds, device)
             base = next(iter(results.values()))["sec"]
             for name, r in results.items():

@@ -1,0 +1,36 @@
+"""The speed benchmarks run for every method they cover and count what they claim to count. No test
+here measures or asserts a time: the figures belong in the README, from the commands it names."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import train_speed  # noqa: E402
+import translate_speed  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["cyclegan", "funit", "deepsim"])
+def test_training_bench_runs_each_method_and_counts_its_flops(method, tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    train_speed.main(["--method", method, "--device", "cpu", "--size", "32", "--batch-sizes", "1", "--steps", "1",
+                      "--warmup", "0", "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["flops_per_step"] > 0 and row["images_per_s"] > 0 and row["peak_mem_gib"] > 0
+    assert train_speed.METHODS[method][0] in capsys.readouterr().out
+    if method == "cyclegan":  # DESIGN.md: ~1.9 TFLOP per image at 256x256, i.e. /64 at 32x32
+        assert row["flops_per_step"] / 1e12 == pytest.approx(train_speed.DESIGN_TFLOP_256_B1 / 64, rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["cyclegan", "funit", "deepsim"])
+def test_translation_bench_runs_each_method(method, capsys):
+    translate_speed.main(["--method", method, "--device", "cpu", "--size", "32", "--batch-sizes", "1", "--rounds", "1",
+                          "--no-onnx"])
+    out = capsys.readouterr().out
+    assert translate_speed.TRANSLATORS[method] in out and "torch fp32" in out
+    assert float(out.split("forward: ")[1].split(" GFLOP")[0]) > 0
