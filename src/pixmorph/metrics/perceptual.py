@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixmorph.metrics import weights as W
+from pixmorph.nn.pad import ReflectionPad2d
 
 NETS = ("alex", "stlpips-alex")
 CHANNELS = (64, 192, 384, 256, 256)
@@ -39,9 +40,10 @@ class _BlurPool(nn.Module):
         a = torch.tensor([1.0, 2.0, 1.0])
         filt = a[:, None] * a[None, :]
         self.register_buffer("filt", (filt / filt.sum())[None, None].repeat(channels, 1, 1, 1))
+        self.pad = ReflectionPad2d(2)  # in the input's dtype under autocast (see pixmorph.nn.pad)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.filt, stride=2, groups=x.shape[1])
+        return F.conv2d(self.pad(x), self.filt, stride=2, groups=x.shape[1])
 
 
 def _alex_slices(shift_tolerant: bool) -> nn.Module:
