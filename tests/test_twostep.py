@@ -192,8 +192,9 @@ def test_translating_to_the_source_class_reconstructs_best(trained, bars):
         assert errors[source, source] < 0.8 * blank[source]
 
 
-def test_translator_resizes_to_the_model_size(trained):
-    translator = pixmorph.load(trained)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # the antialiased bicubic resize has no bf16 CPU kernel
+def test_translator_resizes_to_the_model_size(trained, precision):
+    translator = pixmorph.load(trained, precision=precision)
     x = torch.rand(2, 1, 24, 20) * 2 - 1
     y = translator(x, "to:vbar")
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1

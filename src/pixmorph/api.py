@@ -41,18 +41,21 @@ class Translator:
     ``size=N`` resizes to N x N first and returns N x N.
 
     Speed: ``precision`` (``auto`` = bf16 on CUDA and AMX CPUs, else fp32) runs the PyTorch generators under
-    autocast, ``channels_last`` (``None`` = on CUDA only) picks the memory layout, and
+    autocast, ``channels_last`` (``None`` = on CUDA, and on the CPU in bf16, where oneDNN's convolutions
+    work in channels_last) picks the memory layout, and
     ``runtime="onnx"`` runs them with ONNX Runtime instead (see :mod:`pixmorph.export`).
     """
 
-    def __init__(self, method, config: RunConfig, device: torch.device, step: int, precision: str = "fp32",
+    def __init__(self, method, config: RunConfig, device: torch.device, step: int, precision: str = "auto",
                  channels_last: bool | None = None, image_size: Sequence[int] | None = None):
         self.method, self.config, self.device, self.step = method, config, device, step
         self.image_size = tuple(image_size) if image_size else None  # (width, height) of a one-size dataset
         self.generators = method.translators()
         self.image_mode = "L" if config.data.channels == 1 else "RGB"  # what PIL inputs are converted to
         self.precision = resolve_precision(precision, device)
-        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        if channels_last is None:
+            channels_last = device.type == "cuda" or self.precision == "bf16"
+        self.channels_last = channels_last
         self.runtime = "torch"
         method.nets.to(device).eval()
         if self.channels_last:
@@ -125,12 +128,13 @@ class Translator:
 
 
 def load(checkpoint: str | Path, device: str = "cpu", runtime: str = "torch", onnx: str | Path | None = None,
-         precision: str = "fp32", channels_last: bool | None = None) -> Translator:
+         precision: str = "auto", channels_last: bool | None = None) -> Translator:
     """Load a run folder or checkpoint folder for translation.
 
     ``runtime="onnx"`` runs the generators with ONNX Runtime, from the files exported to the prefix
     ``onnx`` (``pixmorph export CKPT --onnx PREFIX``), or exported now when ``onnx`` is None.
-    ``precision`` (fp32, bf16, fp16, auto) and ``channels_last`` apply to the PyTorch runtime.
+    ``precision`` (auto, as ``pixmorph translate``: bf16 on CUDA and AMX CPUs, else fp32; or fp32, bf16, fp16)
+    and ``channels_last`` apply to the PyTorch runtime.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use torch or onnx")

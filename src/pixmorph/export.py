@@ -90,7 +90,7 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     from pixmorph.api import load
 
     require("onnxruntime")
-    translator = load(checkpoint, device="cpu")
+    translator = load(checkpoint, device="cpu", precision="fp32", channels_last=False)  # the exported graph is fp32
     done: list[Exported] = []
     for direction, generator in translator.generators.items():
         x = check_batch(generator, size or translator.training_size)

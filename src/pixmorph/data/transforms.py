@@ -41,9 +41,11 @@ class TrainTransform:
 
 
 def resize_tensor(x: Tensor, size: int | tuple[int, int]) -> Tensor:
-    """Bicubic resize of an NCHW batch (antialiased when shrinking)."""
+    """Bicubic resize of an NCHW batch (antialiased when shrinking), in float32 (the CPU's antialiased
+    bicubic has no bf16 kernel) and returned in ``x``'s dtype."""
     size = (size, size) if isinstance(size, int) else size
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
+    resized = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+    return resized.clamp(-1, 1).to(x.dtype)
 
 
 def pad_to_multiple(x: Tensor, multiple: int, min_size: int = 1) -> tuple[Tensor, tuple[int, int]]:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pixmorph.nn.norm import InstanceNorm2d, instance_norm
 from pixmorph.nn.pad import ReflectionPad2d
 
 
@@ -23,7 +24,7 @@ class ConvBlock(nn.Module):
         super().__init__()
         self.pad = ReflectionPad2d((k - stride + 1) // 2)  # 7x7/1: 3, 4x4/2: 1 (FUNIT's paddings)
         self.conv = nn.Conv2d(c_in, c_out, k, stride)
-        self.norm = {"in": nn.InstanceNorm2d(c_out), "adain": AdaIN(c_out), "none": nn.Identity()}[norm]
+        self.norm = {"in": InstanceNorm2d(c_out), "adain": AdaIN(c_out), "none": nn.Identity()}[norm]
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -42,7 +43,7 @@ class AdaIN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.weight is None or self.bias is None:
             raise RuntimeError("AdaIN parameters not set: call the generator, not the decoder alone")
-        x = F.instance_norm(x, eps=1e-5)
+        x = instance_norm(x, eps=1e-5)
         return x * self.weight[:, :, None, None] + self.bias[:, :, None, None]
 
 

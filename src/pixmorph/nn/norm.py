@@ -1,15 +1,89 @@
-"""Normalisation layers by name, as the reference configs spell them."""
+"""Normalisation layers by name, as the reference configs spell them, and an instance norm that keeps
+the channels_last layout."""
+
+from __future__ import annotations
 
 from functools import partial
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+
+def instance_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """``F.instance_norm`` without running statistics, in ``x``'s memory layout.
+
+    ``F.instance_norm`` folds the batch into the channels and calls batch norm on a ``(1, N*C, H, W)``
+    view, which a channels_last tensor cannot give: it copies its input to the contiguous layout and returns
+    a contiguous output that the next convolution copies back. On the CPU (torch 2.14) its gradient is also
+    wrong for one channels_last image (tests/test_norm.py). For one image, instance norm *is* batch norm
+    over that image's pixels, which keeps the layout; a channels_last batch is normalised image by image.
+    A traced graph (ONNX export) gets ``F.instance_norm``: its branch on the batch size would not carry over
+    to other batch sizes."""
+    if x.dim() != 4 or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+    if x.shape[0] == 1:
+        return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return _ChannelsLastInstanceNorm.apply(x, weight, bias, eps)
+    return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+
+
+class _ChannelsLastInstanceNorm(torch.autograd.Function):
+    """Batch norm image by image over a channels_last batch, each image written in place in the output:
+    an image of a channels_last batch is itself channels_last and contiguous, so nothing is copied."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+        out = torch.empty_like(x)
+        means, invstds = [], []
+        for i in range(x.shape[0]):
+            y, mean, invstd = torch.ops.aten.native_batch_norm(x[i:i + 1], weight, bias, None, None, True, 0.0, eps)
+            out[i:i + 1] = y
+            means.append(mean)
+            invstds.append(invstd)
+        ctx.save_for_backward(x, weight, *means, *invstds)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        x, weight, *stats = ctx.saved_tensors
+        n = x.shape[0]
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        dw = db = None
+        for i in range(n):
+            gx, gw, gb = torch.ops.aten.native_batch_norm_backward(
+                grad[i:i + 1], x[i:i + 1], weight, None, None, stats[i], stats[n + i], True, ctx.eps,
+                [dx is not None, need_w, need_b])
+            if dx is not None:
+                dx[i:i + 1] = gx
+            dw = gw if dw is None else (dw + gw if need_w else None)
+            db = gb if db is None else (db + gb if need_b else None)
+        return dx, dw, db, None
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` without running statistics, through :func:`instance_norm`."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = False):
+        super().__init__(num_features, eps=eps, affine=affine, track_running_stats=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 3:  # unbatched, as nn.InstanceNorm2d accepts
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        return instance_norm(x, self.weight, self.bias, self.eps)
 
 
 def norm_layer(name: str):
     """Return a constructor ``f(channels) -> nn.Module`` for ``instance``, ``batch`` or ``none``."""
     if name == "instance":
         # The CycleGAN reference uses affine-free instance norm without running stats.
-        return partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+        return partial(InstanceNorm2d, affine=False)
     if name == "batch":
         return partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if name == "none":

@@ -70,7 +70,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
     world, device = distributed.init(resolve_device(t.device))
     precision = resolve_precision(t.precision, device)
-    speed = speedups.resolve(t, device)
+    speed = speedups.resolve(t, device, precision)
     speedups.apply_to_backend(speed, t, device)
     data_root, cfg.data = resolve_data(cfg.data)
     if get_method(cfg.method).data_layout == "single":  # trains at its image's size: the square sizes do not apply

@@ -35,14 +35,16 @@ class Speed:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
-def resolve(t: TrainConfig, device: torch.device) -> Speed:
+def resolve(t: TrainConfig, device: torch.device, precision: str = "fp32") -> Speed:
+    """The switches for ``device`` training at ``precision`` (already resolved: fp32, bf16 or fp16)."""
     cuda = device.type == "cuda"
     if t.compile_mode not in COMPILE_MODES:
         raise ValueError(f"train.compile_mode={t.compile_mode!r}: use one of {', '.join(COMPILE_MODES)}")
-    # On the CPU channels_last and torch.compile measured slower for the reference CycleGAN step
-    # (README, Speed), so "auto" (None) turns them on for CUDA only.
+    # On the CPU torch.compile measured slower for the reference CycleGAN step (README, Speed), and so did
+    # channels_last in float32 (where our Winograd convolutions need the contiguous layout); oneDNN's bf16
+    # convolutions work in channels_last and copy a contiguous tensor there and back, so bf16 gets it.
     return Speed(
-        channels_last=cuda if t.channels_last is None else t.channels_last,
+        channels_last=(cuda or precision == "bf16") if t.channels_last is None else t.channels_last,
         compile=(cuda if t.compile is None else t.compile) and _can_compile(device),
         compile_mode=t.compile_mode,
         fused_optimizer=t.fused_optimizer,
