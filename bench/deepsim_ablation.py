@@ -168,7 +168,7 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
             m = dict(model, augment=variant, canny_sigma_aug=variant != "none")
             run, s_per_step = train_run(train_image, "auto-edges", work / f"{variant}_s{seed}", args.steps,
                                         args.size, m, args.device, args.precision, seed)
-            translator = pixmorph.load(run, device=args.device)
+            translator = pixmorph.load(run, device=args.device, precision="fp32")
             row = {"variant": variant, "seed": seed, "s_per_step": s_per_step}
             for family in views:
                 rendered = [translator.translate_batch(e[None])[0] for e in edges[family]]

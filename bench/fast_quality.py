@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             wall = time.perf_counter() - t0
             stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines() if line.strip()]
             steps = stats[-1]["step"] if stats else 0
-            l1 = float((pixmorph.load(run)(edges) - truth).abs().mean())
+            l1 = float((pixmorph.load(run, precision="fp32")(edges) - truth).abs().mean())
             rows.append({"setting": name, "seed": seed, "steps": steps, "images_seen": steps * DEMO_BATCH,
                          "wall_s": wall, "l1": l1})
             print(f"{name:6s} seed {seed}: {steps} steps ({steps * DEMO_BATCH} images) in {wall:.0f} s, "

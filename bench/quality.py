@@ -218,7 +218,7 @@ def deepsim(b: Bench) -> Scored:
         train_run(train_image, "auto-edges", run_dir, steps, size, model, b.device, "fp32", seed=0)
         info["train_seconds"] = round(time.perf_counter() - t0, 1)
     views = held_out_views(photo, size, n=8)
-    translator = pixmorph.load(run_dir, device=b.device)
+    translator = pixmorph.load(run_dir, device=b.device, precision="fp32")
     generated, truth, unchanged = run_dir / "test_outputs", run_dir / "test_truth", run_dir / "test_training_photo"
     for folder in (generated, truth, unchanged):
         folder.mkdir(parents=True, exist_ok=True)

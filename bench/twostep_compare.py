@@ -142,7 +142,7 @@ class Scorer:
 
 def write_grid(run: Path, out: Path, per_class: int = 1) -> Path:
     """Rows: a held-out item of each class, then its translation to each of GRID_CLASSES."""
-    translator = pixmorph.load(run)
+    translator = pixmorph.load(run, precision="fp32")
     root = prepare_task("fashion-classes")
     rows = []
     for cls in GRID_CLASSES:

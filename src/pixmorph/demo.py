@@ -46,7 +46,7 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
     files = list_images(root / "testA")[:N_TEST]
     edges = torch.stack([to_tensor(read_image(f, mode="L")) for f in files])
     truth = torch.stack([to_tensor(read_image(root / "testB" / f.name, mode="L")) for f in files])
-    translator = load(run_dir, device=cfg.train.device)
+    translator = load(run_dir, device=cfg.train.device, precision="fp32")  # the L1 figure in fp32 everywhere
     untrained = Translator(build_method(RunConfig.from_dict(cfg.to_dict())), cfg, torch.device("cpu"), 0)
     result = {
         "l1_model": l1_to_truth(translator, edges, truth),

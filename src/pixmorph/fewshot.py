@@ -84,7 +84,7 @@ class FewShotTranslator:
 
 def load_fewshot(checkpoint: str | Path, device: str = "cpu") -> FewShotTranslator:
     """Load a FUNIT run folder or checkpoint folder for few-shot translation."""
-    return FewShotTranslator(load(checkpoint, device=device))
+    return FewShotTranslator(load(checkpoint, device=device, precision="fp32"))  # it runs the generator in fp32 itself
 
 
 def class_image_files(inputs: Sequence[str | Path]) -> list[Path]:

@@ -193,7 +193,7 @@ def translate_folder(checkpoint: str | os.PathLike, inputs: str | os.PathLike, o
     from pixmorph import load
     from pixmorph.images import ImageReadError, read_image, save_image, to_tensor
 
-    translator = load(checkpoint, device=device)
+    translator = load(checkpoint, device=device, precision="fp32")  # scores comparable across machines
     files = image_files(inputs)
     out = Path(out)
     seen: dict[str, Path] = {}
