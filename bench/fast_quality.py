@@ -2,7 +2,7 @@
 ground truth (held-out edges -> items) as plain fp32 settings, at the same number of images seen.
 
 "plain" turns every speed switch off (fp32, contiguous NCHW, no compile, unfused optimizer); "fast" uses
-the loop's defaults for the device plus channels_last (on the CPU the defaults leave it off) and,
+the loop's defaults for the device plus channels_last (on the CPU the defaults turn it on in bf16 only) and,
 with --compile, torch.compile. Each setting is trained with the same seeds; the spread between seeds
 of one setting is the noise the difference between settings is judged against.
 

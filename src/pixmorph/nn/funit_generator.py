@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pixmorph.nn.image_conv import MAX_OUT_CHANNELS, ImageConv2d
 from pixmorph.nn.norm import InstanceNorm2d, instance_norm
 from pixmorph.nn.pad import ReflectionPad2d
 
@@ -23,7 +24,7 @@ class ConvBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, norm: str = "none", act: bool = True):
         super().__init__()
         self.pad = ReflectionPad2d((k - stride + 1) // 2)  # 7x7/1: 3, 4x4/2: 1 (FUNIT's paddings)
-        self.conv = nn.Conv2d(c_in, c_out, k, stride)
+        self.conv = (ImageConv2d if c_out <= MAX_OUT_CHANNELS else nn.Conv2d)(c_in, c_out, k, stride)  # the image layer
         self.norm = {"in": InstanceNorm2d(c_out), "adain": AdaIN(c_out), "none": nn.Identity()}[norm]
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
 

@@ -2,6 +2,7 @@
 
 from torch import Tensor, nn
 
+from pixmorph.nn.image_conv import ImageConv2d
 from pixmorph.nn.norm import norm_layer, uses_bias
 from pixmorph.nn.pad import ReflectionPad2d
 
@@ -50,7 +51,7 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             channels //= 2
-        layers += [ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), ImageConv2d(channels, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.stride = 2**n_downsampling
         self.min_size = 2 * self.stride  # instance norm needs more than one pixel at the bottleneck
