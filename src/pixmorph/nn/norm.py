@@ -18,14 +18,16 @@ def instance_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None =
     view, which a channels_last tensor cannot give: it copies its input to the contiguous layout and returns
     a contiguous output that the next convolution copies back. On the CPU (torch 2.14) its gradient is also
     wrong for one channels_last image (tests/test_norm.py). For one image, instance norm *is* batch norm
-    over that image's pixels, which keeps the layout; a channels_last batch is normalised image by image.
+    over that image's pixels, which keeps the layout; on the CPU a channels_last batch is normalised image by
+    image.
     A traced graph (ONNX export) gets ``F.instance_norm``: its branch on the batch size would not carry over
     to other batch sizes."""
     if x.dim() != 4 or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
     if x.shape[0] == 1:
         return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # (on a GPU the loop would launch two kernels per image where F.instance_norm launches one)
         return _ChannelsLastInstanceNorm.apply(x, weight, bias, eps)
     return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
 
