@@ -33,8 +33,9 @@ def instance_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None =
 
 
 class _ChannelsLastInstanceNorm(torch.autograd.Function):
-    """Batch norm image by image over a channels_last batch, each image written in place in the output:
-    an image of a channels_last batch is itself channels_last and contiguous, so nothing is copied."""
+    """Batch norm image by image over a channels_last batch, each result copied into its image's slot of a
+    channels_last output: an image of a channels_last batch is itself a contiguous channels_last tensor, so
+    no layout conversion happens."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
@@ -64,8 +65,10 @@ class _ChannelsLastInstanceNorm(torch.autograd.Function):
                 [dx is not None, need_w, need_b])
             if dx is not None:
                 dx[i:i + 1] = gx
-            dw = gw if dw is None else (dw + gw if need_w else None)
-            db = gb if db is None else (db + gb if need_b else None)
+            if need_w:
+                dw = gw if dw is None else dw + gw
+            if need_b:
+                db = gb if db is None else db + gb
         return dx, dw, db, None
 
 
