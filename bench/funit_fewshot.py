@@ -158,7 +158,7 @@ def main() -> None:
     if not args.skip_training:
         train_funit(root, out / "funit", args.minutes, args.batch_size)
     train_s = time.perf_counter() - t0
-    model = load_fewshot(out / "funit")
+    model = load_fewshot(out / "funit", precision="fp32")
     font_clf = classifier(font_domain(target, target_slugs), out / "font_classifier", epochs=15)
     char_clf = classifier(char_domain(source, target), out / "char_classifier", epochs=4)
     print(f"classifiers on real glyphs: font (held-out characters) top-1 {font_clf.test_accuracy['top1']:.3f}, "

@@ -179,7 +179,7 @@ def funit(b: Bench) -> Scored:
     source, _, _ = load_glyphs(root, "train")
     target, _, _ = load_glyphs(root, "test")
     episodes = make_episodes(source, target, 5, per_font=max(2, b.n_test // len(target)), seed=5)
-    generator = load_fewshot(run_dir, device=b.device).generator
+    generator = load_fewshot(run_dir, device=b.device, precision="fp32").generator
     with torch.no_grad():
         outputs = torch.cat([generator(episodes.content[i : i + 64].to(b.device),
                                        episodes.class_images[i : i + 64].to(b.device)).cpu()

@@ -167,6 +167,20 @@ def test_tiny_model_beats_both_baselines_on_unseen_classes(schemes, trained):
     assert err < 0.85 * err_nearest and err < 0.5 * err_content
 
 
+def test_fewshot_bf16_is_close_to_fp32(schemes, trained):
+    """``precision`` (auto on CUDA and AMX CPUs is bf16, with channels_last): the same translation up to bf16 rounding."""
+    root, _, targets = schemes
+    files = sorted((root / targets[0]).iterdir())[:3]
+    exact, fast = load_fewshot(trained, precision="fp32"), load_fewshot(trained, precision="bf16")
+    assert fast.translator.channels_last
+    code = exact.class_code(files)
+    torch.testing.assert_close(fast.class_code(files), code, atol=0.05, rtol=0.05)
+    content = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
+    want, got = exact.translate_code(content, code), fast.translate_code(content, code)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert (got - want).abs().max() < 0.1
+
+
 def test_fewshot_api_bad_input(schemes, trained, tmp_path):
     root, sources, targets = schemes
     model = load_fewshot(trained)

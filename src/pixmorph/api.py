@@ -119,12 +119,18 @@ class Translator:
         x, original = pad_to_multiple(x, generator.stride, getattr(generator, "min_size", 1))
         if self.runtime == "onnx":
             return crop_back(generator(x), original).float().cpu()
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        dtype = INFERENCE_PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            y = generator(x)
+        with self.autocast():
+            y = generator(self.layout(x))
         return crop_back(y, original).float().contiguous().cpu()
+
+    def autocast(self) -> torch.autocast:
+        """The PyTorch runtime's precision, as a context for calls of its networks."""
+        dtype = INFERENCE_PRECISIONS[self.precision]
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def layout(self, x: Tensor) -> Tensor:
+        """An NCHW batch in the networks' memory layout."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 def load(checkpoint: str | Path, device: str = "cpu", runtime: str = "torch", onnx: str | Path | None = None,

@@ -56,9 +56,11 @@ class FewShotTranslator:
         """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter."""
         if len(class_images) == 0:
             raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
-        codes = [self.generator.class_code(resize_tensor(self._tensor(im)[None].to(self.device), self.image_size))
-                 for im in class_images]
-        return torch.cat(codes).mean(0, keepdim=True)
+        t = self.translator
+        with t.autocast():
+            codes = [self.generator.class_code(t.layout(resize_tensor(self._tensor(im)[None].to(self.device), self.image_size)))
+                     for im in class_images]
+        return torch.cat(codes).float().mean(0, keepdim=True)
 
     @torch.no_grad()
     def translate_code(self, content: Tensor, code: Tensor, size: int | None = None) -> Tensor:
@@ -67,8 +69,9 @@ class FewShotTranslator:
         h, w = x.shape[-2:]
         x = resize_tensor(x, size or self.image_size)
         x, original = pad_to_multiple(x, self.generator.stride)
-        y = self.generator.decode(self.generator.content_encoder(x), code.expand(x.shape[0], -1))
-        return crop_back(y, original).float().cpu()
+        with self.translator.autocast():
+            y = self.generator.decode(self.generator.content_encoder(self.translator.layout(x)), code.expand(x.shape[0], -1))
+        return crop_back(y, original).float().contiguous().cpu()
 
     def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: Sequence[ImageLike],
                  size: int | None = None) -> list[Image.Image] | Tensor:
@@ -82,9 +85,10 @@ class FewShotTranslator:
         return [to_pil(self.translate_code(self._tensor(c)[None], code, size)[0]) for c in items]
 
 
-def load_fewshot(checkpoint: str | Path, device: str = "cpu") -> FewShotTranslator:
-    """Load a FUNIT run folder or checkpoint folder for few-shot translation."""
-    return FewShotTranslator(load(checkpoint, device=device, precision="fp32"))  # it runs the generator in fp32 itself
+def load_fewshot(checkpoint: str | Path, device: str = "cpu", precision: str = "auto") -> FewShotTranslator:
+    """Load a FUNIT run folder or checkpoint folder for few-shot translation; ``precision`` as in
+    :func:`pixmorph.load` (``auto``: bf16 on CUDA and CPUs with AMX, else fp32)."""
+    return FewShotTranslator(load(checkpoint, device=device, precision=precision))
 
 
 def class_image_files(inputs: Sequence[str | Path]) -> list[Path]:

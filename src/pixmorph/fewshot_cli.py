@@ -42,7 +42,9 @@ def split_lists(tokens: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--size", type=int, help="Translate at SIZE x SIZE (default: the training size).")
 @click.option("--device", default="auto", show_default=True)
-def fewshot(checkpoint: str, paths: tuple[str, ...], out: str, size: int | None, device: str) -> None:
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with AMX, else fp32.")
+def fewshot(checkpoint: str, paths: tuple[str, ...], out: str, size: int | None, device: str, precision: str) -> None:
     """Re-render content images as the class shown by K example images, with a FUNIT CHECKPOINT.
 
     \b
@@ -56,7 +58,7 @@ def fewshot(checkpoint: str, paths: tuple[str, ...], out: str, size: int | None,
     from pixmorph.images import check_images, list_images, read_image
     from pixmorph.train.loop import resolve_device
 
-    model = load_fewshot(checkpoint, device=str(resolve_device(device)))
+    model = load_fewshot(checkpoint, device=str(resolve_device(device)), precision=precision)
     class_files = check_images(class_image_files(class_images))
     note = source_class_overlap(model, class_files)
     if note:
