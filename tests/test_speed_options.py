@@ -67,7 +67,19 @@ def test_cuda_only_switches_fall_back_on_cpu():
     on = TrainConfig(channels_last=None, compile=None, cudnn_benchmark=True, tf32=True, pin_memory=True)
     s = speed.resolve(on, torch.device("cpu"))
     assert not (s.cudnn_benchmark or s.tf32 or s.pin_memory)
-    assert not (s.channels_last or s.compile)  # "auto" is off on the CPU
+    assert not (s.channels_last or s.compile)  # "auto" is off on the CPU in fp32
+
+
+def test_channels_last_auto_follows_precision_on_cpu(cyclegan_run):
+    """oneDNN's bf16 convolutions work in NHWC: auto turns channels_last on for bf16 on the CPU only;
+    an explicit switch wins, and the translator follows the same rule."""
+    cpu = torch.device("cpu")
+    assert speed.resolve(TrainConfig(), cpu, "bf16").channels_last
+    assert not speed.resolve(TrainConfig(), cpu, "fp32").channels_last
+    assert not speed.resolve(TrainConfig(channels_last=False), cpu, "bf16").channels_last
+    assert speed.resolve(TrainConfig(channels_last=True), cpu, "fp32").channels_last
+    assert pixmorph.load(cyclegan_run, precision="bf16").channels_last
+    assert not pixmorph.load(cyclegan_run, precision="fp32").channels_last
 
 
 def test_auto_precision_is_bf16_only_on_cpus_with_amx(monkeypatch):
