@@ -82,7 +82,8 @@ def environment(device: str) -> dict[str, Any]:
 
 
 def train_run(image: Path, primitive: str, out: Path, steps: int, max_side: int, model: dict[str, Any],
-              device: str, precision: str, seed: int, kind: str | None = None) -> tuple[Path, float]:
+              device: str, precision: str, seed: int, kind: str | None = None,
+              train_settings: dict[str, Any] | None = None) -> tuple[Path, float]:
     """Train DeepSIM for ``steps`` (constant lr for the first half, linear decay to 0 in the second,
     as the paper's 8k + 8k); returns the run folder and seconds per step."""
     from pixmorph.train.loop import train
@@ -92,7 +93,7 @@ def train_run(image: Path, primitive: str, out: Path, steps: int, max_side: int,
         options={"epoch_length": max(1, steps // 2)},
         train={"max_steps": steps, "epochs": 1, "epochs_decay": 1, "device": device, "precision": precision,
                "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps, "checkpoint_every": steps,
-               "tensorboard": False, "overwrite": True})
+               "tensorboard": False, "overwrite": True, **(train_settings or {})})
     t0 = time.perf_counter()
     run = train(cfg, progress=False)
     return run, (time.perf_counter() - t0) / max(steps, 1)
@@ -167,7 +168,8 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
         for seed in range(args.seed, args.seed + args.seeds):
             m = dict(model, augment=variant, canny_sigma_aug=variant != "none")
             run, s_per_step = train_run(train_image, "auto-edges", work / f"{variant}_s{seed}", args.steps,
-                                        args.size, m, args.device, args.precision, seed)
+                                        args.size, m, args.device, args.precision, seed,
+                                        train_settings=args.train_settings)
             translator = pixmorph.load(run, device=args.device, precision="fp32")
             row = {"variant": variant, "seed": seed, "s_per_step": s_per_step}
             for family in views:
@@ -228,7 +230,8 @@ def shared(args: argparse.Namespace) -> dict[str, Any]:
         task = TASKS[name]
         max_side = args.car_side if name == "car" else args.face_side
         run, s_per_step = train_run(root / task["image"], str(root / task["primitive"]), Path(args.work) / name,
-                                    args.steps, max_side, model, args.device, args.precision, args.seed, task["kind"])
+                                    args.steps, max_side, model, args.device, args.precision, args.seed, task["kind"],
+                                    args.train_settings)
         out = Path(args.work) / name / "edits"
         paths = [root / task["primitive"], *[root / t for t in task["tests"]]]
         written = deepsim.edit(run, paths, out, device=args.device)
@@ -345,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--paper", action="store_true", help="the paper's networks (ngf 64, ndf 64) instead of ngf 16")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="model settings on top of the CPU-sized ngf 16 (repeatable), e.g. --model lr=5e-4 --model n_blocks=3")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="training-loop settings (repeatable), e.g. --train compile=false")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="runs/deepsim_bench", help="run folders")
     p.add_argument("--json", help="also write the figures here")
@@ -370,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.model:  # recorded in the results with the rest of the model
         key, _, raw = item.partition("=")
         CPU_MODEL[key] = parse_value(raw)
+    args.train_settings = {k: parse_value(v) for k, _, v in (item.partition("=") for item in args.train)}
     if args.device == "cpu" or not torch.cuda.is_available():
         torch.set_num_threads(args.threads)
     result = {"ablation": ablation, "shared": shared, "warps": warps_figure, "example": example_figure, "speed": speed}[args.mode](args)

@@ -433,15 +433,21 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.batch_sizes:
         rows.append(measure(n, args, device))
         print_row(rows[-1], device)
+        write_json(args.json, env, rows)  # after each row: a run stopped by a time limit keeps the rows it has
     if args.method == "cyclegan":  # DESIGN.md's figure is CycleGAN's
         print_flop_check(rows, args.size)
     if device.type == "cpu":
         env["load_avg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
         print("load avg at end: " + "/".join(f"{x:.2f}" for x in env["load_avg_1_5_15_at_end"]) + " (1/5/15 min)")
+    write_json(args.json, env, rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"environment": env, "rows": rows}, f, indent=2)
         print(f"wrote {args.json}")
+
+
+def write_json(path: str | None, env: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump({"environment": env, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,16 @@ def test_translation_bench_runs_each_method(method, capsys):
     out = capsys.readouterr().out
     assert translate_speed.TRANSLATORS[method] in out and "torch fp32" in out
     assert float(out.split("forward: ")[1].split(" GFLOP")[0]) > 0
+
+
+def test_gpu_session_checks_pass_on_the_cpu_and_the_script_parses():
+    """bench/gpu/ is run only on a lent GPU: keep its checks and shell script working here."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "bench/gpu/checks.py"), "--device", "cpu", "--no-compile"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("PASS  pixmorph instance_norm") == 2 and "ResNet generator (batch 1" in done.stdout
+    for script in ("session.sh", "prepare.sh"):
+        assert subprocess.run(["bash", "-n", str(root / "bench/gpu" / script)]).returncode == 0
