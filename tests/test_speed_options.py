@@ -127,6 +127,38 @@ def test_fused_flag_and_state_follow_the_switch():
     assert opt.state[p]["step"].item() == 2
 
 
+
+def _conv_params(layout: torch.memory_format) -> list[torch.nn.Parameter]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.nn.Parameter(torch.randn(8, 6, 3, 3, generator=g).contiguous(memory_format=layout)),
+            torch.nn.Parameter(torch.randn(8, generator=g))]
+
+
+@pytest.mark.parametrize("grad_layout", [torch.channels_last, torch.contiguous_format])
+def test_fused_adam_on_channels_last_cpu_params_matches_the_plain_kernel(grad_layout):
+    """The loop hands torch's CPU fused kernel NHWC views of channels_last tensors (it copies them to the
+    contiguous layout otherwise): the same update, bit for bit, in either gradient layout, and a
+    state_dict that loads into a plain Adam."""
+    plain, viewed = _conv_params(torch.channels_last), _conv_params(torch.channels_last)
+    opt_plain = torch.optim.Adam(plain, lr=0.1, betas=(0.5, 0.999), fused=True)
+    opt_viewed = torch.optim.Adam(viewed, lr=0.1, betas=(0.5, 0.999))
+    speed.apply_to_optimizers({"G": opt_viewed}, speed.resolve(TrainConfig(fused_optimizer=True), torch.device("cpu")))
+    assert isinstance(opt_viewed, torch.optim.Adam) and type(opt_viewed) is not torch.optim.Adam
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for p, q in zip(plain, viewed):
+            grad = torch.randn(p.shape, generator=g)
+            p.grad = grad.contiguous(memory_format=grad_layout) if p.dim() == 4 else grad
+            q.grad = p.grad.clone()
+        opt_plain.step()
+        opt_viewed.step()
+    for p, q, start in zip(plain, viewed, _conv_params(torch.channels_last)):
+        assert torch.equal(p, q) and not torch.equal(p, start)
+    assert viewed[0].is_contiguous(memory_format=torch.channels_last)
+    restored = torch.optim.Adam(_conv_params(torch.channels_last), fused=True)
+    restored.load_state_dict(opt_viewed.state_dict())
+    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], opt_plain.state_dict()["state"][0]["exp_avg"])
+
 @pytest.mark.parametrize("precision,channels_last", [("fp32", True), ("bf16", False), ("auto", None)])
 def test_translator_precision_and_layout_on_cpu(cyclegan_run, precision, channels_last):
     x = torch.rand(3, 3, 20, 28) * 2 - 1
