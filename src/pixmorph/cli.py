@@ -13,7 +13,7 @@ import click
 
 from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, save_computed_primitive,
                                    single_image_options)
-from pixmorph.config import RunConfig, apply_overrides, load_yaml
+from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
     "data": ("data", "root"), "out": ("train", "out"), "batch_size": ("train", "batch_size"),
@@ -55,12 +55,15 @@ def cli() -> None:
 def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
           single_image: dict, **flags) -> None:
     """Train METHOD (cyclegan, pix2pix, deepsim, funit, twostep) on a data folder or built-in task."""
-    from pixmorph.methods import get_method
+    from pixmorph.methods import METHODS, get_method
 
-    d = load_yaml(config_file) if config_file else {}
+    model_config = METHODS[method].Config if method in METHODS else None  # an unknown name is refused below
+    d = check_config_values(load_yaml(config_file), model_config, config_file) if config_file else {}
     out = flags["out"] or d.get("train", {}).get("out") or f"runs/{method}"
     created = not Path(out).exists()
     saved = Path(out) / "config.json"
+    if resume:
+        check_resumed_method(Path(out), method)
     if resume and saved.is_file():  # continue with the config that ran; flags and --set still apply on top
         d = {**json.loads(saved.read_text()), **{k: v for k, v in d.items() if k != "method"}}
     d["method"] = method
@@ -73,7 +76,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     if resume:
         d["train"]["resume"] = True
     d = apply_single_image(method, d, single_image, resume, dry_run)
-    d = apply_overrides(d, list(overrides))
+    d = apply_overrides(d, list(overrides), model_config)
     if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
         d = get_method(method).complete_run_config(d, dry_run=dry_run)
     cfg = RunConfig.from_dict(d)
@@ -95,6 +98,23 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
             remove_if_empty(Path(out))
         raise
     click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
+
+
+def check_resumed_method(out: Path, method: str) -> None:
+    """``--resume`` of a run folder that holds another method's run: say so, before its options are refused."""
+    from pixmorph.train import checkpoint as ckpt
+
+    saved = out / "config.json"
+    try:
+        if saved.is_file():
+            held = json.loads(saved.read_text()).get("method")
+        else:
+            held = ckpt.read_config(ckpt.find_checkpoint(out)).get("method")
+    except (ValueError, ckpt.CheckpointError, OSError, AttributeError):
+        return  # no run here yet, or unreadable: training says so
+    if held and held != method:
+        raise ValueError(f"{out} holds a {held} run; you asked for {method} "
+                         f"(resume it with `pixmorph train {held} --out {out} --resume`, or give another --out)")
 
 
 def remove_if_empty(folder: Path) -> None:

@@ -4,11 +4,14 @@ saved as JSON beside every checkpoint so a run can be rebuilt from its folder al
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -83,12 +86,178 @@ def _build(kind: type, values: dict[str, Any], section: str):
     unknown = set(values) - names
     if unknown:
         raise ValueError(f"unknown {section} option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-    return kind(**values)
+    return kind(**check_values(kind, values, section))
 
 
 def build_method_config(config_class: type, values: dict[str, Any]):
-    """The method's dataclass from ``values``, rejecting misspelt names."""
+    """The method's dataclass from ``values``, rejecting misspelt names and values of the wrong type."""
     return _build(config_class, values, "model")
+
+
+# ---------------------------------------------------------------------------
+# Values checked against the dataclass fields' annotations: "abc" for a float stops here, with the option's
+# name, instead of deep inside a method (an int for a float is fine; "1e3" for an int is 1000).
+
+
+class _Mismatch(Exception):
+    pass
+
+
+_NONE = type(None)
+_TRUE, _FALSE = {"true", "yes", "on"}, {"false", "no", "off"}
+
+
+@functools.cache
+def field_types(kind: type) -> dict[str, Any]:
+    """Field name -> resolved annotation of a config dataclass (its module may use postponed annotations)."""
+    hints = typing.get_type_hints(kind)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(kind)}
+
+
+def describe(tp: Any) -> str:
+    """What a value of annotation ``tp`` looks like, for an error message: ``a number (float)``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        kinds = [describe(a) for a in args if a is not _NONE]
+        return " or ".join(kinds) + (" or null" if _NONE in args else "")
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    simple = {bool: "true or false (bool)", int: "a whole number (int)", float: "a number (float)", str: "text (str)",
+              _NONE: "null"}
+    if tp in simple:
+        return simple[tp]
+    name = getattr(tp, "__name__", str(tp)) if not args else str(tp).replace("typing.", "")
+    if (origin or tp) in (list, tuple):
+        return f"a list ({name})"
+    if (origin or tp) is dict:
+        return f"a mapping ({name})"
+    return name
+
+
+def coerce(value: Any, tp: Any) -> Any:
+    """``value`` as annotation ``tp`` wants it (``"4"`` or ``4.0`` for an int is 4); raises ``_Mismatch``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and _NONE in args:
+            return None
+        if (isinstance(value, str) and _NONE in args and str not in args
+                and value.strip().lower() in ("none", "null", "~")):
+            return None
+        for a in args:
+            if a is not _NONE:
+                try:
+                    return coerce(value, a)
+                except _Mismatch:
+                    pass
+        raise _Mismatch
+    if origin is Literal:
+        if value in args:
+            return value
+        raise _Mismatch
+    if tp is _NONE:
+        if value is None:
+            return None
+        raise _Mismatch
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise _Mismatch from None
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, (int, float)):
+            return value
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise _Mismatch from None
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # model.stage: 2
+            return str(value)
+        raise _Mismatch
+    if (origin or tp) in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        if (origin or tp) is list:
+            return [coerce(v, args[0]) for v in value] if args else list(value)
+        if not args:
+            return tuple(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(coerce(v, a) for v, a in zip(value, args))
+    if (origin or tp) is dict:
+        if not isinstance(value, dict):
+            raise _Mismatch
+        return {k: coerce(v, args[1]) for k, v in value.items()} if args else dict(value)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise _Mismatch
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_values(kind: type, values: dict[str, Any], section: str, source: str = "") -> dict[str, Any]:
+    """``values`` converted to the types of ``kind``'s fields (names it lacks are left as they are), or a
+    one-line ``ValueError``: ``[source: ]section.name: expected a number (float), got 'abc'``."""
+    types_ = field_types(kind)
+    checked = dict(values)
+    for name, value in values.items():
+        if name in types_:
+            try:
+                checked[name] = coerce(value, types_[name])
+            except _Mismatch:
+                where = f"{source}: " if source else ""
+                raise ValueError(f"{where}{section}.{name}: expected {describe(types_[name])}, "
+                                 f"got {_shown(value)}") from None
+    return checked
+
+
+def section_types(model_config: type | None = None) -> dict[str, type]:
+    """The dataclass whose fields a config section holds (model: the method's, when known)."""
+    kinds: dict[str, type] = {"data": DataConfig, "train": TrainConfig}
+    if model_config is not None:
+        kinds["model"] = model_config
+    return kinds
+
+
+def check_config_values(d: dict[str, Any], model_config: type | None = None, source: str = "") -> dict[str, Any]:
+    """Convert and check every known option of the sections of config dict ``d`` in place (see :func:`check_values`);
+    ``source`` (a YAML file) starts the error message."""
+    for section, kind in section_types(model_config).items():
+        if isinstance(d.get(section), dict):
+            d[section] = check_values(kind, d[section], section, source)
+    return d
 
 
 class _Loader(yaml.SafeLoader):
@@ -102,8 +271,12 @@ _Loader.add_implicit_resolver(
 )
 
 
-def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings (values parsed as YAML: 1e-4, true, [1, 2]) to a config dict."""
+def apply_overrides(d: dict[str, Any], overrides: list[str], model_config: type | None = None) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as YAML: 1e-4, true, [1, 2]) to a config dict.
+
+    Each value is converted to its option's type (the model section's when ``model_config``, the method's
+    dataclass, is given) or refused in one line: ``--set model.lr=abc: expected a number (float)``."""
+    kinds = section_types(model_config)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
@@ -111,7 +284,19 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         section, name = key.split(".", 1)
         if section not in ("model", "data", "train"):
             raise ValueError(f"override {item!r}: section must be model, data or train")
-        d.setdefault(section, {})[name] = yaml.load(raw, Loader=_Loader)
+        try:
+            value = yaml.load(raw, Loader=_Loader)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--set {item}: not a valid value ({str(e).splitlines()[0]})") from None
+        tp = field_types(kinds[section]).get(name) if section in kinds else None
+        if tp is not None:
+            if tp is str and value is not None and not isinstance(value, str):
+                value = raw.strip()  # --set model.stage=2, --set model.norm=off: the text as typed
+            try:
+                value = coerce(value, tp)
+            except _Mismatch:
+                raise ValueError(f"--set {item}: expected {describe(tp)}") from None
+        d.setdefault(section, {})[name] = value
     return d
 
 

@@ -219,13 +219,13 @@ class TwoStep(Method):
         A ``dry_run`` writes nothing: a built-in task is not prepared, its classes and size are known without
         it; a folder is still checked for class folders.
         """
-        from pixmorph.config import DataConfig
+        from pixmorph.config import DataConfig, build_method_config, check_values
         from pixmorph.data.classes import builtin_classes, list_classes
         from pixmorph.data.resolve import native_size, resolve_data, resolve_sizes
 
         model, data, run = (d.setdefault(k, None) or {} for k in ("model", "data", "train"))
         d.update(model=model, data=data, train=run)
-        cfg = DataConfig(**data)
+        cfg = DataConfig(**check_values(DataConfig, data, "data"))  # "abc" for a number: one line naming it
         find_classes = not model.get("class_names") and not model.get("num_classes")
         if dry_run and native_size(cfg.root) is not None:  # a built-in task (not a folder): leave it unprepared
             resolved = resolve_sizes(cfg, native_size(cfg.root))
@@ -239,7 +239,7 @@ class TwoStep(Method):
         model.setdefault("image_size", resolved.crop_size)
         for key, value in TRAIN_DEFAULTS.items():
             run.setdefault(key, value)
-        first, last = TwoStepConfig(**model).stage_range
+        first, last = build_method_config(TwoStepConfig, model).stage_range
         if run.get("max_steps") is None or not first < run["max_steps"] <= last:
             run["max_steps"] = last
         return d
