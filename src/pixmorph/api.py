@@ -51,6 +51,7 @@ class Translator:
         self.method, self.config, self.device, self.step = method, config, device, step
         self.image_size = tuple(image_size) if image_size else None  # (width, height) of a one-size dataset
         self.generators = method.translators()
+        self.input_channels = {d: _input_channels(g) for d, g in self.generators.items()}  # what translate_batch takes
         self.image_mode = "L" if config.data.channels == 1 else "RGB"  # what PIL inputs are converted to
         self.precision = resolve_precision(precision, device)
         if channels_last is None:
@@ -64,18 +65,24 @@ class Translator:
     def use_onnx(self, prefix: str | Path | None = None) -> "Translator":
         """Run the generators with ONNX Runtime: from the files ``pixmorph export --onnx PREFIX`` wrote,
         or (``prefix=None``) exported now into a temporary folder."""
-        from pixmorph.export import OnnxGenerator, check_batch, direction_file, export_generator, require
+        from pixmorph.export import (OnnxGenerator, check_batch, check_onnx_channels, direction_file, export_generator,
+                                     require)
 
         require("onnxruntime")
+        given = prefix is not None
         if prefix is None:
             self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
             prefix = Path(self._onnx_dir.name) / "model.onnx"
             for direction, g in self.generators.items():  # traced at the training size, as `pixmorph export` does
                 export_generator(g, direction_file(prefix, direction), check_batch(g, self.training_size, batch=1))
             self.method.nets.to(self.device)  # export moved them to the CPU
-        self.generators = {d: OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
-                                            min_size=getattr(g, "min_size", 1))
-                           for d, g in self.generators.items()}
+        onnx = {}
+        for d, g in self.generators.items():
+            onnx[d] = OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
+                                    min_size=getattr(g, "min_size", 1))
+            if given:  # files from `pixmorph export`: of this checkpoint, or at least with its image channels
+                check_onnx_channels(onnx[d], g, d, self.config.method)
+        self.generators = onnx
         self.runtime = "onnx"
         return self
 
@@ -113,15 +120,30 @@ class Translator:
             generator = self.generators[direction]
         except KeyError:
             raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has {', '.join(self.generators)}") from None
+        if batch.dim() != 4:
+            raise ValueError(f"translate_batch takes an NCHW batch of images; got a tensor of shape "
+                             f"{tuple(batch.shape)}")
+        if self.runtime == "onnx" and generator.input_channels not in (None, batch.shape[1]):  # the file says
+            raise self._channel_error(generator.input_channels, batch)
         x = batch.to(self.device, torch.float32, non_blocking=True)
         if size is not None:
             x = resize_tensor(x, size)
         x, original = pad_to_multiple(x, generator.stride, getattr(generator, "min_size", 1))
         if self.runtime == "onnx":
             return crop_back(generator(x), original).float().cpu()
-        with self.autocast():
-            y = generator(self.layout(x))
+        try:
+            with self.autocast():
+                y = generator(self.layout(x))
+        except RuntimeError:  # a PyTorch generator may adapt channels (DeepSIM: 1 <-> 3), so ask it first
+            wanted = self.input_channels.get(direction)
+            if wanted is not None and batch.shape[1] != wanted:
+                raise self._channel_error(wanted, batch) from None
+            raise
         return crop_back(y, original).float().contiguous().cpu()
+
+    def _channel_error(self, wanted: int, batch: Tensor) -> ValueError:
+        return ValueError(f"this {self.config.method} model takes {wanted}-channel images and got "
+                          f"{batch.shape[1]}-channel ones (a batch of shape {tuple(batch.shape)})")
 
     def autocast(self) -> torch.autocast:
         """The PyTorch runtime's precision, as a context for calls of its networks."""
@@ -133,19 +155,42 @@ class Translator:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def load(checkpoint: str | Path, device: str = "cpu", runtime: str = "torch", onnx: str | Path | None = None,
+def _input_channels(generator) -> int | None:
+    from pixmorph.export import input_channels
+
+    try:
+        return input_channels(generator)
+    except ValueError:  # no convolution to tell: let the network itself complain
+        return None
+
+
+def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None, onnx: str | Path | None = None,
          precision: str = "auto", channels_last: bool | None = None) -> Translator:
     """Load a run folder or checkpoint folder for translation.
 
     ``runtime="onnx"`` runs the generators with ONNX Runtime, from the files exported to the prefix
-    ``onnx`` (``pixmorph export CKPT --onnx PREFIX``), or exported now when ``onnx`` is None.
+    ``onnx`` (``pixmorph export CKPT --onnx PREFIX``), or exported now when ``onnx`` is None; ``runtime=None``
+    (the default) is ``"onnx"`` when ``onnx`` is given, else ``"torch"``. Files whose image channels differ
+    from the checkpoint's generators are refused.
     ``precision`` (auto, as ``pixmorph translate``: bf16 on CUDA and AMX CPUs, else fp32; or fp32, bf16, fp16)
     and ``channels_last`` apply to the PyTorch runtime.
     """
+    if runtime is None:  # an ONNX file asks for ONNX Runtime
+        runtime = "onnx" if onnx is not None else "torch"
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use torch or onnx")
+    if onnx is not None and runtime != "onnx":
+        raise ValueError(f"onnx={str(onnx)!r} is for runtime='onnx'; runtime={runtime!r} would ignore it")
     folder = ckpt.find_checkpoint(checkpoint)
     saved = ckpt.read_config(folder)
+    if not isinstance(saved.get("run"), dict):
+        from pixmorph.metrics.classify import KIND as CLASSIFIER
+
+        if saved.get("kind") == CLASSIFIER:  # `pixmorph eval --classifier` refuses the reverse case likewise
+            raise ckpt.CheckpointError(f"{folder}: a classifier checkpoint (pixmorph classifier), not a translation "
+                                       "model; give it to `pixmorph eval --classifier`")
+        raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG}: no run config ('run'): "
+                                   "not a pixmorph translation checkpoint")
     config = RunConfig.from_dict(saved["run"])
     method = build_method(config)
     ckpt.load_weights(folder, method.nets)

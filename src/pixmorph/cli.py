@@ -148,15 +148,22 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images with a warning instead of stopping.")
-@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="onnx: run the generator with ONNX Runtime (pip install 'pixmorph[onnx]').")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]),
+              help="torch (default), or onnx: run the generator with ONNX Runtime (pip install 'pixmorph[onnx]'); "
+                   "--onnx FILE implies onnx.")
 @click.option("--onnx", "onnx_prefix", type=click.Path(dir_okay=False),
-              help="With --runtime onnx: the FILE given to `pixmorph export --onnx` (default: export now).")
+              help="Run with ONNX Runtime (implies --runtime onnx) from the FILE given to `pixmorph export --onnx`, "
+                   "which must be an export of this CHECKPOINT; without it, --runtime onnx exports now.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="PyTorch runtime: auto is bf16 on CUDA and on CPUs with AMX, else fp32.")
 def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str | None, to_class: str | None, size: int | None,
-              batch_size: int, device: str, skip_bad: bool, runtime: str, onnx_prefix: str | None, precision: str) -> None:
+              batch_size: int, device: str, skip_bad: bool, runtime: str | None, onnx_prefix: str | None,
+              precision: str) -> None:
     """Translate image files and folders with a trained CHECKPOINT (run folder or checkpoint folder)."""
+    if onnx_prefix and runtime == "torch":
+        raise click.BadParameter("--onnx FILE runs ONNX Runtime; drop --runtime torch (or --onnx)",
+                                 param_hint="'--onnx'")
+    runtime = "onnx" if onnx_prefix else runtime or "torch"
     if to_class:
         direction = f"to:{to_class}"
     import torch

@@ -44,6 +44,37 @@ def input_channels(generator: nn.Module) -> int:
     raise ValueError(f"{type(generator).__name__}: no convolution found to tell its input channels")
 
 
+def output_channels(generator: nn.Module) -> int | None:
+    """The channel count of the generator's output: its ``out_channels``, else its last convolution's (inside
+    a translator wrapper, of the ``generator`` it wraps; a two-step reconstruction also holds a classifier)."""
+    inner = getattr(generator, "generator", generator)
+    if isinstance(getattr(inner, "out_channels", None), int):
+        return inner.out_channels
+    last = None
+    for m in inner.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            last = m
+    return None if last is None else last.out_channels
+
+
+def check_onnx_channels(onnx: "OnnxGenerator", generator: nn.Module, direction: str,
+                        method: str = "checkpoint") -> None:
+    """Refuse, in one line naming the file, an ONNX file whose image channels (in, out) are not those of the
+    checkpoint's ``generator`` for ``direction``: a file exported from another checkpoint."""
+    try:
+        want = (input_channels(generator), output_channels(generator))
+    except ValueError:
+        return
+    got = (onnx.input_channels, onnx.output_channels)
+    if all(g is None or w is None or g == w for g, w in zip(got, want)):
+        return
+    shown = lambda c: "?" if c is None else str(c)  # noqa: E731
+    raise ValueError(f"{onnx.path}: its generator takes {shown(got[0])}-channel images and gives {shown(got[1])}, "
+                     f"but this {method} checkpoint's {direction} generator takes {shown(want[0])} and gives "
+                     f"{shown(want[1])}: an export of another checkpoint? "
+                     "(re-export with: pixmorph export CKPT --onnx FILE)")
+
+
 @dataclass
 class Exported:
     direction: str
@@ -119,8 +150,13 @@ class OnnxGenerator:
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         self.providers = self.session.get_providers()
+        self.input_channels = _channel_dim(self.session.get_inputs()[0].shape)  # None when not fixed
+        self.output_channels = _channel_dim(self.session.get_outputs()[0].shape)
 
     def __call__(self, x: Tensor) -> Tensor:
+        if self.input_channels is not None and (x.dim() != 4 or x.shape[1] != self.input_channels):
+            raise ValueError(f"{self.path}: takes {self.input_channels}-channel images (NCHW), got a tensor of shape "
+                             f"{tuple(x.shape)}")
         # ONNX Runtime reads host memory; the Translator moves the result back to the CPU anyway.
         array = x.detach().float().cpu().contiguous().numpy()
         (y,) = self.session.run(None, {"image": array})
@@ -128,3 +164,8 @@ class OnnxGenerator:
 
     def eval(self) -> "OnnxGenerator":
         return self
+
+
+def _channel_dim(shape) -> int | None:
+    """The channel count of an NCHW ONNX input or output shape, when the file fixes it."""
+    return shape[1] if len(shape) == 4 and isinstance(shape[1], int) else None
