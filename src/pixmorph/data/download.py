@@ -112,6 +112,10 @@ def get_source(name: str) -> DatasetSource:
     try:
         return DATASETS[name]
     except KeyError:
+        from pixmorph.data import builtin
+
+        if name in builtin.TASKS:
+            raise DownloadError(f"{name} is built in and needs no download: train on it with --data {name}") from None
         known = ", ".join(list_datasets())
         raise DownloadError(f"unknown dataset {name!r}; known datasets: {known}") from None
 

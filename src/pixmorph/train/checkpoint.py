@@ -17,6 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pixmorph.images import _FILE_MODE as FILE_MODE  # 0666 & ~umask, what save_image gives its mkstemp files
+
 WEIGHTS, CONFIG, STATE = "weights.safetensors", "config.json", "state.pt"
 
 
@@ -50,7 +52,7 @@ def save_checkpoint(folder: str | Path, nets: nn.ModuleDict, config: dict[str, A
     try:
         tmp.mkdir(parents=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in nets.state_dict().items()}
-        save_file(weights, str(tmp / WEIGHTS))
+        save_weights_file(weights, tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if state is not None:
             torch.save(state, tmp / STATE)
@@ -68,6 +70,15 @@ def save_checkpoint(folder: str | Path, nets: nn.ModuleDict, config: dict[str, A
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def save_weights_file(tensors: dict[str, torch.Tensor], path: str | Path,
+                      metadata: dict[str, str] | None = None) -> Path:
+    """``safetensors``' ``save_file`` with the permissions of any other file written (``0666 & ~umask``):
+    it writes through a private temporary file, which leaves the weights readable by their owner only."""
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, FILE_MODE)
+    return Path(path)
 
 
 def load_weights(ckpt: Path, nets: nn.ModuleDict) -> None:

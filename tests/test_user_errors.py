@@ -1,0 +1,257 @@
+"""Mistakes a new user makes get one line naming the option, file or folder, and a non-zero exit code:
+mistyped --set and YAML values, a classifier given as a translation model, an ONNX file of another
+checkpoint, --resume with another method, a built-in task given to `data get`, and the wrong number of
+image channels through the Python API; and checkpoint weights readable like the other files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import pixmorph
+from pixmorph.cli import cli, main
+from pixmorph.config import RunConfig, apply_overrides, build_method_config, save_json
+from pixmorph.data.download import DownloadError
+from pixmorph.methods import get_method
+from pixmorph.methods.cyclegan import CycleGANConfig
+from pixmorph.train import checkpoint as ckpt
+from pixmorph.train.loop import build_method, checkpoint_config
+
+TINY_CYCLEGAN = ["--batch-size", "2", "--workers", "0", "--load-size", "16", "--crop-size", "16", "--device", "cpu",
+                 "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1",
+                 "--set", "model.d_layers=1", "--set", "train.tensorboard=false"]
+TINY_PIX2PIX_MODEL = {"ngf": 8, "ndf": 8, "num_downs": 5}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def main_error(monkeypatch, capsys, *args) -> tuple[int, list[str]]:
+    """``main()`` (the console script) in-process: its exit code and the lines it wrote to stderr."""
+    monkeypatch.setattr(sys, "argv", ["pixmorph", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return code, err.strip().splitlines()
+
+
+def one_line_error(monkeypatch, capsys, *args) -> str:
+    code, lines = main_error(monkeypatch, capsys, *args)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), (code, lines)
+    return lines[0]
+
+
+def make_checkpoint(run: Path, method: str = "pix2pix", model: dict | None = None, data: dict | None = None) -> Path:
+    """A run folder with an untrained checkpoint (no training: instant) and its config.json."""
+    base = TINY_PIX2PIX_MODEL if method == "pix2pix" else {}
+    cfg = RunConfig.from_dict({"method": method, "model": {**base, **(model or {})},
+                               "data": {"load_size": 32, "crop_size": 32, **(data or {})},
+                               "train": {"out": str(run), "tensorboard": False}})
+    m = build_method(cfg)
+    ckpt.save_checkpoint(run / "checkpoint", m.nets, checkpoint_config(cfg, 0), state=None)
+    save_json(cfg.to_dict(), run / "config.json")
+    return run
+
+
+# ---------------------------------------------------------------------------
+# 1. --set and YAML values of the wrong type
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.lr=abc", "--set model.lr=abc: expected a number (float)"),
+    ("train.batch_size=two", "--set train.batch_size=two: expected a whole number (int)"),
+    ("train.tensorboard=maybe", "--set train.tensorboard=maybe: expected true or false (bool)"),
+    ("data.load_size=big", "--set data.load_size=big: expected a whole number (int) or null"),
+])
+def test_mistyped_set_value_is_one_line_naming_it(tmp_path, cyclegan_data, monkeypatch, capsys, override, expected):
+    run = tmp_path / "run"
+    result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", run, "--steps", 1, *TINY_CYCLEGAN,
+                    "--set", override)
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError), result.output
+    assert str(result.exception) == expected
+    assert not run.exists()
+    dry = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", run, "--set", override, "--dry-run")
+    assert dry.exit_code != 0 and str(dry.exception) == expected, dry.output
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", run,
+                          "--set", override, "--dry-run")
+    assert line == f"error: {expected}"
+
+
+def test_set_values_are_converted_to_the_option_type(tmp_path):
+    result = invoke("train", "cyclegan", "--out", tmp_path / "run", "--dry-run", "--set", "model.lr=1",
+                    "--set", "train.max_steps=1e3", "--set", "train.time_budget=null", "--set", "model.norm=off")
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.output)
+    assert resolved["model"]["lr"] == 1  # an int for a float is fine
+    assert resolved["train"]["max_steps"] == 1000 and isinstance(resolved["train"]["max_steps"], int)
+    assert resolved["train"]["time_budget"] is None
+    assert resolved["model"]["norm"] == "off"  # the text typed, not YAML's boolean
+    d = apply_overrides({}, ["model.stage=2", "model.class_names=[a, b]"], get_method("twostep").Config)
+    assert d["model"] == {"stage": "2", "class_names": ["a", "b"]}
+
+
+def test_mistyped_yaml_value_names_the_file(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("model:\n  lr: abc\ntrain:\n  batch_size: 2\n")
+    result = invoke("train", "cyclegan", "--config", config, "--out", tmp_path / "run", "--dry-run")
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError)
+    assert str(result.exception) == f"{config}: model.lr: expected a number (float), got 'abc'"
+    config.write_text("train:\n  epochs: [1, 2]\n")
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--config", config, "--dry-run")
+    assert line == f"error: {config}: train.epochs: expected a number (float), got [1, 2]"
+
+
+def test_python_config_values_are_checked():
+    with pytest.raises(ValueError, match=r"^train\.batch_size: expected a whole number \(int\), got 'two'$"):
+        RunConfig.from_dict({"train": {"batch_size": "two"}})
+    with pytest.raises(ValueError, match=r"^model\.lr: expected a number \(float\), got 'abc'$"):
+        build_method_config(CycleGANConfig, {"lr": "abc"})
+    with pytest.raises(ValueError, match=r"^model\.lr: expected a number"):
+        build_method(RunConfig.from_dict({"method": "cyclegan", "model": {"lr": "abc"}}))
+    assert build_method_config(CycleGANConfig, {"lr": 1, "ngf": 8.0}).ngf == 8
+
+
+# ---------------------------------------------------------------------------
+# 2. a classifier checkpoint given where a translation model is wanted
+
+
+@pytest.fixture
+def classifier_checkpoint(tmp_path) -> Path:
+    from pixmorph.metrics.classify import KIND
+
+    folder = tmp_path / "classifiers" / "fashion"
+    net = nn.ModuleDict({"classifier": nn.Conv2d(1, 2, 3)})
+    ckpt.save_checkpoint(folder, net, {"kind": KIND, "domain": "fashion", "classifier": {"arch": "SmallCNN"}}, None)
+    return folder
+
+
+def test_classifier_checkpoint_is_not_a_translation_model(classifier_checkpoint, tmp_path, write_image, monkeypatch,
+                                                           capsys):
+    expected = f"{classifier_checkpoint}: a classifier checkpoint (pixmorph classifier), not a translation model"
+    with pytest.raises(ckpt.CheckpointError) as e:
+        pixmorph.load(classifier_checkpoint)
+    assert str(e.value).startswith(expected)
+    image = write_image(tmp_path / "imgs" / "a.png", 16, 16)
+    result = invoke("translate", classifier_checkpoint, image.parent, "--out", tmp_path / "o")
+    assert result.exit_code != 0 and isinstance(result.exception, ckpt.CheckpointError)
+    assert str(result.exception).startswith(expected)
+    line = one_line_error(monkeypatch, capsys, "translate", classifier_checkpoint, image.parent, "--out", tmp_path / "o")
+    assert line.startswith(f"error: {expected}")
+    pytest.importorskip("onnxruntime")
+    line = one_line_error(monkeypatch, capsys, "export", classifier_checkpoint, "--onnx", tmp_path / "x.onnx")
+    assert line.startswith(f"error: {expected}")
+
+
+# ---------------------------------------------------------------------------
+# 3. an ONNX file of another checkpoint; --onnx without --runtime onnx
+
+
+def test_onnx_file_of_another_checkpoint_is_refused(cyclegan_run, tmp_path, write_image, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    from pixmorph.export import export_onnx
+
+    other = make_checkpoint(tmp_path / "gray", "cyclegan", {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 1,
+                                                            "in_channels": 1, "out_channels": 1},
+                            {"channels": 1, "load_size": 16, "crop_size": 16})
+    export_onnx(other, tmp_path / "other.onnx")
+    bad = tmp_path / "other.AtoB.onnx"
+    with pytest.raises(ValueError) as e:
+        pixmorph.load(cyclegan_run, onnx=tmp_path / "other.onnx")
+    assert str(e.value).startswith(f"{bad}: its generator takes 1-channel images and gives 1, but this cyclegan "
+                                   "checkpoint's AtoB generator takes 3 and gives 3")
+    write_image(tmp_path / "photos" / "a.png", 16, 16)
+    line = one_line_error(monkeypatch, capsys, "translate", cyclegan_run, tmp_path / "photos", "--out", tmp_path / "o",
+                          "--runtime", "onnx", "--onnx", tmp_path / "other.onnx")
+    assert line.startswith(f"error: {bad}: its generator takes 1-channel images")
+    assert not (tmp_path / "o").exists()
+
+
+def test_onnx_option_implies_the_onnx_runtime(cyclegan_run, tmp_path, write_image, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    write_image(tmp_path / "photos" / "a.png", 16, 16)
+    missing = tmp_path / "none.onnx"  # was ignored (PyTorch ran) without --runtime onnx
+    result = invoke("translate", cyclegan_run, tmp_path / "photos", "--out", tmp_path / "o", "--onnx", missing)
+    assert result.exit_code != 0 and isinstance(result.exception, FileNotFoundError)
+    assert str(tmp_path / "none.AtoB.onnx") in str(result.exception)
+    code, lines = main_error(monkeypatch, capsys, "translate", cyclegan_run, tmp_path / "photos", "--out",
+                             tmp_path / "o", "--runtime", "torch", "--onnx", missing)
+    assert code == 2 and lines[-1] == ("Error: Invalid value for '--onnx': --onnx FILE runs ONNX Runtime; "
+                                       "drop --runtime torch (or --onnx)")
+    with pytest.raises(ValueError, match="runtime='onnx'"):
+        pixmorph.load(cyclegan_run, runtime="torch", onnx=missing)
+
+
+# ---------------------------------------------------------------------------
+# 4. --resume of a run of another method
+
+
+def test_resume_with_another_method_names_both(tmp_path, monkeypatch, capsys):
+    run = make_checkpoint(tmp_path / "p2p")
+    result = invoke("train", "cyclegan", "--out", run, "--resume")
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError)
+    assert str(result.exception).startswith(f"{run} holds a pix2pix run; you asked for cyclegan")
+    (run / "config.json").unlink()  # the checkpoint's config says it too
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--out", run, "--resume")
+    assert line.startswith(f"error: {run} holds a pix2pix run; you asked for cyclegan")
+
+
+# ---------------------------------------------------------------------------
+# 5. weights.safetensors readable like config.json and state.pt
+
+
+def test_checkpoint_weights_get_the_usual_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        from pixmorph.images import _FILE_MODE
+
+        folder = ckpt.save_checkpoint(tmp_path / "checkpoint", nn.ModuleDict({"G": nn.Conv2d(1, 1, 1)}), {"step": 0},
+                                      {"step": 0})
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+        assert modes[ckpt.WEIGHTS] == modes[ckpt.CONFIG] == modes[ckpt.STATE] == _FILE_MODE, modes
+        assert _FILE_MODE == 0o666 & ~os.umask(0o022)
+    finally:
+        os.umask(old)
+
+
+# ---------------------------------------------------------------------------
+# 6. the Python API: images with the wrong number of channels
+
+
+def test_translate_batch_with_wrong_channels_says_so(tmp_path):
+    run = make_checkpoint(tmp_path / "gray", "pix2pix", {"in_channels": 1, "out_channels": 1}, {"channels": 1})
+    translator = pixmorph.load(run, precision="fp32")
+    with pytest.raises(ValueError, match=r"^this pix2pix model takes 1-channel images and got 3-channel ones"):
+        translator.translate_batch(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="NCHW"):
+        translator.translate_batch(torch.zeros(1, 32, 32))
+    assert translator.translate_batch(torch.zeros(2, 1, 32, 32)).shape == (2, 1, 32, 32)
+
+
+# ---------------------------------------------------------------------------
+# 7. `data get` of a built-in task
+
+
+def test_data_get_of_a_builtin_task_says_it_needs_no_download(tmp_path, monkeypatch, capsys):
+    from pixmorph.data import builtin
+
+    assert builtin.TASKS
+    for name in builtin.TASKS:
+        result = invoke("data", "get", name, "--root", tmp_path / "datasets")
+        assert result.exit_code != 0 and isinstance(result.exception, DownloadError)
+        assert str(result.exception) == f"{name} is built in and needs no download: train on it with --data {name}"
+    line = one_line_error(monkeypatch, capsys, "data", "get", "fashion-edges", "--root", tmp_path / "datasets")
+    assert line == "error: fashion-edges is built in and needs no download: train on it with --data fashion-edges"
+    assert not (tmp_path / "datasets").exists()
