@@ -1,4 +1,6 @@
-"""How OpenMP's wait policy changes the demo's training speed: each setting in its own process.
+"""How OpenMP's wait policy changes the demo's training speed: each setting in its own process, with as
+many threads as cores; the last row is pixmorph's default, which trains with the cores other processes
+leave free (pixmorph/train/cpu_share.py).
 
     python bench/omp_waits.py --steps 60            # on an idle machine
     python bench/omp_waits.py --steps 20 --busy 2   # beside two busy processes (started and stopped here)
@@ -13,11 +15,13 @@ import sys
 import tempfile
 import time
 
-SETTINGS = {
-    "default (long spin)": {"GOMP_SPINCOUNT": "300000"},  # libgomp's own default spin
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "GOMP_SPINCOUNT=20000 (pixmorph)": {"GOMP_SPINCOUNT": "20000"},
-    "GOMP_SPINCOUNT=100000": {"GOMP_SPINCOUNT": "100000"},
+ALL_CORES = str(os.cpu_count())
+SETTINGS = {  # name: (environment, train.threads)
+    "default (long spin)": ({"GOMP_SPINCOUNT": "300000"}, ALL_CORES),  # libgomp's own default spin
+    "OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, ALL_CORES),
+    "GOMP_SPINCOUNT=20000": ({"GOMP_SPINCOUNT": "20000"}, ALL_CORES),
+    "GOMP_SPINCOUNT=100000": ({"GOMP_SPINCOUNT": "100000"}, ALL_CORES),
+    "pixmorph (20000, free-core threads)": ({"GOMP_SPINCOUNT": "20000"}, "auto"),
 }
 
 CHILD = """
@@ -29,15 +33,16 @@ from pixmorph.train.loop import train
 steps = int(sys.argv[2])
 cfg = demo_config(Path(sys.argv[1]), 60, "cpu")
 cfg.train.max_steps, cfg.train.overwrite = steps, True
+cfg.train.threads = None if sys.argv[3] == "auto" else int(sys.argv[3])
 start = time.perf_counter()
 train(cfg, progress=False)
 print(steps / (time.perf_counter() - start))
 """
 
 
-def steps_per_second(env: dict[str, str], steps: int, out: str) -> float:
+def steps_per_second(env: dict[str, str], threads: str, steps: int, out: str) -> float:
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    result = subprocess.run([sys.executable, "-c", CHILD, out, str(steps)], env={**clean, **env},
+    result = subprocess.run([sys.executable, "-c", CHILD, out, str(steps), threads], env={**clean, **env},
                             capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
 
@@ -53,8 +58,8 @@ def main() -> None:
         print(f"demo training step (32x32, batch 8), {args.steps} steps, {args.busy} busy processes beside it, "
               f"{os.cpu_count()} cores, load avg {os.getloadavg()[0]:.2f} at start")
         with tempfile.TemporaryDirectory() as tmp:
-            for name, env in SETTINGS.items():
-                print(f"{name:34s} {steps_per_second(env, args.steps, tmp):.2f} steps/s", flush=True)
+            for name, (env, threads) in SETTINGS.items():
+                print(f"{name:36s} {steps_per_second(env, threads, args.steps, tmp):.2f} steps/s", flush=True)
     finally:
         for h in hogs:
             h.kill()

@@ -215,13 +215,13 @@ def test_resume_with_another_method_names_both(tmp_path, monkeypatch, capsys):
 def test_checkpoint_weights_get_the_usual_file_mode(tmp_path):
     old = os.umask(0o022)
     try:
-        from pixmorph.images import _FILE_MODE
+        from pixmorph.images import FILE_MODE
 
         folder = ckpt.save_checkpoint(tmp_path / "checkpoint", nn.ModuleDict({"G": nn.Conv2d(1, 1, 1)}), {"step": 0},
                                       {"step": 0})
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
-        assert modes[ckpt.WEIGHTS] == modes[ckpt.CONFIG] == modes[ckpt.STATE] == _FILE_MODE, modes
-        assert _FILE_MODE == 0o666 & ~os.umask(0o022)
+        assert modes[ckpt.WEIGHTS] == modes[ckpt.CONFIG] == modes[ckpt.STATE] == FILE_MODE, modes
+        assert FILE_MODE == 0o666 & ~os.umask(0o022)
     finally:
         os.umask(old)
 
@@ -255,3 +255,25 @@ def test_data_get_of_a_builtin_task_says_it_needs_no_download(tmp_path, monkeypa
     line = one_line_error(monkeypatch, capsys, "data", "get", "fashion-edges", "--root", tmp_path / "datasets")
     assert line == "error: fashion-edges is built in and needs no download: train on it with --data fashion-edges"
     assert not (tmp_path / "datasets").exists()
+
+
+def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, capsys):
+    """Another image's edges would be stretched over this one: one line naming the primitive."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 32), (200, 100, 50)).save(tmp_path / "photo.png")
+    Image.new("L", (32, 32), 255).save(tmp_path / "edges.png")
+    line = one_line_error(monkeypatch, capsys, "train", "deepsim", "--image", tmp_path / "photo.png",
+                          "--primitive", tmp_path / "edges.png", "--out", tmp_path / "run", "--steps", "1")
+    assert "edges.png" in line and "aspect ratio 1.00" in line and "2.00" in line
+
+
+def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):
+    from test_train import tiny_run, write_unpaired
+
+    from pixmorph.train.loop import train
+
+    run = train(tiny_run(write_unpaired(tmp_path / "data"), tmp_path / "run", 3, time_budget=1e-9), progress=False)
+    out = capsys.readouterr().out
+    assert "time budget of 0 s reached at step 1 of 3" in out and "--resume" in out
+    assert ckpt.read_config(ckpt.find_checkpoint(run))["step"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import warnings
@@ -97,7 +98,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         if created:  # a run that failed before writing anything leaves no empty folder behind
             remove_if_empty(Path(out))
         raise
-    click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once
+        click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
 
 
 def check_resumed_method(out: Path, method: str) -> None:
@@ -247,6 +249,7 @@ def demo(out: str, minutes: float, device: str) -> None:
     click.echo(f"L1 to ground truth: CycleGAN {result['l1_model']:.3f}, input unchanged {result['l1_identity']:.3f}, "
                f"untrained {result['l1_untrained']:.3f}")
     click.echo(f"grid: {result['grid']}\npage: {result['page']}")
+    click.echo(f"model: {result['run']} (e.g. pixmorph translate {result['run']} EDGE_MAPS --out DIR)")
 
 
 @cli.group()

@@ -54,7 +54,7 @@ class TrainConfig:
     cudnn_benchmark: bool = True  # CUDA: autotune convolution algorithms
     tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
     pin_memory: bool = True  # CUDA: page-locked batches, copied with non_blocking
-    threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default
+    threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default, fewer while other processes keep cores busy (train/cpu_share.py)
     winograd: bool | None = None  # CPU: Winograd 3x3 convolutions where they win (nn/winograd.py)
 
 

@@ -47,6 +47,7 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
     edges = torch.stack([to_tensor(read_image(f, mode="L")) for f in files])
     truth = torch.stack([to_tensor(read_image(root / "testB" / f.name, mode="L")) for f in files])
     translator = load(run_dir, device=cfg.train.device, precision="fp32")  # the L1 figure in fp32 everywhere
+    torch.manual_seed(cfg.train.seed)  # the generator training started from, not whatever the RNG holds now
     untrained = Translator(build_method(RunConfig.from_dict(cfg.to_dict())), cfg, torch.device("cpu"), 0)
     result = {
         "l1_model": l1_to_truth(translator, edges, truth),
@@ -56,6 +57,7 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
     outputs = translator(edges)
     result["grid"] = _write_grid(out / "demo_grid.png", edges, outputs, truth)
     result["page"] = _write_page(out, files, edges, outputs, truth, result)
+    result["run"] = run_dir
     return result
 
 

@@ -318,7 +318,7 @@ def _default_file_mode() -> int:
 
 # mkstemp creates files readable by the owner only; saved images should get
 # the usual permissions, so read the umask once.
-_FILE_MODE = _default_file_mode()
+FILE_MODE = _default_file_mode()  # 0666 & ~umask: what open() gives a new file, which mkstemp does not
 
 
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
@@ -339,7 +339,7 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Pa
     try:
         with os.fdopen(fd, "wb") as fh:
             image.save(fh, format=image_format)
-        os.chmod(tmp_name, _FILE_MODE)
+        os.chmod(tmp_name, FILE_MODE)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from pixmorph.config import DataConfig
 from pixmorph.data import primitives as P
 from pixmorph.data.layouts import register_layout
-from pixmorph.images import save_image, to_tensor
+from pixmorph.images import read_image, save_image, to_tensor
 
 AUTO_EDGES, AUTO_SEG = "auto-edges", "auto-seg"
 
@@ -94,6 +94,9 @@ def build_primitive(image: Tensor, opts: SingleImageOptions) -> tuple[Tensor, Te
     its computed-edge channels."""
     h, w = image.shape[-2:]
     size = (w, h)
+    for given in (opts.primitive, opts.edges):
+        if given not in (None, AUTO_EDGES, AUTO_SEG, "auto"):
+            check_same_shape(given, size)
     if opts.kind == "edges":
         if opts.primitive == AUTO_EDGES:
             return P.canny_edges(image[None], opts.canny_sigma)[0], torch.ones(1)
@@ -107,6 +110,16 @@ def build_primitive(image: Tensor, opts: SingleImageOptions) -> tuple[Tensor, Te
     if opts.edges == "auto":
         return torch.cat([seg, P.canny_edges(image[None], opts.canny_sigma)[0]]), torch.tensor([0.0, 0, 0, 1])
     return torch.cat([seg, P.load_edges(opts.edges, size)]), torch.zeros(4)
+
+
+def check_same_shape(primitive: str | Path, size: tuple[int, int], tolerance: float = 0.1) -> None:
+    """A primitive is drawn over its image: one of another aspect ratio (another image's edges, say) would
+    be stretched to fit, so refuse it. ``size`` is the image's training (width, height), rounded to
+    multiples of 16, hence the tolerance."""
+    pw, ph = read_image(primitive).size
+    if abs((pw / ph) / (size[0] / size[1]) - 1) > tolerance:
+        raise ValueError(f"{primitive}: its aspect ratio {pw / ph:.2f} ({pw}x{ph}) is not the image's "
+                         f"{size[0] / size[1]:.2f} (trained at {size[0]}x{size[1]}): give the primitive drawn over this image")
 
 
 class SingleImage(Dataset):

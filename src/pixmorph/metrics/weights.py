@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixmorph.images import FILE_MODE
+
 ENV_OFFLINE = "PIXMORPH_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -146,6 +148,7 @@ def _download(url: str, target: Path) -> Path:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would hide the shared cache's weights from other users
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pixmorph.images import _FILE_MODE as FILE_MODE  # 0666 & ~umask, what save_image gives its mkstemp files
+from pixmorph.images import FILE_MODE
 
 WEIGHTS, CONFIG, STATE = "weights.safetensors", "config.json", "state.pt"
 

@@ -29,6 +29,7 @@ from pixmorph.data.resolve import resolve_data
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, speed as speedups
+from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.sampler import SeededSampler
 from pixmorph.train.schedules import build_schedulers
@@ -72,6 +73,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     precision = resolve_precision(t.precision, device)
     speed = speedups.resolve(t, device, precision)
     speedups.apply_to_backend(speed, t, device)
+    cpu_share = CpuShare() if device.type == "cpu" and t.threads is None else None
     data_root, cfg.data = resolve_data(cfg.data)
     if get_method(cfg.method).data_layout == "single":  # trains at its image's size: the square sizes do not apply
         cfg.data = dataclasses.replace(cfg.data, load_size=None, crop_size=None)
@@ -133,9 +135,16 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     sums: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
-    bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
+    # with a time budget the schedule's length says nothing about when training ends: no total, no ETA
+    bar = tqdm(total=None if t.time_budget else last_step, initial=step, disable=not (progress and world.is_main),
+               unit="step", dynamic_ncols=True)
+    if t.time_budget and world.is_main and progress:
+        tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
+    out_of_time = False
     with _stop_requests() as stop_requested, _warnings_above(bar):
         batches = iter(loader)
+        if cpu_share and (message := cpu_share.adjust(force=True)) and world.is_main:
+            tqdm.write(message)
         while step < last_step:
             batch = _to_device(_next_batch(batches), device, speed.memory_format)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
@@ -170,11 +179,17 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                 save(step)
             if finishing:
                 break
+            if cpu_share and (message := cpu_share.adjust()) and world.is_main:
+                tqdm.write(message)
     bar.close()
     if stats:
         stats.close()
     if stop_requested() and world.is_main:
         print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with --resume")
+    elif out_of_time and step < last_step and world.is_main:
+        print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did not "
+              f"finish (the learning rate has not decayed to its end); checkpoint saved in "
+              f"{run_dir / 'checkpoint'}: continue with --resume")
     if world.distributed:
         distributed.shutdown()
     return run_dir
