@@ -135,9 +135,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     sums: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
-    # with a time budget the schedule's length says nothing about when training ends: no total, no ETA
-    bar = tqdm(total=None if t.time_budget else last_step, initial=step, disable=not (progress and world.is_main),
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
+    first_step = step
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
     out_of_time = False
@@ -171,6 +170,10 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                 if stats:
                     stats.write(step, means)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                if t.time_budget:  # the bar ends where the budget or the schedule ends, whichever comes first
+                    spent = time.perf_counter() - t_start
+                    rate = (step - first_step) / max(spent, 1e-9)
+                    bar.total = min(last_step, step + int(rate * max(t.time_budget - spent, 0)))
                 sums, seen_since_log, t_log = {}, 0, time.perf_counter()
                 steps_since_log = 0
             if world.is_main and (step % t.sample_every == 0 or finishing):
