@@ -265,7 +265,7 @@ def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, ca
     Image.new("L", (32, 32), 255).save(tmp_path / "edges.png")
     line = one_line_error(monkeypatch, capsys, "train", "deepsim", "--image", tmp_path / "photo.png",
                           "--primitive", tmp_path / "edges.png", "--out", tmp_path / "run", "--steps", "1")
-    assert "edges.png" in line and "aspect ratio 1.00" in line and "2.00" in line
+    assert "edges.png" in line and "aspect ratio 1.00 (32x32)" in line and "2.00 (64x32)" in line
 
 
 def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):

@@ -94,9 +94,6 @@ def build_primitive(image: Tensor, opts: SingleImageOptions) -> tuple[Tensor, Te
     its computed-edge channels."""
     h, w = image.shape[-2:]
     size = (w, h)
-    for given in (opts.primitive, opts.edges):
-        if given not in (None, AUTO_EDGES, AUTO_SEG, "auto"):
-            check_same_shape(given, size)
     if opts.kind == "edges":
         if opts.primitive == AUTO_EDGES:
             return P.canny_edges(image[None], opts.canny_sigma)[0], torch.ones(1)
@@ -112,14 +109,13 @@ def build_primitive(image: Tensor, opts: SingleImageOptions) -> tuple[Tensor, Te
     return torch.cat([seg, P.load_edges(opts.edges, size)]), torch.zeros(4)
 
 
-def check_same_shape(primitive: str | Path, size: tuple[int, int], tolerance: float = 0.1) -> None:
+def check_same_shape(primitive: str | Path, image: str | Path, tolerance: float = 0.05) -> None:
     """A primitive is drawn over its image: one of another aspect ratio (another image's edges, say) would
-    be stretched to fit, so refuse it. ``size`` is the image's training (width, height), rounded to
-    multiples of 16, hence the tolerance."""
-    pw, ph = read_image(primitive).size
-    if abs((pw / ph) / (size[0] / size[1]) - 1) > tolerance:
+    be stretched to fit, so refuse it. (Another size of the same aspect is resized, as at edit time.)"""
+    (pw, ph), (w, h) = read_image(primitive).size, read_image(image).size
+    if abs((pw / ph) / (w / h) - 1) > tolerance:
         raise ValueError(f"{primitive}: its aspect ratio {pw / ph:.2f} ({pw}x{ph}) is not the image's "
-                         f"{size[0] / size[1]:.2f} (trained at {size[0]}x{size[1]}): give the primitive drawn over this image")
+                         f"{w / h:.2f} ({w}x{h}): give the primitive drawn over this image")
 
 
 class SingleImage(Dataset):
@@ -132,6 +128,9 @@ class SingleImage(Dataset):
         path = Path(image)
         if path.is_dir():
             raise IsADirectoryError(f"{path}: the single-image layout takes an image file as data.root, not a folder")
+        for given in (opts.primitive, opts.edges):
+            if given not in (AUTO_EDGES, AUTO_SEG, "auto"):
+                check_same_shape(given, path)
         self.image = P.load_image(path, opts.max_side, mode)
         self.primitive, self.auto_edges = build_primitive(self.image, opts)
 
