@@ -75,6 +75,7 @@ def test_a_live_child_is_charged_to_this_process():
 
 def test_threads_follow_the_free_cores(monkeypatch):
     threads, cores = torch.get_num_threads(), len(os.sched_getaffinity(0))
+    torch.set_num_threads(cores)
     proc = _busy_process()
     try:
         share = CpuShare(max_threads=cores)
@@ -88,5 +89,8 @@ def test_threads_follow_the_free_cores(monkeypatch):
         monkeypatch.setattr(share, "others_busy", lambda: 0.0)  # the others are gone
         assert share.adjust() is None  # not yet: samples every CHECK_EVERY_S
         assert share.adjust(force=True) and torch.get_num_threads() == cores
+        torch.set_num_threads(1)
+        share.restore()  # what the loop does when training ends
+        assert torch.get_num_threads() == cores
     finally:
         torch.set_num_threads(threads)

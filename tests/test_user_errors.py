@@ -277,3 +277,13 @@ def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "time budget of 0 s reached at step 1 of 3" in out and "--resume" in out
     assert ckpt.read_config(ckpt.find_checkpoint(run))["step"] == 1
+
+
+def test_translate_skip_bad_with_nothing_readable_fails(tmp_path, monkeypatch, capsys):
+    run = make_checkpoint(tmp_path / "run")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.png").write_text("not an image")
+    code, lines = main_error(monkeypatch, capsys, "translate", run, tmp_path / "in", "--out", tmp_path / "out",
+                             "--skip-bad")
+    assert code == 1 and len(lines) == 2 and "notes.png" in lines[0]  # the skipped file's warning, then the error
+    assert lines[1].startswith("error: no readable image") and "nothing to translate" in lines[1]

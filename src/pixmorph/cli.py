@@ -205,6 +205,9 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
             click.echo(f"warning: skipped {e}", err=True)
             continue
         groups[tuple(x.shape) if size is None else ()].append((f, x))
+    n_read = sum(map(len, groups.values()))
+    if n_read == 0:
+        raise ValueError(f"no readable image among {', '.join(inputs)}: nothing to translate")
     with tqdm(total=sum(map(len, groups.values())), unit="img") as bar:
         for items in groups.values():
             for i in range(0, len(items), batch_size):
@@ -216,7 +219,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                 for (f, _), img in zip(chunk, y):
                     save_image(img, out_dir / f"{f.stem}.png")
                 bar.update(len(chunk))
-    click.echo(f"{len(files)} image{'' if len(files) == 1 else 's'} translated {direction} into {out_dir}")
+    click.echo(f"{n_read} image{'' if n_read == 1 else 's'} translated {direction} into {out_dir}")
 
 
 @cli.command()

@@ -62,6 +62,7 @@ class CpuShare:
             self.cpus = set(range(os.cpu_count() or 1))
         self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.enabled = self.max_threads > 1 and _cpu_ticks(self.cpus) is not None
+        self.threads_before = torch.get_num_threads()
         self.proposals: list[int] = []
         self._mark()
 
@@ -95,3 +96,8 @@ class CpuShare:
         torch.set_num_threads(threads)
         return (f"other processes keep about {len(self.cpus) - threads} of {len(self.cpus)} cores busy: training "
                 f"with {threads} thread{'s' if threads > 1 else ''} (was {current}; set train.threads to fix it)")
+
+    def restore(self) -> None:
+        """The thread count the process had before (training leaves no process-wide change behind)."""
+        if self.enabled:
+            torch.set_num_threads(self.threads_before)

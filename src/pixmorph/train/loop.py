@@ -185,6 +185,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             if cpu_share and (message := cpu_share.adjust()) and world.is_main:
                 tqdm.write(message)
     bar.close()
+    if cpu_share:
+        cpu_share.restore()
     if stats:
         stats.close()
     if stop_requested() and world.is_main:
