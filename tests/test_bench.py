@@ -4,6 +4,7 @@ here measures or asserts a time: the figures belong in the README, from the comm
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def test_gpu_session_checks_pass_on_the_cpu_and_the_script_parses():
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, str(root / "bench/gpu/checks.py"), "--device", "cpu", "--no-compile"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("PASS  pixmorph instance_norm") == 2 and "ResNet generator (batch 1" in done.stdout
     for script in ("session.sh", "prepare.sh"):

@@ -102,6 +102,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     step = 0
     if t.resume:
         step = _resume(run_dir, method, schedulers, scalers)
+        if step >= last_step and world.is_main:
+            print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps or the epochs)")
     elif not t.overwrite and (run_dir / "checkpoint").exists():
         raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
     speedups.apply_to_nets(method.nets, speed)

@@ -1,0 +1,54 @@
+"""Ctrl-C during `pixmorph train` saves a checkpoint at the end of the step and stops; --resume continues
+from it; resuming a run already past its last step says so. Real processes and real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from test_train import write_unpaired
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}  # this tree's code
+
+TINY = ["--batch-size", "2", "--workers", "0", "--load-size", "20", "--crop-size", "16", "--device", "cpu",
+        "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1", "--set", "model.d_layers=1",
+        "--set", "train.tensorboard=false", "--set", "train.log_every=1", "--epochs", "1000", "--epochs-decay", "0"]
+
+
+def train_command(data, out, *extra):
+    return [sys.executable, "-m", "pixmorph", "train", "cyclegan", "--data", str(data), "--out", str(out), *TINY, *extra]
+
+
+def saved_step(out) -> int:
+    return json.loads((out / "checkpoint" / "config.json").read_text())["step"]
+
+
+def test_ctrl_c_saves_then_resume_continues(tmp_path):
+    data, out = write_unpaired(tmp_path / "data"), tmp_path / "run"
+    proc = subprocess.Popen(train_command(data, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=ENV)
+    deadline = time.monotonic() + 120
+    while not (out / "stats.jsonl").exists() and not (out / "samples").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # training has started (its first log or samples written)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert "stopped at step" in output and "--resume" in output, output[-2000:]
+    assert "Traceback" not in output
+    stopped = saved_step(out)
+    assert stopped >= 1
+
+    done = subprocess.run(train_command(data, out, "--resume", "--steps", str(stopped + 2)),
+                          capture_output=True, text=True, timeout=180, env=ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert saved_step(out) == stopped + 2
+
+    again = subprocess.run(train_command(data, out, "--resume", "--steps", str(stopped)),
+                           capture_output=True, text=True, timeout=180, env=ENV)
+    assert again.returncode == 0 and f"already at step {stopped + 2} of {stopped}: nothing to train" in again.stdout
