@@ -65,7 +65,8 @@ def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | N
 
 
 def train(cfg: RunConfig, progress: bool = True) -> Path:
-    """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest)."""
+    """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
+    Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``."""
     t = cfg.train
     if t.precision not in (*PRECISIONS, "auto"):
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
@@ -199,6 +200,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
               f"{run_dir / 'checkpoint'}: continue with --resume")
     if world.distributed:
         distributed.shutdown()
+    if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
+        raise KeyboardInterrupt
     return run_dir
 
 
