@@ -501,7 +501,12 @@ def test_eval_translates_a_checkpoint_first(tmp_path, cyclegan_run, write_image)
                       "--pairs", "--metrics", "l1,psnr", "--device", "cpu", "--json", tmp_path / "e.json")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in gen.iterdir()) == ["item0.png", "item1.png", "item2.png"]
-    assert json.loads((tmp_path / "e.json").read_text())["n_pairs"] == 3
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert saved["n_pairs"] == 3 and saved["generated"] == str(gen) and saved["checkpoint"] == str(cyclegan_run)
+    result = run_eval("--ref", tmp_path / "truth", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1", "--device", "cpu", "--json", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "t.json").read_text())["generated"] is None  # its temporary folder is gone
 
 
 def test_format_table_aligns_rows():

@@ -62,6 +62,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("give GENERATED, or --checkpoint and --input to translate first")
     evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,
                           kid_subset_size=kid_subset_size, batch_size=batch_size)
+    kept = generated is not None
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
         if checkpoint is not None:
             generated = translate_folder(checkpoint, input_dir, generated or Path(tmp) / "generated", direction, dev)
@@ -71,6 +72,10 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         with warnings.catch_warnings(record=True) as records:
             warnings.simplefilter("always")
             result = evaluator(generated, ref, pairs=pairs, label=label)
+    if checkpoint is not None:
+        result.update(checkpoint=str(checkpoint), input=str(input_dir), direction=direction)
+        if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
+            result["generated"] = None
     result["warnings"] = _warned(records)
     for message in result["warnings"]:
         click.echo(f"warning: {message}", err=True)
