@@ -215,6 +215,25 @@ def test_fewshot_cli(schemes, trained, tmp_path):
     assert result.exit_code == 0 and "source class" in result.output
 
 
+def test_fewshot_help_lists_the_path_options(tmp_path):
+    """--content and --class-images are click options (listed and documented), each taking several paths."""
+    result = CliRunner().invoke(fewshot_command, ["--help"])
+    assert result.exit_code == 0, result.output
+    options = result.output.split("Options:", 1)[1]
+    assert "--content PATH..." in options and "Content image(s) and/or folder(s)" in options
+    assert "--class-images PATH..." in options and "K >= 1 images of the target class" in options
+    a, b, c, d, e = (str(tmp_path / f"{n}.png") for n in "abcde")
+    for path in (a, b, c, d, e):
+        Image.new("L", (4, 4)).save(path)
+    # several paths after an option, another option in between, the option repeated, the --opt=value form
+    ctx = fewshot_command.make_context("fewshot", [str(tmp_path), "--content", a, b, "--out", str(tmp_path / "o"), c,
+                                                   "--class-images", d, "--content=" + e])
+    assert ctx.params["content"] == (a, b, c, e) and ctx.params["class_images"] == (d,)
+    assert ctx.params["out"] == str(tmp_path / "o")
+    result = CliRunner().invoke(fewshot_command, [str(tmp_path), "--content", a, "--class-images", "--out", "o"])
+    assert result.exit_code == 2 and "Missing option '--class-images'" in result.output
+
+
 def test_translate_cli_reconstructs_without_a_direction(schemes, trained, tmp_path):
     """`pixmorph translate` on a FUNIT checkpoint picks its only direction (reconstruct); with
     --runtime onnx and no exported file it exports first, at the training size, and agrees with torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from pathlib import Path
 
@@ -11,49 +12,60 @@ import click
 LIST_FLAGS = ("--content", "--class-images")
 
 
-def split_lists(tokens: tuple[str, ...]) -> dict[str, list[str]]:
-    """``--content A B --class-images C D`` (each flag takes every path up to the next flag, and may repeat)."""
-    lists: dict[str, list[str]] = {flag: [] for flag in LIST_FLAGS}
+def spread_lists(args: list[str], takes_value: set[str]) -> list[str]:
+    """``--content A B --class-images C`` -> ``--content A --content B --class-images C``: a list flag takes
+    every path up to the next option and may repeat; another option and its value (``--out DIR``) in between
+    do not end the list."""
+    out: list[str] = []
     current = None
-    for tok in tokens:
+    rest = iter(args)
+    for tok in rest:
+        name = tok.split("=", 1)[0]
         if tok in LIST_FLAGS:
             current = tok
-        elif tok.startswith("--") and "=" in tok and tok.split("=", 1)[0] in LIST_FLAGS:
-            current = tok.split("=", 1)[0]
-            lists[current].append(tok.split("=", 1)[1])
+        elif name in LIST_FLAGS:  # --content=A
+            current = name
+            out.append(tok)
         elif tok.startswith("-"):
-            raise click.UsageError(f"unknown option {tok}")
-        elif current is None:
-            raise click.UsageError(f"{tok}: give content images after --content and class images after --class-images")
+            out.append(tok)
+            if tok in takes_value:
+                out.extend(itertools.islice(rest, 1))
+        elif current is not None:
+            out += [current, tok]
         else:
-            lists[current].append(tok)
-    for flag, paths in lists.items():
-        if not paths:
-            raise click.UsageError(f"{flag} needs at least one file or folder")
-        for path in paths:
-            if not Path(path).exists():
-                raise click.BadParameter(f"{path}: no such file or folder", param_hint=flag)
-    return lists
+            out.append(tok)
+    return out
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+class ListOptionsCommand(click.Command):
+    """A command whose :data:`LIST_FLAGS` options take several values each (click options take one)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {opt for p in self.params if isinstance(p, click.Option) and not p.is_flag and not p.count
+                       for opt in p.opts}
+        return super().parse_args(ctx, spread_lists(args, takes_value))
+
+
+@click.command(cls=ListOptionsCommand)
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.argument("paths", nargs=-1, type=click.UNPROCESSED)
+@click.option("--content", multiple=True, required=True, type=click.Path(exists=True), metavar="PATH...",
+              help="Content image(s) and/or folder(s) to translate; several paths may follow, and the option may "
+                   "repeat.")
+@click.option("--class-images", multiple=True, required=True, type=click.Path(exists=True), metavar="PATH...",
+              help="K >= 1 images of the target class: files and/or folders; several paths may follow, and the "
+                   "option may repeat.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--size", type=int, help="Translate at SIZE x SIZE (default: the training size).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX, else fp32.")
-def fewshot(checkpoint: str, paths: tuple[str, ...], out: str, size: int | None, device: str, precision: str) -> None:
+def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, ...], out: str, size: int | None,
+            device: str, precision: str) -> None:
     """Re-render content images as the class shown by K example images, with a FUNIT CHECKPOINT.
 
     \b
     pixmorph fewshot CKPT --content IMG... --class-images FILES_OR_DIR... --out DIR
-      --content        content image(s) and/or folder(s)
-      --class-images   K >= 1 images of the target class: files and/or a folder
     """
-    lists = split_lists(paths)
-    content, class_images = lists["--content"], lists["--class-images"]
     from pixmorph.fewshot import class_image_files, load_fewshot, source_class_overlap
     from pixmorph.images import check_images, list_images, read_image
     from pixmorph.train.loop import resolve_device
