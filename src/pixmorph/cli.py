@@ -289,6 +289,9 @@ cli.add_command(edit_command)
 from pixmorph.fewshot_cli import fewshot as fewshot_command  # noqa: E402  (FUNIT)
 
 cli.add_command(fewshot_command)
+from pixmorph.serve.cli import serve_command  # noqa: E402  (light: uvicorn loads when it runs)
+
+cli.add_command(serve_command)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,10 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
     "ImageReadError",
+    "ImageTooLarge",
     "BadImageWarning",
     "read_image",
+    "decode_image",
     "list_images",
     "check_images",
     "to_tensor",
@@ -51,6 +54,10 @@ class ImageReadError(ValueError):
     """An image file that cannot be used; the message is one line naming the file."""
 
 
+class ImageTooLarge(ImageReadError):
+    """An image with more pixels than the reader's limit."""
+
+
 class BadImageWarning(UserWarning):
     """Issued by :func:`check_images` for each file it skips."""
 
@@ -59,8 +66,8 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _fail(path: str | os.PathLike, problem: object) -> ImageReadError:
-    return ImageReadError(f"{os.fspath(path)}: {_one_line(problem)}")
+def _fail(path: str | os.PathLike, problem: object, kind: type[ImageReadError] = ImageReadError) -> ImageReadError:
+    return kind(f"{os.fspath(path)}: {_one_line(problem)}")
 
 
 # ---------------------------------------------------------------------------
@@ -100,7 +107,7 @@ def _open(path: Path, fh) -> Image.Image:
     except UnidentifiedImageError:
         raise _fail(path, "not an image file (unknown format or corrupt header)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise _fail(path, f"image too large ({err})") from None
+        raise _fail(path, f"image too large ({err})", ImageTooLarge) from None
     except _DECODE_ERRORS as err:
         raise _fail(path, f"truncated or corrupt image ({err})") from None
 
@@ -112,6 +119,7 @@ def _check_size(path: Path, img: Image.Image, min_size: int, max_pixels: int | N
             path,
             f"image is {width}x{height} ({width * height} pixels), "
             f"more than the limit of {max_pixels} pixels",
+            ImageTooLarge,
         )
     if width < min_size or height < min_size:
         raise _fail(
@@ -198,19 +206,32 @@ def read_image(
     (either side below ``min_size``) or too large (more than ``max_pixels``)
     images, and :class:`FileNotFoundError` for a missing file.
     """
-    if mode not in _OUTPUT_MODES:
-        raise ValueError(f"mode must be one of {_OUTPUT_MODES}, got {mode!r}")
     path = Path(path)
     _check_is_nonempty_file(path)
     with open(path, "rb") as fh:
-        img = _open(path, fh)
-        _check_size(path, img, min_size, max_pixels)
-        try:
-            img.load()
-        except _DECODE_ERRORS as err:
-            raise _fail(path, f"truncated or corrupt image ({err})") from None
-        img = _exif_upright(img)
-    return _to_l_or_rgb(path, img).convert(mode)
+        return decode_image(fh, path, mode=mode, min_size=min_size, max_pixels=max_pixels)
+
+
+def decode_image(
+    stream: BinaryIO,
+    name: str | os.PathLike,
+    *,
+    mode: str = "RGB",
+    min_size: int = 1,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """:func:`read_image` for an open binary stream (an upload, say); ``name`` is what errors call it.
+    The size is checked from the header, before any pixel is decoded."""
+    if mode not in _OUTPUT_MODES:
+        raise ValueError(f"mode must be one of {_OUTPUT_MODES}, got {mode!r}")
+    img = _open(name, stream)
+    _check_size(name, img, min_size, max_pixels)
+    try:
+        img.load()
+    except _DECODE_ERRORS as err:
+        raise _fail(name, f"truncated or corrupt image ({err})") from None
+    img = _exif_upright(img)
+    return _to_l_or_rgb(name, img).convert(mode)
 
 
 def as_rgb(img: Image.Image) -> Image.Image:

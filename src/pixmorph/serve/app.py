@@ -1,0 +1,149 @@
+"""The HTTP API and the page, as one FastAPI app: ``create_app(load_models([...]))``.
+
+Endpoints (the OpenAPI description is at ``/openapi.json``):
+
+* ``GET /`` the page; ``GET /api/health``; ``GET /api/models`` what is served;
+  ``GET /api/models/{name}/primitive/{layer}`` an edit model's training primitive (PNG);
+* ``POST /api/translate`` (model, direction, image) -> PNG;
+* ``POST /api/fewshot`` (model, content, class_images x K) -> PNG;
+* ``POST /api/edit`` (model, primitive, edges for seg+edges models) -> PNG.
+
+Errors are JSON ``{"detail": "one line"}``: 400 a missing or empty field, 404 an unknown model, 413 a body
+or image over the limits, 415 a file that does not decode as an image, 422 a request the model cannot do
+(wrong task, unknown direction, wrong primitive), 503 the queue is full.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Annotated, Literal, Mapping
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from pixmorph.images import ImageReadError
+from pixmorph.serve.models import ServedModel, png_bytes
+from pixmorph.serve.uploads import BodyLimit, Limits, decode, read_upload
+from pixmorph.serve.work_queue import WorkQueue
+
+log = logging.getLogger("pixmorph.serve")
+PNG = {"content": {"image/png": {}}, "description": "the result, a PNG image"}
+
+
+class PrimitiveInfo(BaseModel):
+    kind: Literal["edges", "seg", "seg+edges"]
+    layers: list[str]
+    palette: list[list[int]]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    method: str
+    task: Literal["translate", "fewshot", "edit"]
+    step: int
+    channels: int
+    directions: list[str] | None = None
+    image_size: list[int] | None = None
+    primitive: PrimitiveInfo | None = None
+
+
+class Health(BaseModel):
+    status: str
+    models: int
+    pending: int
+    served: int
+
+
+def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max_pending: int = 16) -> FastAPI:
+    app = FastAPI(title="pixmorph", summary="Image-to-image translation: translate, few-shot, edit",
+                  docs_url=None, redoc_url=None)  # their pages load scripts from a CDN; the API works offline
+    queue = WorkQueue(max_pending)
+    page = resources.files("pixmorph.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    def served(name: str, task: str) -> ServedModel:
+        model = models.get(name)
+        if model is None:
+            raise HTTPException(404, f"unknown model {name!r}: this server has {', '.join(models)}")
+        if model.task != task:
+            raise HTTPException(422, f"model {name!r} is a {model.method} model ({model.task}), not one for {task}")
+        return model
+
+    async def run(work, *args) -> Response:
+        try:
+            image = await queue.run(work, *args)
+        except (ValueError, ImageReadError) as err:
+            raise HTTPException(422, " ".join(str(err).split())) from None
+        return Response(png_bytes(image), media_type="image/png")
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(x) for x in error.get("loc", ())[1:]) or "request"
+            problems.append("missing form field " + repr(where) if error.get("type") == "missing"
+                            else f"{where}: {error.get('msg')}")
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return page
+
+    @app.get("/api/health")
+    async def health() -> Health:
+        return Health(status="ok", models=len(models), pending=queue.pending, served=queue.served)
+
+    @app.get("/api/models")
+    async def list_models() -> list[ModelInfo]:
+        return [ModelInfo(**m.describe()) for m in models.values()]
+
+    @app.get("/api/models/{name}/primitive/{layer}", responses={200: PNG})
+    async def primitive(name: str, layer: Literal["seg", "edges"]) -> Response:
+        model = served(name, "edit")
+        if layer not in model.primitive:
+            raise HTTPException(404, f"model {name!r} takes {model.primitive_kind}: it has no {layer} layer")
+        return Response(png_bytes(model.primitive[layer]), media_type="image/png")
+
+    @app.post("/api/translate", responses={200: PNG})
+    async def translate(model: Annotated[str, Form(description="a served model's name")],
+                        image: Annotated[UploadFile, File(description="the image to translate")],
+                        direction: Annotated[str | None, Form(description="AtoB, BtoA, to:CLASS, ...")] = None
+                        ) -> Response:
+        m = served(model, "translate")
+        data, filename = await read_upload(image, limits, "image")
+        return await run(m.translate, decode(data, filename, limits, m.translator.image_mode), direction)
+
+    @app.post("/api/fewshot", responses={200: PNG})
+    async def fewshot(model: Annotated[str, Form(description="a served FUNIT model's name")],
+                      content: Annotated[UploadFile, File(description="the image whose content is kept")],
+                      class_images: Annotated[list[UploadFile], File(description="K >= 1 images of the class")]
+                      ) -> Response:
+        m = served(model, "fewshot")
+        if len(class_images) > limits.max_class_images:
+            raise HTTPException(413, f"{len(class_images)} class images: the limit is {limits.max_class_images}")
+        mode = m.translator.image_mode
+        content_image = decode(*await read_upload(content, limits, "content"), limits, mode)
+        examples = [decode(*await read_upload(f, limits, "class_images"), limits, mode) for f in class_images]
+        return await run(m.fewshot, content_image, examples)
+
+    @app.post("/api/edit", responses={200: PNG})
+    async def edit(model: Annotated[str, Form(description="a served DeepSIM model's name")],
+                   primitive: Annotated[UploadFile, File(description="the edited edge map or segmentation")],
+                   edges: Annotated[UploadFile | None, File(description="seg+edges models: the edited edges")] = None
+                   ) -> Response:
+        m = served(model, "edit")
+        primitive_data, primitive_name = await read_upload(primitive, limits, "primitive")
+        decode(primitive_data, primitive_name, limits)  # an image, within the limits: checked before the work
+        edges_data = edges_name = None
+        if edges is not None:
+            edges_data, edges_name = await read_upload(edges, limits, "edges")
+            decode(edges_data, edges_name, limits)
+        if m.primitive_kind == "seg+edges" and edges_data is None:
+            raise HTTPException(422, f"model {model!r} takes seg+edges: send the segmentation as 'primitive' "
+                                     "and its edge map as 'edges'")
+        return await run(m.edit, primitive_data, edges_data, (primitive_name, edges_name))
+
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    return app

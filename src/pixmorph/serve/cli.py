@@ -1,0 +1,50 @@
+"""The ``pixmorph serve`` command."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+
+@click.command("serve")
+@click.argument("checkpoints", nargs=-1, required=True, metavar="[NAME=]RUN...")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets other machines in (there is no authentication).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--device", default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--max-upload-mb", default=32.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest request body (all its files together).")
+@click.option("--max-pixels", default=4096 * 4096, show_default=True, type=click.IntRange(min=1),
+              help="Largest image, in pixels.")
+@click.option("--max-pending", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Requests queued or running at once; more are answered 503 (busy).")
+def serve_command(checkpoints: tuple[str, ...], host: str, port: int, device: str, precision: str,
+                  max_upload_mb: float, max_pixels: int, max_pending: int) -> None:
+    """Serve run folders over HTTP: a page to translate images, translate few-shot (FUNIT) and edit
+    primitives (DeepSIM), and its JSON/multipart API (/openapi.json). Name a model with NAME=RUN."""
+    import uvicorn
+
+    from pixmorph.serve.app import create_app
+    from pixmorph.serve.models import load_models
+    from pixmorph.serve.uploads import Limits
+
+    models = load_models(checkpoints, device=device, precision=precision)
+    limits = Limits(max_body_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    app = create_app(models, limits, max_pending=max_pending)
+    for m in models.values():
+        click.echo(f"model {m.name}: {m.method} ({m.task}), step {m.translator.step}, {m.path}")
+    if not _is_loopback(host):
+        click.echo(f"warning: listening on {host}: anyone who can reach this machine can use the models "
+                   "(no authentication)", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving at http://{shown}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

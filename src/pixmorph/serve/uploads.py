@@ -1,0 +1,103 @@
+"""What a request may send: a bounded body, and files that are images because they decode as images.
+
+The body limit is applied while the body arrives (by its Content-Length, and by counting when it has
+none), so an oversized upload is refused before it is buffered. Each file is then decoded with the same
+reader as files on disk (:func:`pixmorph.images.decode_image`): the pixel count is checked from the
+header before any pixel is decoded, and the name in an error is the name the client gave.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+from fastapi import HTTPException, UploadFile
+from PIL import Image
+
+from pixmorph.images import ImageReadError, ImageTooLarge, decode_image
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 32 * 2**20  # one request, all its files together
+    max_pixels: int = 4096 * 4096  # one image
+    max_class_images: int = 64  # few-shot K
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 without being read whole."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send, f"request body of {int(declared)} bytes is over the limit of "
+                                            f"{self.limit} bytes")
+        received = 0
+        too_large = response_started = False
+        detail = f"request body is over the limit of {self.limit} bytes"
+
+        async def counting_receive():
+            nonlocal received, too_large
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                too_large = True
+                raise BodyTooLarge()
+            return message
+
+        async def guarded_send(message):
+            # The framework may turn our exception into a 400 of its own: answer 413 in its place.
+            nonlocal response_started
+            if too_large:
+                if message["type"] == "http.response.start" and not response_started:
+                    response_started = True
+                    await self._refuse(send, detail)
+                return
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except BodyTooLarge:
+            if not response_started:
+                await self._refuse(send, detail)
+
+    @staticmethod
+    async def _refuse(send, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def read_upload(upload: UploadFile, limits: Limits, field: str) -> tuple[bytes, str]:
+    """The bytes of one uploaded file and the name to call it by; an empty file is refused."""
+    name = upload.filename or field
+    data = await upload.read()
+    if not data:
+        raise HTTPException(400, f"{name}: empty file ({field})")
+    return data, name
+
+
+def decode(data: bytes, name: str, limits: Limits, mode: str = "RGB") -> Image.Image:
+    """An uploaded file as a decoded 8-bit image, or an HTTP error naming it: 413 for too many pixels,
+    415 for anything that does not decode as an image."""
+    try:
+        return decode_image(io.BytesIO(data), name, mode=mode, max_pixels=limits.max_pixels)
+    except ImageTooLarge as err:
+        raise HTTPException(413, str(err)) from None
+    except ImageReadError as err:
+        raise HTTPException(415, str(err)) from None
+    except Exception as err:  # whatever else a damaged file makes a decoder raise: still the file's problem
+        raise HTTPException(415, f"{name}: not a readable image ({' '.join(str(err).split())})") from None

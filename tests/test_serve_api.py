@@ -1,0 +1,212 @@
+"""`pixmorph serve`'s HTTP API against a real server on 127.0.0.1: every endpoint, every limit."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from serving import png, served_models, served_runs, server  # noqa: F401  (fixtures)
+
+
+def image_of(response: requests.Response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_models_describe_what_each_can_do(server):
+    models = {m["name"]: m for m in requests.get(f"{server}/api/models").json()}
+    assert {n: m["task"] for n, m in models.items()} == {"cyclegan": "translate", "funit": "fewshot", "edges": "edit",
+                                                        "segedges": "edit"}
+    assert models["cyclegan"]["directions"] == ["AtoB", "BtoA"]
+    assert models["edges"]["primitive"]["kind"] == "edges" and models["edges"]["image_size"] == [64, 48]
+    seg = models["segedges"]["primitive"]
+    assert seg["layers"] == ["seg", "edges"] and len(seg["palette"]) >= 2
+    assert requests.get(f"{server}/api/health").json()["status"] == "ok"
+    page = requests.get(server + "/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    schema = requests.get(f"{server}/openapi.json").json()
+    assert {"/api/translate", "/api/fewshot", "/api/edit", "/api/models"} <= set(schema["paths"])
+
+
+def test_page_loads_nothing_from_elsewhere(server):
+    """Offline: no script, style or image from another host."""
+    text = requests.get(server + "/").text
+    assert "src=\"http" not in text and "href=\"http" not in text and "@import" not in text
+
+
+def test_translate_keeps_the_size_and_changes_the_image(server):
+    data = png(24, 20)
+    out = image_of(requests.post(f"{server}/api/translate", data={"model": "cyclegan", "direction": "BtoA"},
+                                 files={"image": ("in.png", data, "image/png")}))
+    assert out.size == (24, 20)
+    assert np.abs(np.asarray(out, np.int16) - np.asarray(Image.open(io.BytesIO(data)), np.int16)).mean() > 5
+
+
+def test_translate_takes_gray_rgba_and_16_bit_files(server):
+    for mode in ("L", "RGBA", "I;16"):
+        buffer = io.BytesIO()
+        array = np.random.default_rng(1).integers(0, 255, (18, 22, 4), dtype=np.uint8)
+        image = {"L": Image.fromarray(array[..., 0]), "RGBA": Image.fromarray(array, "RGBA"),
+                 "I;16": Image.fromarray(array[..., 0].astype(np.uint16) * 257)}[mode]
+        image.save(buffer, format="PNG")
+        out = image_of(requests.post(f"{server}/api/translate", data={"model": "cyclegan"},
+                                     files={"image": (f"{mode}.png", buffer.getvalue(), "image/png")}))
+        assert out.size == (22, 18)
+
+
+def test_fewshot_renders_at_the_training_size_and_depends_on_the_class(server):
+    content = ("content.png", png(16, 16, 1, "L"), "image/png")
+    a = image_of(requests.post(f"{server}/api/fewshot", data={"model": "funit"},
+                               files=[("content", content), ("class_images", ("a.png", png(16, 16, 2, "L")))]))
+    b = image_of(requests.post(f"{server}/api/fewshot", data={"model": "funit"},
+                               files=[("content", content), ("class_images", ("b1.png", png(30, 20, 3))),
+                                      ("class_images", ("b2.png", png(16, 16, 4, "L")))]))
+    assert a.size == b.size == (16, 16)
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_edit_renders_the_training_primitive_and_an_edited_one(server):
+    primitive = requests.get(f"{server}/api/models/edges/primitive/edges")
+    assert primitive.status_code == 200
+    drawn = Image.open(io.BytesIO(primitive.content))
+    assert drawn.size == (64, 48) and drawn.mode == "L"
+    out = image_of(requests.post(f"{server}/api/edit", data={"model": "edges"},
+                                 files={"primitive": ("edges.png", primitive.content, "image/png")}))
+    assert out.size == (64, 48)
+    edited = np.asarray(drawn).copy()
+    edited[10:30, 20:24] = 0  # a stroke
+    buffer = io.BytesIO()
+    Image.fromarray(edited).save(buffer, format="PNG")
+    changed = image_of(requests.post(f"{server}/api/edit", data={"model": "edges"},
+                                     files={"primitive": ("edited.png", buffer.getvalue(), "image/png")}))
+    assert not np.array_equal(np.asarray(out), np.asarray(changed))
+
+
+def test_seg_and_edges_model_takes_both_files(server):
+    seg = requests.get(f"{server}/api/models/segedges/primitive/seg").content
+    edges = requests.get(f"{server}/api/models/segedges/primitive/edges").content
+    out = image_of(requests.post(f"{server}/api/edit", data={"model": "segedges"},
+                                 files={"primitive": ("seg.png", seg), "edges": ("edges.png", edges)}))
+    assert out.size == (64, 48)
+    missing = requests.post(f"{server}/api/edit", data={"model": "segedges"}, files={"primitive": ("seg.png", seg)})
+    assert missing.status_code == 422 and "edges" in missing.json()["detail"]
+    assert requests.get(f"{server}/api/models/edges/primitive/seg").status_code == 404
+
+
+@pytest.mark.parametrize("request_args, status, words", [
+    ({"data": {"model": "nope"}, "files": {"image": ("a.png", png())}}, 404, ["unknown model 'nope'", "cyclegan"]),
+    ({"data": {"model": "../../etc/passwd"}, "files": {"image": ("a.png", png())}}, 404, ["unknown model"]),
+    ({"data": {"model": "funit"}, "files": {"image": ("a.png", png())}}, 422, ["funit", "not one for translate"]),
+    ({"data": {"model": "cyclegan", "direction": "sideways"}, "files": {"image": ("a.png", png())}}, 422,
+     ["direction 'sideways'", "AtoB, BtoA"]),
+    ({"data": {"model": "cyclegan"}}, 400, ["missing form field 'image'"]),
+    ({"files": {"image": ("a.png", png())}}, 400, ["missing form field 'model'"]),
+    ({"data": {"model": "cyclegan"}, "files": {"image": ("empty.png", b"")}}, 400, ["empty.png: empty file"]),
+    ({"data": {"model": "cyclegan"}, "files": {"image": ("notes.png", b"hello, not an image")}}, 415,
+     ["notes.png", "not an image"]),
+    ({"data": {"model": "cyclegan"}, "files": {"image": ("cut.png", png(64, 64)[:300])}}, 415, ["cut.png"]),
+])
+def test_bad_requests_get_a_status_and_one_line(server, request_args, status, words):
+    response = requests.post(f"{server}/api/translate", **request_args)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail
+    for word in words:
+        assert word in detail
+
+
+def test_limits(served_models):
+    from pixmorph.serve.app import create_app
+    from pixmorph.serve.uploads import Limits
+    from serving import running
+
+    limits = Limits(max_body_bytes=50_000, max_pixels=40 * 40, max_class_images=2)
+    with running(create_app(served_models, limits)) as url:
+        big = requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
+                            files={"image": ("big.png", b"\0" * 60_000)})
+        assert big.status_code == 413 and "over the limit of 50000 bytes" in big.json()["detail"]
+
+        def chunks():  # no Content-Length: counted as it arrives
+            boundary = b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"s.png\"\r\n\r\n"
+            yield boundary
+            for _ in range(100):
+                yield b"\0" * 1000
+        streamed = requests.post(f"{url}/api/translate", data=chunks(),
+                                 headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+        assert streamed.status_code == 413
+
+        wide = requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
+                             files={"image": ("wide.png", png(41, 40))})
+        assert wide.status_code == 413 and "wide.png" in wide.json()["detail"] and "1600" in wide.json()["detail"]
+        assert requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
+                             files={"image": ("ok.png", png(40, 40))}).status_code == 200
+
+        many = requests.post(f"{url}/api/fewshot", data={"model": "funit"},
+                             files=[("content", ("c.png", png(16, 16)))] + [("class_images", (f"{i}.png", png(16, 16)))
+                                                                              for i in range(3)])
+        assert many.status_code == 413 and "limit is 2" in many.json()["detail"]
+
+
+def test_malformed_multipart_is_answered(server):
+    for body, content_type in [(b"garbage", "multipart/form-data; boundary=xyz"),
+                               (b"--xyz\r\nbroken", "multipart/form-data; boundary=xyz"),
+                               (b"model=cyclegan", "application/x-www-form-urlencoded"),
+                               (b"{}", "application/json"),
+                               (b"", "multipart/form-data")]:
+        response = requests.post(f"{server}/api/translate", data=body, headers={"Content-Type": content_type})
+        assert 400 <= response.status_code < 500, (body, response.status_code, response.text)
+    assert requests.get(f"{server}/api/health").json()["status"] == "ok"
+
+
+def test_queue_refuses_when_full():
+    import anyio
+    from fastapi import HTTPException
+
+    from pixmorph.serve.work_queue import WorkQueue
+
+    async def main():
+        queue = WorkQueue(max_pending=2)
+        started = anyio.Event()
+        release = anyio.Event()
+        results = []
+
+        def slow():
+            anyio.from_thread.run_sync(started.set)
+            anyio.from_thread.run(release.wait)
+            return "done"
+
+        async def call():
+            results.append(await queue.run(slow))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            await started.wait()
+            tasks.start_soon(call)
+            await anyio.sleep(0.05)
+            assert queue.pending == 2
+            with pytest.raises(HTTPException) as refused:
+                await queue.run(slow)
+            assert refused.value.status_code == 503 and refused.value.headers["Retry-After"] == "1"
+            release.set()
+        assert results == ["done", "done"] and queue.pending == 0 and queue.served == 2
+
+    anyio.run(main)
+
+
+def test_serve_command_refuses_what_it_cannot_serve(tmp_path, served_runs):
+    from click.testing import CliRunner
+
+    from pixmorph.serve.models import load_models
+
+    with pytest.raises(ValueError, match="two models named 'x'"):
+        load_models([f"x={served_runs.cyclegan}", f"x={served_runs.funit}"])
+    with pytest.raises(Exception, match="no such checkpoint"):
+        load_models([str(tmp_path / "missing")])
+    from pixmorph.cli import cli
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0 and "--max-pixels" in result.output
