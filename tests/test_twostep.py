@@ -94,6 +94,30 @@ def test_config_needs_consistent_classes():
         TwoStepConfig(class_names=["a", "b"], num_classes=3)
 
 
+def test_reconstruct_takes_class_names_indices_and_tensors():
+    """reconstruct, translate and sample take a class as translate always did (name, index, N indices), and
+    also a one-element tensor or a numpy integer; a wrong label is one line naming the classes."""
+    torch.manual_seed(0)
+    method = TwoStep(TwoStepConfig(**TINY))
+    method.nets.eval()
+    x = torch.rand(3, 1, SIZE, SIZE) * 2 - 1
+    expected = method.reconstruct(x, torch.tensor([1, 1, 1]))
+    for label in ("vbar", 1, np.int64(1), torch.tensor(1), torch.tensor([1])):
+        torch.testing.assert_close(method.reconstruct(x, label), expected, rtol=0, atol=0)
+    torch.testing.assert_close(method.translate(x, np.int64(1)), expected, rtol=0, atol=0)
+    assert method.sample(torch.randn(3, TINY["z_dim"]), torch.tensor(0)).shape == x.shape
+    with pytest.raises(ValueError, match=r"^unknown class 'dress': this model knows hbar, vbar$"):
+        method.translate(x, "dress")
+    with pytest.raises(ValueError, match=r"^unknown class 'dress': this model knows hbar, vbar$"):
+        method.reconstruct(x, "dress")
+    with pytest.raises(ValueError, match=r"^class 5: this model has classes 0..1$"):
+        method.reconstruct(x, torch.tensor([0, 5, 1]))
+    with pytest.raises(ValueError, match=r"^2 class labels for 3 images"):
+        method.reconstruct(x, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"^class labels must be integer class indices, got a torch.float32"):
+        method.reconstruct(x, torch.tensor([0.0, 1.0, 1.0]))
+
+
 def test_encoder_step_leaves_the_generator_untouched(bars):
     """Step 2 moves E only: G's (and D's) weights and batch-norm statistics stay bit-identical."""
     torch.manual_seed(0)

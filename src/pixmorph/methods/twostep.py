@@ -28,6 +28,7 @@ recognised the class of 16% of G's samples with the fake-class rule and 19% with
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,14 +248,29 @@ class TwoStep(Method):
     # ------------------------------------------------------------------ inference
 
     def class_index(self, name: str | int) -> int:
-        if isinstance(name, int):
+        if isinstance(name, numbers.Integral):  # numpy integers too
             if not 0 <= name < self.cfg.num_classes:
                 raise ValueError(f"class {name}: this model has classes 0..{self.cfg.num_classes - 1}")
-            return name
+            return int(name)
         try:
             return self.cfg.class_names.index(str(name))
         except ValueError:
             raise ValueError(f"unknown class {name!r}: this model knows {', '.join(self.cfg.class_names)}") from None
+
+    def class_labels(self, c: Tensor | int | str, n: int) -> Tensor:
+        """``n`` class indices from a class name, an index, or a tensor of one or ``n`` indices."""
+        if not isinstance(c, Tensor):
+            return torch.full((n,), self.class_index(c), dtype=torch.long)
+        if c.is_floating_point() or c.is_complex() or c.dtype == torch.bool:
+            raise ValueError(f"class labels must be integer class indices, got a {c.dtype} tensor")
+        labels = c.reshape(-1).long()
+        if labels.numel() == 1:
+            labels = labels.expand(n)
+        if labels.numel() != n:
+            raise ValueError(f"{labels.numel()} class labels for {n} images: give one label or one per image")
+        for bad in labels[(labels < 0) | (labels >= self.cfg.num_classes)][:1].tolist():
+            self.class_index(bad)  # raises, naming the classes
+        return labels
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -268,20 +284,18 @@ class TwoStep(Method):
     @torch.no_grad()
     def translate(self, x: Tensor, target: Tensor | int | str) -> Tensor:
         """``G(E(x), target)`` at the model's size; ``target``: a class (name or index) or N indices."""
-        if not isinstance(target, Tensor):
-            target = torch.full((x.shape[0],), self.class_index(target), dtype=torch.long)
-        return self.nets["G"](self.encode(x), target.to(x.device))
+        return self.nets["G"](self.encode(x), self.class_labels(target, x.shape[0]).to(x.device))
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """``G(E(x), c)``; ``c`` = ``labels`` or, when unknown, the discriminator's class guess."""
+    def reconstruct(self, x: Tensor, labels: Tensor | int | str | None = None) -> Tensor:
+        """``G(E(x), c)``; ``c`` = ``labels`` (a class name or index, or N indices) or, when not given, the
+        discriminator's class guess."""
         return self.translate(x, self.classify(x) if labels is None else labels)
 
     @torch.no_grad()
     def sample(self, z: Tensor, c: Tensor | int | str) -> Tensor:
-        if not isinstance(c, Tensor):
-            c = torch.full((z.shape[0],), self.class_index(c), dtype=torch.long)
-        return self.nets["G"](z, c.to(z.device))
+        """``G(z, c)``; ``c``: a class (name or index) or N indices."""
+        return self.nets["G"](z, self.class_labels(c, z.shape[0]).to(z.device))
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:
