@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from pixmorph.data.download import DownloadError
 from pixmorph.methods import get_method
 from pixmorph.methods.cyclegan import CycleGANConfig
 from pixmorph.train import checkpoint as ckpt
-from pixmorph.train.loop import build_method, checkpoint_config
+from pixmorph.train.loop import build_method, checkpoint_config, train
 
 TINY_CYCLEGAN = ["--batch-size", "2", "--workers", "0", "--load-size", "16", "--crop-size", "16", "--device", "cpu",
                  "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1",
@@ -208,6 +209,20 @@ def test_resume_with_another_method_names_both(tmp_path, monkeypatch, capsys):
     assert line.startswith(f"error: {run} holds a pix2pix run; you asked for cyclegan")
 
 
+def test_python_resume_with_another_method_names_both(tmp_path, cyclegan_data, make_config):
+    """train() from Python says what the CLI says (not that the weights do not match), and writes nothing."""
+    run = make_checkpoint(tmp_path / "p2p")
+    cfg = make_config("cyclegan", cyclegan_data, run, resume=True, device="cpu")
+    expected = rf"^{re.escape(str(run))} holds a pix2pix run; you asked for cyclegan \(resume it with"
+    with pytest.raises(ValueError, match=expected):
+        train(cfg, progress=False)
+    (run / "config.json").unlink()  # the checkpoint's config says it too
+    files = sorted(run.rglob("*"))
+    with pytest.raises(ValueError, match=expected):
+        train(cfg, progress=False)
+    assert sorted(run.rglob("*")) == files
+
+
 # ---------------------------------------------------------------------------
 # 5. weights.safetensors readable like config.json and state.pt
 
@@ -270,8 +285,6 @@ def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, ca
 
 def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):
     from test_train import tiny_run, write_unpaired
-
-    from pixmorph.train.loop import train
 
     run = train(tiny_run(write_unpaired(tmp_path / "data"), tmp_path / "run", 3, time_budget=1e-9), progress=False)
     out = capsys.readouterr().out

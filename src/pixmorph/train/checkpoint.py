@@ -44,6 +44,24 @@ def read_config(ckpt: Path) -> dict[str, Any]:
         raise CheckpointError(f"{ckpt / CONFIG}: unreadable checkpoint config ({e})") from None
 
 
+def check_resumed_method(out: str | Path, method: str) -> None:
+    """Resuming the run folder ``out`` with ``method`` when it holds another method's run: one line saying so
+    (ValueError), before that run's weights or options are refused. No run there, or an unreadable one: nothing
+    (training says so)."""
+    out = Path(out)
+    saved = out / CONFIG
+    try:
+        if saved.is_file():
+            held = json.loads(saved.read_text()).get("method")
+        else:
+            held = read_config(find_checkpoint(out)).get("method")
+    except (ValueError, CheckpointError, OSError, AttributeError):
+        return
+    if held and held != method:
+        raise ValueError(f"{out} holds a {held} run; you asked for {method} "
+                         f"(resume it with `pixmorph train {held} --out {out} --resume`, or give another --out)")
+
+
 def save_checkpoint(folder: str | Path, nets: nn.ModuleDict, config: dict[str, Any], state: dict[str, Any] | None) -> Path:
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")

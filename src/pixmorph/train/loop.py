@@ -70,6 +70,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     t = cfg.train
     if t.precision not in (*PRECISIONS, "auto"):
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
+    if t.resume:  # before anything is built: another method's run would fail later, on its weights
+        ckpt.check_resumed_method(t.out, cfg.method)
     world, device = distributed.init(resolve_device(t.device))
     precision = resolve_precision(t.precision, device)
     speed = speedups.resolve(t, device, precision)
