@@ -101,3 +101,33 @@ def test_export_generator_keeps_dynamic_axes(tmp_path):
     x = torch.rand(2, 1, 12, 20) * 2 - 1
     with torch.no_grad():
         assert (OnnxGenerator(path)(x) - g(x)).abs().max().item() < TOLERANCE
+
+
+def test_deepsim_edges_model_on_onnx_takes_rgb_edge_maps_as_torch_does(tmp_path, write_image):
+    """An edges DeepSIM model's ONNX file takes 1 channel; like its PyTorch renderer, the ONNX runtime turns
+    an RGB edge map into gray (the channel mean) and matches it. Other methods still refuse wrong channels."""
+    pytest.importorskip("onnxruntime")
+    from test_user_errors import make_checkpoint
+
+    tiny = {"in_channels": 1, "ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 2, "n_downsampling": 2}
+    run = make_checkpoint(tmp_path / "edges", "deepsim", tiny)
+    torch.manual_seed(0)
+    gray = torch.rand(2, 1, 32, 32) * 2 - 1
+    rgb = torch.cat([gray, gray.flip(-1), -gray], 1)  # channels that differ: their mean is what counts
+    reference, onnx = pixmorph.load(run, precision="fp32"), pixmorph.load(run, runtime="onnx")
+    assert onnx.generators["AtoB"].input_channels == 1
+    for x in (rgb, gray):
+        expected, got = reference(x, "AtoB"), onnx(x, "AtoB")
+        assert got.shape == expected.shape == (2, 3, 32, 32)
+        assert (got - expected).abs().max().item() < TOLERANCE
+    with pytest.raises(ValueError, match=r"^this deepsim model takes 1-channel images and got 4-channel ones"):
+        onnx(torch.zeros(1, 4, 32, 32), "AtoB")
+    write_image(tmp_path / "in" / "edges.png", 32, 32)  # an RGB file, as `pixmorph translate` reads it
+    result = CliRunner().invoke(cli, ["translate", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--runtime", "onnx", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "edges.png").is_file()
+
+    gray_pix2pix = make_checkpoint(tmp_path / "p2p", "pix2pix", {"in_channels": 1, "out_channels": 1}, {"channels": 1})
+    with pytest.raises(ValueError, match=r"^this pix2pix model takes 1-channel images and got 3-channel ones"):
+        pixmorph.load(gray_pix2pix, runtime="onnx").translate_batch(torch.zeros(1, 3, 32, 32))

@@ -76,10 +76,12 @@ class Translator:
             for direction, g in self.generators.items():  # traced at the training size, as `pixmorph export` does
                 export_generator(g, direction_file(prefix, direction), check_batch(g, self.training_size, batch=1))
             self.method.nets.to(self.device)  # export moved them to the CPU
+        from pixmorph.methods.deepsim import PrimitiveRenderer
+
         onnx = {}
         for d, g in self.generators.items():
             onnx[d] = OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
-                                    min_size=getattr(g, "min_size", 1))
+                                    min_size=getattr(g, "min_size", 1), gray_rgb=isinstance(g, PrimitiveRenderer))
             if given:  # files from `pixmorph export`: of this checkpoint, or at least with its image channels
                 check_onnx_channels(onnx[d], g, d, self.config.method)
         self.generators = onnx
@@ -123,7 +125,7 @@ class Translator:
         if batch.dim() != 4:
             raise ValueError(f"translate_batch takes an NCHW batch of images; got a tensor of shape "
                              f"{tuple(batch.shape)}")
-        if self.runtime == "onnx" and generator.input_channels not in (None, batch.shape[1]):  # the file says
+        if self.runtime == "onnx" and not generator.accepts(batch.shape[1]):  # the file says
             raise self._channel_error(generator.input_channels, batch)
         x = batch.to(self.device, torch.float32, non_blocking=True)
         if size is not None:

@@ -130,13 +130,26 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     return done
 
 
+def convert_gray_rgb(x: Tensor, channels: int) -> Tensor:
+    """An NCHW batch with 3 channels as 1 (their mean) or with 1 as 3 (repeated), for a generator that takes
+    ``channels``; other counts unchanged. The arithmetic of DeepSIM's ``PrimitiveRenderer``, so its PyTorch and
+    ONNX outputs agree."""
+    if x.shape[1] == 3 and channels == 1:
+        return x.mean(1, keepdim=True)
+    if x.shape[1] == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    return x
+
+
 class OnnxGenerator:
     """An exported generator run by ONNX Runtime; called like the PyTorch one (NCHW tensors in, out)."""
 
     def __init__(self, path: str | Path, device: torch.device | str = "cpu", threads: int | None = None,
-                 stride: int = 1, min_size: int = 1):
+                 stride: int = 1, min_size: int = 1, gray_rgb: bool = False):
+        """``gray_rgb``: take 1- and 3-channel images whatever the file takes, converted by :func:`convert_gray_rgb`
+        (the export of a DeepSIM renderer traced only the primitive's own channels)."""
         ort = require("onnxruntime")
-        self.path, self.stride, self.min_size = Path(path), stride, min_size
+        self.path, self.stride, self.min_size, self.gray_rgb = Path(path), stride, min_size, gray_rgb
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such ONNX file (write it with: pixmorph export CKPT --onnx FILE)")
         options = ort.SessionOptions()
@@ -153,7 +166,14 @@ class OnnxGenerator:
         self.input_channels = _channel_dim(self.session.get_inputs()[0].shape)  # None when not fixed
         self.output_channels = _channel_dim(self.session.get_outputs()[0].shape)
 
+    def accepts(self, channels: int) -> bool:
+        """Whether images with ``channels`` channels can be given."""
+        want = self.input_channels
+        return want in (None, channels) or (self.gray_rgb and {want, channels} == {1, 3})
+
     def __call__(self, x: Tensor) -> Tensor:
+        if self.gray_rgb and self.input_channels is not None and x.dim() == 4:
+            x = convert_gray_rgb(x, self.input_channels)
         if self.input_channels is not None and (x.dim() != 4 or x.shape[1] != self.input_channels):
             raise ValueError(f"{self.path}: takes {self.input_channels}-channel images (NCHW), got a tensor of shape "
                              f"{tuple(x.shape)}")
