@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 Split = Literal["train", "test"]
-Layout = Literal["unpaired", "paired", "classes"]
+Layout = Literal["unpaired", "paired", "classes", "fewshot"]
 
 ENV_DATA_DIR = "PIXMORPH_FASHION_MNIST_DIR"
 ENV_CACHE = "PIXMORPH_CACHE"
@@ -292,7 +292,8 @@ def _build_fashion_classes(out: Path, n_train: int, n_test: int) -> None:
 
 @dataclass(frozen=True)
 class BuiltinTask:
-    """A built-in dataset; ``n_train``/``n_test`` are the default sizes (see description)."""
+    """A built-in dataset; ``n_train``/``n_test`` are the default sizes (see description). ``folder``: its cache
+    folder's name when the sizes do not tell one version from another (glyphs: the fonts installed)."""
 
     name: str
     layout: Layout
@@ -300,6 +301,7 @@ class BuiltinTask:
     image_size: int = IMAGE_SIZE
     n_train: int = 3000
     n_test: int = 500
+    folder: str | None = None
 
 
 def _class_pair_task(slug_a: str, slug_b: str) -> BuiltinTask:
@@ -388,7 +390,7 @@ def prepare_task(
     n_train = task.n_train if n_train is None else n_train
     n_test = task.n_test if n_test is None else n_test
     root = Path(root).expanduser() if root is not None else default_root()
-    final = root / task_folder_name(name, n_train, n_test)
+    final = root / (task.folder or task_folder_name(name, n_train, n_test))
     if final.is_dir():
         return final
 

@@ -187,18 +187,28 @@ def load_glyphs(root: Path, split: str) -> tuple[np.ndarray, list[str], list[str
     return arrays, slugs, list(chars)
 
 
+def font_set_id(files: list[Path]) -> str:
+    """A short hash of the font files' names and sizes: installing, removing or updating a font changes it."""
+    digest = hashlib.sha1()
+    for f in files:
+        digest.update(f"{f.name}\0{f.stat().st_size}\n".encode())
+    return digest.hexdigest()[:10]
+
+
 def _register_builtin() -> None:
-    """Make ``--data glyphs`` resolve like the Fashion-MNIST tasks (``data/builtin.py``). Its cache folder
-    name carries the number of font files found as ``n_train``, so installing fonts gives a new folder."""
+    """Make ``--data glyphs`` resolve like the Fashion-MNIST tasks (``data/builtin.py``). Its cache folder,
+    ``glyphs-v<RECIPE_VERSION>-fonts-<font_set_id>``, names the font files it was rendered from, so other fonts
+    give a new folder."""
     from pixmorph.data import builtin
 
     def build(out: Path, n_train: int, n_test: int) -> None:
         write_task(out, collect_fonts(font_files()))
 
-    n_files = len(font_files())
+    files = font_files()
     builtin.TASKS["glyphs"] = builtin.BuiltinTask(
-        name="glyphs", layout="fewshot", image_size=IMAGE_SIZE, n_train=n_files, n_test=0,  # type: ignore[arg-type]
-        description=f"few-shot: 62 characters x fonts ({n_files} font files found), 32x32 grayscale; "
+        name="glyphs", layout="fewshot", image_size=IMAGE_SIZE, n_train=0, n_test=0,
+        folder=f"glyphs-v{RECIPE_VERSION}-fonts-{font_set_id(files)}",
+        description=f"few-shot: 62 characters x fonts (from {len(files)} font files found), 32x32 grayscale; "
                     "~20% of the fonts held out as target classes (train_list.txt / test_list.txt)")
     builtin._BUILDERS["glyphs"] = build
 
