@@ -64,6 +64,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     created = not Path(out).exists()
     saved = Path(out) / "config.json"
     if resume:
+        from pixmorph.train.checkpoint import check_resumed_method
+
         check_resumed_method(Path(out), method)
     if resume and saved.is_file():  # continue with the config that ran; flags and --set still apply on top
         d = {**json.loads(saved.read_text()), **{k: v for k, v in d.items() if k != "method"}}
@@ -100,23 +102,6 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         raise
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
-
-
-def check_resumed_method(out: Path, method: str) -> None:
-    """``--resume`` of a run folder that holds another method's run: say so, before its options are refused."""
-    from pixmorph.train import checkpoint as ckpt
-
-    saved = out / "config.json"
-    try:
-        if saved.is_file():
-            held = json.loads(saved.read_text()).get("method")
-        else:
-            held = ckpt.read_config(ckpt.find_checkpoint(out)).get("method")
-    except (ValueError, ckpt.CheckpointError, OSError, AttributeError):
-        return  # no run here yet, or unreadable: training says so
-    if held and held != method:
-        raise ValueError(f"{out} holds a {held} run; you asked for {method} "
-                         f"(resume it with `pixmorph train {held} --out {out} --resume`, or give another --out)")
 
 
 def remove_if_empty(folder: Path) -> None:
