@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pixmorph  # noqa: F401  (before torch: it sets the OpenMP spin, as the CLI does)
 from pixmorph.serve.app import create_app
+from pixmorph.serve.background import running
 from pixmorph.serve.models import load_models, model_name
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -91,29 +87,6 @@ def model_specs(runs: dict[str, Path | None]) -> dict[str, str]:
         taken.add(name)
         specs[view] = f"{name}={run}"
     return specs
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread; yields its base URL."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 # ---- the views ---------------------------------------------------------------------------------------------
@@ -244,7 +217,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args.out.mkdir(parents=True, exist_ok=True)
     timeout_ms = 1000 * args.timeout
     written: list[Path] = []
-    with serving(create_app(models)) as url, sync_playwright() as p:
+    with running(create_app(models)) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport=VIEWPORT)

@@ -7,10 +7,6 @@ Import the fixtures into a test module: ``from serving import server, served_run
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator
@@ -22,6 +18,7 @@ from PIL import Image
 
 from pixmorph.config import RunConfig
 from pixmorph.methods import deepsim
+from pixmorph.serve.background import running  # noqa: F401  (the tests' way to start a server)
 from pixmorph.train.loop import train
 
 DEEPSIM_TINY = {"ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 2, "n_downsampling": 4, "lambda_vgg": 0}
@@ -89,29 +86,6 @@ def served_runs(tmp_path_factory) -> SimpleNamespace:
                                                model=DEEPSIM_TINY, train=TRAIN))
     return SimpleNamespace(cyclegan=cyclegan, funit=funit, deepsim_edges=edges_run, deepsim_seg_edges=seg_edges_run,
                            photo=photo, classes=classes, base=base)
-
-
-@contextmanager
-def running(app) -> Iterator[str]:
-    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread; yields its base URL."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="session")
