@@ -81,9 +81,15 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def printable_name(name: str) -> str:
+    """A client's file name as it may appear in a one-line message: each character that would break the
+    line or not show (a line feed, U+2028, a control character) written as its escape, ``\\n``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
 async def read_upload(upload: UploadFile, limits: Limits, field: str) -> tuple[bytes, str]:
-    """The bytes of one uploaded file and the name to call it by; an empty file is refused."""
-    name = upload.filename or field
+    """The bytes of one uploaded file and the name to call it by (printable); an empty file is refused."""
+    name = printable_name(upload.filename) if upload.filename else field
     data = await upload.read()
     if not data:
         raise HTTPException(400, f"{name}: empty file ({field})")
