@@ -210,3 +210,28 @@ def test_serve_command_refuses_what_it_cannot_serve(tmp_path, served_runs):
     from pixmorph.cli import cli
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "--max-pixels" in result.output
+
+
+def test_a_stalled_body_is_answered_408_and_a_full_queue_503(served_models, monkeypatch):
+    import socket
+    from urllib.parse import urlparse
+
+    from pixmorph.serve.app import create_app
+    from pixmorph.serve.uploads import Limits
+    from pixmorph.serve.work_queue import WorkQueue
+    from serving import running
+
+    with running(create_app(served_models, Limits(idle_timeout=0.5))) as url:
+        where = urlparse(url)
+        with socket.create_connection((where.hostname, where.port), timeout=10) as s:
+            s.sendall(b"POST /api/translate HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                      b"Content-Length: 1000\r\n\r\n--b\r\n")  # then nothing
+            answer = b""
+            while chunk := s.recv(4096):  # the server closes the connection after answering
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"stopped arriving for 0.5 s" in answer
+
+        monkeypatch.setattr(WorkQueue, "full", property(lambda self: True))  # refused before the body is read
+        busy = requests.post(f"{url}/api/translate", data={"model": "cyclegan"}, files={"image": ("a.png", png())})
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1" and "busy" in busy.json()["detail"]
+        assert requests.get(f"{url}/api/health").status_code == 200  # GETs still answered

@@ -324,9 +324,6 @@ def test_a_client_that_stops_mid_body_leaves_the_server_as_it_was(server):
     assert_up(server)
 
 
-@pytest.mark.xfail(strict=True, reason="pixmorph.images._open sets Image.MAX_IMAGE_PIXELS to None while Pillow "
-                   "opens the file, and Pillow's ICO plugin decodes its frame while opening: the frame is decoded "
-                   "whatever its size. Fixed by setting it to max_pixels there (then drop this mark)")
 def test_an_ico_frame_is_not_decoded_past_the_pixel_limit(served_models, monkeypatch):
     """An ICO file declares a small icon and holds a PNG of many more pixels: Pillow decodes that frame
     while opening the file, so the pixel limit must already apply then (413 without the pixels)."""

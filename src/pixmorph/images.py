@@ -78,13 +78,16 @@ _pixel_limit_lock = threading.Lock()
 
 
 @contextmanager
-def _pillow_pixel_check_off() -> Iterator[None]:
+def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
     # Pillow's decompression-bomb check uses a global limit (and only warns
-    # below twice that limit); switch it off while opening and apply our own
-    # max_pixels instead, so the limit is the caller's and the error is ours.
-    with _pixel_limit_lock:
+    # below twice that limit). Set it to the caller's limit while opening, so
+    # that a format whose opening already decodes a frame (ICO) refuses a huge
+    # one before decoding it; the error for sizes up to that is our own
+    # (_check_size), so Pillow's warning is not shown.
+    with _pixel_limit_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+        Image.MAX_IMAGE_PIXELS = max_pixels
         try:
             yield
         finally:
@@ -100,14 +103,14 @@ def _check_is_nonempty_file(path: Path) -> None:
         raise _fail(path, "empty file")
 
 
-def _open(path: Path, fh) -> Image.Image:
+def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
     try:
-        with _pillow_pixel_check_off():
+        with _pillow_pixel_limit(max_pixels):
             return Image.open(fh)
     except UnidentifiedImageError:
         raise _fail(path, "not an image file (unknown format or corrupt header)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise _fail(path, f"image too large ({err})", ImageTooLarge) from None
+        raise _fail(path, f"image too large: over the limit of {max_pixels} pixels ({err})", ImageTooLarge) from None
     except _DECODE_ERRORS as err:
         raise _fail(path, f"truncated or corrupt image ({err})") from None
 
@@ -224,12 +227,13 @@ def decode_image(
     The size is checked from the header, before any pixel is decoded."""
     if mode not in _OUTPUT_MODES:
         raise ValueError(f"mode must be one of {_OUTPUT_MODES}, got {mode!r}")
-    img = _open(name, stream)
+    img = _open(name, stream, max_pixels)
     _check_size(name, img, min_size, max_pixels)
     try:
         img.load()
     except _DECODE_ERRORS as err:
         raise _fail(name, f"truncated or corrupt image ({err})") from None
+    _check_size(name, img, min_size, max_pixels)  # some formats (ICO) take their size when loaded
     img = _exif_upright(img)
     return _to_l_or_rgb(name, img).convert(mode)
 
@@ -267,7 +271,7 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
 def _verify(path: Path, min_size: int, max_pixels: int | None) -> None:
     _check_is_nonempty_file(path)
     with open(path, "rb") as fh:
-        img = _open(path, fh)
+        img = _open(path, fh, max_pixels)
         _check_size(path, img, min_size, max_pixels)
         try:
             img.verify()

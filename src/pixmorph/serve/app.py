@@ -19,9 +19,11 @@ import logging
 from importlib import resources
 from typing import Annotated, Literal, Mapping
 
+import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
 from pydantic import BaseModel
 
 from pixmorph.images import ImageReadError
@@ -73,10 +75,22 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
 
     async def run(work, *args) -> Response:
         try:
-            image = await queue.run(work, *args)
+            png = await queue.run(lambda: png_bytes(work(*args)))
         except (ValueError, ImageReadError) as err:
             raise HTTPException(422, " ".join(str(err).split())) from None
-        return Response(png_bytes(image), media_type="image/png")
+        return Response(png, media_type="image/png")
+
+    async def decoded(upload: UploadFile, field: str, mode: str = "RGB") -> tuple[Image.Image, bytes, str]:
+        """An uploaded file read and decoded (in a worker thread: decoding is work too)."""
+        data, name = await read_upload(upload, limits, field)
+        return await anyio.to_thread.run_sync(decode, data, name, limits, mode), data, name
+
+    @app.middleware("http")
+    async def refuse_when_busy(request: Request, call_next):
+        """A full queue answers 503 before the request's body is read and its images decoded."""
+        if request.method == "POST" and queue.full:
+            return JSONResponse({"detail": queue.busy_message}, status_code=503, headers={"Retry-After": "1"})
+        return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def one_line_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -112,8 +126,8 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
                         direction: Annotated[str | None, Form(description="AtoB, BtoA, to:CLASS, ...")] = None
                         ) -> Response:
         m = served(model, "translate")
-        data, filename = await read_upload(image, limits, "image")
-        return await run(m.translate, decode(data, filename, limits, m.translator.image_mode), direction)
+        picture, _, _ = await decoded(image, "image", m.translator.image_mode)
+        return await run(m.translate, picture, direction)
 
     @app.post("/api/fewshot", responses={200: PNG})
     async def fewshot(model: Annotated[str, Form(description="a served FUNIT model's name")],
@@ -124,8 +138,8 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
         if len(class_images) > limits.max_class_images:
             raise HTTPException(413, f"{len(class_images)} class images: the limit is {limits.max_class_images}")
         mode = m.translator.image_mode
-        content_image = decode(*await read_upload(content, limits, "content"), limits, mode)
-        examples = [decode(*await read_upload(f, limits, "class_images"), limits, mode) for f in class_images]
+        content_image, _, _ = await decoded(content, "content", mode)
+        examples = [(await decoded(f, "class_images", mode))[0] for f in class_images]
         return await run(m.fewshot, content_image, examples)
 
     @app.post("/api/edit", responses={200: PNG})
@@ -134,16 +148,14 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
                    edges: Annotated[UploadFile | None, File(description="seg+edges models: the edited edges")] = None
                    ) -> Response:
         m = served(model, "edit")
-        primitive_data, primitive_name = await read_upload(primitive, limits, "primitive")
-        decode(primitive_data, primitive_name, limits)  # an image, within the limits: checked before the work
+        _, primitive_data, primitive_name = await decoded(primitive, "primitive")  # an image within the limits
         edges_data = edges_name = None
         if edges is not None:
-            edges_data, edges_name = await read_upload(edges, limits, "edges")
-            decode(edges_data, edges_name, limits)
+            _, edges_data, edges_name = await decoded(edges, "edges")
         if m.primitive_kind == "seg+edges" and edges_data is None:
             raise HTTPException(422, f"model {model!r} takes seg+edges: send the segmentation as 'primitive' "
                                      "and its edge map as 'edges'")
         return await run(m.edit, primitive_data, edges_data, (primitive_name, edges_name))
 
-    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes, idle_timeout=limits.idle_timeout)
     return app

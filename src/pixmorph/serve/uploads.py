@@ -12,6 +12,8 @@ import io
 import json
 from dataclasses import dataclass
 
+import anyio
+
 from fastapi import HTTPException, UploadFile
 from PIL import Image
 
@@ -23,59 +25,74 @@ class Limits:
     max_body_bytes: int = 32 * 2**20  # one request, all its files together
     max_pixels: int = 4096 * 4096  # one image
     max_class_images: int = 64  # few-shot K
+    idle_timeout: float = 60.0  # seconds a request body may stop arriving before its end
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes is answered 413 without being read whole."""
+class BodyStalled(Exception):
+    pass
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 without being read whole, and
+    one that stops arriving for ``idle_timeout`` seconds before its end is answered 408 (a client that
+    sends half a body and waits would otherwise hold its connection and buffer forever)."""
+
+    def __init__(self, app, limit: int, idle_timeout: float = 60.0):
+        self.app, self.limit, self.idle_timeout = app, limit, idle_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send, f"request body of {int(declared)} bytes is over the limit of "
-                                            f"{self.limit} bytes")
+            return await self._refuse(send, 413, f"request body of {int(declared)} bytes is over the limit of "
+                                                 f"{self.limit} bytes")
         received = 0
-        too_large = response_started = False
-        detail = f"request body is over the limit of {self.limit} bytes"
+        body_done = response_started = False
+        refusal: tuple[int, str] | None = None
 
         async def counting_receive():
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, body_done, refusal
+            if body_done:  # after the body, receive() waits for a disconnect: no time limit on that
+                return await receive()
+            try:
+                with anyio.fail_after(self.idle_timeout):
+                    message = await receive()
+            except TimeoutError:
+                refusal = 408, f"request body stopped arriving for {self.idle_timeout:g} s"
+                raise BodyStalled() from None
             received += len(message.get("body", b""))
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if received > self.limit:
-                too_large = True
+                refusal = 413, f"request body is over the limit of {self.limit} bytes"
                 raise BodyTooLarge()
             return message
 
         async def guarded_send(message):
             # The framework may turn our exception into a 400 of its own: answer 413 in its place.
             nonlocal response_started
-            if too_large:
+            if refusal:
                 if message["type"] == "http.response.start" and not response_started:
                     response_started = True
-                    await self._refuse(send, detail)
+                    await self._refuse(send, *refusal)
                 return
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyStalled):
             if not response_started:
-                await self._refuse(send, detail)
+                await self._refuse(send, *refusal)
 
     @staticmethod
-    async def _refuse(send, detail: str) -> None:
+    async def _refuse(send, status: int, detail: str) -> None:
         body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -25,10 +25,17 @@ class WorkQueue:
         self.served = 0
         self._lock: anyio.Lock | None = None
 
+    @property
+    def full(self) -> bool:
+        return self.pending >= self.max_pending
+
+    @property
+    def busy_message(self) -> str:
+        return f"busy: {self.pending} requests are queued or running; try again shortly"
+
     async def run(self, work: Callable[..., T], *args) -> T:
-        if self.pending >= self.max_pending:
-            raise HTTPException(503, f"busy: {self.pending} requests are queued or running; try again shortly",
-                                headers={"Retry-After": "1"})
+        if self.full:
+            raise HTTPException(503, self.busy_message, headers={"Retry-After": "1"})
         if self._lock is None:
             self._lock = anyio.Lock()
         self.pending += 1
