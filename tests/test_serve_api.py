@@ -235,3 +235,19 @@ def test_a_stalled_body_is_answered_408_and_a_full_queue_503(served_models, monk
         busy = requests.post(f"{url}/api/translate", data={"model": "cyclegan"}, files={"image": ("a.png", png())})
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "1" and "busy" in busy.json()["detail"]
         assert requests.get(f"{url}/api/health").status_code == 200  # GETs still answered
+
+
+def test_a_failing_model_gives_a_one_line_500_and_the_server_goes_on(served_models, monkeypatch):
+    from pixmorph.serve.app import create_app
+    from pixmorph.serve.models import ServedModel
+    from serving import running
+
+    def broken(self, image, direction):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+
+    monkeypatch.setattr(ServedModel, "translate", broken)
+    with running(create_app(served_models)) as url:
+        answer = requests.post(f"{url}/api/translate", data={"model": "cyclegan"}, files={"image": ("a.png", png())})
+        assert answer.status_code == 500
+        assert answer.json()["detail"] == "server error: RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
+        assert requests.get(f"{url}/api/health").json()["pending"] == 0

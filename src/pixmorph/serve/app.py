@@ -101,6 +101,12 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
                             else f"{where}: {error.get('msg')}")
         return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
 
+    @app.exception_handler(Exception)
+    async def one_line_server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)  # the traceback, in the log
+        return JSONResponse({"detail": f"server error: {type(exc).__name__}: {' '.join(str(exc).split())}"},
+                            status_code=500)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
         return page
