@@ -238,6 +238,7 @@ def demo(out: str, minutes: float, device: str) -> None:
                f"untrained {result['l1_untrained']:.3f}")
     click.echo(f"grid: {result['grid']}\npage: {result['page']}")
     click.echo(f"model: {result['run']} (e.g. pixmorph translate {result['run']} EDGE_MAPS --out DIR)")
+    click.echo(f"try it in a browser: pixmorph serve demo={result['run']}")
 
 
 @cli.group()
