@@ -107,9 +107,12 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def model_name(path: Path) -> str:
-    """A run folder's name (its parent's when given the checkpoint folder itself), URL-safe."""
+    """A run folder's name, URL-safe: its parent's when given the checkpoint folder itself, or a folder
+    named just ``run`` (the demo's ``runs/demo/run`` is ``demo``)."""
     folder = path.resolve()
     if folder.name in ("checkpoint", ".checkpoint.old"):
+        folder = folder.parent
+    if folder.name == "run" and folder.parent.name:
         folder = folder.parent
     return re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-") or "model"
 
