@@ -251,3 +251,10 @@ def test_a_failing_model_gives_a_one_line_500_and_the_server_goes_on(served_mode
         assert answer.status_code == 500
         assert answer.json()["detail"] == "server error: RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
         assert requests.get(f"{url}/api/health").json()["pending"] == 0
+
+
+def test_an_edit_warning_names_the_upload_not_a_temporary_file(served_models):
+    coloured = png(64, 48, seed=5)  # a colour image given to an edges model
+    with pytest.warns(UserWarning, match=r"^coloured\.png: a colour image, but this edges model"):
+        image = served_models["edges"].edit(coloured, None, ("coloured.png", None))
+    assert image.size == (64, 48)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,13 +84,19 @@ class ServedModel:
             if edges is not None:
                 edges_files = [Path(tmp) / "edges.png"]
                 edges_files[0].write_bytes(edges)
+
+            def named(text: object) -> str:  # the uploads' names, not the temporary files'
+                text = str(text).replace(str(primitive_file), names[0])
+                return text.replace(str(edges_files[0]), names[1] or "edges") if edges_files else text
+
             try:
-                image = render(self.translator, [primitive_file], edges_files)[0]
-            except ValueError as err:  # name the uploads, not the temporary files
-                message = str(err).replace(str(primitive_file), names[0])
-                if edges_files:
-                    message = message.replace(str(edges_files[0]), names[1] or "edges")
-                raise ValueError(message) from None
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    image = render(self.translator, [primitive_file], edges_files)[0]
+            except ValueError as err:
+                raise ValueError(named(err)) from None
+        for w in caught:
+            warnings.warn_explicit(named(w.message), w.category, w.filename, w.lineno)
         return to_pil(image)
 
     def _fewshot_translator(self):
