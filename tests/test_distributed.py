@@ -3,10 +3,12 @@ with batch N*b (CPU, gloo backend)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import pixmorph
@@ -63,3 +65,54 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path, layouts):
     # the comparison can fail: training on one shard only ends elsewhere
     assert max((half[k] - one[k]).abs().max().item() for k in one if k.endswith(".weight")) > 1e-4
     assert (outputs["half"] - outputs["one"]).abs().max() > 1e-4
+
+
+def pixmorph_cli(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "pixmorph", "train", "cyclegan", *args, *TINY],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_devices_starts_torchrun_and_a_run_resumes_on_fewer_processes(tmp_path, layouts):
+    data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
+    common = ["--data", str(data), "--load-size", "20", "--crop-size", "16", "--workers", "0", "--device", "cpu",
+              "--precision", "fp32", "--batch-size", "2", "--out", str(tmp_path / "run")]
+    two = pixmorph_cli(common + ["--steps", "2", "--devices", "2"])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 processes (gloo), batch 2 each: global batch 4" in two.stdout
+    assert two.stdout.count("checkpoint: ") == 1  # rank 0 alone says where it wrote
+    saved = tmp_path / "run" / "checkpoint"
+    assert json.loads((saved / "config.json").read_text())["step"] == 2
+    before = load_file(str(saved / "weights.safetensors"))
+
+    one = pixmorph_cli(common + ["--steps", "4", "--resume"])  # one process now
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert json.loads((saved / "config.json").read_text())["step"] == 4
+    after = load_file(str(saved / "weights.safetensors"))
+    assert max((after[k] - before[k]).abs().max().item() for k in before if k.endswith(".weight")) > 1e-4
+
+
+def test_devices_options():
+    from pixmorph.train.launch import check_devices, without_devices
+
+    assert without_devices(["train", "cyclegan", "--devices", "4", "--devices=2", "--steps", "3"]) == \
+        ["train", "cyclegan", "--steps", "3"]
+    check_devices(8, "cpu")  # CPU processes: any number
+    if torch.cuda.device_count() < 64:
+        with pytest.raises(ValueError, match="--devices 64: this machine has"):
+            check_devices(64, "cuda")
+
+
+def test_batch_norm_is_synchronised_on_gpus_only():
+    from torch import nn
+
+    from pixmorph.train.distributed import sync_batch_norm
+
+    nets = nn.ModuleDict({"G": nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), "D": nn.Conv2d(3, 1, 3)})
+    weight = nets["G"][1].weight
+    sync_batch_norm(nets, torch.device("cpu"))
+    assert type(nets["G"][1]) is nn.BatchNorm2d  # torch has no CPU SyncBatchNorm
+    sync_batch_norm(nets, torch.device("cuda"))  # converting needs no GPU
+    assert type(nets["G"][1]) is nn.SyncBatchNorm and nets["G"][1].weight is weight  # optimizers keep theirs
+    assert set(nets.state_dict()) == {"G.0.weight", "G.0.bias", "G.1.weight", "G.1.bias", "G.1.running_mean",
+                                      "G.1.running_var", "G.1.num_batches_tracked", "D.weight", "D.bias"}

@@ -52,11 +52,20 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Any hyperparameter, e.g. --set model.ngf=32 --set train.log_every=10 (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--devices", type=click.IntRange(min=1),
+              help="Train on N processes of this machine, one per GPU (or N CPU processes with --device cpu): "
+                   "starts torchrun for you. --batch-size is per process.")
 @single_image_options
 def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
-          single_image: dict, **flags) -> None:
+          devices: int | None, single_image: dict, **flags) -> None:
     """Train METHOD (cyclegan, pix2pix, deepsim, funit, twostep) on a data folder or built-in task."""
     from pixmorph.methods import METHODS, get_method
+    from pixmorph.train.distributed import launched_by_torchrun
+
+    if devices and devices > 1 and not dry_run and not launched_by_torchrun():
+        from pixmorph.train.launch import relaunch
+
+        sys.exit(relaunch(devices, sys.argv[1:], flags["device"]))
 
     model_config = METHODS[method].Config if method in METHODS else None  # an unknown name is refused below
     d = check_config_values(load_yaml(config_file), model_config, config_file) if config_file else {}

@@ -9,7 +9,14 @@ the generator's update with the discriminator frozen, and the discriminator twic
 before its own backward. DDP's reducer expects each wrapped module's parameters to receive
 gradients exactly once per forward, so GAN code under DDP needs per-phase ``no_sync`` calls that
 the method would have to make. Averaging in the loop's ``update`` keeps methods unaware of
-distribution, the same choice NVlabs' StyleGAN2-ADA and StyleGAN3 trainers make.
+distribution; NVlabs' StyleGAN3 trainer averages its gradients the same way (its predecessor StyleGAN2-ADA
+wrapped each network in DDP and switched synchronisation per phase).
+
+Per process: CycleGAN's history pools of generated images (each holds its own process's fakes, as each
+GPU's would in the reference). Identical on every process, since they follow from identical weights: the
+weights, optimizer states and FUNIT's EMA generator. Batch norm (pix2pix, two-step) is synchronised on
+GPUs (``SyncBatchNorm``: the statistics of the global batch, as one process would compute them); torch
+has no CPU ``SyncBatchNorm``, so CPU processes normalise over their own shard.
 """
 
 from __future__ import annotations
@@ -55,9 +62,22 @@ def init(device: torch.device) -> tuple[World, torch.device]:
     return world, device
 
 
+def backend() -> str:
+    return dist.get_backend() if dist.is_initialized() else "none"
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sync_batch_norm(nets: nn.ModuleDict, device: torch.device) -> None:
+    """Batch norm over the global batch on GPUs: each network's BatchNorm layers become ``SyncBatchNorm``
+    in place (the same parameters, so optimizers and checkpoints are unchanged)."""
+    if device.type != "cuda":
+        return
+    for name, net in nets.items():
+        nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def broadcast_weights(module: nn.Module) -> None:

@@ -101,6 +101,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     method.nets.to(device).train()
     if world.distributed:
+        distributed.sync_batch_norm(method.nets, device)
         distributed.broadcast_weights(method.nets)
     step = 0
     if t.resume:
@@ -142,6 +143,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
     bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
     first_step = step
+    if world.distributed and world.is_main:
+        print(f"{world.size} processes ({distributed.backend()}), batch {t.batch_size} each: global batch {global_batch}")
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
     out_of_time = False
