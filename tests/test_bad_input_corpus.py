@@ -214,13 +214,7 @@ EXPECTED: dict[tuple[str, str], str] = {("train deepsim", "one_pixel"): EITHER,
                                         ("train deepsim", "strip_64x8"): EITHER}
 
 # Known mishandlings, (command, case) -> what goes wrong; xfail(strict=True), so a fix turns them red.
-KNOWN: dict[tuple[str, str], str] = {
-    ("train deepsim", "one_pixel"):
-        "1x1 is trained at 16x16: torch's instance norm fails in the first step ('Expected more than 1 value per "
-        "channel when training'), a line naming neither the file nor the size, then a progress bar",
-    ("train deepsim", "strip_64x8"):
-        "64x8 is trained at 64x16, below the generator's 32 px minimum: a traceback from the reflection pad",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 # What each (command, case) pair did, for the summary.
 OUTCOMES: dict[tuple[str, str], str] = {}

@@ -87,7 +87,7 @@ def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
     with _pixel_limit_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = max_pixels
+        Image.MAX_IMAGE_PIXELS = None if max_pixels is None else (max_pixels + 1) // 2  # Pillow refuses at 2x
         try:
             yield
         finally:
@@ -110,7 +110,7 @@ def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         raise _fail(path, "not an image file (unknown format or corrupt header)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise _fail(path, f"image too large: over the limit of {max_pixels} pixels ({err})", ImageTooLarge) from None
+        raise _fail(path, f"image too large ({err})", ImageTooLarge) from None
     except _DECODE_ERRORS as err:
         raise _fail(path, f"truncated or corrupt image ({err})") from None
 

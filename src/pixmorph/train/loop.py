@@ -88,6 +88,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     method = build_method(cfg)
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
+    _check_fits_the_networks(dataset, method, data_root)
     if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0):
         raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}: need batch_size >= 1, max_steps >= 0")
     global_batch = t.batch_size * world.size  # train.batch_size is per process
@@ -208,6 +209,17 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
         raise KeyboardInterrupt
     return run_dir
+
+
+def _check_fits_the_networks(dataset, method: Method, data_root: Path) -> None:
+    """A dataset of one fixed size (DeepSIM's image) smaller than the generators' least input: say so
+    before the first step fails inside a network."""
+    size = getattr(dataset, "image_size", None)
+    need = max((getattr(g, "min_size", 1) for g in method.translators().values()), default=1)
+    if size and min(size) < need:
+        raise ValueError(f"{data_root}: trained at {size[0]}x{size[1]}, smaller than the {need}x{need} the "
+                         f"networks need: use a larger image (or --max-side), or a generator with fewer "
+                         f"downsamplings")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
