@@ -258,3 +258,36 @@ def test_an_edit_warning_names_the_upload_not_a_temporary_file(served_models):
     with pytest.warns(UserWarning, match=r"^coloured\.png: a colour image, but this edges model"):
         image = served_models["edges"].edit(coloured, None, ("coloured.png", None))
     assert image.size == (64, 48)
+
+
+def test_serve_says_a_port_in_use_before_loading_anything(tmp_path):
+    import socket
+
+    from pixmorph.serve.cli import listen
+
+    taken = listen("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    with pytest.raises(ValueError, match=rf"^cannot listen on 127.0.0.1:{port}: Address already in use$"):
+        listen("127.0.0.1", port)
+    taken.close()
+    free = listen("127.0.0.1", 0)
+    assert free.getsockname()[1] > 0 and free.type == socket.SOCK_STREAM
+    free.close()
+
+
+def test_an_edit_model_whose_training_files_are_gone_starts_blank(served_runs, tmp_path):
+    import shutil
+
+    from pixmorph.serve.models import load_models
+
+    moved = tmp_path / "moved"
+    shutil.copytree(served_runs.deepsim_edges, moved)
+    config = moved / "checkpoint" / "config.json"
+    import json
+    saved = json.loads(config.read_text())
+    saved["run"]["data"]["root"] = str(tmp_path / "gone.png")
+    config.write_text(json.dumps(saved))
+    model = load_models([str(moved)], precision="fp32")["moved"]
+    assert model.describe()["primitive"]["from_training"] is False
+    edges = np.asarray(model.primitive["edges"])
+    assert edges.shape == (48, 64) and (edges == 255).all()  # white: no line yet

@@ -300,3 +300,16 @@ def test_translate_skip_bad_with_nothing_readable_fails(tmp_path, monkeypatch, c
                              "--skip-bad")
     assert code == 1 and len(lines) == 2 and "notes.png" in lines[0]  # the skipped file's warning, then the error
     assert lines[1].startswith("error: no readable image") and "nothing to translate" in lines[1]
+
+
+def test_device_names_are_checked_in_one_line():
+    import torch
+
+    from pixmorph.train.loop import resolve_device
+
+    with pytest.raises(ValueError, match=r"^device 'gpu': use auto, cpu, cuda or cuda:N$"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available here: use --device cpu"):
+            resolve_device("cuda")
+    assert resolve_device("cpu").type == "cpu"

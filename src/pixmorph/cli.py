@@ -302,7 +302,8 @@ def main() -> None:
         e.show()
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
-        click.echo(f"error: {e}", err=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: say it once
+            click.echo(f"error: {e}", err=True)
         sys.exit(1)
 
 

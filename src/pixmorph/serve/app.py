@@ -39,6 +39,7 @@ class PrimitiveInfo(BaseModel):
     kind: Literal["edges", "seg", "seg+edges"]
     layers: list[str]
     palette: list[list[int]]
+    from_training: bool  # False: the training files were not found, the primitive is blank
 
 
 class ModelInfo(BaseModel):

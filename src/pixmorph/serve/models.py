@@ -37,6 +37,7 @@ class ServedModel:
     primitive_kind: str | None = None  # edit models: edges, seg or seg+edges
     primitive: dict[str, Image.Image] = field(default_factory=dict)  # edit models: "seg"/"edges" layers
     palette: list[tuple[int, int, int]] = field(default_factory=list)  # edit models with a segmentation
+    primitive_from_training: bool = False  # rebuilt from the files it was trained on (else blank)
     _fewshot: Any = None
 
     @property
@@ -55,7 +56,8 @@ class ServedModel:
             width, height = t.image_size or (t.training_size[1], t.training_size[0])
             info["image_size"] = [width, height]
             info["primitive"] = {"kind": self.primitive_kind, "layers": list(self.primitive),
-                                 "palette": [list(c) for c in self.palette]}
+                                 "palette": [list(c) for c in self.palette],
+                                 "from_training": self.primitive_from_training}
         return info
 
     # -- the work, each a blocking call made from the server's worker thread ---------------------------
@@ -171,6 +173,7 @@ def _describe_primitive(model: ServedModel) -> None:
             raise ValueError("the files changed since training")
     except (OSError, ValueError):
         primitive = None
+    model.primitive_from_training = primitive is not None
     if kind in ("seg", "seg+edges"):
         seg = to_pil(primitive[:3]) if primitive is not None else Image.new("RGB", (width, height), (0, 0, 0))
         model.primitive["seg"] = seg

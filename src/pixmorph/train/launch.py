@@ -7,8 +7,8 @@ The command line is given again to ``torch.distributed.run --standalone --nproc_
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
 import sys
 from typing import Sequence
 
@@ -28,9 +28,9 @@ def without_devices(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def torchrun_command(devices: int, argv: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
-            "-m", "pixmorph", *without_devices(argv)]
+def torchrun_arguments(devices: int, argv: Sequence[str]) -> list[str]:
+    """What ``torchrun`` would be given: one machine, ``devices`` processes, this command less --devices."""
+    return ["--standalone", f"--nproc_per_node={devices}", "-m", "pixmorph", *without_devices(argv)]
 
 
 def check_devices(devices: int, device: str | None) -> None:
@@ -42,15 +42,26 @@ def check_devices(devices: int, device: str | None) -> None:
 
 
 def relaunch(devices: int, argv: Sequence[str], device: str | None) -> int:
-    """Run the command under torchrun with ``devices`` processes; returns its exit code."""
+    """Run the command under torch's launcher (what torchrun runs) with ``devices`` processes; returns the
+    exit code. The processes print their own errors (rank 0 only); the launcher's report of a failed
+    process is left out, as its summary would bury that one line."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import parse_args, run
+
     check_devices(devices, device)
     if not argv or argv[0] != "train":
         raise ValueError("--devices starts torchrun from the `pixmorph train` command line; from Python, "
                          "start your script with torchrun instead")
-    process = subprocess.Popen(torchrun_command(devices, argv), env={**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)})
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:  # the processes got the Ctrl-C too: they save, then stop; wait for them
-            continue
+    if device in (None, "auto") and not torch.cuda.is_available():
+        print(f"no GPU here: starting {devices} CPU processes")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(torchrun_arguments(devices, argv)))
+        return 0
+    except ChildFailedError as failed:
+        return next((f.exitcode for f in failed.failures.values() if f.exitcode), 1)
+    except SignalException:  # Ctrl-C: the processes got it too, saved and stopped
+        return 130

@@ -42,11 +42,18 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is a GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu")
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -104,11 +111,20 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if world.distributed:
         distributed.sync_batch_norm(method.nets, device)
         distributed.broadcast_weights(method.nets)
-    step = 0
+    step = images_seen = 0  # images of the global stream trained on, which the sampler continues from
     if t.resume:
-        step = _resume(run_dir, method, schedulers, scalers)
-        if step >= last_step and world.is_main:
-            print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps or the epochs)")
+        state = _resume(run_dir, method, schedulers, scalers, world)
+        step = int(state.get("step", 0))
+        images_seen = int(state.get("images_seen", step * global_batch))  # older checkpoints: the same batch
+        if state.get("global_batch", global_batch) != global_batch and world.is_main:
+            print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data goes on "
+                  f"from image {images_seen}; steps from here count {global_batch} images")
+        if step >= last_step:
+            if world.is_main:
+                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps or the epochs)")
+            if world.distributed:
+                distributed.shutdown()
+            return run_dir
     elif not t.overwrite and (run_dir / "checkpoint").exists():
         raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
     speedups.apply_to_nets(method.nets, speed)
@@ -117,7 +133,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
     loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
-                        sampler=SeededSampler(len(dataset), t.seed, start=step * global_batch,
+                        sampler=SeededSampler(len(dataset), t.seed, start=images_seen,
                                               shard=(world.rank, world.size, t.batch_size)),
                         pin_memory=speed.pin_memory, persistent_workers=cfg.data.num_workers > 0,
                         # its own generator: creating the iterator must not draw from the global RNG
@@ -132,7 +148,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         if not world.is_main:
             distributed.barrier(world)  # wait until rank 0 has written it
             return
-        state = {"step": at_step, "rng": ckpt.rng_state(), "method": method.extra_state(),
+        state = {"step": at_step, "images_seen": images_seen, "global_batch": global_batch,
+                 "rng": ckpt.rng_state(), "method": method.extra_state(),
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
@@ -142,10 +159,11 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     sums: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
+    if world.distributed and world.is_main:
+        print(f"{world.size} processes ({distributed.backend()}), batch {t.batch_size} each: global batch {global_batch}",
+              flush=True)
     bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
     first_step = step
-    if world.distributed and world.is_main:
-        print(f"{world.size} processes ({distributed.backend()}), batch {t.batch_size} each: global batch {global_batch}")
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
     out_of_time = False
@@ -165,6 +183,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                     s.step()
             step += 1
             seen_since_log += global_batch
+            images_seen += global_batch
             steps_since_log += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.float()
@@ -303,13 +322,16 @@ def _last_good(run_dir: Path) -> str:
         return f"no checkpoint was saved before ({advice})"
 
 
-def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict) -> int:
-    """Restore everything a checkpoint holds; returns its step (0 when the run has no checkpoint yet)."""
+def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict,
+            world: distributed.World = distributed.World()) -> dict:
+    """Restore everything a checkpoint holds; returns its training state (empty when the run has no
+    checkpoint yet)."""
     try:
         folder = ckpt.find_checkpoint(run_dir)
     except ckpt.CheckpointError:
-        print(f"no checkpoint in {run_dir} yet: starting from step 0")
-        return 0
+        if world.is_main:
+            print(f"no checkpoint in {run_dir} yet: starting from step 0")
+        return {}
     ckpt.load_weights(folder, method.nets)
     state = ckpt.load_state(folder)
     for name, opt in method.optimizers.items():
@@ -320,8 +342,9 @@ def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict) -> i
         s.load_state_dict(state["scalers"][name])
     method.load_extra_state(state["method"])
     ckpt.set_rng_state(state["rng"])
-    print(f"resumed from {folder} at step {state['step']}")
-    return int(state["step"])
+    if world.is_main:
+        print(f"resumed from {folder} at step {state['step']}")
+    return state
 
 
 def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:
