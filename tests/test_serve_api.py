@@ -291,3 +291,12 @@ def test_an_edit_model_whose_training_files_are_gone_starts_blank(served_runs, t
     assert model.describe()["primitive"]["from_training"] is False
     edges = np.asarray(model.primitive["edges"])
     assert edges.shape == (48, 64) and (edges == 255).all()  # white: no line yet
+
+
+def test_a_warning_reaches_the_client(server):
+    answer = requests.post(f"{server}/api/edit", data={"model": "edges"},
+                           files={"primitive": ("photo.png", png(64, 48, seed=7))})  # colour, to an edges model
+    assert answer.status_code == 200
+    assert answer.headers["X-Pixmorph-Warning"].startswith("photo.png: a colour image, but this edges model")
+    plain = requests.post(f"{server}/api/translate", data={"model": "cyclegan"}, files={"image": ("a.png", png())})
+    assert "X-Pixmorph-Warning" not in plain.headers

@@ -16,6 +16,7 @@ or image over the limits, 415 a file that does not decode as an image, 422 a req
 from __future__ import annotations
 
 import logging
+import warnings
 from importlib import resources
 from typing import Annotated, Literal, Mapping
 
@@ -74,12 +75,24 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
             raise HTTPException(422, f"model {name!r} is a {model.method} model ({model.task}), not one for {task}")
         return model
 
+    def with_warnings(work, *args) -> tuple[bytes, list[str]]:
+        """The work's PNG and its warnings (a colour image given as an edge map, say): the client is told
+        them too, in the X-Pixmorph-Warning header."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            png = png_bytes(work(*args))
+        notes = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+        for note in notes:
+            log.warning(note)
+        return png, notes
+
     async def run(work, *args) -> Response:
         try:
-            png = await queue.run(lambda: png_bytes(work(*args)))
+            png, notes = await queue.run(with_warnings, work, *args)
         except (ValueError, ImageReadError) as err:
             raise HTTPException(422, " ".join(str(err).split())) from None
-        return Response(png, media_type="image/png")
+        headers = {"X-Pixmorph-Warning": " | ".join(notes).encode("ascii", "backslashreplace").decode()} if notes else {}
+        return Response(png, media_type="image/png", headers=headers)
 
     async def decoded(upload: UploadFile, field: str, mode: str = "RGB") -> tuple[Image.Image, bytes, str]:
         """An uploaded file read and decoded (in a worker thread: decoding is work too)."""
