@@ -163,37 +163,42 @@ def test_malformed_multipart_is_answered(server):
     assert requests.get(f"{server}/api/health").json()["status"] == "ok"
 
 
-def test_queue_refuses_when_full():
+def test_queue_places_and_one_call_at_a_time():
     import anyio
-    from fastapi import HTTPException
 
-    from pixmorph.serve.work_queue import WorkQueue
+    from pixmorph.serve.work_queue import QueueFull, WorkQueue
 
     async def main():
         queue = WorkQueue(max_pending=2)
         started = anyio.Event()
         release = anyio.Event()
+        running_now, most = [0], [0]
         results = []
 
         def slow():
+            running_now[0] += 1
+            most[0] = max(most[0], running_now[0])
             anyio.from_thread.run_sync(started.set)
             anyio.from_thread.run(release.wait)
+            running_now[0] -= 1
             return "done"
 
         async def call():
-            results.append(await queue.run(slow))
+            async with queue.place():
+                results.append(await queue.run(slow))
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(call)
             await started.wait()
             tasks.start_soon(call)
             await anyio.sleep(0.05)
-            assert queue.pending == 2
-            with pytest.raises(HTTPException) as refused:
-                await queue.run(slow)
-            assert refused.value.status_code == 503 and refused.value.headers["Retry-After"] == "1"
+            assert queue.pending == 2 and queue.full
+            with pytest.raises(QueueFull, match="busy: 2 requests are queued or running"):
+                async with queue.place():
+                    pass
             release.set()
         assert results == ["done", "done"] and queue.pending == 0 and queue.served == 2
+        assert most[0] == 1  # the second call waited for the first
 
     anyio.run(main)
 

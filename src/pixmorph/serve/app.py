@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from pixmorph.images import ImageReadError
 from pixmorph.serve.models import ServedModel, png_bytes
 from pixmorph.serve.uploads import BodyLimit, Limits, decode, read_upload
-from pixmorph.serve.work_queue import WorkQueue
+from pixmorph.serve.work_queue import QueueFull, WorkQueue
 
 log = logging.getLogger("pixmorph.serve")
 PNG = {"content": {"image/png": {}}, "description": "the result, a PNG image"}
@@ -100,11 +100,16 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
         return await anyio.to_thread.run_sync(decode, data, name, limits, mode), data, name
 
     @app.middleware("http")
-    async def refuse_when_busy(request: Request, call_next):
-        """A full queue answers 503 before the request's body is read and its images decoded."""
-        if request.method == "POST" and queue.full:
-            return JSONResponse({"detail": queue.busy_message}, status_code=503, headers={"Retry-After": "1"})
-        return await call_next(request)
+    async def admit_or_refuse(request: Request, call_next):
+        """A request for model work takes its place in the queue on arrival, or is answered 503 before its
+        body is read and its images decoded."""
+        if request.method != "POST":
+            return await call_next(request)
+        try:
+            async with queue.place():
+                return await call_next(request)
+        except QueueFull as full:
+            return JSONResponse({"detail": str(full)}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def one_line_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,19 +1,24 @@
-"""One piece of model work at a time on the device, and a bounded number of requests waiting for it.
+"""One piece of model work at a time on the device, and a bounded number of requests admitted to wait for it.
 
-The networks run in a worker thread (the event loop keeps answering other requests meanwhile), one call
-at a time so that concurrent requests do not fight over the device's cores or memory. When
-``max_pending`` requests are already queued or running, the next one is answered 503 at once with a
-Retry-After header instead of piling up.
+A request that will run a model takes a place (:meth:`WorkQueue.place`) when it arrives, before its body
+is read; with ``max_pending`` places taken it is answered 503 at once, with a Retry-After header, instead
+of piling up. Its place is kept while it uploads, decodes, waits and runs, so a slow upload is not
+overtaken by quick ones. The networks run in a worker thread (the event loop keeps answering meanwhile),
+one call at a time, so that concurrent requests do not fight over the device's cores or memory.
 """
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable, TypeVar
 
 import anyio
-from fastapi import HTTPException
 
 T = TypeVar("T")
+
+
+class QueueFull(Exception):
+    pass
 
 
 class WorkQueue:
@@ -21,7 +26,7 @@ class WorkQueue:
         if max_pending < 1:
             raise ValueError(f"max_pending={max_pending}: need at least 1")
         self.max_pending = max_pending
-        self.pending = 0  # queued or running
+        self.pending = 0  # requests holding a place: uploading, waiting or running
         self.served = 0
         self._lock: anyio.Lock | None = None
 
@@ -33,16 +38,22 @@ class WorkQueue:
     def busy_message(self) -> str:
         return f"busy: {self.pending} requests are queued or running; try again shortly"
 
-    async def run(self, work: Callable[..., T], *args) -> T:
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        """Hold one of the ``max_pending`` places for the block; :class:`QueueFull` when none is free."""
         if self.full:
-            raise HTTPException(503, self.busy_message, headers={"Retry-After": "1"})
-        if self._lock is None:
-            self._lock = anyio.Lock()
+            raise QueueFull(self.busy_message)
         self.pending += 1
         try:
-            async with self._lock:
-                result = await anyio.to_thread.run_sync(work, *args)
-            self.served += 1
-            return result
+            yield
         finally:
             self.pending -= 1
+
+    async def run(self, work: Callable[..., T], *args) -> T:
+        """``work(*args)`` in a worker thread, after the model calls before it."""
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            result = await anyio.to_thread.run_sync(work, *args)
+        self.served += 1
+        return result
