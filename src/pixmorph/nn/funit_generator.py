@@ -10,7 +10,6 @@ with instance norm, conv 7x7, tanh).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixmorph.nn.image_conv import MAX_OUT_CHANNELS, ImageConv2d
