@@ -313,3 +313,37 @@ def test_device_names_are_checked_in_one_line():
         with pytest.raises(ValueError, match="CUDA is not available here: use --device cpu"):
             resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("error, says", [
+    (MemoryError(), "error: out of memory: use smaller images"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                  "to allocate 1099511627776 bytes. Error code 12 (Cannot allocate memory)"), "error: out of memory ("),
+    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 20.00 GiB"),
+     "error: out of GPU memory (CUDA out of memory): use smaller images"),
+])
+def test_running_out_of_memory_is_one_line(error, says, monkeypatch, capsys):
+    import sys
+
+    from pixmorph import cli
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "cli", fail)
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "translate"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and err.startswith(says) and err.count("\n") == 1, err
+
+
+def test_other_runtime_errors_still_raise(monkeypatch):
+    from pixmorph import cli
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "cli", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main()

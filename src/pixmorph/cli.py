@@ -305,6 +305,26 @@ def main() -> None:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: say it once
             click.echo(f"error: {e}", err=True)
         sys.exit(1)
+    except (MemoryError, RuntimeError) as e:
+        message = out_of_memory(e)
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """A one-line account of running out of memory (the CPU's or a GPU's), else None."""
+    text = " ".join(str(error).split())
+    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+        where = "GPU memory"
+    elif isinstance(error, MemoryError) or "can't allocate memory" in text:  # the CPU allocator says so
+        where = "memory"
+    else:
+        return None
+    detail = text.split(". ")[0][:160]
+    return (f"out of {where}{f' ({detail})' if detail else ''}: use smaller images (translate --size, "
+            "data --crop-size), a smaller --batch-size, or a machine with more memory")
 
 
 if __name__ == "__main__":
