@@ -456,6 +456,8 @@ def test_train_deepsim(case, corpus, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     result = run_main(["train", "deepsim", "--image", source, "--out", run, *DEEPSIM_TINY_ARGS], monkeypatch, capsys)
     judge(result, case, source, "train deepsim", lambda: trained_one_step(run))
+    if result.code != 0:  # a refused run leaves nothing behind (not even the computed edges it wrote first)
+        assert not run.exists(), sorted(map(str, run.rglob("*")))
 
 
 # ---------------------------------------------------------------------------

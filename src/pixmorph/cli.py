@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, save_computed_primitive,
-                                   single_image_options)
+from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, primitive_hint,
+                                   save_computed_primitive, single_image_options)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
@@ -101,16 +101,22 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         return
     from pixmorph.train.loop import train as run_training
 
+    primitive_files: list[Path] = []
     try:
         if cfg.method == "deepsim" and not cfg.train.resume:
-            save_computed_primitive(cfg)
+            primitive_files = save_computed_primitive(cfg)
         run_dir = run_training(cfg)
     except BaseException:
-        if created:  # a run that failed before writing anything leaves no empty folder behind
+        if created:  # a run that failed before its first checkpoint leaves no folder of leftovers behind
+            if not (Path(out) / "checkpoint").exists():
+                for f in primitive_files:
+                    f.unlink(missing_ok=True)
             remove_if_empty(Path(out))
         raise
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
+        if primitive_files:
+            click.echo(primitive_hint(run_dir, primitive_files))
 
 
 def remove_if_empty(folder: Path) -> None:

@@ -83,7 +83,7 @@ def save_computed_primitive(cfg: Any) -> list[Path]:
     from pixmorph.images import save_image
 
     opts = cfg.data.options or {}
-    computed = opts.get("primitive") in (AUTO_EDGES, AUTO_SEG) or (opts.get("kind") == "seg+edges"
+    computed = opts.get("primitive", AUTO_EDGES) in (AUTO_EDGES, AUTO_SEG) or (opts.get("kind") == "seg+edges"
                                                                     and opts.get("edges", "auto") == "auto")
     if not computed:
         return []
@@ -91,15 +91,15 @@ def save_computed_primitive(cfg: Any) -> list[Path]:
     folder = Path(cfg.train.out) / "primitive"
     stem = Path(cfg.data.root).stem
     if pair.options.kind == "seg+edges":
-        files = [save_image(pair.primitive[:3], folder / f"{stem}_seg.png"),
-                 save_image(pair.primitive[3:], folder / f"{stem}_edges.png")]
-        hint = f"{files[0]} --edges {files[1]}"
-    else:
-        files = [save_image(pair.primitive, folder / f"{stem}_{pair.options.kind}.png")]
-        hint = str(files[0])
-    click.echo(f"computed primitive: {', '.join(map(str, files))} (edit a copy, then `pixmorph edit "
-               f"{cfg.train.out} {hint} --out DIR`)", err=True)
-    return files
+        return [save_image(pair.primitive[:3], folder / f"{stem}_seg.png"),
+                save_image(pair.primitive[3:], folder / f"{stem}_edges.png")]
+    return [save_image(pair.primitive, folder / f"{stem}_{pair.options.kind}.png")]
+
+
+def primitive_hint(run: str | Path, files: list[Path]) -> str:
+    """Where the computed primitive is, and how to render an edited copy."""
+    args = f"{files[0]} --edges {files[1]}" if len(files) == 2 else str(files[0])
+    return f"computed primitive: {', '.join(map(str, files))} (edit a copy, then `pixmorph edit {run} {args} --out DIR`)"
 
 
 @click.command("edit")
