@@ -1,7 +1,7 @@
 """Translation speed of a method's reference generator (CycleGAN's ResNet-9 at 256x256 by default; FUNIT's
 at 128x128, reconstructing; DeepSIM's global generator on an edge map at 256x256): images/s and peak
 memory for eager PyTorch and ONNX Runtime (and, on CUDA, bf16/fp16 channels_last PyTorch; on a CPU with
-AMX, bf16 PyTorch), with the software and device it ran on.
+AMX or AVX512-BF16, bf16 PyTorch), with the software and device it ran on.
 
 The runtimes are timed interleaved (round-robin, one call each in turn) so that a busy shared CPU
 slows them alike; the ratio to eager fp32 PyTorch is the robust figure, the absolute one is not.
@@ -105,7 +105,7 @@ def runtimes(generator: torch.nn.Module, device: torch.device, onnx_path: Path |
     if cuda:
         out["torch bf16 channels_last"] = torch_runner(torch.bfloat16, True)
         out["torch fp16 channels_last"] = torch_runner(torch.float16, True)
-    elif bf16_is_fast(device):  # a CPU with AMX: oneDNN's bf16 convolutions
+    elif bf16_is_fast(device):  # a CPU with AMX or AVX512-BF16: oneDNN's bf16 convolutions
         out["torch bf16"] = torch_runner(torch.bfloat16, False)
         out["torch bf16 channels_last"] = torch_runner(torch.bfloat16, True)
     if onnx_path is not None:

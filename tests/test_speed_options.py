@@ -82,13 +82,14 @@ def test_channels_last_auto_follows_precision_on_cpu(cyclegan_run):
     assert not pixmorph.load(cyclegan_run, precision="fp32").channels_last
 
 
-def test_auto_precision_is_bf16_only_on_cpus_with_amx(monkeypatch):
-    """bf16 convolutions are fast on AMX and emulated (slower than float32) without it."""
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    """bf16 convolutions are fast on AMX and AVX512-BF16 and emulated (slower than float32) without them."""
     from pixmorph.api import resolve_precision as inference_precision
 
     cpu = torch.device("cpu")
-    for has_amx, expected in ((False, "fp32"), (True, "bf16")):
+    for has_amx, has_avx512_bf16, expected in ((False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")):
         monkeypatch.setattr(speed, "cpu_has_amx", lambda: has_amx)
+        monkeypatch.setattr(speed, "cpu_has_avx512_bf16", lambda: has_avx512_bf16)
         assert resolve_precision("auto", cpu) == inference_precision("auto", cpu) == expected
         assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
 

@@ -23,7 +23,7 @@ INFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.floa
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 where it is faster (CUDA with bf16, a CPU with AMX), fp16 on other CUDA GPUs and
+    """``auto`` is bf16 where it is faster (CUDA with bf16, a CPU with AMX or AVX512-BF16), fp16 on other CUDA GPUs and
     fp32 on other CPUs, where half precision is slower than float32."""
     if precision == "auto":
         if bf16_is_fast(device):
@@ -40,7 +40,7 @@ class Translator:
     ``size=None`` translates at full size (padded to the generator's stride and cropped back);
     ``size=N`` resizes to N x N first and returns N x N.
 
-    Speed: ``precision`` (``auto`` = bf16 on CUDA and AMX CPUs, else fp32) runs the PyTorch generators under
+    Speed: ``precision`` (``auto`` = bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32) runs the PyTorch generators under
     autocast, ``channels_last`` (``None`` = on CUDA, and on the CPU in bf16, where oneDNN's convolutions
     work in channels_last) picks the memory layout, and
     ``runtime="onnx"`` runs them with ONNX Runtime instead (see :mod:`pixmorph.export`).
@@ -174,7 +174,7 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
     ``onnx`` (``pixmorph export CKPT --onnx PREFIX``), or exported now when ``onnx`` is None; ``runtime=None``
     (the default) is ``"onnx"`` when ``onnx`` is given, else ``"torch"``. Files whose image channels differ
     from the checkpoint's generators are refused.
-    ``precision`` (auto, as ``pixmorph translate``: bf16 on CUDA and AMX CPUs, else fp32; or fp32, bf16, fp16)
+    ``precision`` (auto, as ``pixmorph translate``: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32; or fp32, bf16, fp16)
     and ``channels_last`` apply to the PyTorch runtime.
     """
     if runtime is None:  # an ONNX file asks for ONNX Runtime

@@ -42,7 +42,7 @@ def cli() -> None:
 @click.option("--steps", type=int, help="Stop at this step.")
 @click.option("--time-budget", type=float, help="Seconds of training, then save and stop.")
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX, else fp32.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--seed", type=int)
 @click.option("--load-size", type=int)
 @click.option("--crop-size", type=int)
@@ -157,7 +157,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
               help="Run with ONNX Runtime (implies --runtime onnx) from the FILE given to `pixmorph export --onnx`, "
                    "which must be an export of this CHECKPOINT; without it, --runtime onnx exports now.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="PyTorch runtime: auto is bf16 on CUDA and on CPUs with AMX, else fp32.")
+              help="PyTorch runtime: auto is bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str | None, to_class: str | None, size: int | None,
               batch_size: int, device: str, skip_bad: bool, runtime: str | None, onnx_prefix: str | None,
               precision: str) -> None:

@@ -39,7 +39,7 @@ class TrainConfig:
     lr_policy: str = "linear"  # linear | constant
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and AMX CPUs, else fp32)
+    precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32)
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000

@@ -87,7 +87,7 @@ class FewShotTranslator:
 
 def load_fewshot(checkpoint: str | Path, device: str = "cpu", precision: str = "auto") -> FewShotTranslator:
     """Load a FUNIT run folder or checkpoint folder for few-shot translation; ``precision`` as in
-    :func:`pixmorph.load` (``auto``: bf16 on CUDA and CPUs with AMX, else fp32)."""
+    :func:`pixmorph.load` (``auto``: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32)."""
     return FewShotTranslator(load(checkpoint, device=device, precision=precision))
 
 

@@ -58,7 +58,7 @@ class ListOptionsCommand(click.Command):
 @click.option("--size", type=int, help="Translate at SIZE x SIZE (default: the training size).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto: bf16 on CUDA and on CPUs with AMX, else fp32.")
+              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, ...], out: str, size: int | None,
             device: str, precision: str) -> None:
     """Re-render content images as the class shown by K example images, with a FUNIT CHECKPOINT.

@@ -242,7 +242,7 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path) -> None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 where it is faster (CUDA with bf16, a CPU with AMX), else fp32."""
+    """``auto``: bf16 where it is faster (CUDA with bf16, a CPU with AMX or AVX512-BF16), else fp32."""
     if precision != "auto":
         return precision
     return "bf16" if speedups.bf16_is_fast(device) else "fp32"
