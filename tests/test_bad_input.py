@@ -388,6 +388,20 @@ def test_nan_before_first_checkpoint_does_not_point_to_a_missing_checkpoint(tmp_
     assert "last good checkpoint is in" not in str(info.value)
 
 
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, cyclegan_data, monkeypatch):
+    """The loop writes config.json before the first step; a run folder this command created and that holds
+    nothing more when the run fails is removed, so the next try needs no --overwrite."""
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=1))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "cyclegan", "--data", str(cyclegan_data), "--out", str(run),
+                                      "--device", "cpu", "--workers", "0", "--set", "train.log_every=1",
+                                      "--set", "train.tensorboard=false", "--set", "model.ngf=4",
+                                      "--set", "model.ndf=4", "--set", "model.n_blocks=1", "--load-size", "32",
+                                      "--crop-size", "32"])
+    assert isinstance(result.exception, TrainingDiverged), result.output
+    assert not run.exists()
+
 def _raise_enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 

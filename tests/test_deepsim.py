@@ -500,3 +500,107 @@ def test_one_rgba_file_as_seg_edges_is_a_one_line_error_naming_it(tmp_path):
                    "seg+edges", "two files", "--edges")
     one_line_error(CliRunner().invoke(cli, ["edit", str(model), str(packed), "--edges", str(edges), "--out", out,
                                             "--device", "cpu"]), "transparent", "--edges")
+
+
+def _label_photo(tmp_path: Path, labels: np.ndarray, mode: str = "L") -> tuple[Path, Path]:
+    """A photo whose regions follow ``labels``, and the labels as a single-channel file of ``mode``."""
+    photo = tmp_path / "photo.png"
+    colours = np.array([[30, 30, 30], [200, 60, 40], [40, 180, 90], [60, 80, 220]], dtype=np.uint8)
+    Image.fromarray(colours[np.searchsorted(np.unique(labels), labels)]).save(photo)
+    seg = tmp_path / f"labels_{mode.replace(';', '')}.png"
+    Image.fromarray(labels.astype(np.uint16 if mode.startswith("I") else np.uint8)).save(seg)
+    return photo, seg
+
+
+def _blocks(values: tuple[int, ...], size: int = 64) -> np.ndarray:
+    labels = np.full((size, size), values[0], dtype=np.int64)
+    for i, v in enumerate(values[1:]):
+        labels[8 + 16 * i : 20 + 16 * i, 8:56] = v
+    return labels
+
+
+def test_relative_paths_are_saved_absolute_and_the_run_resumes_from_elsewhere(tmp_path, monkeypatch):
+    """`pixmorph train deepsim --image car.png --primitive car_seg.png` (the README's form) from one folder,
+    then --resume and edit from another: the saved config names the files absolutely."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    _label_photo(work, _blocks((0, 1, 2)))
+    monkeypatch.chdir(work)
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0}.items()]
+    common = ["--device", "cpu", "--set=train.tensorboard=false", *tiny]
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", "photo.png", "--primitive", "labels_L.png",
+                                      "--out", "run", "--steps", "1", *common])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    data = json.loads((work / "run" / "config.json").read_text())["data"]
+    assert data["root"] == str(work / "photo.png") and data["options"]["primitive"] == str(work / "labels_L.png")
+
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--out", str(work / "run"), "--resume", "--steps", "2",
+                                      *common])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    from pixmorph.serve.models import load_model
+
+    assert load_model("m", work / "run").primitive_from_training  # serve finds the training files too
+
+
+def test_a_label_index_segmentation_reads_the_same_everywhere(tmp_path):
+    """A seg model trained on a file of label indices: a PIL label image given to pixmorph.load(run) and a
+    label file given to `pixmorph translate` are coloured as training coloured them (not read as gray), the
+    same as deepsim.render. 16-bit label ids keep their colours when an edit removes another label."""
+    import pixmorph
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    photo, seg = _label_photo(tmp_path, _blocks((0, 1, 2)))
+    cfg = deepsim.make_config(photo, seg, out=tmp_path / "run", model={**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0},
+                              train={"max_steps": 1, "tensorboard": False})
+    run = train(cfg, progress=False)
+    translator = pixmorph.load(run, precision="fp32")
+    [rendered] = deepsim.render(translator, [seg])
+    from_pil = translator(Image.open(seg))
+    assert np.abs(np.asarray(from_pil, dtype=np.int16) - np.asarray(pixmorph.images.to_pil(rendered))).max() <= 1
+    gray = translator(Image.open(seg).convert("RGB"))  # the indices as gray levels: another input
+    assert np.abs(np.asarray(gray, dtype=np.int16) - np.asarray(from_pil)).max() > 1
+    result = CliRunner().invoke(cli, ["translate", str(run), str(seg), "--out", str(tmp_path / "out"),
+                                      "--precision", "fp32"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert np.abs(np.asarray(Image.open(tmp_path / "out" / "labels_L.png"), dtype=np.int16)
+                  - np.asarray(from_pil)).max() <= 1
+
+    full, edited = _label_photo(tmp_path, _blocks((0, 1000, 2000)), "I;16")[1], tmp_path / "edited.png"
+    Image.fromarray(_blocks((0, 0, 2000)).astype(np.uint16)).save(edited)  # label 1000 painted over with 0
+    a, b = P.load_seg(full, (64, 64)), P.load_seg(edited, (64, 64))
+    rows = slice(24, 36)  # label 2000's block in both
+    assert torch.equal(a[:, rows, 8:56], b[:, rows, 8:56]) and not torch.equal(a[:, 8:20], b[:, 8:20])
+
+
+def test_edits_of_another_shape(tmp_path):
+    """seg+edges: an edge map of another aspect than its segmentation is refused in one line naming it
+    (training refuses it too); a primitive of another aspect than the training image renders with a warning."""
+    run, seg, edges = _seg_edges_run(tmp_path)
+    square = tmp_path / "square_edges.png"
+    Image.open(edges).resize((64, 32)).save(square)
+    with pytest.raises(ValueError) as err:
+        deepsim.edit(run, [seg], tmp_path / "e", edges=[square])
+    assert "\n" not in str(err.value) and str(square) in str(err.value) and "segmentation" in str(err.value)
+
+    wide_seg, wide_edges = tmp_path / "wide_seg.png", tmp_path / "wide_edges.png"
+    Image.open(seg).resize((128, 64), Image.Resampling.NEAREST).save(wide_seg)
+    Image.open(edges).resize((128, 64)).save(wide_edges)
+    with pytest.warns(UserWarning, match="aspect ratio 2.00 .* not the training image's 1.00"):
+        [out] = deepsim.edit(run, [wide_seg], tmp_path / "e", edges=[wide_edges])
+    assert Image.open(out).size == (128, 64)
+
+    twin = tmp_path / "twin"  # another file of the same name: both would be written to e/wide_seg.png
+    twin.mkdir()
+    Image.open(wide_seg).save(twin / "wide_seg.png")
+    with pytest.raises(ValueError) as err:
+        deepsim.edit(run, [wide_seg, twin / "wide_seg.png"], tmp_path / "e", edges=[wide_edges, wide_edges])
+    assert str(wide_seg) in str(err.value) and str(twin / "wide_seg.png") in str(err.value)

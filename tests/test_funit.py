@@ -5,6 +5,7 @@ the loop translates held-out classes better than both baselines (content unchang
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +197,16 @@ def test_fewshot_api_bad_input(schemes, trained, tmp_path):
     # class images from a training class: a warning, not a few-shot test
     assert source_class_overlap(model, sorted((root / sources[0]).iterdir())[:2]) is not None
     assert source_class_overlap(model, files) is None
+    with pytest.warns(UserWarning, match="source class"):  # from Python too, when given files
+        model(Image.open(files[0]), sorted((root / sources[0]).iterdir())[:2])
+    # a code computed once is reused: the same output as from the images; a code of another size is refused
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # files of an unseen class: no warning
+        code = model.class_code(files)
+    x = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
+    assert torch.equal(model(x, code), model(x, files)) and torch.equal(model(x, code[0]), model(x, files))
+    with pytest.raises(ValueError, match="class code of 3 values"):
+        model(x, torch.zeros(1, 3))
 
 
 def test_fewshot_cli(schemes, trained, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,3 +306,20 @@ def test_a_warning_reaches_the_client(server):
     assert answer.headers["X-Pixmorph-Warning"].startswith("photo.png: a colour image, but this edges model")
     plain = requests.post(f"{server}/api/translate", data={"model": "cyclegan"}, files={"image": ("a.png", png())})
     assert "X-Pixmorph-Warning" not in plain.headers
+
+
+CAR_SEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsim" / "car" / "train_seg" / "car.png"
+
+
+@pytest.mark.skipif(not CAR_SEG.is_file(), reason="../shared/data/deepsim not here")
+def test_the_palette_offers_the_regions_of_an_antialiased_segmentation():
+    """The paper's car segmentation has 2,134 colours, most of them its borders' blends: the edit view's
+    palette starts with its five regions, without their near-copies."""
+    from pixmorph.serve.models import region_colours
+
+    seg = np.asarray(Image.open(CAR_SEG).convert("RGB").resize((160, 80), Image.Resampling.BICUBIC))
+    colours = region_colours(seg)
+    regions = [(253, 253, 253), (253, 13, 0), (248, 253, 6), (0, 253, 9), (52, 0, 252)]
+    assert [tuple(c) for c in colours[:5].tolist()] == regions
+    assert all(np.abs(colours[i].astype(int) - colours[:i].astype(int)).max(axis=1).min() > 32
+               for i in range(1, len(colours)))

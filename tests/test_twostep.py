@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import pixmorph
+from pixmorph.cli import cli
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.classes import ClassFolders, list_classes
 from pixmorph.data.transforms import TrainTransform
@@ -252,9 +254,6 @@ def test_dry_run_prepares_no_built_in_task_but_checks_a_folder(tmp_path, monkeyp
     for its class folders."""
     import json
 
-    from click.testing import CliRunner
-
-    from pixmorph.cli import cli
     from pixmorph.data import builtin
 
     cache = tmp_path / "cache"
@@ -283,3 +282,27 @@ def test_stage_two_needs_a_finished_step_one(tmp_path, bars):
     cfg = run_config(bars, tmp_path / "run", 3, 3, model={"stage": "2"})
     with pytest.raises(ValueError, match="run model.stage=1 first"):
         train(cfg, progress=False)
+    # the command refuses it before training starts (no progress bar) and leaves no run folder
+    out = tmp_path / "cli_run"
+    result = CliRunner().invoke(cli, ["train", "twostep", "--data", str(bars), "--out", str(out),
+                                      "--set", "model.stage=2", "--set", "data.channels=1"])
+    assert isinstance(result.exception, ValueError) and "run model.stage=1 first" in str(result.exception)
+    assert "%|" not in result.output and not out.exists()
+
+
+def test_translate_without_a_class_or_with_two_directions_says_so(trained, bars, tmp_path):
+    """A two-step model has no AtoB: `pixmorph translate` without --to names the classes (the API's default
+    direction says the same), and --to with another --direction is refused, both before anything is read."""
+    out = tmp_path / "out"
+    inputs = str(bars / "test" / "hbar")
+    result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out)])
+    assert isinstance(result.exception, ValueError), result.output
+    assert "hbar, vbar" in str(result.exception) and "--to CLASS" in str(result.exception)
+    with pytest.raises(ValueError, match="hbar, vbar"):
+        pixmorph.load(trained).default_direction()
+    result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out), "--to", "vbar",
+                                      "--direction", "BtoA"])
+    assert result.exit_code == 2 and "two directions" in result.output
+    result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out), "--to", "dress"])
+    assert isinstance(result.exception, ValueError) and "to:hbar" in str(result.exception)
+    assert "%|" not in result.output and not out.exists()

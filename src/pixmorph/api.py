@@ -101,6 +101,15 @@ class Translator:
     def directions(self) -> list[str]:
         return list(self.generators)
 
+    def default_direction(self) -> str:
+        """The direction when none is given: AtoB, or a model's only one (FUNIT reconstructs, DeepSIM
+        renders); a two-step model translates to a class, which has to be named."""
+        if "AtoB" in self.generators or len(self.generators) == 1:
+            return "AtoB" if "AtoB" in self.generators else self.directions[0]
+        classes = ", ".join(d.removeprefix("to:") for d in self.directions if d.startswith("to:"))
+        raise ValueError(f"this {self.config.method} model translates to a class: name one ({classes}); "
+                         f"its directions: {', '.join(self.directions)}")
+
     def __call__(self, images: ImageLike | Sequence[ImageLike], direction: str = "AtoB", size: int | None = None,
                  batch_size: int = 8) -> ImageLike | list[ImageLike]:
         if isinstance(images, Tensor):
@@ -112,8 +121,14 @@ class Translator:
             return self([images], direction, size)[0]
         if all(isinstance(x, Tensor) for x in images):
             return [self(x, direction, size, batch_size) for x in images]
-        return [to_pil(self.translate_batch(to_tensor(as_rgb(img).convert(self.image_mode)).unsqueeze(0), direction, size)[0])
-                for img in images]
+        return [to_pil(self.translate_batch(self.input_tensor(img).unsqueeze(0), direction, size)[0]) for img in images]
+
+    def input_tensor(self, image: Image.Image) -> Tensor:
+        """A PIL image in any mode as the generators take it (CHW in [-1, 1]): the method's own reading where
+        it has one (a DeepSIM segmentation model colours label indices as training did), else 8-bit with
+        alpha over white in the training data's channels."""
+        own = self.method.input_image(image)
+        return to_tensor(own if own is not None else as_rgb(image).convert(self.image_mode))
 
     @torch.no_grad()
     def translate_batch(self, batch: Tensor, direction: str = "AtoB", size: int | None = None) -> Tensor:

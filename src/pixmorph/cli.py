@@ -120,8 +120,9 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
 
 def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` if it holds no file at any depth (only empty subfolders, or nothing)."""
-    if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+    """Remove ``folder`` if it holds no file at any depth but the ``config.json`` a run writes before its
+    first step (only empty subfolders, or nothing)."""
+    if folder.is_dir() and not any(p.is_file() and p != folder / "config.json" for p in folder.rglob("*")):
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -167,12 +168,14 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                                  param_hint="'--onnx'")
     runtime = "onnx" if onnx_prefix else runtime or "torch"
     if to_class:
+        if direction not in (None, f"to:{to_class}"):
+            raise click.UsageError(f"--to {to_class} and --direction {direction} name two directions: give one")
         direction = f"to:{to_class}"
     import torch
     from tqdm import tqdm
 
     from pixmorph import load
-    from pixmorph.images import ImageReadError, check_images, list_images, read_image, save_image, to_tensor
+    from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images, read_image, save_image
     from pixmorph.train.loop import resolve_device
 
     try:
@@ -180,9 +183,14 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                           precision=precision)
     except ImportError as e:  # onnxruntime missing: say how to install it
         raise click.ClickException(str(e)) from None
-    if direction is None:  # a FUNIT checkpoint only reconstructs; a DeepSIM one only renders
-        only = translator.directions
-        direction = "AtoB" if "AtoB" in only or len(only) != 1 else only[0]
+    if direction is None:
+        try:
+            direction = translator.default_direction()
+        except ValueError as err:
+            raise ValueError(f"{err}: --to CLASS") from None
+    if direction not in translator.directions:  # before any file is read or the progress bar is drawn
+        raise ValueError(f"direction {direction!r}: this {translator.config.method} checkpoint has "
+                         f"{', '.join(translator.directions)}")
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
@@ -190,15 +198,11 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     for w in skipped:  # one line each, not Python's warning format
         click.echo(f"warning: {w.message}", err=True)
     out_dir = Path(out)
-    by_name: dict[str, Path] = {}
-    for f in files:
-        if (other := by_name.setdefault(f"{f.stem}.png", f)) != f:
-            raise ValueError(f"{f}: would be written to {out_dir / (f.stem + '.png')} like {other}; "
-                             "translate them into separate --out folders")
+    check_distinct_outputs(files, out_dir)
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for f in files:  # equal sizes share a batch
         try:
-            x = to_tensor(read_image(f, mode=translator.image_mode))
+            x = translator.input_tensor(read_image(f, mode=None))
         except ImageReadError as e:
             if not skip_bad:
                 raise

@@ -8,6 +8,7 @@ by default, or at ``size``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Sequence, Union
@@ -35,6 +36,21 @@ class FewShotTranslator:
         self.image_size = int(translator.config.data.crop_size or 128)
         self.mode = translator.image_mode
 
+    @functools.cached_property
+    def source_files(self) -> dict[str, set]:
+        """The training (source) classes' names and files (resolved), read once from the training data;
+        empty when the data is not here any more."""
+        from pixmorph.data.fewshot import split_classes
+        from pixmorph.data.resolve import resolve_root
+
+        data = self.translator.config.data
+        try:
+            root, _ = resolve_root(data.root)
+            source = split_classes(root, data.options).source
+        except Exception:  # the training data is not here any more: nothing to compare with
+            return {"classes": set(), "files": set()}
+        return {"classes": set(source), "files": {p.resolve() for files in source.values() for p in files}}
+
     def _tensor(self, image: ImageLike) -> Tensor:
         """One CHW tensor in [-1, 1] with the model's channels."""
         if isinstance(image, (str, Path)):
@@ -53,9 +69,11 @@ class FewShotTranslator:
 
     @torch.no_grad()
     def class_code(self, class_images: Sequence[ImageLike]) -> Tensor:
-        """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter."""
+        """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter. Files of
+        one of the model's training (source) classes give a warning: that is not a few-shot test."""
         if len(class_images) == 0:
             raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
+        warn_if_source_class(self, [Path(im) for im in class_images if isinstance(im, (str, Path))])
         t = self.translator
         with t.autocast():
             codes = [self.generator.class_code(t.layout(resize_tensor(self._tensor(im)[None].to(self.device), self.image_size)))
@@ -73,11 +91,16 @@ class FewShotTranslator:
             y = self.generator.decode(self.generator.content_encoder(self.translator.layout(x)), code.expand(x.shape[0], -1))
         return crop_back(y, original).float().contiguous().cpu()
 
-    def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: Sequence[ImageLike],
+    def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: Sequence[ImageLike] | Tensor,
                  size: int | None = None) -> list[Image.Image] | Tensor:
-        """Translate content image(s) into the class shown by ``class_images``. Tensors in -> tensor out
-        (N x C x S x S); PIL images or paths in -> list of PIL images."""
-        code = self.class_code(class_images)
+        """Translate content image(s) into the class shown by ``class_images`` (K images, or a code from
+        :meth:`class_code`, 1 x latent_dim, to reuse). Tensors in -> tensor out (N x C x S x S); PIL images or
+        paths in -> list of PIL images."""
+        is_code = isinstance(class_images, Tensor) and class_images.dim() <= 2
+        code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
+        if code.shape[1] != self.translator.method.cfg.latent_dim:
+            raise ValueError(f"a class code of {code.shape[1]} values; this model's codes have "
+                             f"{self.translator.method.cfg.latent_dim} (class_code(images) makes one)")
         if isinstance(content, Tensor):
             batch = content[None] if content.dim() == 3 else content
             return self.translate_code(batch, code, size)
@@ -101,18 +124,9 @@ def class_image_files(inputs: Sequence[str | Path]) -> list[Path]:
 
 def source_class_overlap(translator: FewShotTranslator, class_files: Sequence[Path]) -> str | None:
     """A warning text when the class images come from the model's training (source) classes, else None."""
-    from pixmorph.data.fewshot import split_classes
-    from pixmorph.data.resolve import resolve_root
-
-    data = translator.translator.config.data
-    try:
-        root, _ = resolve_root(data.root)
-        source = split_classes(root, data.options).source
-    except Exception:  # the training data is not here any more: nothing to compare with
-        return None
-    trained = {p.resolve() for files in source.values() for p in files}
-    seen = sorted({f.parent.name for f in class_files if f.resolve() in trained})
-    named = sorted({f.parent.name for f in class_files} & set(source))
+    trained = translator.source_files
+    seen = sorted({f.parent.name for f in class_files if f.resolve() in trained["files"]})
+    named = sorted({f.parent.name for f in class_files} & trained["classes"])
     if seen or named:
         return (f"the class image(s) of {', '.join(seen or named)} come from a source class this model was trained on: "
                 "this is not a few-shot test of an unseen class")

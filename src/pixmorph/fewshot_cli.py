@@ -67,7 +67,7 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     pixmorph fewshot CKPT --content IMG... --class-images FILES_OR_DIR... --out DIR
     """
     from pixmorph.fewshot import class_image_files, load_fewshot, source_class_overlap
-    from pixmorph.images import check_images, list_images, read_image
+    from pixmorph.images import check_distinct_outputs, check_images, list_images, read_image
     from pixmorph.train.loop import resolve_device
 
     model = load_fewshot(checkpoint, device=str(resolve_device(device)), precision=precision)
@@ -78,8 +78,7 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     files = [f for p in map(Path, content) for f in (list_images(p) if p.is_dir() else [p])]
     files = check_images(files)
     names = [f"{f.stem}.png" for f in files]
-    if len(set(names)) != len(names):
-        raise ValueError("two content images have the same name; translate them into separate --out folders")
+    check_distinct_outputs(files, out)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

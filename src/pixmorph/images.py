@@ -197,11 +197,12 @@ def _exif_upright(img: Image.Image) -> Image.Image:
 def read_image(
     path: str | os.PathLike,
     *,
-    mode: str = "RGB",
+    mode: str | None = "RGB",
     min_size: int = 1,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
-    """Read and fully decode an image file as 8-bit ``RGB`` (or ``L``).
+    """Read and fully decode an image file as 8-bit ``RGB`` (or ``L``; ``None``: in its own mode, EXIF
+    orientation applied and nothing else, for :func:`as_rgb` or a method's own reading later).
 
     EXIF orientation is applied, transparency is composited over white and
     16-bit / integer / float images are scaled to 8 bits. Raises
@@ -219,14 +220,14 @@ def decode_image(
     stream: BinaryIO,
     name: str | os.PathLike,
     *,
-    mode: str = "RGB",
+    mode: str | None = "RGB",
     min_size: int = 1,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
     """:func:`read_image` for an open binary stream (an upload, say); ``name`` is what errors call it.
     The size is checked from the header, before any pixel is decoded."""
-    if mode not in _OUTPUT_MODES:
-        raise ValueError(f"mode must be one of {_OUTPUT_MODES}, got {mode!r}")
+    if mode is not None and mode not in _OUTPUT_MODES:
+        raise ValueError(f"mode must be one of {_OUTPUT_MODES} or None, got {mode!r}")
     img = _open(name, stream, max_pixels)
     _check_size(name, img, min_size, max_pixels)
     try:
@@ -235,12 +236,22 @@ def decode_image(
         raise _fail(name, f"truncated or corrupt image ({err})") from None
     _check_size(name, img, min_size, max_pixels)  # some formats (ICO) take their size when loaded
     img = _exif_upright(img)
-    return _to_l_or_rgb(name, img).convert(mode)
+    return img if mode is None else _to_l_or_rgb(name, img).convert(mode)
 
 
 def as_rgb(img: Image.Image) -> Image.Image:
     """An in-memory PIL image as 8-bit RGB, by the same rules as :func:`read_image` (alpha over white)."""
     return _to_l_or_rgb(Path("<image>"), img).convert("RGB")
+
+
+def check_distinct_outputs(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> None:
+    """Each input is written to ``out_dir/<stem>.png``: one line naming both files when two would be written
+    to the same path (``a/x.png`` and ``b/x.jpg``), before anything is written."""
+    seen: dict[Path, Path] = {}
+    for f in map(Path, files):
+        target = Path(out_dir) / f"{f.stem}.png"
+        if (other := seen.setdefault(target, f)) != f:
+            raise ValueError(f"{f}: would be written to {target} like {other}; give them separate --out folders")
 
 
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:

@@ -18,6 +18,7 @@ too (nearest-neighbour for segmentations, so colours stay labels).
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -36,13 +37,18 @@ TEST_SIGMA = 2.0
 MAX_LABELS = 256
 
 
-def _palette() -> np.ndarray:
-    """256 distinct, saturated colours (golden-ratio hues, alternating lightness); label 0 is black."""
+@functools.lru_cache(maxsize=2)
+def _palette(n: int = MAX_LABELS) -> np.ndarray:
+    """``n`` saturated colours (golden-ratio hues, alternating lightness; from 256 on, hues from a hash of
+    the index, which spreads 16-bit ids such as 1000, 2000, ... too), each a function of its index alone, so
+    a label keeps its colour whatever other labels a file holds; label 0 is black."""
     import colorsys
+    import hashlib
 
     colours = [(0, 0, 0)]
-    for i in range(1, MAX_LABELS):
-        h = (i * 0.618033988749895) % 1.0
+    for i in range(1, n):
+        h = (i * 0.618033988749895) % 1.0 if i < MAX_LABELS else int.from_bytes(
+            hashlib.blake2b(i.to_bytes(4, "little"), digest_size=4).digest(), "little") / 2**32
         r, g, b = colorsys.hsv_to_rgb(h, 0.85 if i % 2 else 0.6, 0.95 if i % 3 else 0.7)
         colours.append((round(255 * r), round(255 * g), round(255 * b)))
     return np.array(colours, dtype=np.uint8)
@@ -110,11 +116,13 @@ def load_edges(path: str | Path, size: tuple[int, int]) -> Tensor:
 
 
 def colour_labels(labels: np.ndarray) -> np.ndarray:
-    """An H x W array of label indices (0..255) as an H x W x 3 colour-coded uint8 image."""
+    """An H x W array of label indices (0..65535; :data:`PALETTE` below 256) as an H x W x 3 colour-coded
+    uint8 image."""
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= MAX_LABELS):
-        raise ValueError(f"label indices must be in 0..{MAX_LABELS - 1}, got {labels.min()}..{labels.max()}")
-    return PALETTE[labels.astype(np.int64)]
+    if labels.size and (labels.min() < 0 or labels.max() >= 65536):
+        raise ValueError(f"label indices must be in 0..65535, got {labels.min()}..{labels.max()}")
+    table = PALETTE if not labels.size or labels.max() < MAX_LABELS else _palette(65536)
+    return table[labels.astype(np.int64)]
 
 
 def superpixels(image: Tensor, segments: int = 24) -> np.ndarray:
@@ -128,19 +136,37 @@ def superpixels(image: Tensor, segments: int = 24) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].reshape(labels.shape) % MAX_LABELS
 
 
-def _label_map(path: Path) -> np.ndarray | None:
-    """The label indices of a single-channel file with few distinct values, else None (a colour image)."""
-    with Image.open(path) as img:
-        if img.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "1"):
-            return None
-        labels = np.array(img)
+LABEL_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "1")  # single-channel modes a label map can be stored in
+
+
+def label_indices(img: Image.Image, name: str | Path) -> np.ndarray | None:
+    """The label indices of a single-channel image with few distinct values, else None (a colour image);
+    ``name``: what the error calls it."""
+    if img.mode not in LABEL_MODES:
+        return None
+    labels = np.array(img)
     values = np.unique(labels)
     if len(values) > MAX_LABELS or values.max() >= 65536:
-        raise ValueError(f"{path}: a single-channel segmentation needs label indices (at most {MAX_LABELS} "
+        raise ValueError(f"{name}: a single-channel segmentation needs label indices (at most {MAX_LABELS} "
                          f"distinct values), found {len(values)}; give a colour-coded segmentation instead")
-    # Indices as stored (0, 1, 2, ...), or spread over 0..255 for viewing (0, 40, 80, ...): either way,
-    # each distinct value is one label.
-    return np.searchsorted(values, labels) if values.max() >= MAX_LABELS else labels.astype(np.int64)
+    # Indices as stored (0, 1, 2, ...; or spread out for viewing, 0, 40, 80, ...; or 16-bit ids): each value
+    # is one label with one colour, so an edit that removes a label leaves the others' colours as they were.
+    return labels.astype(np.int64)
+
+
+def seg_image(img: Image.Image, name: str | Path = "<image>") -> Image.Image:
+    """An in-memory segmentation as the RGB image a seg model takes: label indices coloured as training
+    colours them, anything else by the usual rules (8-bit RGB, alpha over white)."""
+    from pixmorph.images import as_rgb
+
+    labels = label_indices(img, name)
+    return Image.fromarray(colour_labels(labels)) if labels is not None else as_rgb(img)
+
+
+def _label_map(path: Path) -> np.ndarray | None:
+    """:func:`label_indices` of a file."""
+    with Image.open(path) as img:
+        return label_indices(img, path)
 
 
 def check_opaque_seg(path: str | Path) -> None:

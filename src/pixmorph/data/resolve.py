@@ -40,6 +40,10 @@ def resolve_sizes(cfg: DataConfig, native: int | None) -> DataConfig:
 
 
 def resolve_data(cfg: DataConfig) -> tuple[Path, DataConfig]:
-    """The folder, and the config with ``load_size``/``crop_size`` filled in (what gets saved)."""
+    """The folder, and the config with ``load_size``/``crop_size`` filled in (what gets saved). A folder or
+    file given by a relative path is saved absolute, so a run resumes and serves from any directory."""
     path, native = resolve_root(cfg.root)
+    if native is None:
+        path = path.resolve()
+        cfg = DataConfig(**{**cfg.__dict__, "root": str(path)})
     return path, resolve_sizes(cfg, native)

@@ -109,13 +109,16 @@ def build_primitive(image: Tensor, opts: SingleImageOptions) -> tuple[Tensor, Te
     return torch.cat([seg, P.load_edges(opts.edges, size)]), torch.zeros(4)
 
 
-def check_same_shape(primitive: str | Path, image: str | Path, tolerance: float = 0.05) -> None:
-    """A primitive is drawn over its image: one of another aspect ratio (another image's edges, say) would
-    be stretched to fit, so refuse it. (Another size of the same aspect is resized, as at edit time.)"""
+def check_same_shape(primitive: str | Path, image: str | Path, what: str = "image",
+                     tolerance: float = 0.05) -> None:
+    """A primitive is drawn over its image (an edge map over its segmentation, ``what``): one of another
+    aspect ratio (another image's edges, say) would be stretched to fit, so refuse it. (Another size of
+    the same aspect is resized, as at edit time.)"""
     (pw, ph), (w, h) = read_image(primitive).size, read_image(image).size
     if abs((pw / ph) / (w / h) - 1) > tolerance:
-        raise ValueError(f"{primitive}: its aspect ratio {pw / ph:.2f} ({pw}x{ph}) is not the image's "
-                         f"{w / h:.2f} ({w}x{h}): give the primitive drawn over this image")
+        raise ValueError(f"{primitive}: its aspect ratio {pw / ph:.2f} ({pw}x{ph}) is not the {what}'s "
+                         f"{w / h:.2f} ({w}x{h}): give the {'primitive' if what == 'image' else 'edge map'} "
+                         f"drawn over this {what}")
 
 
 class SingleImage(Dataset):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 # update(loss, optimizer_name): backward of ``loss`` then one step of that optimizer.
@@ -52,6 +53,11 @@ class Method:
     def translators(self) -> dict[str, nn.Module]:
         """Generator per direction ("AtoB", "BtoA", ...) used for translation and export."""
         raise NotImplementedError
+
+    def input_image(self, image: Image.Image) -> Image.Image | None:
+        """An input image (any PIL mode, as read) the way this method's generators read it, where the usual
+        rule (8-bit, alpha over white, the data's channels) is not it; None: the usual rule."""
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond weights and optimizers (image pools, ...); tensors and primitives only."""

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from pixmorph.data import primitives as P
 from pixmorph.data import tps
+from pixmorph.data.single_image import check_same_shape
 from pixmorph.images import read_image
 from pixmorph.methods.base import Method, MethodConfig, Update, register, set_requires_grad
 from pixmorph.nn.gan_loss import gan_loss
@@ -212,6 +214,10 @@ class DeepSIM(Method):
     def translators(self) -> dict[str, nn.Module]:
         return {"AtoB": self.renderer}
 
+    def input_image(self, image: Image.Image) -> Image.Image | None:
+        """A segmentation model colours a label-index image as training coloured its label file."""
+        return P.seg_image(image) if self.cfg.in_channels == P.CHANNELS["seg"] else None
+
     def extra_state(self) -> dict[str, Any]:
         return {"perceptual": self._perceptual_name or ""}
 
@@ -236,6 +242,7 @@ def make_config(image: str | Path, primitive: str = "auto-edges", kind: str | No
     opts = {"primitive": str(primitive), "kind": kind, "edges": str(edges), "max_side": max_side, **(options or {})}
     resolved = SingleImageOptions.from_dict(opts)
     opts["kind"] = resolved.kind
+    _absolute_files(opts)
     return RunConfig.from_dict({
         "method": DeepSIM.name,
         "model": {"in_channels": P.CHANNELS[resolved.kind], **(model or {})},
@@ -282,9 +289,19 @@ def apply_cli_options(d: dict[str, Any], image: str | None, primitive: str | Non
         opts["max_side"] = max_side
     resolved = SingleImageOptions.from_dict(opts)
     opts["kind"] = resolved.kind
+    _absolute_files(opts)
     data["options"] = opts
     d.setdefault("model", {}).setdefault("in_channels", P.CHANNELS[resolved.kind])
     return d
+
+
+def _absolute_files(opts: dict[str, Any]) -> None:
+    """The primitive and edge-map files as absolute paths (the saved config must work from any directory;
+    the loop does the same for the image, ``data.root``)."""
+    for key in ("primitive", "edges"):
+        value = opts.get(key)
+        if isinstance(value, str) and not value.startswith("auto") and Path(value).expanduser().exists():
+            opts[key] = str(Path(value).expanduser().resolve())
 
 
 KIND_OF_CHANNELS = {c: k for k, c in P.CHANNELS.items()}
@@ -304,11 +321,13 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
                              f"map per segmentation (--edges, {len(paths)} needed for {', '.join(map(str, paths))}, "
                              f"{len(edges or [])} given){hint}")
     elif edges:
-        raise ValueError(f"--edges is for seg+edges models; this one takes {kind}")
+        raise ValueError(f"a second file, an edge map (--edges; the edges field of /api/edit), is for seg+edges "
+                         f"models; this one takes {kind} alone")
     for i, path in enumerate(paths):
         _warn_if_not(path, "edges" if kind == "edges" else "seg", kind)
         if kind == "seg+edges":
             _warn_if_not(edges[i], "edges", kind)
+            check_same_shape(edges[i], path, "segmentation")  # training refuses it too: it would be stretched
     out = []
     for i, path in enumerate(paths):
         size = P.round_size(*read_image(path).size, max_side)
@@ -364,16 +383,27 @@ def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] 
         raise ValueError(f"{model}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
                          f"({', '.join(f'{k} {c}' for k, c in P.CHANNELS.items())})")
     max_side = (config.data.options or {}).get("max_side")
+    if translator.image_size:
+        for path in primitives:
+            _warn_if_other_shape(path, translator.image_size)
     return [translator.translate_batch(x[None])[0] for x in load_primitives(primitives, kind, max_side, edges)]
+
+
+def _warn_if_other_shape(path: str | Path, training_size: Sequence[int]) -> None:
+    """One line when an edited primitive's aspect ratio is not the training image's: it renders at its own
+    shape, but the model only ever saw the training image's."""
+    (w, h), (tw, th) = read_image(path).size, training_size
+    if abs((w / h) / (tw / th) - 1) > 0.05:
+        warnings.warn(f"{path}: its aspect ratio {w / h:.2f} ({w}x{h}) is not the training image's {tw / th:.2f} "
+                      f"({tw}x{th}): rendered at its own shape, which the model never trained on", stacklevel=3)
 
 
 def edit(checkpoint: str | Path, primitives: Sequence[str | Path], out: str | Path,
          edges: Sequence[str | Path] | None = None, device: str = "cpu") -> list[Path]:
     """:func:`render` the edited primitive files into ``out`` as ``<name>.png``; returns the written paths."""
-    from pixmorph.images import save_image
+    from pixmorph.images import check_distinct_outputs, save_image
 
+    check_distinct_outputs(primitives, out)
     names = [Path(p).stem for p in primitives]
-    if len(set(names)) != len(names):
-        raise ValueError("two edited primitives have the same file name; they would overwrite each other")
     images = render(checkpoint, primitives, edges, device)
     return [save_image(y, Path(out) / f"{name}.png") for name, y in zip(names, images)]

@@ -241,6 +241,9 @@ class TwoStep(Method):
         for key, value in TRAIN_DEFAULTS.items():
             run.setdefault(key, value)
         first, last = build_method_config(TwoStepConfig, model).stage_range
+        if str(model.get("stage")) == "2" and not run.get("resume"):
+            raise ValueError("model.stage=2 trains the encoder of a finished step 1: run model.stage=1 first (or "
+                             "both), then --resume with stage 2")
         if run.get("max_steps") is None or not first < run["max_steps"] <= last:
             run["max_steps"] = last
         return d
