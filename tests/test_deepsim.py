@@ -254,6 +254,7 @@ def test_mixed_precision_training_steps(tmp_path, precision):
 def test_cli_train_deepsim_on_the_example_then_edit(tmp_path):
     from click.testing import CliRunner
 
+    import pixmorph
     from pixmorph.cli import cli
 
     tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4}.items()]
@@ -269,6 +270,17 @@ def test_cli_train_deepsim_on_the_example_then_edit(tmp_path):
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert sorted(p.name for p in (tmp_path / "edits").glob("*.png")) == [p.name for p in edited]
     assert Image.open(tmp_path / "edits" / edited[0].name).size == (64, 48)
+    folder = tmp_path / "edited"  # a folder of primitives, at a given precision: the same renders in fp32
+    folder.mkdir()
+    for f in edited:
+        (folder / f.name).write_bytes(f.read_bytes())
+    result = CliRunner().invoke(cli, ["edit", str(run), str(folder), "--out", str(tmp_path / "e2"), "--device", "cpu",
+                                      "--precision", "fp32"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert sorted(p.name for p in (tmp_path / "e2").glob("*.png")) == [p.name for p in edited]
+    [expected] = deepsim.render(pixmorph.load(run, precision="fp32"), edited[:1])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "e2" / edited[0].name)),
+                          np.asarray(pixmorph.images.to_pil(expected)))
 
     result = CliRunner().invoke(cli, ["train", "cyclegan", "--primitive", "auto-seg", "--dry-run"])
     assert result.exit_code == 2 and "deepsim` only" in result.output

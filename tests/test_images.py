@@ -17,6 +17,7 @@ from PIL import Image
 from pixmorph.images import (
     BadImageWarning,
     ImageReadError,
+    ImageTooLarge,
     check_images,
     list_images,
     make_grid_image,
@@ -262,6 +263,16 @@ def test_max_pixels_overrides_pillow_global_limit(tmp_path, monkeypatch):
         assert read_image(path, max_pixels=None).size == (40, 40)
     assert Image.MAX_IMAGE_PIXELS == 100  # restored
 
+
+
+def test_a_bomb_is_refused_in_plain_words(tmp_path):
+    """Far over the limit, Pillow refuses the file while opening it; its error's alarm is not repeated."""
+    path = tmp_path / "big.png"
+    Image.new("1", (300, 300)).save(path)
+    with pytest.raises(ImageTooLarge) as err:
+        read_image(path, max_pixels=1000)
+    assert_one_line_naming(err, path, "image too large", "90000")
+    assert "DOS" not in str(err.value)
 
 def test_unknown_output_mode_is_rejected(tmp_path):
     path = tmp_path / "x.png"

@@ -104,21 +104,33 @@ def primitive_hint(run: str | Path, files: list[Path]) -> str:
 
 @click.command("edit")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.argument("primitives", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("primitives", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (<name>.png per input).")
-@click.option("--edges", "edge_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="seg+edges models: one edge map per segmentation, in order (repeat the option).")
+@click.option("--edges", "edge_files", multiple=True, type=click.Path(exists=True),
+              help="seg+edges models: one edge map per segmentation, in order (repeat the option; a folder gives "
+                   "its images in name order).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_files: tuple[str, ...],
-                 device: str) -> None:
-    """Render edited PRIMITIVES (edge maps / segmentations) with a DeepSIM CHECKPOINT (run or checkpoint folder)."""
+                 device: str, precision: str) -> None:
+    """Render edited PRIMITIVES (edge maps / segmentations: files or folders) with a DeepSIM CHECKPOINT (run
+    or checkpoint folder)."""
+    from pixmorph import load
+    from pixmorph.images import list_images
     from pixmorph.methods.deepsim import edit
     from pixmorph.train.loop import resolve_device
 
+    def files(inputs: tuple[str, ...]) -> list[Path]:
+        return [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
+
+    primitive_files, edge_maps = files(primitives), files(edge_files)
+    if not primitive_files:
+        raise ValueError(f"no image files in {', '.join(primitives)}: nothing to render")
+    translator = load(checkpoint, device=str(resolve_device(device)), precision=precision)
     with warnings.catch_warnings(record=True) as mismatched:
         warnings.simplefilter("always")
-        written = edit(checkpoint, primitives, out, edges=list(edge_files) or None,
-                       device=str(resolve_device(device)))
+        written = edit(translator, primitive_files, out, edges=edge_maps or None)
     for w in mismatched:  # one line each (a primitive that does not look like what the model takes)
         click.echo(f"warning: {w.message}", err=True)
     click.echo(f"{len(written)} edited image{'' if len(written) == 1 else 's'} rendered into {out}")

@@ -110,7 +110,8 @@ def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         raise _fail(path, "not an image file (unknown format or corrupt header)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise _fail(path, f"image too large ({err})", ImageTooLarge) from None
+        detail = str(err).split(", could be decompression bomb")[0]  # Pillow's alarm adds nothing for a user
+        raise _fail(path, f"image too large ({detail})", ImageTooLarge) from None
     except _DECODE_ERRORS as err:
         raise _fail(path, f"truncated or corrupt image ({err})") from None
 

@@ -327,7 +327,6 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
         _warn_if_not(path, "edges" if kind == "edges" else "seg", kind)
         if kind == "seg+edges":
             _warn_if_not(edges[i], "edges", kind)
-            check_same_shape(edges[i], path, "segmentation")  # training refuses it too: it would be stretched
     out = []
     for i, path in enumerate(paths):
         size = P.round_size(*read_image(path).size, max_side)
@@ -336,7 +335,9 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
         elif kind == "seg":
             out.append(P.load_seg(path, size))
         else:
-            out.append(torch.cat([P.load_seg(path, size), P.load_edges(edges[i], size)]))
+            seg = P.load_seg(path, size)
+            check_same_shape(edges[i], path, "segmentation")  # training refuses it too: it would be stretched
+            out.append(torch.cat([seg, P.load_edges(edges[i], size)]))
     return out
 
 
@@ -398,9 +399,10 @@ def _warn_if_other_shape(path: str | Path, training_size: Sequence[int]) -> None
                       f"({tw}x{th}): rendered at its own shape, which the model never trained on", stacklevel=3)
 
 
-def edit(checkpoint: str | Path, primitives: Sequence[str | Path], out: str | Path,
+def edit(checkpoint, primitives: Sequence[str | Path], out: str | Path,
          edges: Sequence[str | Path] | None = None, device: str = "cpu") -> list[Path]:
-    """:func:`render` the edited primitive files into ``out`` as ``<name>.png``; returns the written paths."""
+    """:func:`render` the edited primitive files into ``out`` as ``<name>.png``; returns the written paths.
+    ``checkpoint``: a run or checkpoint folder, or a :class:`pixmorph.api.Translator` from ``pixmorph.load``."""
     from pixmorph.images import check_distinct_outputs, save_image
 
     check_distinct_outputs(primitives, out)

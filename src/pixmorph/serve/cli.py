@@ -28,7 +28,7 @@ def serve_command(checkpoints: tuple[str, ...], host: str, port: int, device: st
                   max_upload_mb: float, max_pixels: int, max_pending: int) -> None:
     """Serve run folders over HTTP: a page and a JSON/multipart API (/openapi.json) to translate images,
     translate few-shot (FUNIT) and edit primitives (DeepSIM). RUN is a run folder (or its checkpoint/);
-    NAME=RUN names its model, else it is the folder's name."""
+    NAME=RUN names its model, else it is the folder's name (its parent's for .../run and .../checkpoint)."""
     import uvicorn
 
     from pixmorph.serve.app import create_app
