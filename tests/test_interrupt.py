@@ -52,3 +52,24 @@ def test_ctrl_c_saves_then_resume_continues(tmp_path):
     again = subprocess.run(train_command(data, out, "--resume", "--steps", str(stopped)),
                            capture_output=True, text=True, timeout=180, env=ENV)
     assert again.returncode == 0 and f"already at step {stopped + 2} of {stopped}: nothing to train" in again.stdout
+
+
+def test_sigterm_to_the_process_group_saves_once(tmp_path):
+    """`timeout`, a SLURM cancellation and a terminal's Ctrl-C signal every process of the group, data-loading
+    workers included: the run still saves at the end of the step and says so once, and no worker's death
+    takes it down first."""
+    data, out = write_unpaired(tmp_path / "data"), tmp_path / "run"
+    command = train_command(data, out)
+    command[command.index("--workers") + 1] = "2"
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "stats.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "stopped at step" in output, output[-2000:]
+    assert "Traceback" not in output and "killed by signal" not in output, output[-2000:]
+    assert output.count("stopping after this step") == 1 and "aborted" not in output, output[-2000:]
+    assert saved_step(out) >= 1

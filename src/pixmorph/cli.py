@@ -305,8 +305,11 @@ def main() -> None:
 
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as abort:
+        from pixmorph.train.loop import StoppedAndSaved
+
+        if not isinstance(abort.__cause__, StoppedAndSaved):  # saved: the loop has said where and how to go on
+            click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()

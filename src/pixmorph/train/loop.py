@@ -136,6 +136,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                         sampler=SeededSampler(len(dataset), t.seed, start=images_seen,
                                               shard=(world.rank, world.size, t.batch_size)),
                         pin_memory=speed.pin_memory, persistent_workers=cfg.data.num_workers > 0,
+                        worker_init_fn=_leave_signals_to_the_loop,
                         # its own generator: creating the iterator must not draw from the global RNG
                         generator=torch.Generator().manual_seed(t.seed))
     sample_batch = _fixed_batch(dataset, device)
@@ -226,7 +227,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if world.distributed:
         distributed.shutdown()
     if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
-        raise KeyboardInterrupt
+        raise StoppedAndSaved
     return run_dir
 
 
@@ -378,6 +379,19 @@ def _warnings_above(bar: tqdm) -> Iterator[None]:
         yield
     finally:
         warnings.showwarning = shown
+
+
+class StoppedAndSaved(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training, and the checkpoint of the last step is saved."""
+
+
+def _leave_signals_to_the_loop(worker_id: int) -> None:
+    """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal's Ctrl-C, ``timeout`` and a SLURM
+    cancellation signal the whole process group; a worker that died of it took the run down before the
+    loop could save, and one that inherited the loop's handler said "stopping" again. The loop stops its
+    workers when it has saved."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @contextmanager
