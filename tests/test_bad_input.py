@@ -470,3 +470,21 @@ def test_missing_image_file_is_named_as_a_file(tmp_path):
         resolve_root(str(tmp_path / "nosuch.png"))
     with pytest.raises(FileNotFoundError, match="not a built-in task"):
         resolve_root(str(tmp_path / "nosuchdir"))
+
+
+@pytest.mark.parametrize("method, crop, fits", [("cyclegan", 30, 32), ("pix2pix", 48, 64)])
+def test_a_crop_the_generators_cannot_take_is_one_line_before_training(tmp_path, method, crop, fits):
+    """A ResNet generator takes multiples of 4, a U-Net with 5 halvings multiples of 32: a crop of 30 or 48
+    failed inside the network (tensor size mismatch) with a traceback."""
+    from conftest import make_paired_folders
+
+    data = make_paired_folders(tmp_path / "data")  # matching names: a paired and an unpaired layout both
+    model = {"cyclegan": ["model.n_blocks=1"], "pix2pix": ["model.num_downs=5"]}[method]
+    result = CliRunner().invoke(cli, ["train", method, "--data", str(data), "--out", str(tmp_path / "run"),
+                                      "--device", "cpu", "--workers", "0", "--load-size", "64", "--crop-size",
+                                      str(crop), "--set", "model.ngf=4", "--set", "model.ndf=4",
+                                      *[a for m in model for a in ("--set", m)]])
+    assert isinstance(result.exception, ValueError), result.output
+    message = str(result.exception)
+    assert "\n" not in message and f"data.crop_size={crop}" in message and f"--crop-size {fits}" in message
+    assert not (tmp_path / "run").exists()

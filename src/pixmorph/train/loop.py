@@ -95,7 +95,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     method = build_method(cfg)
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
-    _check_fits_the_networks(dataset, method, data_root)
+    _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
     if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0):
         raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}: need batch_size >= 1, max_steps >= 0")
     global_batch = t.batch_size * world.size  # train.batch_size is per process
@@ -231,15 +231,24 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     return run_dir
 
 
-def _check_fits_the_networks(dataset, method: Method, data_root: Path) -> None:
-    """A dataset of one fixed size (DeepSIM's image) smaller than the generators' least input: say so
-    before the first step fails inside a network."""
+def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int | None) -> None:
+    """Training images the generators cannot take, said before the first step fails inside a network: a
+    dataset of one fixed size (DeepSIM's image) below their least input, or a square crop that is not a
+    multiple of their stride (a ResNet's 4, a U-Net's 2^num_downs) or below their least input."""
+    generators = method.translators().values()
+    need = max((getattr(g, "min_size", 1) for g in generators), default=1)
     size = getattr(dataset, "image_size", None)
-    need = max((getattr(g, "min_size", 1) for g in method.translators().values()), default=1)
     if size and min(size) < need:
         raise ValueError(f"{data_root}: trained at {size[0]}x{size[1]}, smaller than the {need}x{need} the "
                          f"networks need: use a larger image (or --max-side), or a generator with fewer "
                          f"downsamplings")
+    stride = math.lcm(*(getattr(g, "stride", 1) for g in generators)) if generators else 1
+    # (below one stride a method may know better what to change: pix2pix names model.num_downs)
+    if size is None and crop and crop >= stride and (crop % stride or crop < need):
+        fits = max(need, round(crop / stride) * stride)
+        raise ValueError(f"data.crop_size={crop}: the {method.name} generators take sides that are multiples of "
+                         f"{stride} and at least {need}: use --crop-size {fits} (or a generator with fewer "
+                         f"downsamplings)")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
