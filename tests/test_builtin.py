@@ -233,3 +233,17 @@ def test_data_dir_env_var_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     np.testing.assert_array_equal(got_images, images)
     np.testing.assert_array_equal(got_labels, labels.astype(np.int64))
     assert got_labels.dtype == np.int64
+
+
+@needs_data
+def test_the_demo_runs_again_from_the_start(tmp_path: Path) -> None:
+    """`pixmorph demo` twice in the same folder: the second run starts over (it stopped with "holds a checkpoint
+    already", suggesting options the demo does not have)."""
+    import json
+
+    from pixmorph.demo import run_demo
+
+    for _ in range(2):
+        result = run_demo(tmp_path / "demo", minutes=0.01, device="cpu")
+        step = json.loads((result["run"] / "checkpoint" / "config.json").read_text())["step"]
+        assert 1 <= step < 50 and result["page"].is_file()  # a new short run each time, not one resumed

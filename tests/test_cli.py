@@ -419,3 +419,67 @@ def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path, cyclegan_d
     ok(result)
     model = json.loads(result.output)["model"]
     assert (model["lr"], model["lambda_A"], model["lambda_identity"]) == (0.0005, 10.0, 0.25)
+
+
+# ---------------------------------------------------------------------------
+# Starting, starting over and resuming (from a fresh-user review)
+
+
+def test_a_schedule_without_steps_is_refused(tmp_path, cyclegan_data):
+    """--steps 0 printed a checkpoint path that did not exist; negative epochs are refused too."""
+    for schedule in (["--steps", "0"], ["--epochs", "-1", "--epochs-decay", "0"]):
+        result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", *TINY_CYCLEGAN,
+                        *schedule)
+        assert isinstance(result.exception, ValueError), result.output
+        assert "\n" not in str(result.exception) and "checkpoint:" not in result.output
+        assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_starts_the_logs_and_samples_over(tmp_path, cyclegan_data):
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN, "--set", "train.log_every=1",
+            "--set", "train.sample_every=1"]
+    ok(invoke(*args, "--steps", "3"))
+    ok(invoke(*args, "--steps", "1", "--overwrite"))
+    steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1] and sorted(p.name for p in (run / "samples").glob("step_*.png")) == ["step_0000001.png"]
+
+
+def test_resume_of_a_folder_without_a_run_needs_data(tmp_path, cyclegan_data):
+    """A typo in --out with --resume started a full-length run on the built-in default data."""
+    result = invoke("train", "cyclegan", "--out", tmp_path / "typo", "--resume", *TINY_CYCLEGAN)
+    assert result.exit_code == 2 and "no config.json" in result.output and "--data" in result.output
+    assert not (tmp_path / "typo").exists()
+    ok(invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", "--resume", *TINY_CYCLEGAN,
+              "--steps", "1"))  # with --data: a requeued job's first start
+
+
+def test_a_time_budget_is_not_inherited_by_resume(tmp_path, cyclegan_data):
+    """The budget limits one invocation: a plain --resume finishes the schedule; --time-budget 0 is no limit."""
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN, "--steps", "6"]
+    ok(invoke(*args, "--time-budget", "0.001"))
+    assert json.loads((run / "config.json").read_text())["train"]["time_budget"] == 0.001
+    ok(invoke(*args, "--resume"))
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["time_budget"] is None and json.loads((run / "checkpoint" / "config.json").read_text())["step"] == 6
+    ok(invoke(*args, "--overwrite", "--time-budget", "0"))
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["step"] == 6
+
+
+def test_dry_run_refuses_what_the_run_would_refuse(tmp_path, cyclegan_data):
+    """An unknown GAN loss or precision was accepted by --dry-run and failed at the first step, under the bar."""
+    for setting, words in (("model.gan_mode=foo", "model.gan_mode='foo'"), ("train.precision=fp8", "fp8")):
+        for dry in (["--dry-run"], ["--steps", "1"]):
+            result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", *TINY_CYCLEGAN,
+                            "--set", setting, *dry)
+            assert isinstance(result.exception, ValueError) and words in str(result.exception), result.output
+            assert "%|" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_resume_into_a_classifier_folder_says_what_it_holds(tmp_path):
+    folder = tmp_path / "clf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"classifier": {"arch": "SmallCNN"}, "classes": ["a", "b"]}))
+    result = invoke("train", "cyclegan", "--out", folder, "--resume", *TINY_CYCLEGAN)
+    assert isinstance(result.exception, ValueError) and "holds a classifier" in str(result.exception), result.output

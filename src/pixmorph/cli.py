@@ -40,7 +40,8 @@ def cli() -> None:
 @click.option("--epochs", type=float, help="Epochs at the initial learning rate.")
 @click.option("--epochs-decay", type=float, help="Epochs of linear decay to 0.")
 @click.option("--steps", type=int, help="Stop at this step.")
-@click.option("--time-budget", type=float, help="Seconds of training, then save and stop.")
+@click.option("--time-budget", type=click.FloatRange(min=0),
+              help="Seconds of training, then save and stop (0: no limit; a --resume does not inherit it).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--seed", type=int)
@@ -78,15 +79,19 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         check_resumed_method(Path(out), method)
     if resume and saved.is_file():  # continue with the config that ran; flags and --set still apply on top
         d = {**json.loads(saved.read_text()), **{k: v for k, v in d.items() if k != "method"}}
+        d.get("train", {}).pop("time_budget", None)  # one invocation's limit, not the run's: give it again
     d["method"] = method
     d.setdefault("train", {})["out"] = out
     d["train"]["overwrite"] = overwrite
     for name, value in flags.items():
         if value is not None:
             section, key = TRAIN_FLAGS[name]
-            d.setdefault(section, {})[key] = value
+            d.setdefault(section, {})[key] = None if name == "time_budget" and value == 0 else value
     if resume:
         d["train"]["resume"] = True
+        if not saved.is_file() and not (d.get("data") or {}).get("root") and not (single_image or {}).get("image"):
+            raise click.UsageError(f"--resume: {out} holds no run (no config.json) and no --data is given: check "
+                                   f"--out, or add --data to start a run there")
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
     if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)

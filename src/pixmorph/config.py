@@ -57,6 +57,10 @@ class TrainConfig:
     threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default, fewer while other processes keep cores busy (train/cpu_share.py)
     winograd: bool | None = None  # CPU: Winograd 3x3 convolutions where they win (nn/winograd.py)
 
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+
 
 @dataclass
 class RunConfig:

@@ -27,7 +27,8 @@ def demo_config(out: Path, minutes: float, device: str) -> RunConfig:
         method="cyclegan",
         model=dict(DEMO_MODEL),
         data=DataConfig(root="fashion-edges", flip=True, channels=1, num_workers=1),
-        train=TrainConfig(out=str(out / "run"), batch_size=DEMO_BATCH, epochs=DEMO_EPOCHS,
+        train=TrainConfig(out=str(out / "run"), overwrite=True,  # a demo run again starts over
+                          batch_size=DEMO_BATCH, epochs=DEMO_EPOCHS,
                           epochs_decay=DEMO_EPOCHS, time_budget=minutes * 60, device=device,
                           log_every=25, sample_every=250, checkpoint_every=500),
     )

@@ -30,6 +30,13 @@ def register(cls: type["Method"]) -> type["Method"]:
 class MethodConfig:
     """Base of the method configs; each method subclasses it with its paper's defaults."""
 
+    def __post_init__(self) -> None:
+        from pixmorph.nn.gan_loss import GAN_MODES
+
+        mode = getattr(self, "gan_mode", None)
+        if mode is not None and mode not in GAN_MODES:  # else it fails at the first step, under the progress bar
+            raise ValueError(f"model.gan_mode={mode!r}: use {', '.join(GAN_MODES)}")
+
 
 class Method:
     name: ClassVar[str]

@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+GAN_MODES = ("lsgan", "vanilla", "hinge")
+
 
 def gan_loss(prediction: Tensor, target_is_real: bool, mode: str = "lsgan", for_discriminator: bool = True) -> Tensor:
     """Loss of a discriminator output map against "real" or "fake"."""

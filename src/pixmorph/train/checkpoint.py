@@ -51,12 +51,12 @@ def check_resumed_method(out: str | Path, method: str) -> None:
     out = Path(out)
     saved = out / CONFIG
     try:
-        if saved.is_file():
-            held = json.loads(saved.read_text()).get("method")
-        else:
-            held = read_config(find_checkpoint(out)).get("method")
+        config = json.loads(saved.read_text()) if saved.is_file() else read_config(find_checkpoint(out))
+        held = config.get("method")
     except (ValueError, CheckpointError, OSError, AttributeError):
         return
+    if held is None and "classifier" in config:  # `pixmorph classifier train` folders hold checkpoints too
+        raise ValueError(f"{out} holds a classifier (pixmorph classifier), not a training run: give another --out")
     if held and held != method:
         raise ValueError(f"{out} holds a {held} run; you asked for {method} "
                          f"(resume it with `pixmorph train {held} --out {out} --resume`, or give another --out)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -96,14 +97,18 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
-    if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0):
-        raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}: need batch_size >= 1, max_steps >= 0")
+    if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0) or min(t.epochs, t.epochs_decay) < 0:
+        raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}, train.epochs={t.epochs}, "
+                         f"train.epochs_decay={t.epochs_decay}: need batch_size >= 1, the others >= 0")
     global_batch = t.batch_size * world.size  # train.batch_size is per process
     if len(dataset) < global_batch:
         raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {global_batch}")
     steps_per_epoch = max(1, len(dataset) // global_batch)
     constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
     last_step = min(constant + decay, math.inf if t.max_steps is None else t.max_steps)
+    if last_step == 0 and not t.resume:
+        raise ValueError(f"nothing to train: train.epochs={t.epochs} + epochs_decay={t.epochs_decay} of "
+                         f"{steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
     schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=precision == "fp16") for name in method.optimizers}
 
@@ -127,6 +132,10 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             return run_dir
     elif not t.overwrite and (run_dir / "checkpoint").exists():
         raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
+    elif world.is_main:  # starting over: the last run's logs and samples go (its checkpoint, when the first save replaces it)
+        for old_output in ("stats.jsonl", "samples", "tensorboard"):
+            path = run_dir / old_output
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     speedups.apply_to_nets(method.nets, speed)
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
     if world.is_main:
