@@ -1,17 +1,23 @@
 """ONNX export: every generator of a checkpoint, dynamic batch and image size, checked against PyTorch;
-``translate --runtime onnx``; a clear error when onnxruntime is missing."""
+``translate --runtime onnx``; a clear error when onnxruntime is missing; files of another checkpoint refused.
+Also the Python API's inputs (image files) and sizes."""
 
 from __future__ import annotations
 
 import sys
+import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 import pixmorph
 from pixmorph.cli import cli
-from pixmorph.export import OnnxGenerator, direction_file, export_generator, export_onnx
+from pixmorph.export import OnnxGenerator, direction_file, export_generator, export_onnx, onnx_prefix
+from pixmorph.images import read_image
 
 # ONNX Runtime and PyTorch run the same fp32 graph with different kernels (summation order, fused
 # instance norm); outputs are tanh images in [-1, 1], and the differences seen are ~1e-6.
@@ -131,3 +137,78 @@ def test_deepsim_edges_model_on_onnx_takes_rgb_edge_maps_as_torch_does(tmp_path,
     gray_pix2pix = make_checkpoint(tmp_path / "p2p", "pix2pix", {"in_channels": 1, "out_channels": 1}, {"channels": 1})
     with pytest.raises(ValueError, match=r"^this pix2pix model takes 1-channel images and got 3-channel ones"):
         pixmorph.load(gray_pix2pix, runtime="onnx").translate_batch(torch.zeros(1, 3, 32, 32))
+
+
+def test_translate_refuses_an_export_of_another_checkpoint(exported, cyclegan_run, tmp_path, write_image):
+    """A CycleGAN export used for a pix2pix run: both take and give 3 channels, so only the checkpoint that
+    each file records tells them apart. Swapped direction files are refused too."""
+    from test_user_errors import make_checkpoint
+
+    pix2pix = make_checkpoint(tmp_path / "p2p", "pix2pix")
+    prefix = exported[0].path.with_name("model.onnx")
+    with pytest.raises(ValueError, match=r"model\.AtoB\.onnx: exported from the cyclegan checkpoint .* \(step 3\), "
+                                         r"not this pix2pix checkpoint .*p2p/checkpoint \(step 0\)"):
+        pixmorph.load(pix2pix, onnx=prefix)
+    write_image(tmp_path / "in" / "a.png", 32, 32)
+    result = CliRunner().invoke(cli, ["translate", str(pix2pix), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--onnx", str(prefix), "--device", "cpu"])
+    assert result.exit_code == 1 and "exported from the cyclegan checkpoint" in str(result.exception)
+    assert not (tmp_path / "out").exists()
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    for a, b in (("AtoB", "BtoA"), ("BtoA", "AtoB")):
+        (swapped / f"m.{a}.onnx").write_bytes(prefix.with_name(f"model.{b}.onnx").read_bytes())
+    with pytest.raises(ValueError, match=r"m\.AtoB\.onnx: the BtoA generator of this checkpoint, not its AtoB one"):
+        pixmorph.load(cyclegan_run, onnx=swapped / "m.onnx")
+
+
+def test_an_older_export_without_its_checkpoint_loads_with_a_warning(cyclegan_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    translator = pixmorph.load(cyclegan_run, precision="fp32")
+    for direction, g in translator.generators.items():  # as export wrote files before it recorded the checkpoint
+        export_generator(g, direction_file(tmp_path / "old.onnx", direction), torch.zeros(1, 3, 16, 16))
+    with pytest.warns(UserWarning, match=r"old\.AtoB\.onnx, .*old\.BtoA\.onnx: exported without a record of its "
+                                         "checkpoint .* not checked") as records:
+        onnx = pixmorph.load(cyclegan_run, onnx=tmp_path / "old.onnx")
+    assert len(records) == 1 and "\n" not in str(records[0].message)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert (onnx(x) - translator(x)).abs().max().item() < TOLERANCE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file that records this checkpoint: no warning
+        pixmorph.load(cyclegan_run, onnx=export_onnx(cyclegan_run, tmp_path / "new.onnx")[0].path)
+
+
+def test_onnx_takes_the_prefix_or_a_file_export_wrote(exported, cyclegan_run, tmp_path, write_image):
+    a_file = exported[0].path  # .../model.AtoB.onnx
+    assert onnx_prefix(a_file, ["AtoB", "BtoA"]) == a_file.with_name("model.onnx")
+    assert onnx_prefix("out/m.to-cat.onnx", ["to:cat"]) == Path("out/m.onnx")
+    assert onnx_prefix("out/m.onnx", ["AtoB"]) == Path("out/m.onnx")
+    assert pixmorph.load(cyclegan_run, onnx=a_file.with_name("model.BtoA.onnx")).runtime == "onnx"
+    write_image(tmp_path / "in" / "a.png", 20, 20)
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--onnx", str(a_file), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["export", str(cyclegan_run), "--onnx", str(tmp_path / "cg.AtoB.onnx")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["cg.AtoB.onnx", "cg.BtoA.onnx"]
+
+
+def test_translator_reads_image_files_and_refuses_bad_sizes(cyclegan_run, tmp_path, write_image):
+    translator = pixmorph.load(cyclegan_run, precision="fp32")
+    path = write_image(tmp_path / "horse.png", 21, 17, mode="RGBA")
+    expected = translator(read_image(path, mode=None))
+    for given in (str(path), path):
+        out = translator(given)
+        assert isinstance(out, Image.Image) and out.size == (21, 17)
+        assert np.array_equal(np.asarray(out), np.asarray(expected))
+    outs = translator([str(path), Image.open(path)], size=16)
+    assert [o.size for o in outs] == [(16, 16), (16, 16)]
+    for size in (0, -3):
+        with pytest.raises(ValueError, match=rf"^size={size}: give a side of 1 pixel or more"):
+            translator(torch.zeros(1, 3, 16, 16), size=size)
+        with pytest.raises(ValueError, match=rf"^size={size}:"):
+            translator.translate_batch(torch.zeros(1, 3, 16, 16), size=size)
+    with pytest.raises(ValueError, match=r"^batch_size=0: give 1 or more"):
+        translator(torch.zeros(2, 3, 16, 16), batch_size=0)
+    with pytest.raises(FileNotFoundError):
+        translator(str(tmp_path / "nothing.png"))

@@ -558,3 +558,69 @@ def test_eval_prints_kid_without_a_spread_when_one_subset_is_all_images(tmp_path
     assert result.exit_code == 0, result.output + repr(result.exception)
     kid_line = next(line for line in result.stdout.splitlines() if line.startswith("KID"))
     assert "± " in kid_line and "over 100 subsets of 5 images" in kid_line, kid_line
+
+
+@pytest.mark.parametrize("args, option", [(["--batch-size", "-1"], "--batch-size"), (["--batch-size", "0"], "--batch-size"),
+                                          (["--kid-subset-size", "0"], "--kid-subset-size")])
+def test_eval_refuses_counts_below_one(tmp_path, args, option):
+    """--batch-size -1 gave LPIPS 0.0000 (an empty range), 0 a traceback, --kid-subset-size 0 KID nan ± nan."""
+    (tmp_path / "ref").mkdir()
+    result = run_eval(tmp_path / "ref", "--ref", tmp_path / "ref", *args)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output and ">=1" in result.output
+
+
+@pytest.mark.parametrize("args, option", [(["--batch-size", "0"], "--batch-size"), (["--width", "0"], "--width"),
+                                          (["--n-train", "-5"], "--n-train"), (["--image-size", "0"], "--image-size"),
+                                          (["--epochs", "0"], "--epochs"), (["--test-fraction", "1"], "--test-fraction")])
+def test_classifier_train_refuses_counts_below_one(tmp_path, args, option):
+    result = run_cli("classifier", "train", tmp_path, "--out", tmp_path / "clf", *args)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output
+    assert not (tmp_path / "clf").exists()
+
+
+def _tiny_funit(run: Path) -> Path:
+    from test_user_errors import make_checkpoint
+
+    tiny = dict(channels=1, nf=8, nf_mlp=16, latent_dim=8, n_res_blocks=1, n_down_content=1, n_down_class=2,
+                nf_dis=8, n_res_blocks_dis=4, num_classes=4)
+    return make_checkpoint(run, "funit", tiny, {"channels": 1})
+
+
+def test_eval_translates_in_the_checkpoints_default_direction_and_says_where(tmp_path, write_image):
+    """Without --direction, eval translates as `pixmorph translate` does: FUNIT's only direction is
+    'reconstruct' (AtoB failed). Without GENERATED the output says what was translated, not 'None'."""
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, mode="L", seed=i)
+        write_image(tmp_path / "truth" / f"item{i}.png", 16, 16, mode="L", seed=10 + i)
+    run = _tiny_funit(tmp_path / "funit")
+    result = run_eval("--ref", tmp_path / "truth", "--checkpoint", run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1", "--device", "cpu", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert saved["direction"] == "reconstruct" and saved["generated"] is None and saved["n_pairs"] == 3
+    first = result.stdout.splitlines()[0]
+    assert first == f"generated   translated from {tmp_path / 'inputs'} (3 images)", first
+    assert "None" not in result.stdout
+    assert "into a temporary folder (give GENERATED to keep the images)" in result.stderr
+
+
+def test_eval_reports_top5_only_for_more_than_five_classes(glyph_like_root, small_classifier, fashion_folders, tmp_path):
+    """A 3-class classifier always has top-5 1.000: left out of the line, the table and the JSON; the
+    10-class Fashion-MNIST one keeps it."""
+    out = tmp_path / "clf3"
+    result = run_cli("classifier", "train", glyph_like_root, "--out", out, "--epochs", 1, "--width", 8,
+                     "--batch-size", 16, "--image-size", 24, "--device", "cpu")
+    assert result.exit_code == 0 and "top-1" in result.output and "top-5" not in result.output, result.output
+    result = run_cli("classifier", "test", out, "--device", "cpu")
+    assert result.exit_code == 0 and "top-1" in result.output and "top-5" not in result.output, result.output
+    result = run_eval(glyph_like_root, "--ref", glyph_like_root, "--metrics", "acc", "--label", "auto",
+                      "--classifier", out, "--device", "cpu", "--json", tmp_path / "three.json")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "top-1" in result.stdout and "top-5" not in result.stdout
+    three = json.loads((tmp_path / "three.json").read_text())
+    assert "top1" in three and "top5" not in three
+    ten, _ = small_classifier
+    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "acc", "--label", "auto",
+                      "--classifier", ten, "--device", "cpu", "--json", tmp_path / "ten.json")
+    assert result.exit_code == 0 and "top-5" in result.stdout, result.output
+    assert "top5" in json.loads((tmp_path / "ten.json").read_text())

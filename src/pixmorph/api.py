@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -12,12 +14,12 @@ from torch import Tensor
 
 from pixmorph.config import RunConfig
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
-from pixmorph.images import as_rgb, to_pil, to_tensor
+from pixmorph.images import as_rgb, read_image, to_pil, to_tensor
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device
 from pixmorph.train.speed import bf16_is_fast
 
-ImageLike = Union[Image.Image, Tensor]
+ImageLike = Union[Image.Image, Tensor, str, os.PathLike]  # a path is read as `pixmorph translate` reads it
 RUNTIMES = ("torch", "onnx")
 INFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,7 +37,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 class Translator:
-    """Translates PIL images or tensors (CHW or NCHW in [-1, 1]) and returns the same kind.
+    """Translates PIL images or tensors (CHW or NCHW in [-1, 1]) and returns the same kind; image files
+    (``str`` or ``Path``) are read as ``pixmorph translate`` reads them and come back as PIL images.
 
     ``size=None`` translates at full size (padded to the generator's stride and cropped back);
     ``size=N`` resizes to N x N first and returns N x N.
@@ -47,8 +50,10 @@ class Translator:
     """
 
     def __init__(self, method, config: RunConfig, device: torch.device, step: int, precision: str = "auto",
-                 channels_last: bool | None = None, image_size: Sequence[int] | None = None):
+                 channels_last: bool | None = None, image_size: Sequence[int] | None = None,
+                 checkpoint: Path | None = None):
         self.method, self.config, self.device, self.step = method, config, device, step
+        self.checkpoint = checkpoint  # the folder the weights came from: what ONNX files are checked against
         self.image_size = tuple(image_size) if image_size else None  # (width, height) of a one-size dataset
         self.generators = method.translators()
         self.input_channels = {d: _input_channels(g) for d, g in self.generators.items()}  # what translate_batch takes
@@ -63,14 +68,19 @@ class Translator:
             method.nets.to(memory_format=torch.channels_last)
 
     def use_onnx(self, prefix: str | Path | None = None) -> "Translator":
-        """Run the generators with ONNX Runtime: from the files ``pixmorph export --onnx PREFIX`` wrote,
-        or (``prefix=None``) exported now into a temporary folder."""
-        from pixmorph.export import (OnnxGenerator, check_batch, check_onnx_channels, direction_file, export_generator,
-                                     require)
+        """Run the generators with ONNX Runtime: from the files ``pixmorph export --onnx PREFIX`` wrote (``PREFIX``
+        or one of those files), or (``prefix=None``) exported now into a temporary folder.
+
+        Files exported from another checkpoint are refused; files exported before pixmorph recorded their
+        checkpoint load with a warning that they cannot be checked."""
+        from pixmorph.export import (OnnxGenerator, check_batch, check_onnx_channels, check_onnx_source, checkpoint_source,
+                                     direction_file, export_generator, onnx_prefix, require)
 
         require("onnxruntime")
         given = prefix is not None
-        if prefix is None:
+        if given:
+            prefix = onnx_prefix(prefix, self.directions)
+        else:
             self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
             prefix = Path(self._onnx_dir.name) / "model.onnx"
             for direction, g in self.generators.items():  # traced at the training size, as `pixmorph export` does
@@ -82,7 +92,15 @@ class Translator:
         for d, g in self.generators.items():
             onnx[d] = OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
                                     min_size=getattr(g, "min_size", 1), gray_rgb=isinstance(g, PrimitiveRenderer))
-            if given:  # files from `pixmorph export`: of this checkpoint, or at least with its image channels
+        if given:  # files from `pixmorph export`: of this checkpoint, or at least with its image channels
+            unchecked = []
+            if self.checkpoint is not None:
+                source = checkpoint_source(self.checkpoint, self.config.method, self.step)
+                unchecked = [str(f.path) for d, f in onnx.items() if not check_onnx_source(f, source, d)]
+            if unchecked:
+                warnings.warn(f"{', '.join(unchecked)}: exported without a record of its checkpoint (before pixmorph "
+                              "kept one): not checked to come from this one (re-export to check)", stacklevel=2)
+            for d, g in self.generators.items():
                 check_onnx_channels(onnx[d], g, d, self.config.method)
         self.generators = onnx
         self.runtime = "onnx"
@@ -112,6 +130,11 @@ class Translator:
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], direction: str = "AtoB", size: int | None = None,
                  batch_size: int = 8) -> ImageLike | list[ImageLike]:
+        _check_size(size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: give 1 or more")
+        if isinstance(images, (str, os.PathLike)):
+            return self([images], direction, size)[0]
         if isinstance(images, Tensor):
             batch = images.unsqueeze(0) if images.dim() == 3 else images
             out = torch.cat([self.translate_batch(batch[i : i + batch_size], direction, size)
@@ -121,7 +144,8 @@ class Translator:
             return self([images], direction, size)[0]
         if all(isinstance(x, Tensor) for x in images):
             return [self(x, direction, size, batch_size) for x in images]
-        return [to_pil(self.translate_batch(self.input_tensor(img).unsqueeze(0), direction, size)[0]) for img in images]
+        return [to_pil(self.translate_batch(self.input_tensor(_read(img)).unsqueeze(0), direction, size)[0])
+                for img in images]
 
     def input_tensor(self, image: Image.Image) -> Tensor:
         """A PIL image in any mode as the generators take it (CHW in [-1, 1]): the method's own reading where
@@ -137,6 +161,7 @@ class Translator:
             generator = self.generators[direction]
         except KeyError:
             raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has {', '.join(self.generators)}") from None
+        _check_size(size)
         if batch.dim() != 4:
             raise ValueError(f"translate_batch takes an NCHW batch of images; got a tensor of shape "
                              f"{tuple(batch.shape)}")
@@ -172,6 +197,16 @@ class Translator:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
+def _check_size(size: int | None) -> None:
+    if size is not None and size < 1:
+        raise ValueError(f"size={size}: give a side of 1 pixel or more, or None for the full size")
+
+
+def _read(image: Image.Image | str | os.PathLike) -> Image.Image:
+    """A PIL image as it is; an image file read in its own mode, as `pixmorph translate` reads it."""
+    return read_image(image, mode=None) if isinstance(image, (str, os.PathLike)) else image
+
+
 def _input_channels(generator) -> int | None:
     from pixmorph.export import input_channels
 
@@ -187,8 +222,9 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
 
     ``runtime="onnx"`` runs the generators with ONNX Runtime, from the files exported to the prefix
     ``onnx`` (``pixmorph export CKPT --onnx PREFIX``), or exported now when ``onnx`` is None; ``runtime=None``
-    (the default) is ``"onnx"`` when ``onnx`` is given, else ``"torch"``. Files whose image channels differ
-    from the checkpoint's generators are refused.
+    (the default) is ``"onnx"`` when ``onnx`` is given, else ``"torch"``. ``onnx`` may also name one of the
+    files written (``PREFIX.AtoB.onnx``). Files exported from another checkpoint are refused (by the checkpoint
+    recorded in them, or for files without that record, by their image channels, with a warning).
     ``precision`` (auto, as ``pixmorph translate``: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32; or fp32, bf16, fp16)
     and ``channels_last`` apply to the PyTorch runtime.
     """
@@ -212,5 +248,5 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
     method = build_method(config)
     ckpt.load_weights(folder, method.nets)
     translator = Translator(method, config, resolve_device(device), int(saved.get("step", 0)), precision, channels_last,
-                            image_size=saved.get("image_size"))
+                            image_size=saved.get("image_size"), checkpoint=folder)
     return translator.use_onnx(onnx) if runtime == "onnx" else translator

