@@ -483,3 +483,11 @@ def test_resume_into_a_classifier_folder_says_what_it_holds(tmp_path):
     (folder / "config.json").write_text(json.dumps({"classifier": {"arch": "SmallCNN"}, "classes": ["a", "b"]}))
     result = invoke("train", "cyclegan", "--out", folder, "--resume", *TINY_CYCLEGAN)
     assert isinstance(result.exception, ValueError) and "holds a classifier" in str(result.exception), result.output
+
+
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--batch-size", "-2"), ("--size", "0"),
+                                           ("--size", "-4")])
+def test_translate_refuses_sizes_below_one(tmp_path, cyclegan_run, inputs, option, value):
+    """--batch-size -2 reported its images translated and wrote nothing; --size 0 gave a traceback."""
+    result = invoke("translate", cyclegan_run, inputs, "--out", tmp_path / "out", option, value)
+    assert result.exit_code == 2 and option in result.output and not (tmp_path / "out").exists()

@@ -36,7 +36,7 @@ def cli() -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with sections method/model/data/train.")
 @click.option("--data", help="Data folder, or a built-in task (fashion-edges, sneaker2boot, ...).")
 @click.option("--out", help="Run folder (checkpoint/, samples/, stats.jsonl, config.json).")
-@click.option("--batch-size", type=int)
+@click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--epochs", type=float, help="Epochs at the initial learning rate.")
 @click.option("--epochs-decay", type=float, help="Epochs of linear decay to 0.")
 @click.option("--steps", type=int, help="Stop at this step.")
@@ -45,9 +45,9 @@ def cli() -> None:
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--seed", type=int)
-@click.option("--load-size", type=int)
-@click.option("--crop-size", type=int)
-@click.option("--workers", type=int, help="Data loading processes.")
+@click.option("--load-size", type=click.IntRange(min=1))
+@click.option("--crop-size", type=click.IntRange(min=1))
+@click.option("--workers", type=click.IntRange(min=0), help="Data loading processes.")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint (with its saved config).")
 @click.option("--overwrite", is_flag=True, help="Start over in a run folder that holds a checkpoint.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -152,8 +152,8 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
 @click.option("--direction", default=None,
               help="AtoB or BtoA (CycleGAN); default AtoB, or the checkpoint's only direction.")
 @click.option("--to", "to_class", metavar="CLASS", help="Target class, for class-conditional methods (same as --direction to:CLASS).")
-@click.option("--size", type=int, help="Translate at SIZE x SIZE instead of full size.")
-@click.option("--batch-size", default=8, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), help="Translate at SIZE x SIZE instead of full size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images with a warning instead of stopping.")
 @click.option("--runtime", type=click.Choice(["torch", "onnx"]),
@@ -184,10 +184,14 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph.train.loop import resolve_device
 
     try:
-        translator = load(checkpoint, device=str(resolve_device(device)), runtime=runtime, onnx=onnx_prefix,
-                          precision=precision)
+        with warnings.catch_warnings(record=True) as loading:
+            warnings.simplefilter("always")
+            translator = load(checkpoint, device=str(resolve_device(device)), runtime=runtime, onnx=onnx_prefix,
+                              precision=precision)
     except ImportError as e:  # onnxruntime missing: say how to install it
         raise click.ClickException(str(e)) from None
+    for w in loading:  # one line each (an ONNX file too old to be checked against the checkpoint)
+        click.echo(f"warning: {w.message}", err=True)
     if direction is None:
         try:
             direction = translator.default_direction()

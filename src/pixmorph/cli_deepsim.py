@@ -31,7 +31,7 @@ def single_image_options(command: Callable) -> Callable:
                                      "primitive; with --seg or a segmentation --primitive: train on seg+edges."),
         click.option("--kind", type=click.Choice(["edges", "seg", "seg+edges"]),
                      help="deepsim: the primitive's kind (default: guessed from the file)."),
-        click.option("--max-side", type=int, help="deepsim: scale the image to this longer side (then to 16s)."),
+        click.option("--max-side", type=click.IntRange(min=16), help="deepsim: scale the image to this longer side (then to 16s)."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)

@@ -55,7 +55,7 @@ class ListOptionsCommand(click.Command):
               help="K >= 1 images of the target class: files and/or folders; several paths may follow, and the "
                    "option may repeat.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--size", type=int, help="Translate at SIZE x SIZE (default: the training size).")
+@click.option("--size", type=click.IntRange(min=1), help="Translate at SIZE x SIZE (default: the training size).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
