@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
+     ".gif", ".tga", ".ico"}
 )
 DEFAULT_MAX_PIXELS = 16000 * 16000
 
