@@ -96,9 +96,14 @@ def test_direct_path_where_winograd_does_not_win(monkeypatch):
     assert calls == []
 
 
-def test_switch_resolves_on_for_the_cpu_only():
+def test_switch_resolves_on_for_cpus_without_native_bf16_only(monkeypatch):
+    """On by default where it was measured to win (an AVX-512 CPU without native bf16); off on CUDA and on
+    CPUs with AMX or AVX512-BF16 (direct convolutions were faster there, and they train in bf16)."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert speed.resolve(TrainConfig(), cpu).winograd
+    for native_bf16 in (False, True):
+        monkeypatch.setattr(speed, "bf16_is_fast", lambda device: native_bf16 and device.type == "cpu")
+        assert speed.resolve(TrainConfig(), cpu).winograd == (not native_bf16)
+        assert speed.resolve(TrainConfig(winograd=True), cpu).winograd
     assert not speed.resolve(TrainConfig(winograd=False), cpu).winograd
     assert not speed.resolve(TrainConfig(), cuda).winograd
     assert not speed.resolve(TrainConfig(winograd=True), cuda).winograd
