@@ -176,8 +176,9 @@ def test_bad_data_gives_clear_error_and_loses_nothing(case, tmp_path, layouts, w
     method, data_options, train_options, error, fragments = case(tmp_path / "data", layouts, write_image)
     before = snapshot(existing_run)
     # overwrite=True: even a run told to start over in a folder with a checkpoint keeps it when the data is bad
-    cfg = make_config(method, tmp_path / "data", existing_run, data_options=data_options, overwrite=True, **train_options)
-    with pytest.raises(error) as info:
+    with pytest.raises(error) as info:  # from the config (an unknown precision) or from training
+        cfg = make_config(method, tmp_path / "data", existing_run, data_options=data_options, overwrite=True,
+                          **train_options)
         train(cfg, progress=False)
     message = str(info.value)
     assert "\n" not in message, message

@@ -368,7 +368,8 @@ def test_saved_config_and_export_use_the_image_size(tmp_path, monkeypatch):
 
     traced = []
     real_export = export.export_generator
-    monkeypatch.setattr(export, "export_generator", lambda g, path, x: traced.append(tuple(x.shape)) or real_export(g, path, x))
+    monkeypatch.setattr(export, "export_generator",
+                        lambda g, path, x, *rest: traced.append(tuple(x.shape)) or real_export(g, path, x, *rest))
     result = CliRunner().invoke(cli, ["export", str(run), "--onnx", str(tmp_path / "g.onnx")])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert traced == [(1, 1, 32, 64)]

@@ -73,3 +73,31 @@ def test_sigterm_to_the_process_group_saves_once(tmp_path):
     assert "Traceback" not in output and "killed by signal" not in output, output[-2000:]
     assert output.count("stopping after this step") == 1 and "aborted" not in output, output[-2000:]
     assert saved_step(out) >= 1
+
+
+def test_a_failed_run_leaves_no_worker_that_keeps_the_interpreter_from_exiting(tmp_path):
+    """The loop's data workers ignore SIGTERM, which is how the interpreter's exit stops leftover workers: a
+    run that raised while its traceback is still held (pytest holds a failed test's) left them running, and
+    the process never exited. The loop now stops its workers when it ends, by an exception too."""
+    data = write_unpaired(tmp_path / "data")
+    script = f"""
+import sys
+from pixmorph.config import RunConfig
+from pixmorph.methods.cyclegan import CycleGAN
+from pixmorph.train.loop import train
+
+def fail(self, batch, update):
+    raise RuntimeError("a failing step")
+
+CycleGAN.train_step = fail
+cfg = RunConfig.from_dict({{"method": "cyclegan", "model": {{"ngf": 4, "ndf": 4, "n_blocks": 1}},
+    "data": {{"root": {str(data)!r}, "load_size": 16, "crop_size": 16, "num_workers": 2}},
+    "train": {{"out": {str(tmp_path / "run")!r}, "device": "cpu", "tensorboard": False}}}})
+try:
+    train(cfg, progress=False)
+except RuntimeError as error:
+    kept = error
+print("exiting")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 0 and "exiting" in done.stdout, done.stderr[-2000:]

@@ -238,7 +238,8 @@ def test_run_config_takes_classes_from_the_data_and_ends_at_the_stage(bars):
     stage1 = TwoStep.complete_run_config({"model": {"step1_steps": 10, "step2_steps": 5, "stage": 1}, "data": {"root": str(bars)}})
     assert stage1["train"]["max_steps"] == 10
     # resuming a stage-1 run (its saved max_steps is 10) as stage 2 runs to the end of step 2 ...
-    stage2 = TwoStep.complete_run_config({**stage1, "model": {**stage1["model"], "stage": "2"}})
+    stage2 = TwoStep.complete_run_config({**stage1, "model": {**stage1["model"], "stage": "2"},
+                                         "train": {**stage1["train"], "resume": True}})
     assert stage2["train"]["max_steps"] == 15
     # ... and a step inside the stage is kept (stop early, resume later)
     early = TwoStep.complete_run_config({"model": {"step1_steps": 10, "step2_steps": 5}, "data": {"root": str(bars)},

@@ -177,8 +177,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
     out_of_time = False
-    with _stop_requests() as stop_requested, _warnings_above(bar):
-        batches = iter(loader)
+    with _stop_requests() as stop_requested, _warnings_above(bar), _batches(loader) as batches:
         if cpu_share and (message := cpu_share.adjust(force=True)) and world.is_main:
             tqdm.write(message)
         while step < last_step:
@@ -401,6 +400,20 @@ def _warnings_above(bar: tqdm) -> Iterator[None]:
 
 class StoppedAndSaved(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped training, and the checkpoint of the last step is saved."""
+
+
+@contextmanager
+def _batches(loader: DataLoader) -> Iterator:
+    """The loader's batches; its worker processes are stopped when the block ends, also by an exception. They
+    ignore SIGTERM (below), so one left to the interpreter's exit, which terminates and then joins them,
+    would never end (a traceback that holds the iterator keeps it from being collected)."""
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        stop_workers = getattr(batches, "_shutdown_workers", None)  # absent without workers
+        if stop_workers is not None:
+            stop_workers()
 
 
 def _leave_signals_to_the_loop(worker_id: int) -> None:
