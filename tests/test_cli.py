@@ -491,3 +491,31 @@ def test_translate_refuses_sizes_below_one(tmp_path, cyclegan_run, inputs, optio
     """--batch-size -2 reported its images translated and wrote nothing; --size 0 gave a traceback."""
     result = invoke("translate", cyclegan_run, inputs, "--out", tmp_path / "out", option, value)
     assert result.exit_code == 2 and option in result.output and not (tmp_path / "out").exists()
+
+
+def test_resume_with_another_network_names_the_changed_settings(tmp_path, cyclegan_data):
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN]
+    ok(invoke(*args, "--steps", "1"))
+    result = invoke(*args, "--steps", "2", "--resume", "--set", "model.ngf=4")
+    message = str(result.exception)
+    assert result.exit_code != 0 and "\n" not in message, result.output
+    assert "model.ngf=4 (trained with 8)" in message and "another --out" in message
+    ok(invoke(*args, "--steps", "2", "--resume", "--set", "model.lr=1e-4"))  # what does not change the network
+
+
+def test_dry_run_refuses_data_that_is_not_there(tmp_path):
+    result = invoke("train", "cyclegan", "--data", tmp_path / "nope", "--out", tmp_path / "run", "--dry-run")
+    assert isinstance(result.exception, FileNotFoundError) and "nope" in str(result.exception)
+    assert "fashion-edges" in str(result.exception)
+
+
+@pytest.mark.parametrize("method", ["cyclegan", "pix2pix", "funit", "twostep", "deepsim"])
+def test_a_negative_width_is_one_line_for_every_method(tmp_path, method):
+    """--set model.ngf=-3 (model.nf for FUNIT) gave a traceback from inside the network ("negative dimension")."""
+    from pixmorph.config import build_method_config
+    from pixmorph.methods import METHODS
+
+    key = "nf" if method == "funit" else "ngf"
+    with pytest.raises(ValueError, match=f"model.{key}=-3: give 0 or more"):
+        build_method_config(METHODS[method].Config, {key: -3, **({"class_names": ["a", "b"]} if method == "twostep" else {})})

@@ -134,9 +134,15 @@ def remove_if_empty(folder: Path) -> None:
 def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict:
     """The config as ``--dry-run`` prints it: the image sizes resolved as training resolves them (a built-in
     task's size, without preparing it), or, where the data decides them, said so instead of null."""
+    from pixmorph.data import builtin
     from pixmorph.data.resolve import native_size, resolve_sizes
 
     d = cfg.to_dict()
+    root = cfg.data.root
+    example = (single_image or {}).get("image") == "example"  # its files are not written in a dry run
+    if root and not example and not Path(root).expanduser().exists() and not builtin.is_builtin(root):
+        raise FileNotFoundError(f"{root}: no such file or folder, and not a built-in task "
+                                f"(built-in: {', '.join(sorted(builtin.TASKS))})")
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)
     else:

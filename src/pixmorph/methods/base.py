@@ -36,6 +36,9 @@ class MethodConfig:
         mode = getattr(self, "gan_mode", None)
         if mode is not None and mode not in GAN_MODES:  # else it fails at the first step, under the progress bar
             raise ValueError(f"model.gan_mode={mode!r}: use {', '.join(GAN_MODES)}")
+        for name, value in self.__dict__.items():  # widths, depths, counts, sizes: never below 0
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"model.{name}={value}: give 0 or more")
 
 
 class Method:

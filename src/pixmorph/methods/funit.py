@@ -51,6 +51,7 @@ class FunitConfig(MethodConfig):
     ema_warmup: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.channels not in (1, 3):
             raise ValueError(f"model.channels={self.channels}: use 3 (RGB) or 1 (grayscale)")
         if self.num_classes < 1:

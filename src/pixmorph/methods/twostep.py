@@ -69,6 +69,7 @@ class TwoStepConfig(MethodConfig):
     stage: str = "both"  # "both" steps in one run, or one at a time: "1", then "2" (resumed from step 1's checkpoint)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.stage = str(self.stage)
         if self.stage not in STAGES:
             raise ValueError(f"model.stage={self.stage!r}: use both, 1 or 2")

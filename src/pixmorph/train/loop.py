@@ -350,7 +350,10 @@ def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict,
         if world.is_main:
             print(f"no checkpoint in {run_dir} yet: starting from step 0")
         return {}
-    ckpt.load_weights(folder, method.nets)
+    try:
+        ckpt.load_weights(folder, method.nets)
+    except ckpt.CheckpointError as error:
+        raise _changed_network(folder, method) or error from None
     state = ckpt.load_state(folder)
     for name, opt in method.optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
@@ -363,6 +366,21 @@ def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict,
     if world.is_main:
         print(f"resumed from {folder} at step {state['step']}")
     return state
+
+
+def _changed_network(folder: Path, method: Method) -> ckpt.CheckpointError | None:
+    """When a resumed run's weights do not fit: the model settings that differ from the checkpoint's, named
+    (a weight's shape says little to someone who passed --set model.ngf=32)."""
+    try:
+        saved = (ckpt.read_config(folder).get("run") or {}).get("model") or {}
+    except (ckpt.CheckpointError, OSError, ValueError):
+        return None
+    now = method.cfg.__dict__
+    changed = [f"model.{k}={now[k]!r} (trained with {v!r})" for k, v in saved.items() if k in now and now[k] != v]
+    if not changed:
+        return None
+    return ckpt.CheckpointError(f"{folder}: the network is not the one this run trained: {', '.join(changed)}; a run "
+                                f"keeps its network (drop those settings, or start a new run with another --out)")
 
 
 def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:
