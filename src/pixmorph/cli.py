@@ -186,6 +186,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from tqdm import tqdm
 
     from pixmorph import load
+    from pixmorph.data.transforms import resize_tensor
     from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images, read_image, save_image
     from pixmorph.train.loop import resolve_device
 
@@ -223,7 +224,9 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                 raise
             click.echo(f"warning: skipped {e}", err=True)
             continue
-        groups[tuple(x.shape) if size is None else ()].append((f, x))
+        if size is not None:  # resized as translate_batch would, so that images of any size share batches
+            x = resize_tensor(x[None], size)[0]
+        groups[tuple(x.shape)].append((f, x))
     n_read = sum(map(len, groups.values()))
     if n_read == 0:
         raise ValueError(f"no readable image among {', '.join(inputs)}: nothing to translate")
@@ -231,10 +234,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         for items in groups.values():
             for i in range(0, len(items), batch_size):
                 chunk = items[i : i + batch_size]
-                if size is None:
-                    y = translator.translate_batch(torch.stack([x for _, x in chunk]), direction)
-                else:
-                    y = torch.cat([translator.translate_batch(x.unsqueeze(0), direction, size) for _, x in chunk])
+                y = translator.translate_batch(torch.stack([x for _, x in chunk]), direction)
                 for (f, _), img in zip(chunk, y):
                     save_image(img, out_dir / f"{f.stem}.png")
                 bar.update(len(chunk))
