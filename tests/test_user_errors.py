@@ -309,7 +309,7 @@ def test_device_names_are_checked_in_one_line():
     with pytest.raises(ValueError, match=r"^device 'gpu': use auto, cpu, cuda or cuda:N$"):
         resolve_device("gpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available here: use --device cpu"):
+        with pytest.raises(ValueError, match="CUDA is not available here: use the CPU \\(--device cpu"):
             resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
 

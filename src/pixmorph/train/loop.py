@@ -51,7 +51,8 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu")
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use the CPU (--device cpu; "
+                         f"device=\"cpu\" from Python)")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
                          f"cuda:{torch.cuda.device_count() - 1}")
