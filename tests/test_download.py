@@ -197,8 +197,8 @@ def test_fresh_download_extracts_dataset(tmp_path, server, tiny):
     assert folder == tmp_path / "data" / "tiny"
     _assert_extracted(folder, files, "tiny")
     assert server.requests == [("/tiny.zip", None)]
-    # archive and .part are cleaned up, no scratch folders remain
-    assert list((tmp_path / "data" / ".downloads").iterdir()) == []
+    # archive, .part and the emptied .downloads are cleaned up, no scratch folders remain
+    assert not (tmp_path / "data" / ".downloads").exists()
     assert _leftovers(tmp_path / "data") == ["tiny"]
 
 
@@ -277,7 +277,7 @@ def test_truncated_file_fails_size_check(tmp_path, server, tiny):
         download("tiny", tmp_path, progress=False)
     message = str(info.value)
     assert str(len(payload)) in message and "/tiny.zip" in message and "\n" not in message
-    assert list((tmp_path / ".downloads").iterdir()) == []
+    assert not (tmp_path / ".downloads").exists()
     assert _leftovers(tmp_path) == []
 
 
@@ -287,7 +287,7 @@ def test_oversized_response_fails_size_check_and_is_deleted(tmp_path, server, ti
     server.extra = b"x" * 5000  # no Content-Length: only the registry size can catch it
     with pytest.raises(DownloadError, match="size mismatch"):
         download("tiny", tmp_path, progress=False)
-    assert list((tmp_path / ".downloads").iterdir()) == []
+    assert not (tmp_path / ".downloads").exists()
     assert _leftovers(tmp_path) == []
 
 
@@ -296,7 +296,7 @@ def test_checksum_mismatch_deletes_file(tmp_path, server, tiny):
     register(sha256="0" * 64)
     with pytest.raises(DownloadError, match="sha256 mismatch"):
         download("tiny", tmp_path, progress=False)
-    assert list((tmp_path / ".downloads").iterdir()) == []
+    assert not (tmp_path / ".downloads").exists()
     assert _leftovers(tmp_path) == []
 
 
@@ -316,7 +316,16 @@ def test_unreachable_host_gives_offline_message(tmp_path):
     assert "cannot reach http://127.0.0.1:1/cyclegan/datasets/horse2zebra.zip" in message
     assert str(tmp_path / "horse2zebra") in message and dl.MIRROR_ENV in message
     assert "\n" not in message
-    assert not (tmp_path / "horse2zebra").exists()
+    assert not (tmp_path / "horse2zebra").exists() and not (tmp_path / ".downloads").exists()
+
+
+def test_a_file_mirror_without_the_archive_says_so(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    with pytest.raises(DownloadError) as info:
+        download("horse2zebra", tmp_path / "data", base_url=(tmp_path / "mirror").as_uri(), progress=False)
+    message = str(info.value)
+    assert "no such file there" in message and "network" not in message and "\n" not in message
+    assert not (tmp_path / "data" / ".downloads").exists()
 
 
 def test_mirror_env_var_replaces_official_host(tmp_path, server, monkeypatch):
@@ -353,14 +362,14 @@ def test_tar_with_path_traversal_is_refused(tmp_path, server, monkeypatch):
         download("evil", root, progress=False)
     assert not (tmp_path / "evil").exists()
     assert _leftovers(root) == []
-    assert list((root / ".downloads").iterdir()) == []
+    assert not (root / ".downloads").exists()
 
 
 def test_corrupt_archive_is_reported_and_deleted(tmp_path, server, tiny):
     server.files["/tiny.zip"] = b"this is not a zip file" * 10
     with pytest.raises(DownloadError, match="corrupt archive"):
         download("tiny", tmp_path, progress=False)
-    assert list((tmp_path / ".downloads").iterdir()) == []
+    assert not (tmp_path / ".downloads").exists()
     assert _leftovers(tmp_path) == []
 
 

@@ -156,20 +156,31 @@ def download(
     url = resolve_url(source, base_url)
     downloads = Path(root) / DOWNLOADS_DIR
     archive = downloads / source.filename
-    if not archive.is_file():
-        try:
-            downloads.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DownloadError(_msg(source, url, f"cannot create {downloads}: {exc}")) from exc
-        part = archive.with_name(archive.name + ".part")
-        _fetch(source, url, part, target, progress=progress, timeout=timeout)
-        _verify(source, url, part)
-        os.replace(part, archive)
-
-    _extract(source, url, archive, target)
-    if not keep_archive:
-        archive.unlink(missing_ok=True)
+    part = archive.with_name(archive.name + ".part")
+    try:
+        if not archive.is_file():
+            try:
+                downloads.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DownloadError(_msg(source, url, f"cannot create {downloads}: {exc}")) from exc
+            _fetch(source, url, part, target, progress=progress, timeout=timeout)
+            _verify(source, url, part)
+            os.replace(part, archive)
+        _extract(source, url, archive, target)
+        if not keep_archive:
+            archive.unlink(missing_ok=True)
+    finally:  # leave no empty file or folder behind (a partial download stays, to resume)
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink()
+        _remove_if_empty(downloads)
     return target
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or gone
+        pass
 
 
 # --- messages -----------------------------------------------------------------
@@ -184,8 +195,9 @@ def _msg(source: DatasetSource, url: str, problem: str) -> str:
 
 
 def _offline_msg(source: DatasetSource, url: str, target: Path, reason: object) -> str:
+    where = "no such file there" if url.startswith("file:") else "network unreachable?"
     return _one_line(
-        f"dataset {source.name!r}: cannot reach {url} (network unreachable?): {reason}. "
+        f"dataset {source.name!r}: cannot reach {url} ({where}): {reason}. "
         f"Download it elsewhere and unpack it into {target}, or set {MIRROR_ENV}"
     )
 
