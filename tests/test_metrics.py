@@ -624,3 +624,17 @@ def test_eval_reports_top5_only_for_more_than_five_classes(glyph_like_root, smal
                       "--classifier", ten, "--device", "cpu", "--json", tmp_path / "ten.json")
     assert result.exit_code == 0 and "top-5" in result.stdout, result.output
     assert "top5" in json.loads((tmp_path / "ten.json").read_text())
+
+
+def test_python_callers_get_the_same_count_checks_as_the_command(tmp_path):
+    """From Python, as from `pixmorph eval`/`classifier train`: counts below 1 are refused, not scored as 0."""
+    from pixmorph.metrics.classify import train_classifier
+    from pixmorph.metrics.evaluate import Evaluator, translate_folder
+
+    for option in ("batch_size", "kid_subset_size", "kid_subsets"):
+        with pytest.raises(ValueError, match=f"{option}=-1"):
+            Evaluator(**{option: -1})
+    with pytest.raises(ValueError, match="batch_size=0"):
+        translate_folder(tmp_path / "ckpt", tmp_path / "in", tmp_path / "out", batch_size=0)
+    with pytest.raises(ValueError, match="epochs=0"):
+        train_classifier("fashion", tmp_path / "clf", epochs=0)

@@ -309,6 +309,9 @@ def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike,
     runs); ``epochs`` may be fractional. Adam with a cosine learning-rate decay; shifts (and flips where
     the domain allows) as augmentation. The returned classifier's ``test_accuracy`` is also in the
     checkpoint's config."""
+    for name, value in (("epochs", epochs), ("width", width), ("batch_size", batch_size), ("lr", lr)):
+        if value <= 0:
+            raise ValueError(f"{name}={value}: give a value above 0")
     from tqdm import tqdm
 
     d = get_domain(domain, **folder_options)

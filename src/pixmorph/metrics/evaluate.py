@@ -48,6 +48,10 @@ class Evaluator:
         self.device = torch.device(device)
         self.inception_weights, self.lpips_net, self.lpips_weights = inception_weights, lpips_net, lpips_weights
         self.classifier_path = classifier
+        for name, value in (("kid_subsets", kid_subsets), ("kid_subset_size", kid_subset_size),
+                            ("batch_size", batch_size)):
+            if value < 1:  # a batch of -1 scored nothing and printed LPIPS 0
+                raise ValueError(f"{name}={value}: give 1 or more")
         self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
         self._inception = self._lpips = self._classifier = None
         self._features: dict[tuple, torch.Tensor] = {}
@@ -190,6 +194,8 @@ def evaluate(generated: str | os.PathLike, reference: str | os.PathLike, *, pair
 def translate_folder(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike,
                      direction: str = "AtoB", device: str = "cpu", batch_size: int = 16) -> Path:
     """Translate every image under ``inputs`` with a checkpoint into ``out`` as ``<stem>.png``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
     from pixmorph.images import ImageReadError, read_image, save_image, to_tensor
 
