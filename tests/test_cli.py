@@ -523,5 +523,33 @@ def test_a_negative_width_is_one_line_for_every_method(tmp_path, method):
     from pixmorph.methods import METHODS
 
     key = "nf" if method == "funit" else "ngf"
-    with pytest.raises(ValueError, match=f"model.{key}=-3: give 0 or more"):
-        build_method_config(METHODS[method].Config, {key: -3, **({"class_names": ["a", "b"]} if method == "twostep" else {})})
+    classes = {"class_names": ["a", "b"]} if method == "twostep" else {}
+    for value in (-3, 0):  # a width of 0 failed inside torch too
+        with pytest.raises(ValueError, match=f"model.{key}={value}: give 1 or more"):
+            build_method_config(METHODS[method].Config, {key: value, **classes})
+    depth = {"funit": "n_res_blocks", "twostep": "step2_steps"}.get(method, "d_layers")
+    with pytest.raises(ValueError, match=f"model.{depth}=-1: give 0 or more"):
+        build_method_config(METHODS[method].Config, {depth: -1, **classes})
+
+
+def test_a_failed_overwrite_leaves_the_old_run_resumable(tmp_path, cyclegan_data, monkeypatch):
+    """--overwrite whose new run fails before its first checkpoint: the old run's config.json stays with its
+    checkpoint (it was replaced at once, and --resume then compared the old weights with the failed settings)."""
+    from pixmorph.methods.cyclegan import CycleGAN
+
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN]
+    ok(invoke(*args, "--steps", "1"))
+    real_step = CycleGAN.train_step
+
+    def fail(self, batch, update):
+        raise RuntimeError("the new run fails")
+
+    monkeypatch.setattr(CycleGAN, "train_step", fail)
+    result = invoke(*args, "--steps", "3", "--overwrite", "--set", "model.ngf=4")
+    assert isinstance(result.exception, RuntimeError)
+    assert json.loads((run / "config.json").read_text())["model"]["ngf"] == 8
+    monkeypatch.setattr(CycleGAN, "train_step", real_step)
+    ok(invoke(*args, "--steps", "2", "--resume"))
+    ok(invoke(*args, "--steps", "1", "--overwrite", "--set", "model.ngf=4"))  # a new run that saves: its config
+    assert json.loads((run / "config.json").read_text())["model"]["ngf"] == 4

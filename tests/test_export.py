@@ -188,6 +188,14 @@ def test_onnx_takes_the_prefix_or_a_file_export_wrote(exported, cyclegan_run, tm
     result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                                       "--onnx", str(a_file), "--device", "cpu"])
     assert result.exit_code == 0, result.output
+    # a file names its direction: model.BtoA.onnx translates BtoA; another --direction is refused
+    b_file = a_file.with_name("model.BtoA.onnx")
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "b"),
+                                      "--onnx", str(b_file), "--device", "cpu"])
+    assert result.exit_code == 0 and "translated BtoA" in result.output, result.output
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "c"),
+                                      "--onnx", str(b_file), "--direction", "AtoB", "--device", "cpu"])
+    assert result.exit_code == 2 and "BtoA generator" in result.output and not (tmp_path / "c").exists()
     result = CliRunner().invoke(cli, ["export", str(cyclegan_run), "--onnx", str(tmp_path / "cg.AtoB.onnx")])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["cg.AtoB.onnx", "cg.BtoA.onnx"]

@@ -180,7 +180,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     runtime = "onnx" if onnx_prefix else runtime or "torch"
     if to_class:
         if direction not in (None, f"to:{to_class}"):
-            raise click.UsageError(f"--to {to_class} and --direction {direction} name two directions: give one")
+            raise click.UsageError(f"--to {to_class} and --direction {direction}: give one of them (--to CLASS is "
+                                   f"--direction to:CLASS)")
         direction = f"to:{to_class}"
     import torch
     from tqdm import tqdm
@@ -199,6 +200,14 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         raise click.ClickException(str(e)) from None
     for w in loading:  # one line each (an ONNX file too old to be checked against the checkpoint)
         click.echo(f"warning: {w.message}", err=True)
+    if onnx_prefix:  # FILE.BtoA.onnx names its direction
+        from pixmorph.export import named_direction
+
+        named = named_direction(onnx_prefix, translator.directions)
+        if named and direction not in (None, named):
+            raise click.UsageError(f"--onnx {onnx_prefix} is the {named} generator, but the direction asked for is "
+                                   f"{direction}: give the export's prefix, or one direction")
+        direction = direction or named
     if direction is None:
         try:
             direction = translator.default_direction()

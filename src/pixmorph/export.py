@@ -51,6 +51,13 @@ def onnx_prefix(path: str | Path, directions: list[str]) -> Path:
     return path
 
 
+def named_direction(path: str | Path, directions: list[str]) -> str | None:
+    """The direction a file written by ``pixmorph export`` is for (``model.BtoA.onnx`` -> ``BtoA``), else None."""
+    name = Path(path).name
+    return next((d for d in directions if name.endswith(direction_file("x", d).name[1:])
+                 and len(name) > len(direction_file("x", d).name[1:])), None)
+
+
 def checkpoint_source(folder: Path, method: str, step: int) -> dict[str, str]:
     """What an exported file records of its checkpoint ``folder``: the SHA-256 of its weights, method, step."""
     from pixmorph.train.checkpoint import WEIGHTS

@@ -26,6 +26,11 @@ def register(cls: type["Method"]) -> type["Method"]:
     return cls
 
 
+# Channel widths and counts of the methods' networks that must be at least 1 (0 fails inside torch).
+WIDTHS = frozenset({"ngf", "ndf", "nf", "nf_mlp", "nf_dis", "latent_dim", "z_dim", "embed_dim", "in_channels",
+                    "out_channels", "num_D"})
+
+
 @dataclass
 class MethodConfig:
     """Base of the method configs; each method subclasses it with its paper's defaults."""
@@ -36,9 +41,9 @@ class MethodConfig:
         mode = getattr(self, "gan_mode", None)
         if mode is not None and mode not in GAN_MODES:  # else it fails at the first step, under the progress bar
             raise ValueError(f"model.gan_mode={mode!r}: use {', '.join(GAN_MODES)}")
-        for name, value in self.__dict__.items():  # widths, depths, counts, sizes: never below 0
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-                raise ValueError(f"model.{name}={value}: give 0 or more")
+        for name, value in self.__dict__.items():  # depths, counts, sizes: never below 0; widths: at least 1
+            if isinstance(value, int) and not isinstance(value, bool) and value < (name in WIDTHS):
+                raise ValueError(f"model.{name}={value}: give {int(name in WIDTHS)} or more")
 
 
 class Method:

@@ -139,7 +139,10 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     speedups.apply_to_nets(method.nets, speed)
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
-    if world.is_main:
+    # Starting over beside an old run's checkpoint: its config.json stays with it until the first save replaces
+    # both, so a run that fails first leaves the old one resumable.
+    config_pending = not t.resume and (run_dir / "checkpoint").exists()
+    if world.is_main and not config_pending:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
     loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
@@ -166,6 +169,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
         config = checkpoint_config(cfg, at_step, getattr(dataset, "image_size", None))
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, config, state)
+        if config_pending:
+            save_json(cfg.to_dict(), run_dir / "config.json")
         distributed.barrier(world)
 
     sums: dict[str, torch.Tensor] = {}
