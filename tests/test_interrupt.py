@@ -39,7 +39,8 @@ def test_ctrl_c_saves_then_resume_continues(tmp_path):
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "stopped at step" in output and "--resume" in output, output[-2000:]
+    assert proc.returncode == 130 and "stopped at step" in output, output[-2000:]
+    assert f"`pixmorph train cyclegan --out {out} --resume`" in output, output[-2000:]  # the command, whole
     assert "Traceback" not in output
     stopped = saved_step(out)
     assert stopped >= 1

@@ -233,11 +233,13 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if stats:
         stats.close()
     if stop_requested() and world.is_main:
-        print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with --resume")
+        print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
+              f"`pixmorph train {cfg.method} --out {run_dir} --resume`")
     elif out_of_time and step < last_step and world.is_main:
         decaying = " (the learning rate has not decayed to its end)" if decay and t.lr_policy != "constant" else ""
         print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did not "
-              f"finish{decaying}; checkpoint saved in {run_dir / 'checkpoint'}: continue with --resume")
+              f"finish{decaying}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
+              f"`pixmorph train {cfg.method} --out {run_dir} --resume`")
     if world.distributed:
         distributed.shutdown()
     if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
