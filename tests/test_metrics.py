@@ -586,9 +586,15 @@ def _tiny_funit(run: Path) -> Path:
     return make_checkpoint(run, "funit", tiny, {"channels": 1})
 
 
-def test_eval_translates_in_the_checkpoints_default_direction_and_says_where(tmp_path, write_image):
+def test_eval_translates_in_the_checkpoints_default_direction_and_says_where(tmp_path, write_image, monkeypatch):
     """Without --direction, eval translates as `pixmorph translate` does: FUNIT's only direction is
-    'reconstruct' (AtoB failed). Without GENERATED the output says what was translated, not 'None'."""
+    'reconstruct' (AtoB failed). Without GENERATED the output says what was translated, not 'None'.
+    The checkpoint is read once (it was read a second time to find the direction)."""
+    import pixmorph
+
+    loads = []
+    real_load = pixmorph.load
+    monkeypatch.setattr(pixmorph, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     for i in range(3):
         write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, mode="L", seed=i)
         write_image(tmp_path / "truth" / f"item{i}.png", 16, 16, mode="L", seed=10 + i)
@@ -598,6 +604,7 @@ def test_eval_translates_in_the_checkpoints_default_direction_and_says_where(tmp
     assert result.exit_code == 0, result.output + repr(result.exception)
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved["direction"] == "reconstruct" and saved["generated"] is None and saved["n_pairs"] == 3
+    assert len(loads) == 1, loads
     first = result.stdout.splitlines()[0]
     assert first == f"generated   translated from {tmp_path / 'inputs'} (3 images)", first
     assert "None" not in result.stdout
@@ -619,6 +626,9 @@ def test_eval_reports_top5_only_for_more_than_five_classes(glyph_like_root, smal
     assert "top-1" in result.stdout and "top-5" not in result.stdout
     three = json.loads((tmp_path / "three.json").read_text())
     assert "top1" in three and "top5" not in three
+    from_python = evaluate(glyph_like_root, glyph_like_root, label="auto", metrics="acc", classifier=out, device="cpu")
+    assert "top1" in from_python and "top5" not in from_python
+    assert "top5" not in load_classifier(out).test_accuracy
     ten, _ = small_classifier
     result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "acc", "--label", "auto",
                       "--classifier", ten, "--device", "cpu", "--json", tmp_path / "ten.json")

@@ -113,10 +113,11 @@ class Classifier:
 
 
 def topk_accuracy(logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
-    """Fraction of rows whose label is among the k highest logits, for each k."""
+    """Fraction of rows whose label is among the k highest logits, for each k that says something: a k > 1
+    that reaches the number of classes is left out (every label is among them, so it is 1 whatever the images)."""
     labels = labels.to(torch.long).view(-1, 1)
     order = logits.argsort(dim=1, descending=True)
-    return {k: float((order[:, : min(k, logits.shape[1])] == labels).any(dim=1).float().mean()) for k in ks}
+    return {k: float((order[:, :k] == labels).any(dim=1).float().mean()) for k in ks if k == 1 or k < logits.shape[1]}
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> Classifier:
@@ -359,7 +360,7 @@ def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike,
                        "classes": list(d.classes), "names": list(d.names), "input": d.description},
         "training": {"n_train": len(x), "epochs": epochs, "steps": total, "batch_size": batch_size, "lr": lr,
                      "seed": seed, "seconds": round(seconds, 1), "device": str(dev)},
-        "test_accuracy": {"top1": acc[1], "top5": acc[5], "n_test": len(test_x)},
+        "test_accuracy": {f"top{k}": value for k, value in acc.items()} | {"n_test": len(test_x)},
     }
     if d.source:
         config["data_source"] = d.source

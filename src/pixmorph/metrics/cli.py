@@ -18,25 +18,21 @@ def _warned(records) -> list[str]:
     return list(seen)
 
 
-def _default_direction(checkpoint: str) -> str:
-    """`pixmorph translate`'s default for CHECKPOINT: AtoB, or its only direction."""
+def _translator_and_direction(checkpoint: str, direction: str | None, device: str):
+    """CHECKPOINT loaded in fp32 (scores compare across machines), and the direction: the one given, else
+    `pixmorph translate`'s default (AtoB, or the checkpoint's only direction)."""
     from pixmorph import load
 
+    translator = load(checkpoint, device=device, precision="fp32")
     try:
-        return load(checkpoint, precision="fp32").default_direction()
+        return translator, direction or translator.default_direction()
     except ValueError as err:
         raise ValueError(f"{err}: --direction to:CLASS") from None
 
 
-def _accuracy_text(top1: float, top5: float | None, n_classes: int) -> str:
-    """``top-1 X, top-5 Y``; top-5 only where a classifier has more than 5 classes."""
-    text = f"top-1 {top1:.4f}"
-    return text + (f", top-5 {top5:.4f}" if _top5_says_something(n_classes) and top5 is not None else "")
-
-
-def _top5_says_something(n_classes: int) -> bool:
-    """With 5 classes or fewer every label is among the top 5: top-5 accuracy is 1 whatever the images."""
-    return n_classes > 5
+def _accuracy_text(top1: float, top5: float | None) -> str:
+    """``top-1 X, top-5 Y``; top-5 is None for classifiers of 5 classes or fewer (it would always be 1)."""
+    return f"top-1 {top1:.4f}" + (f", top-5 {top5:.4f}" if top5 is not None else "")
 
 
 @click.command("eval")
@@ -90,8 +86,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     kept = generated is not None
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
         if checkpoint is not None:
-            direction = direction or _default_direction(checkpoint)
-            generated = translate_folder(checkpoint, input_dir, generated or Path(tmp) / "generated", direction, dev)
+            translator, direction = _translator_and_direction(checkpoint, direction, dev)
+            generated = translate_folder(translator, input_dir, generated or Path(tmp) / "generated", direction)
             where = generated if kept else "a temporary folder (give GENERATED to keep the images)"
             click.echo(f"translated {input_dir} {direction} into {where}", err=True)
         elif not Path(generated).is_dir():
@@ -103,8 +99,6 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         result.update(checkpoint=str(checkpoint), input=str(input_dir), direction=direction)
         if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
             result["generated"] = None
-    if "top5" in result and not _top5_says_something(len(evaluator.classifier.classes)):
-        del result["top5"]
     result["warnings"] = _warned(records)
     for message in result["warnings"]:
         click.echo(f"warning: {message}", err=True)
@@ -153,7 +147,7 @@ def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size
                            seed=seed, device=str(resolve_device(device)), **folder)
     acc = clf.test_accuracy
     click.echo(f"test accuracy on {acc['n_test']} real {clf.config['domain']} images ({len(clf.classes)} classes): "
-               f"{_accuracy_text(acc['top1'], acc.get('top5'), len(clf.classes))}\ncheckpoint: {out}")
+               f"{_accuracy_text(acc['top1'], acc.get('top5'))}\ncheckpoint: {out}")
 
 
 @classifier_group.command("test")
@@ -170,5 +164,5 @@ def classifier_test(checkpoint, device) -> None:
     clf = load_classifier(path, str(resolve_device(device)))
     images, labels = domain_of(clf.config).load("test")
     acc = clf.topk_accuracy(images_to_tensor(images), torch.from_numpy(labels))
-    click.echo(f"{path}: {_accuracy_text(acc[1], acc[5], len(clf.classes))} on {len(labels)} real test images "
+    click.echo(f"{path}: {_accuracy_text(acc[1], acc.get(5))} on {len(labels)} real test images "
                f"(recorded at training: top-1 {clf.test_accuracy.get('top1', float('nan')):.4f})")

@@ -12,11 +12,14 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pixmorph.metrics.folders import image_files, match_pairs, read_uint8, to_float
+
+if TYPE_CHECKING:
+    from pixmorph.api import Translator
 
 ALL_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "l1", "acc")
 PAIRED_METRICS = ("lpips", "psnr", "ssim", "l1")
@@ -181,7 +184,8 @@ class Evaluator:
         else:  # mixed sizes: the classifier resizes each image to its own size
             logits = torch.cat([clf.logits(to_float(im).unsqueeze(0)) for im in images])
         acc = topk_accuracy(logits, labels, (1, 5))
-        return {"top1": acc[1], "top5": acc[5], "label": str(label), "classifier": str(self.classifier_path),
+        return {**{f"top{k}": value for k, value in acc.items()}, "label": str(label),
+                "classifier": str(self.classifier_path),
                 "classifier_test_top1": clf.test_accuracy.get("top1")}
 
 
@@ -191,15 +195,18 @@ def evaluate(generated: str | os.PathLike, reference: str | os.PathLike, *, pair
     return Evaluator(**options)(generated, reference, pairs=pairs, label=label)
 
 
-def translate_folder(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike,
-                     direction: str = "AtoB", device: str = "cpu", batch_size: int = 16) -> Path:
-    """Translate every image under ``inputs`` with a checkpoint into ``out`` as ``<stem>.png``."""
+def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | os.PathLike, out: str | os.PathLike,
+                     direction: str | None = "AtoB", device: str = "cpu", batch_size: int = 16) -> Path:
+    """Translate every image under ``inputs`` into ``out`` as ``<stem>.png``, with a checkpoint (loaded in
+    fp32, so that scores compare across machines) or a loaded Translator; ``direction=None``: its default."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
+    from pixmorph.api import Translator
     from pixmorph.images import ImageReadError, read_image, save_image, to_tensor
 
-    translator = load(checkpoint, device=device, precision="fp32")  # scores comparable across machines
+    translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
+    direction = direction or translator.default_direction()
     files = image_files(inputs)
     out = Path(out)
     seen: dict[str, Path] = {}
