@@ -363,7 +363,7 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
     ok(invoke("train", "pix2pix", "--data", data, "--out", run, "--steps", 3, *TINY_PIX2PIX))
     saved = ckpt.read_config(run / "checkpoint")
     assert saved["step"] == 3 and saved["method"] == "pix2pix"
-    assert (run / "samples" / "index.html").is_file()
+    assert "Each row: input A | output | ground truth B" in (run / "samples" / "index.html").read_text()
 
     inputs = tmp_path / "inputs"
     write_image(inputs / "odd.png", 37, 23)

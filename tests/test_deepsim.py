@@ -193,6 +193,7 @@ def test_train_resume_and_edit(tmp_path):
     b = load_file(str(resumed / "checkpoint" / "weights.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "resume changed the run"
     assert list((straight / "samples").glob("step_*.png"))
+    assert "Each row: primitive | render | image, then" in (straight / "samples" / "index.html").read_text()
 
     written = deepsim.edit(straight, example["edited"], tmp_path / "edits")
     assert [p.name for p in written] == ["edited_removed.png", "edited_moved.png"]

@@ -65,6 +65,10 @@ class Method:
         """Rows of images (each CHW in [-1, 1]) for the sample grid."""
         raise NotImplementedError
 
+    def visual_columns(self) -> str:
+        """What the columns of a ``visuals`` row show, for the samples page (``input | output``)."""
+        return ""
+
     def translators(self) -> dict[str, nn.Module]:
         """Generator per direction ("AtoB", "BtoA", ...) used for translation and export."""
         raise NotImplementedError

@@ -103,6 +103,9 @@ class CycleGAN(Method):
         fake_B, fake_A = n["G_A"](real_A), n["G_B"](real_B)
         return [[real_A[0], fake_B[0], n["G_B"](fake_B)[0]], [real_B[0], fake_A[0], n["G_A"](fake_A)[0]]]
 
+    def visual_columns(self) -> str:
+        return "real | translated | translated back (rows in pairs: A to B to A, then B to A to B)"
+
     def translators(self) -> dict[str, nn.Module]:
         return {"AtoB": self.nets["G_A"], "BtoA": self.nets["G_B"]}
 

@@ -211,6 +211,10 @@ class DeepSIM(Method):
             row += [*self._cells(A_w[0]), G(A_w)[0], B_w[0]]
         return [row]
 
+    def visual_columns(self) -> str:
+        primitive = "segmentation | edges" if self.cfg.in_channels == 4 else "primitive"
+        return f"{primitive} | render | image, then the same for a warp of the pair (augmentation as in training)"
+
     def translators(self) -> dict[str, nn.Module]:
         return {"AtoB": self.renderer}
 

@@ -141,6 +141,9 @@ class Funit(Method):
         G = self.nets["G_ema"]
         return [[xa[0], xb[0], G(xa, xb)[0], G(xa, xa)[0]]]
 
+    def visual_columns(self) -> str:
+        return "content | class image | translation | reconstruction (the averaged generator)"
+
     def translators(self) -> dict[str, nn.Module]:
         # Few-shot translation needs class images (pixmorph fewshot); `translate` can only reconstruct.
         return {"reconstruct": Reconstructor(self.nets["G_ema"])}

@@ -78,5 +78,8 @@ class Pix2Pix(Method):
         real_A, real_B = batch["A"][:1], batch["B"][:1]
         return [[real_A[0], self.nets["G"](real_A)[0], real_B[0]]]
 
+    def visual_columns(self) -> str:
+        return "input A | output | ground truth B"
+
     def translators(self) -> dict[str, nn.Module]:
         return {"AtoB": self.nets["G"]}

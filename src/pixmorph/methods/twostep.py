@@ -315,6 +315,11 @@ class TwoStep(Method):
         blank = torch.full_like(x[0], -1.0)
         return [[x[0], self.reconstruct(x, labels)[0], *translations], [blank, blank, *samples]]
 
+    def visual_columns(self) -> str:
+        classes = " | ".join(self.cfg.class_names)
+        return (f"rows in pairs: image | reconstruction | translated to {classes}; "
+                f"then G(z, class) for one z: blank | blank | {classes}")
+
     def translators(self) -> dict[str, nn.Module]:
         n = self.nets
         out: dict[str, nn.Module] = {f"to:{name}": LatentTranslator(n["E"], n["G"], self.cfg.image_size, target=i)

@@ -402,7 +402,7 @@ def _write_samples(method: Method, batch: dict, run_dir: Path, step: int) -> Non
     rows = [row for i in range(next(iter(batch.values())).shape[0])
             for row in method.visuals({k: v[i : i + 1] for k, v in batch.items()})]
     method.nets.train()
-    save_samples(run_dir, step, rows)
+    save_samples(run_dir, step, rows, method.visual_columns())
 
 
 @contextmanager

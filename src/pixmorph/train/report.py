@@ -11,17 +11,18 @@ from torch import Tensor
 from pixmorph.images import make_grid_image
 
 
-def save_samples(run_dir: Path, step: int, rows: list[list[Tensor]]) -> Path:
+def save_samples(run_dir: Path, step: int, rows: list[list[Tensor]], columns: str = "") -> Path:
     folder = run_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:07d}.png"
     make_grid_image([[t.float().cpu() for t in row] for row in rows]).save(path)
-    write_samples_page(folder)
+    write_samples_page(folder, columns)
     return path
 
 
-def write_samples_page(folder: Path) -> Path:
-    """``index.html`` with the latest logged losses and every sample grid, newest first."""
+def write_samples_page(folder: Path, columns: str = "") -> Path:
+    """``index.html`` with what the grids' columns show, the latest logged losses and every sample grid,
+    newest first."""
     items = "\n".join(
         f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
         f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
@@ -32,7 +33,9 @@ def write_samples_page(folder: Path) -> Path:
         "<!doctype html><meta charset=utf-8><title>pixmorph samples</title>"
         "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}"
         "td,th{padding:0 .6em;text-align:right}</style>"
-        f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n{_latest_stats_table(folder.parent)}\n{items}\n"
+        f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n"
+        + (f'<p id="columns">Each row: {html.escape(columns)}</p>\n' if columns else "")
+        + f"{_latest_stats_table(folder.parent)}\n{items}\n"
     )
     return page
 
