@@ -13,9 +13,10 @@ ablation
     the renders against the truth with LPIPS (the offline network, see pixmorph.metrics.perceptual), PSNR
     and SSIM. Held-out views: ``tps`` (the photo warped by TPS warps the training never drew, at full
     resolution, then shrunk) and ``crop`` (zoomed sub-windows of the full-resolution photo: new framing and
-    finer detail). Variants: ``tps`` (DeepSIM: TPS warps, affine in 1%, Canny-sigma jitter), ``affine``
-    (affine warps every step + Canny-sigma jitter), ``crop`` (pix2pix's zoom-crop-flip + Canny-sigma
-    jitter) and ``none`` (plain single-pair pix2pixHD: no augmentation at all). Same networks, losses,
+    finer detail). Variants: ``tps`` (DeepSIM: TPS warps, affine in 1%, a mirror half the time, Canny-sigma
+    jitter), ``affine`` (affine warps every step + mirror + Canny-sigma jitter), ``crop`` (pix2pix's
+    zoom-crop-flip + Canny-sigma jitter) and ``none`` (plain single pair: no augmentation at all, no mirror
+    either; ``--model flip=false`` takes the mirror from every variant). Same networks, losses,
     steps and seed for all. A last row scores the training photo itself against every view: what a
     model that ignored the primitive would get.
 
@@ -166,7 +167,7 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
     grid_rows = []
     for variant in args.variants:
         for seed in range(args.seed, args.seed + args.seeds):
-            m = dict(model, augment=variant, canny_sigma_aug=variant != "none")
+            m = {"flip": variant != "none", **model, "augment": variant, "canny_sigma_aug": variant != "none"}
             run, s_per_step = train_run(train_image, "auto-edges", work / f"{variant}_s{seed}", args.steps,
                                         args.size, m, args.device, args.precision, seed,
                                         train_settings=args.train_settings)

@@ -152,6 +152,28 @@ def test_dry_run_prints_the_image_sizes_that_training_uses(tmp_path, cyclegan_da
     assert not (tmp_path / "run").exists()
 
 
+def test_each_method_starts_from_its_papers_train_settings(tmp_path, cyclegan_data):
+    """FUNIT trains as its animal-faces config (batch 64, constant rate, 100k steps, 140 -> 128 px) where the
+    config does not say otherwise; it had CycleGAN's batch 1, decay to 0 and 286 -> 256."""
+    from pixmorph.config import RunConfig
+
+    def resolved(*args):
+        result = invoke("train", *args, "--out", tmp_path / "run", "--dry-run")
+        ok(result)
+        d = json.loads(result.output)
+        return {**{k: d["train"][k] for k in ("batch_size", "lr_policy", "max_steps", "epochs_decay")},
+                "sizes": (d["data"]["load_size"], d["data"]["crop_size"])}
+
+    assert resolved("funit", "--data", cyclegan_data) == {"batch_size": 64, "lr_policy": "constant",
+                                                          "max_steps": 100_000, "epochs_decay": 0, "sizes": (140, 128)}
+    assert resolved("funit", "--data", "glyphs", "--batch-size", 8, "--steps", 50)["sizes"] == (32, 32)
+    given = resolved("funit", "--data", "glyphs", "--batch-size", 8, "--steps", 50, "--set", "train.lr_policy=linear")
+    assert (given["batch_size"], given["max_steps"], given["lr_policy"]) == (8, 50, "linear")
+    assert resolved("cyclegan", "--data", cyclegan_data) == {"batch_size": 1, "lr_policy": "linear", "max_steps": None,
+                                                             "epochs_decay": 100, "sizes": (286, 256)}
+    assert RunConfig.from_dict({"method": "funit", "train": {"batch_size": 2}}).train.lr_policy == "constant"
+
+
 def test_set_unknown_model_option_fails_naming_it(tmp_path, cyclegan_data):
     result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run",
                     "--set", "model.nonsense=1", "--dry-run")

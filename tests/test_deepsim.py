@@ -71,17 +71,40 @@ def test_tps_moves_each_control_point_to_its_target():
 
 @pytest.mark.parametrize("augment", ["tps", "affine", "crop"])
 def test_warp_is_identical_on_image_and_primitive(augment):
-    """The primitive is a known linear function of the image; after the warp it still must be, exactly,
-    while the image itself has moved."""
+    """The primitive is a known linear function of the image; after the warp (and the mirror) it still must
+    be, exactly, while the image itself has moved. (A 3-channel primitive: edge maps are made black and
+    white after the warp, test below.)"""
     torch.manual_seed(0)
     image = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8) * 2 - 1, size=(48, 64), mode="bicubic")
-    primitive = 0.5 * image[:, :1] - 0.3 * image[:, 1:2] + 0.2 * image[:, 2:3]
-    method = DeepSIM(DeepSIMConfig(in_channels=1, augment=augment, tps_prob=1.0, **TINY))
+    mix = torch.tensor([[0.5, -0.3, 0.2], [0.0, 1.0, 0.0], [0.1, 0.1, -0.8]])
+    primitive = torch.einsum("oc,nchw->nohw", mix, image)
+    method = DeepSIM(DeepSIMConfig(in_channels=3, augment=augment, tps_prob=1.0, **TINY))
     A, B = method.augment(primitive, image, generator=torch.Generator().manual_seed(1))
-    expected = 0.5 * B[:, :1] - 0.3 * B[:, 1:2] + 0.2 * B[:, 2:3]
+    expected = torch.einsum("oc,nchw->nohw", mix, B)
     assert (A - expected).abs().max() < 1e-5
     assert (B - image).abs().mean() > 0.03, "the warp left the image where it was"
     assert (B[0] - B[1]).abs().mean() > 0.01 or augment == "none", "both samples got the same warp"
+
+
+def test_the_pair_is_mirrored_half_the_time_and_edge_maps_read_black_and_white(tmp_path):
+    """DeepSIM's (and pix2pixHD's) default flip: image and primitive mirrored together, about half the samples;
+    model.flip=false never. An edge file resized for training, and an edge map given to a loaded model, are
+    read black and white, as the warped training edges are."""
+    image = disc_image().repeat(64, 1, 1, 1)
+    image[..., :, :4] = 1.0  # a white band on the left edge shows which way each sample faces
+    edges = torch.where(image[:, :1] > 0, 1.0, -1.0)
+    for flip in (True, False):
+        method = DeepSIM(DeepSIMConfig(in_channels=1, augment="none", flip=flip, **TINY))
+        A, B = method.augment(edges, image, generator=torch.Generator().manual_seed(0))
+        mirrored = (B[..., :, -4:] == 1.0).flatten(1).all(1)
+        assert torch.equal(A, torch.where(B[:, :1] > 0, 1.0, -1.0))
+        assert (20 < int(mirrored.sum()) < 44) if flip else not bool(mirrored.any())
+    drawn = Image.new("L", (64, 48), 255)
+    drawn.paste(100, (10, 10, 13, 40))  # a grey line, resized below
+    drawn.save(tmp_path / "edges.png")
+    assert set(P.load_edges(tmp_path / "edges.png", (32, 32)).unique().tolist()) == {-1.0, 1.0}
+    grey = DeepSIM(DeepSIMConfig(in_channels=1, **TINY)).input_image(drawn.convert("RGBA"))
+    assert grey.mode == "L" and set(np.unique(np.asarray(grey))) == {0, 255}
 
 
 @pytest.mark.parametrize("auto", [False, True], ids=["edges-warped", "edges-redrawn"])
@@ -95,7 +118,7 @@ def test_edges_follow_the_warped_shape(auto):
     method = DeepSIM(DeepSIMConfig(in_channels=1, augment="tps", tps_prob=1.0, **TINY))
     flags = torch.ones(1, 1) if auto else torch.zeros(1, 1)
     A, B = method.augment(edges, image, flags, generator=torch.Generator().manual_seed(4))
-    A = torch.where(A < 0, -1.0, 1.0)  # bilinear sampling greys the warped lines
+    assert set(A.unique().tolist()) == {-1.0, 1.0}, "warped edges are black and white again, as DeepSIM makes them"
     assert boundary_distance(A, B)[0] <= 2.0
     if auto:  # a fresh Canny of the warped image draws the whole outline
         assert boundary_distance(A, B)[1] <= 2.0

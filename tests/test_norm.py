@@ -72,3 +72,32 @@ def test_channels_last_generator_gets_the_contiguous_gradients():
 
     contiguous, channels_last = grads(torch.contiguous_format), grads(CL)
     assert (channels_last - contiguous).norm() / contiguous.norm() < 1e-4
+
+
+def test_batch_norm_translates_each_image_as_it_was_trained_at_batch_1():
+    """pix2pix's generator at test time (the paper, 3.3): trained at batch 1, each image normalised by its own
+    statistics, as in training, not by running averages that no image was normalised with; a translation
+    does not depend on the other images of its batch. Trained at larger batches: the running averages."""
+    from pixmorph.nn.norm import normalise_per_image
+    from pixmorph.nn.unet_generator import UnetGenerator
+
+    torch.manual_seed(0)
+    G = UnetGenerator(3, 3, ngf=8, num_downs=5, norm="batch", dropout=False)
+    images = [torch.randn(1, 3, 32, 32) * (1 + i) + i for i in range(3)]
+    G.train()
+    with torch.no_grad():
+        for x in images:  # running averages that match none of the images
+            G(x)
+        as_trained = [G(x) for x in images]
+    G.eval()
+    normalise_per_image(G, trained_at_batch_1=True)
+    with torch.no_grad():
+        batched = G(torch.cat(images))
+        alone = [G(x) for x in images]
+    for i in range(3):
+        torch.testing.assert_close(batched[i : i + 1], as_trained[i], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(alone[i], as_trained[i], atol=1e-5, rtol=1e-4)
+    normalise_per_image(G, trained_at_batch_1=False)
+    with torch.no_grad():
+        assert (G(images[0]) - as_trained[0]).abs().max() > 0.01  # the running averages
+    assert any(float(m.running_var.mean()) != 1.0 for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d))

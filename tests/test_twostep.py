@@ -234,7 +234,9 @@ def test_run_config_takes_classes_from_the_data_and_ends_at_the_stage(bars):
     data = {"root": str(bars), "channels": 1, "load_size": SIZE, "crop_size": SIZE}
     d = TwoStep.complete_run_config({"model": {"step1_steps": 10, "step2_steps": 5}, "data": data})
     assert d["model"]["class_names"] == CLASSES and d["model"]["channels"] == 1 and d["model"]["image_size"] == SIZE
-    assert d["train"]["max_steps"] == 15 and d["train"]["batch_size"] == 64 and d["train"]["lr_policy"] == "constant"
+    assert d["train"]["max_steps"] == 15
+    train = RunConfig.from_dict({**d, "method": "twostep"}).train  # the paper's settings where not given
+    assert train.batch_size == 64 and train.lr_policy == "constant"
     stage1 = TwoStep.complete_run_config({"model": {"step1_steps": 10, "step2_steps": 5, "stage": 1}, "data": {"root": str(bars)}})
     assert stage1["train"]["max_steps"] == 10
     # resuming a stage-1 run (its saved max_steps is 10) as stage 2 runs to the end of step 2 ...

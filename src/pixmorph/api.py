@@ -15,6 +15,7 @@ from torch import Tensor
 from pixmorph.config import RunConfig
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
 from pixmorph.images import as_rgb, read_image, to_pil, to_tensor
+from pixmorph.nn.norm import normalise_per_image
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device
 from pixmorph.train.speed import bf16_is_fast
@@ -64,6 +65,7 @@ class Translator:
         self.channels_last = channels_last
         self.runtime = "torch"
         method.nets.to(device).eval()
+        normalise_per_image(method.nets, config.train.batch_size == 1)
         if self.channels_last:
             method.nets.to(memory_format=torch.channels_last)
 

@@ -146,7 +146,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)
     else:
-        sizes = resolve_sizes(cfg.data, native_size(cfg.data.root))
+        sizes = resolve_sizes(cfg.data, native_size(cfg.data.root), method_cls.reference_sizes)
         d["data"].update(load_size=sizes.load_size, crop_size=sizes.crop_size)
     return d
 

@@ -19,8 +19,8 @@ import yaml
 @dataclass
 class DataConfig:
     root: str = "fashion-edges"  # a folder, or the name of a built-in task
-    load_size: int | None = None  # None: the built-in task's image size, else 286
-    crop_size: int | None = None  # None: the built-in task's image size, else 256
+    load_size: int | None = None  # None: the built-in task's image size, else the method's (286; FUNIT 140)
+    crop_size: int | None = None  # None: the built-in task's image size, else the method's (256; FUNIT 128)
     flip: bool = True
     channels: int = 3  # 3 = RGB, 1 = grayscale (set the model's in/out channels to match)
     num_workers: int = 2
@@ -77,11 +77,15 @@ class RunConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown config section(s): {', '.join(sorted(unknown))} (use method, model, data, train)")
+        from pixmorph.methods import get_method
+
+        method = d.get("method", "cyclegan")
+        train = {**get_method(method).train_defaults, **(d.get("train") or {})}  # the paper's, where not given
         return cls(
-            method=d.get("method", "cyclegan"),
+            method=method,
             model=dict(d.get("model") or {}),
             data=_build(DataConfig, d.get("data") or {}, "data"),
-            train=_build(TrainConfig, d.get("train") or {}, "train"),
+            train=_build(TrainConfig, train, "train"),
         )
 
 

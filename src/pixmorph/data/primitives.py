@@ -103,12 +103,19 @@ def canny_edges(images: Tensor, sigma: float | Tensor = TEST_SIGMA) -> Tensor:
     return 1 - 2 * (edges > 0.5).float()
 
 
+def binarize_edges(edges: Tensor) -> Tensor:
+    """Edge maps in [-1, 1] made black (-1) where darker than mid-grey, white (+1) elsewhere: DeepSIM's binary
+    threshold, for maps greyed by resizing or warping."""
+    return torch.where(edges < 0, -1.0, 1.0).to(edges.dtype)
+
+
 def load_edges(path: str | Path, size: tuple[int, int]) -> Tensor:
-    """An edge-map file (any mode; RGBA composited over white) as 1 x H x W at ``size`` (width, height)."""
+    """An edge-map file (any mode; RGBA composited over white) as 1 x H x W at ``size`` (width, height), black
+    and white (:func:`binarize_edges`), as training and editing both read it."""
     img = read_image(path, mode="L")
     if img.size != size:
         img = img.resize(size, Image.Resampling.BICUBIC)
-    return to_tensor(img)
+    return binarize_edges(to_tensor(img))
 
 
 # ---------------------------------------------------------------------------

@@ -31,19 +31,21 @@ def native_size(root: str) -> int | None:
     return builtin.TASKS[root].image_size
 
 
-def resolve_sizes(cfg: DataConfig, native: int | None) -> DataConfig:
+def resolve_sizes(cfg: DataConfig, native: int | None,
+                  reference: tuple[int, int] = (REFERENCE_LOAD, REFERENCE_CROP)) -> DataConfig:
     """The config with ``load_size``/``crop_size`` filled in: given, else the built-in task's ``native``
-    size, else the reference 286/256."""
-    load = cfg.load_size or native or REFERENCE_LOAD
-    crop = cfg.crop_size or native or min(REFERENCE_CROP, load)
+    size, else the method's ``reference`` (load, crop): CycleGAN's 286/256, FUNIT's 140/128."""
+    load = cfg.load_size or native or reference[0]
+    crop = cfg.crop_size or native or min(reference[1], load)
     return DataConfig(**{**cfg.__dict__, "load_size": load, "crop_size": crop})
 
 
-def resolve_data(cfg: DataConfig) -> tuple[Path, DataConfig]:
+def resolve_data(cfg: DataConfig, reference: tuple[int, int] = (REFERENCE_LOAD, REFERENCE_CROP)
+                 ) -> tuple[Path, DataConfig]:
     """The folder, and the config with ``load_size``/``crop_size`` filled in (what gets saved). A folder or
     file given by a relative path is saved absolute, so a run resumes and serves from any directory."""
     path, native = resolve_root(cfg.root)
     if native is None:
         path = path.resolve()
         cfg = DataConfig(**{**cfg.__dict__, "root": str(path)})
-    return path, resolve_sizes(cfg, native)
+    return path, resolve_sizes(cfg, native, reference)

@@ -50,6 +50,12 @@ class Method:
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]]
     data_layout: ClassVar[str]  # which dataset it trains on: "unpaired", "paired", ...
+    # The paper's train settings where they differ from the generic ones (CycleGAN's: batch 1, 100 + 100
+    # epochs, linear decay), used for those a config leaves out (RunConfig.from_dict, so `pixmorph train`).
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    # (load, crop) size of images from a folder when data.load_size/crop_size are not given (a built-in task
+    # decides its own size).
+    reference_sizes: ClassVar[tuple[int, int]] = (286, 256)
 
     def __init__(self, cfg: MethodConfig):
         self.cfg = cfg

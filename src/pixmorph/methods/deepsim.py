@@ -36,7 +36,7 @@ from tqdm import tqdm
 from pixmorph.data import primitives as P
 from pixmorph.data import tps
 from pixmorph.data.single_image import check_same_shape
-from pixmorph.images import read_image
+from pixmorph.images import as_rgb, read_image
 from pixmorph.methods.base import Method, MethodConfig, Update, register, set_requires_grad
 from pixmorph.nn.gan_loss import gan_loss
 from pixmorph.nn.global_generator import GlobalGenerator
@@ -63,6 +63,7 @@ class DeepSIMConfig(MethodConfig):
     beta1: float = 0.5
     init_gain: float = 0.02
     augment: str = "tps"  # tps (else affine with 1 - tps_prob) | affine | crop | none
+    flip: bool = True  # mirror the pair left-right half the time (DeepSIM's and pix2pixHD's default; crop flips anyway)
     tps_prob: float = 0.99
     tps_max_shift: float = 0.1  # of the width (x) and height (y)
     affine_shear: float = 0.3
@@ -123,14 +124,23 @@ class DeepSIM(Method):
 
     def augment(self, A: Tensor, B: Tensor, auto_edges: Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """The same random warp on the primitive ``A`` and the image ``B`` (float32, on their device), then
-        the computed-edge channels of ``A`` (``auto_edges``, one flag per channel) redrawn from the warped
-        image at a random Canny sigma. Random numbers: ``generator``, else the torch global RNG (CPU)."""
+        """The same random warp (and mirror, with ``flip``) on the primitive ``A`` and the image ``B`` (float32,
+        on their device). Edge channels are made black and white again, as DeepSIM thresholds its warped edge
+        maps (interpolation greys the lines; the edges given at test time are not grey); then the computed-edge
+        channels of ``A`` (``auto_edges``, one flag per channel) are redrawn from the warped image at a random
+        Canny sigma. Random numbers: ``generator``, else the torch global RNG (CPU)."""
         cfg = self.cfg
         cb = B.shape[1]
         x = tps.random_warp(torch.cat([B, A], 1), cfg.augment, cfg.tps_prob, cfg.tps_max_shift, cfg.affine_shear,
                             cfg.affine_translate, cfg.affine_rotate, generator)
+        if cfg.flip and cfg.augment != "crop":
+            mirror = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)[:, None, None, None]
+            x = torch.where(mirror, x.flip(-1), x)
         B, A = x[:, :cb], x[:, cb:]
+        edge_channel = {1: 0, 4: 3}.get(A.shape[1])  # edges: 1 channel; seg+edges: the 4th; seg: none
+        if edge_channel is not None:
+            A = torch.cat([A[:, :edge_channel], P.binarize_edges(A[:, edge_channel : edge_channel + 1]),
+                           A[:, edge_channel + 1 :]], 1)
         if cfg.canny_sigma_aug and auto_edges is not None:
             channels = [int(c) for c in torch.nonzero(auto_edges.reshape(-1, A.shape[1])[0] > 0.5).flatten()]
             if channels:
@@ -219,8 +229,13 @@ class DeepSIM(Method):
         return {"AtoB": self.renderer}
 
     def input_image(self, image: Image.Image) -> Image.Image | None:
-        """A segmentation model colours a label-index image as training coloured its label file."""
-        return P.seg_image(image) if self.cfg.in_channels == P.CHANNELS["seg"] else None
+        """A segmentation model colours a label-index image as training coloured its label file; an edge model
+        reads the edge map black and white, as training read its edge file (:func:`P.binarize_edges`)."""
+        if self.cfg.in_channels == P.CHANNELS["seg"]:
+            return P.seg_image(image)
+        if self.cfg.in_channels == P.CHANNELS["edges"]:
+            return as_rgb(image).convert("L").point(lambda v: 0 if v < 128 else 255)
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         return {"perceptual": self._perceptual_name or ""}

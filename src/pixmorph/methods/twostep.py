@@ -43,7 +43,6 @@ from pixmorph.nn.init import init_normal
 
 ENCODER_INITS = ("discriminator", "random")
 STAGES = ("both", "1", "2")
-TRAIN_DEFAULTS = {"batch_size": 64, "lr_policy": "constant", "epochs": 1e6, "epochs_decay": 0}  # the steps end a run
 
 
 @dataclass
@@ -107,6 +106,7 @@ class TwoStep(Method):
     name = "twostep"
     Config = TwoStepConfig
     data_layout = "classes"
+    train_defaults = {"batch_size": 64, "lr_policy": "constant", "epochs": 1e6, "epochs_decay": 0}  # the steps end a run
 
     def __init__(self, cfg: TwoStepConfig):
         super().__init__(cfg)
@@ -216,7 +216,7 @@ class TwoStep(Method):
           ``model.channels`` = ``data.channels`` and ``model.image_size`` = the crop size, unless given;
         * ``train.max_steps``: the last step of ``model.stage``, unless a step inside that stage is given
           (so ``--resume --set model.stage=2`` continues a stage-1 run to the end of step 2);
-        * the train settings of :data:`TRAIN_DEFAULTS` that are not given (batch 64, constant learning rate).
+        (``train_defaults``, batch 64 and a constant learning rate, are filled in by ``RunConfig.from_dict``.)
 
         A ``dry_run`` writes nothing: a built-in task is not prepared, its classes and size are known without
         it; a folder is still checked for class folders.
@@ -239,8 +239,6 @@ class TwoStep(Method):
                 model["class_names"] = list_classes(root, resolved.options)
         model.setdefault("channels", resolved.channels)
         model.setdefault("image_size", resolved.crop_size)
-        for key, value in TRAIN_DEFAULTS.items():
-            run.setdefault(key, value)
         first, last = build_method_config(TwoStepConfig, model).stage_range
         if str(model.get("stage")) == "2" and not run.get("resume"):
             raise ValueError("model.stage=2 trains the encoder of a finished step 1: run model.stage=1 first (or "

@@ -84,13 +84,39 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         return instance_norm(x, self.weight, self.bias, self.eps)
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """Batch norm that, with ``per_image`` set (see :func:`normalise_per_image`), normalises each image by
+    its own statistics outside training instead of by the running averages."""
+
+    per_image = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training or not self.per_image:
+            return super().forward(x)
+        if x.dim() == 3:  # unbatched, as nn.BatchNorm2d accepts
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        return instance_norm(x, self.weight, self.bias, self.eps)
+
+
+def normalise_per_image(module: nn.Module, trained_at_batch_1: bool) -> None:
+    """Batch norm of a network trained at batch 1 normalises each image by its own statistics at inference,
+    as pix2pix runs its generator at test time (Isola et al. 3.3: "the statistics of the test batch", at
+    batch 1): each training image was normalised by its own, and the running averages are what none was
+    normalised with. Per image, so a translation does not depend on the rest of its batch. Trained at larger
+    batches, the running averages stand for the batch statistics training used, and stay (measured: pix2pix
+    on fashion-edges at batch 8 scores better with them)."""
+    for m in module.modules():
+        if isinstance(m, BatchNorm2d):
+            m.per_image = trained_at_batch_1
+
+
 def norm_layer(name: str):
     """Return a constructor ``f(channels) -> nn.Module`` for ``instance``, ``batch`` or ``none``."""
     if name == "instance":
         # The CycleGAN reference uses affine-free instance norm without running stats.
         return partial(InstanceNorm2d, affine=False)
     if name == "batch":
-        return partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+        return partial(BatchNorm2d, affine=True, track_running_stats=True)
     if name == "none":
         return lambda channels: nn.Identity()
     raise ValueError(f"unknown norm {name!r}: use instance, batch or none")

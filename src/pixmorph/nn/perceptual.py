@@ -87,9 +87,10 @@ class PerceptualLoss(nn.Module):
         if net not in NETS:
             raise ValueError(f"unknown perceptual network {net!r}: choose from {', '.join(NETS)}")
         self.name = net
-        if net == "vgg19":  # ImageNet normalisation of [0, 1] inputs, written for inputs in [-1, 1]
-            mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
-            shift, scale = 2 * mean - 1, 2 * std
+        if net == "vgg19":
+            # [-1, 1] images straight in, as pix2pixHD's and DeepSIM's VGGLoss feed them: the paper's weight 10
+            # is for that scale (ImageNet normalisation would scale the inputs, so the features, by about 2.2)
+            shift, scale = torch.zeros(3), torch.ones(3)
             self.slices = _vgg19_slices()
         else:  # LPIPS' scaling layer
             shift, scale = torch.tensor([-0.030, -0.088, -0.188]), torch.tensor([0.458, 0.448, 0.450])

@@ -27,6 +27,7 @@ import pixmorph
 from pixmorph.config import RunConfig, build_method_config, save_json
 from pixmorph.data.layouts import build_dataset
 from pixmorph.data.resolve import resolve_data
+from pixmorph.nn.norm import normalise_per_image
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, speed as speedups
@@ -86,7 +87,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     speed = speedups.resolve(t, device, precision)
     speedups.apply_to_backend(speed, t, device)
     cpu_share = CpuShare() if device.type == "cpu" and t.threads is None else None
-    data_root, cfg.data = resolve_data(cfg.data)
+    data_root, cfg.data = resolve_data(cfg.data, get_method(cfg.method).reference_sizes)
     if get_method(cfg.method).data_layout == "single":  # trains at its image's size: the square sizes do not apply
         cfg.data = dataclasses.replace(cfg.data, load_size=None, crop_size=None)
     run_dir = Path(t.out)
@@ -95,6 +96,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     torch.manual_seed(t.seed)
     method = build_method(cfg)
+    normalise_per_image(method.nets, t.batch_size == 1)  # the sample grids translate as a loaded run will
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
