@@ -87,7 +87,8 @@ def test_devices_starts_torchrun_and_a_run_resumes_on_fewer_processes(tmp_path, 
 
     one = pixmorph_cli(common + ["--steps", "4", "--resume"])  # one process now
     assert one.returncode == 0, one.stderr[-3000:]
-    assert "resumed with a global batch of 2 (it was 4): the data goes on from image 8" in one.stdout
+    assert "resumed with a global batch of 2 (it was 4): the data and the learning-rate schedule go on from " \
+           "image 8" in one.stdout
     assert json.loads((saved / "config.json").read_text())["step"] == 4
     state = torch.load(saved / "state.pt", weights_only=True)
     assert (state["images_seen"], state["global_batch"]) == (2 * 4 + 2 * 2, 2)  # no image replayed or skipped

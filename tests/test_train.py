@@ -151,3 +151,25 @@ def test_pix2pix_learns_paired_edges(tmp_path):
     edges = torch.stack([p[:, :, :32] for p in pairs])
     truth = torch.stack([p[:, :, 32:] for p in pairs])
     assert_beats_baselines(trained, untrained, edges, truth)
+
+
+def test_a_resume_with_another_global_batch_keeps_the_schedule_in_images(tmp_path):
+    """More or fewer processes (or another --batch-size) on resume: the run still trains the schedule's
+    images and its learning rate follows the same curve, by images; the epochs were turned into steps of the
+    new batch while the step count went on, so a 2 -> 4 resume stopped at 12 of 16 images, mid-decay."""
+    import dataclasses
+
+    data = write_unpaired(tmp_path / "data")  # 8 images: at batch 2, 4 steps an epoch, 1 + 1 epochs
+    straight = train(tiny_run(data, tmp_path / "straight", None), progress=False)
+    first = tiny_run(data, tmp_path / "changed", 2)
+    train(first, progress=False)
+    resumed = dataclasses.replace(first, train=dataclasses.replace(first.train, batch_size=4, max_steps=None,
+                                                                   resume=True))
+    changed = train(resumed, progress=False)
+
+    def end(run):
+        state = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+        return state["step"], state["images_seen"], state["optimizers"]["G"]["param_groups"][0]["lr"]
+
+    assert end(straight) == (8, 16, pytest.approx(2e-4 * 0.2))
+    assert end(changed) == (2 + 3, 16, pytest.approx(2e-4 * 0.2))  # 2 steps of 2 images, then 3 of 4

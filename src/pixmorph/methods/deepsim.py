@@ -395,12 +395,13 @@ def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] 
 
     translator = model if isinstance(model, Translator) else load(model, device=device)
     config = translator.config
+    name = translator.checkpoint or "this model" if isinstance(model, Translator) else model  # not an object's repr
     if config.method != DeepSIM.name:
-        raise ValueError(f"{model}: a {config.method} checkpoint; edit renders DeepSIM ones "
+        raise ValueError(f"{name}: a {config.method} checkpoint; edit renders DeepSIM ones "
                          "(use `pixmorph translate` for other methods)")
     kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
     if kind is None:
-        raise ValueError(f"{model}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
+        raise ValueError(f"{name}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
                          f"({', '.join(f'{k} {c}' for k, c in P.CHANNELS.items())})")
     max_side = (config.data.options or {}).get("max_side")
     if translator.image_size:

@@ -17,6 +17,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -34,7 +35,7 @@ from pixmorph.train import distributed, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.sampler import SeededSampler
-from pixmorph.train.schedules import build_schedulers
+from pixmorph.train.schedules import build_schedulers, schedule_position
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -106,27 +107,35 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     global_batch = t.batch_size * world.size  # train.batch_size is per process
     if len(dataset) < global_batch:
         raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {global_batch}")
-    steps_per_epoch = max(1, len(dataset) // global_batch)
+    resumed = _read_checkpoint(run_dir, world) if t.resume else None
+    state = resumed[1] if resumed else {}
+    step = int(state.get("step", 0))
+    images_seen = int(state.get("images_seen", step * global_batch))  # of the global stream the sampler continues
+    # The schedule counts steps of the run's first global batch. Resumed with another (more or fewer processes),
+    # it goes on from the image it reached, so the images trained on and the learning-rate curve stay the same.
+    schedule_batch = int(state.get("schedule_batch", state.get("global_batch", global_batch)))
+    steps_per_epoch = max(1, len(dataset) // schedule_batch)
     constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
-    last_step = min(constant + decay, math.inf if t.max_steps is None else t.max_steps)
+    schedule_end = step + math.ceil(max(0, (constant + decay) * schedule_batch - images_seen) / global_batch)
+    last_step = min(schedule_end, math.inf if t.max_steps is None else t.max_steps)
     if last_step == 0 and not t.resume:
         raise ValueError(f"nothing to train: train.epochs={t.epochs} + epochs_decay={t.epochs_decay} of "
                          f"{steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
-    schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay)
+    position = partial(schedule_position, step0=step, images0=images_seen, batch=global_batch, unit=schedule_batch)
+    schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay, position)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=precision == "fp16") for name in method.optimizers}
 
     method.nets.to(device).train()
     if world.distributed:
         distributed.sync_batch_norm(method.nets, device)
         distributed.broadcast_weights(method.nets)
-    step = images_seen = 0  # images of the global stream trained on, which the sampler continues from
     if t.resume:
-        state = _resume(run_dir, method, schedulers, scalers, world)
-        step = int(state.get("step", 0))
-        images_seen = int(state.get("images_seen", step * global_batch))  # older checkpoints: the same batch
+        if resumed:
+            _restore(*resumed, method, schedulers, scalers, world)
         if state.get("global_batch", global_batch) != global_batch and world.is_main:
-            print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data goes on "
-                  f"from image {images_seen}; steps from here count {global_batch} images")
+            print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data and the "
+                  f"learning-rate schedule go on from image {images_seen}; steps from here count {global_batch} "
+                  f"images, so the schedule ends at step {schedule_end}")
         if step >= last_step:
             if world.is_main:
                 print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps or the epochs)")
@@ -165,6 +174,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             distributed.barrier(world)  # wait until rank 0 has written it
             return
         state = {"step": at_step, "images_seen": images_seen, "global_batch": global_batch,
+                 "schedule_batch": schedule_batch,
                  "rng": ckpt.rng_state(), "method": method.extra_state(),
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
@@ -350,21 +360,24 @@ def _last_good(run_dir: Path) -> str:
         return f"no checkpoint was saved before ({advice})"
 
 
-def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict,
-            world: distributed.World = distributed.World()) -> dict:
-    """Restore everything a checkpoint holds; returns its training state (empty when the run has no
-    checkpoint yet)."""
+def _read_checkpoint(run_dir: Path, world: distributed.World) -> tuple[Path, dict] | None:
+    """The checkpoint folder of a run and its training state; None when the run has no checkpoint yet."""
     try:
         folder = ckpt.find_checkpoint(run_dir)
     except ckpt.CheckpointError:
         if world.is_main:
             print(f"no checkpoint in {run_dir} yet: starting from step 0")
-        return {}
+        return None
+    return folder, ckpt.load_state(folder)
+
+
+def _restore(folder: Path, state: dict, method: Method, schedulers: dict, scalers: dict,
+             world: distributed.World = distributed.World()) -> None:
+    """Restore everything a checkpoint holds: weights, optimizers, schedules, scalers, the method's state, RNG."""
     try:
         ckpt.load_weights(folder, method.nets)
     except ckpt.CheckpointError as error:
         raise _changed_network(folder, method) or error from None
-    state = ckpt.load_state(folder)
     for name, opt in method.optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
     for name, s in schedulers.items():
@@ -375,7 +388,6 @@ def _resume(run_dir: Path, method: Method, schedulers: dict, scalers: dict,
     ckpt.set_rng_state(state["rng"])
     if world.is_main:
         print(f"resumed from {folder} at step {state['step']}")
-    return state
 
 
 def _changed_network(folder: Path, method: Method) -> ckpt.CheckpointError | None:
