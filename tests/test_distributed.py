@@ -120,3 +120,30 @@ def test_batch_norm_is_synchronised_on_gpus_only():
     assert type(nets["G"][1]) is nn.SyncBatchNorm and nets["G"][1].weight is weight  # optimizers keep theirs
     assert set(nets.state_dict()) == {"G.0.weight", "G.0.bias", "G.1.weight", "G.1.bias", "G.1.running_mean",
                                       "G.1.running_var", "G.1.num_batches_tracked", "D.weight", "D.bias"}
+
+
+def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path):
+    """A JPEG cut short (its header reads, its pixels do not) in process 1's shard: process 1 names the file
+    (rank 0, the one that prints errors, only saw a closed connection and a traceback came out), process 0
+    says that another process stopped; no traceback. Alone, the error starts a line, not the progress bar's."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("trainA", "trainB"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for i in range(8 if split == "trainB" else 7):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / split / f"{i}.png")
+    bad = tmp_path / "data" / "trainA" / "z.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(bad, quality=95)
+    bad.write_bytes(bad.read_bytes()[: int(bad.stat().st_size * 0.7)])
+    common = ["--data", str(tmp_path / "data"), "--load-size", "32", "--crop-size", "32", "--workers", "0",
+              "--device", "cpu", "--batch-size", "1", "--steps", "8", "--seed", "1"]
+    two = pixmorph_cli(common + ["--out", str(tmp_path / "two"), "--devices", "2"])
+    assert two.returncode == 1 and "Traceback" not in two.stderr, two.stderr[-3000:]
+    lines = [line for line in two.stderr.replace("\r", "\n").splitlines() if line.startswith("error: ")]
+    assert any("z.jpg: truncated or corrupt image" in line and "(process 1 of 2)" in line for line in lines), lines
+    assert any(line.startswith("error: process 0: another process of this run stopped") for line in lines), lines
+    one = pixmorph_cli(common + ["--out", str(tmp_path / "one")])
+    assert one.returncode == 1 and "Traceback" not in one.stderr
+    assert any(line.startswith("error: ") and "z.jpg" in line for line in one.stderr.replace("\r", "\n").splitlines())

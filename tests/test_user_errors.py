@@ -346,3 +346,10 @@ def test_other_runtime_errors_still_raise(monkeypatch):
     monkeypatch.setattr(cli, "cli", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main()
+
+
+def test_edit_of_another_methods_checkpoint_names_the_checkpoint(tmp_path, monkeypatch, capsys, write_image):
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "edges.png", 32, 32)
+    line = one_line_error(monkeypatch, capsys, "edit", run, tmp_path / "edges.png", "--out", tmp_path / "out")
+    assert "a pix2pix checkpoint; edit renders DeepSIM ones" in line and str(run) in line and "object at" not in line

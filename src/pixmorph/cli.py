@@ -343,11 +343,22 @@ def main() -> None:
             click.echo(f"error: {e}", err=True)
         sys.exit(1)
     except (MemoryError, RuntimeError) as e:
-        message = out_of_memory(e)
+        message = out_of_memory(e) or lost_process(e)
         if message is None:
             raise
         click.echo(f"error: {message}", err=True)
         sys.exit(1)
+
+
+def lost_process(error: BaseException) -> str | None:
+    """One line for a process of a distributed run whose peer stopped (its own error is printed above), else
+    None. Gloo and NCCL say so as a closed connection or a failed collective."""
+    text = " ".join(str(error).split())
+    signs = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted")
+    if os.environ.get("WORLD_SIZE", "1") == "1" or not any(s in text for s in signs):
+        return None
+    return (f"process {os.environ.get('RANK', '?')}: another process of this run stopped (its error is above, and "
+            f"the last checkpoint is kept): {text[:160]}")
 
 
 def out_of_memory(error: BaseException) -> str | None:

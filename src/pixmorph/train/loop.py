@@ -195,7 +195,8 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
     out_of_time = False
-    with _stop_requests() as stop_requested, _warnings_above(bar), _batches(loader) as batches:
+    with _stop_requests(world) as stop_requested, _warnings_above(bar), _batches(loader) as batches, \
+            _errors_on_their_own_line(world, bar):
         if cpu_share and (message := cpu_share.adjust(force=True)) and world.is_main:
             tqdm.write(message)
         while step < last_step:
@@ -466,7 +467,27 @@ def _leave_signals_to_the_loop(worker_id: int) -> None:
 
 
 @contextmanager
-def _stop_requests():
+def _errors_on_their_own_line(world: distributed.World, bar: tqdm) -> Iterator[None]:
+    """An error in the steps closes the progress bar first, so that the CLI's one line starts a line of its
+    own. The CLI prints an error once, on rank 0 (every process has the errors of its config and data); an
+    error in the steps can be one process's own (an unreadable image in its shard), which rank 0 only sees
+    as a closed connection: that process says it."""
+    from pixmorph.errors import USER_ERRORS  # (errors imports this module)
+
+    try:
+        yield
+    except USER_ERRORS as error:
+        bar.close()
+        if world.distributed and not world.is_main:  # on a new line: rank 0's bar may be on the same terminal
+            print(f"\nerror: {error} (process {world.rank} of {world.size})", file=sys.stderr, flush=True)
+        raise
+    except BaseException:
+        bar.close()
+        raise
+
+
+@contextmanager
+def _stop_requests(world: distributed.World = distributed.World()):
     """First Ctrl-C (or SIGTERM) asks the loop to save and stop at the end of the step; a second one aborts."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -477,7 +498,8 @@ def _stop_requests():
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
-        tqdm.write("stopping after this step and saving a checkpoint (press Ctrl-C again to abort)")
+        if world.is_main:  # said once, not by every process
+            tqdm.write("stopping after this step and saving a checkpoint (press Ctrl-C again to abort)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
