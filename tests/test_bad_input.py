@@ -490,3 +490,19 @@ def test_a_crop_the_generators_cannot_take_is_one_line_before_training(tmp_path,
     message = str(result.exception)
     assert "\n" not in message and f"data.crop_size={crop}" in message and f"--crop-size {fits}" in message
     assert not (tmp_path / "run").exists()
+
+
+def test_pix2pix_crop_below_the_unet_gets_settings_that_fit_before_training(tmp_path, layouts, make_config):
+    """A 60 px crop for a 6-level U-Net (64): it said num_downs=5 alone, after the progress bar had started,
+    and 60 is no multiple of 32 either, which the next run then said. Now: both settings, before any step."""
+    from pixmorph.methods.pix2pix import Pix2Pix, Pix2PixConfig
+
+    method = Pix2Pix(Pix2PixConfig(ngf=8, ndf=8, num_downs=6))
+    with pytest.raises(ValueError, match=r"set model.num_downs=5 .* multiple of 32 \(--crop-size 64\)"):
+        method.check_training_size(60, 60)
+    cfg = make_config("pix2pix", layouts.paired_folders(tmp_path / "data", size=64), tmp_path / "run")
+    cfg.model.update(ngf=8, ndf=8, num_downs=6)
+    cfg.data.load_size, cfg.data.crop_size = 64, 60
+    with pytest.raises(ValueError, match="num_downs=5"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "stats.jsonl").exists()

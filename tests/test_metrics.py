@@ -648,3 +648,16 @@ def test_python_callers_get_the_same_count_checks_as_the_command(tmp_path):
         translate_folder(tmp_path / "ckpt", tmp_path / "in", tmp_path / "out", batch_size=0)
     with pytest.raises(ValueError, match="epochs=0"):
         train_classifier("fashion", tmp_path / "clf", epochs=0)
+
+
+def test_eval_json_into_a_folder_it_cannot_write_stops_before_scoring(tmp_path, monkeypatch):
+    """It failed only after computing every metric."""
+    import pixmorph.metrics.evaluate as E
+
+    monkeypatch.setattr(E.Evaluator, "__call__", lambda *a, **k: pytest.fail("scored before checking --json"))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and
+                        not (Path(path) == tmp_path / "out" and mode == os.W_OK))
+    (tmp_path / "gen").mkdir()
+    result = run_eval(tmp_path / "gen", "--ref", tmp_path / "gen", "--json", tmp_path / "out" / "e.json")
+    assert result.exit_code != 0 and "cannot write into" in str(result.exception)

@@ -353,3 +353,39 @@ def test_edit_of_another_methods_checkpoint_names_the_checkpoint(tmp_path, monke
     write_image(tmp_path / "edges.png", 32, 32)
     line = one_line_error(monkeypatch, capsys, "edit", run, tmp_path / "edges.png", "--out", tmp_path / "out")
     assert "a pix2pix checkpoint; edit renders DeepSIM ones" in line and str(run) in line and "object at" not in line
+
+
+def test_a_config_file_of_another_method_says_so(tmp_path, monkeypatch, capsys):
+    """A pix2pix run's config.json given to `train cyclegan`: its method is named (it was 'model.dropout:
+    expected a number'), and a YAML's `method:` is not silently ignored."""
+    run = make_checkpoint(tmp_path / "run")
+    code, lines = main_error(monkeypatch, capsys, "train", "cyclegan", "--config", run / "config.json", "--dry-run")
+    assert code == 2 and any("is a pix2pix config (method: pix2pix)" in line for line in lines), lines
+    (tmp_path / "t.yaml").write_text("method: pix2pix\nmodel: {ngf: 8}\n")
+    code, lines = main_error(monkeypatch, capsys, "train", "cyclegan", "--config", tmp_path / "t.yaml", "--dry-run")
+    assert code == 2 and any("pixmorph train pix2pix --config" in line for line in lines), lines
+
+
+def test_deepsim_on_an_image_too_small_for_its_perceptual_loss_is_one_line(tmp_path, monkeypatch, capsys,
+                                                                          write_image):
+    """16 px (the --max-side minimum) with a generator that takes it: the perceptual network's pooling failed
+    with a traceback; now one line with the size that works."""
+    write_image(tmp_path / "photo.png", 48, 48)
+    line = one_line_error(monkeypatch, capsys, "train", "deepsim", "--image", tmp_path / "photo.png",
+                          "--max-side", "16", "--out", tmp_path / "run", "--steps", "2",
+                          "--set", "model.n_downsampling=2", "--set", "model.ngf=4", "--set", "model.ndf=4",
+                          "--set", "model.n_blocks=1")
+    assert "16x16: the perceptual loss needs sides of at least 32" in line and "--max-side 32" in line
+
+
+def test_a_funit_discriminator_depth_it_cannot_build_names_the_option():
+    from pixmorph.methods.funit import FunitConfig
+
+    with pytest.raises(ValueError, match=r"model.n_res_blocks_dis=1: use an even number, 4 or more"):
+        FunitConfig(n_res_blocks_dis=1)
+
+
+def test_the_weights_file_of_a_checkpoint_loads_as_its_checkpoint(tmp_path):
+    """`pixmorph translate run/checkpoint/weights.safetensors` said the file had no weights.safetensors."""
+    run = make_checkpoint(tmp_path / "run")
+    assert ckpt.find_checkpoint(run / "checkpoint" / "weights.safetensors") == run / "checkpoint"

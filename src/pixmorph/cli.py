@@ -69,7 +69,11 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         sys.exit(relaunch(devices, sys.argv[1:], flags["device"]))
 
     model_config = METHODS[method].Config if method in METHODS else None  # an unknown name is refused below
-    d = check_config_values(load_yaml(config_file), model_config, config_file) if config_file else {}
+    d = load_yaml(config_file) if config_file else {}
+    if d.get("method") not in (None, method):  # its model settings are another method's: name that, not a field
+        raise click.UsageError(f"{config_file} is a {d['method']} config (method: {d['method']}): run "
+                               f"`pixmorph train {d['method']} --config {config_file}`, or change its method")
+    d = check_config_values(d, model_config, config_file) if config_file else {}
     out = flags["out"] or d.get("train", {}).get("out") or f"runs/{method}"
     created = not Path(out).exists()
     saved = Path(out) / "config.json"

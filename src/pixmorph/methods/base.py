@@ -71,6 +71,10 @@ class Method:
         """Rows of images (each CHW in [-1, 1]) for the sample grid."""
         raise NotImplementedError
 
+    def check_training_size(self, width: int, height: int) -> None:
+        """Refuse, in one line, training images of a size this method cannot take (besides its generators'
+        stride and least input, which the loop checks); called before the first step."""
+
     def visual_columns(self) -> str:
         """What the columns of a ``visuals`` row show, for the samples page (``input | output``)."""
         return ""

@@ -44,6 +44,9 @@ from pixmorph.nn.init import init_normal
 from pixmorph.nn.multiscale_discriminator import MultiscaleDiscriminator, feature_matching_loss
 
 
+PERCEPTUAL_MIN_SIDE = 32  # shift-tolerant VGG16 fails below 24 px; sides are multiples of 16
+
+
 @dataclass
 class DeepSIMConfig(MethodConfig):
     in_channels: int = 1  # primitive channels: edges 1, seg 3, seg+edges 4
@@ -174,6 +177,13 @@ class DeepSIM(Method):
         stride = self.nets["G"].stride
         if A.shape[-1] % stride or A.shape[-2] % stride:
             raise ValueError(f"image size {A.shape[-1]}x{A.shape[-2]} is not a multiple of {stride}")
+        self.check_training_size(A.shape[-1], A.shape[-2])
+
+    def check_training_size(self, width: int, height: int) -> None:
+        if self.cfg.lambda_vgg and min(width, height) < PERCEPTUAL_MIN_SIDE:
+            raise ValueError(f"image size {width}x{height}: the perceptual loss needs sides of at least "
+                             f"{PERCEPTUAL_MIN_SIDE} (the offline VGG16's pooling): use a larger image or --max-side "
+                             f"{PERCEPTUAL_MIN_SIDE} or more (or --set model.lambda_vgg=0)")
 
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]

@@ -54,6 +54,8 @@ class FunitConfig(MethodConfig):
         super().__post_init__()
         if self.channels not in (1, 3):
             raise ValueError(f"model.channels={self.channels}: use 3 (RGB) or 1 (grayscale)")
+        if self.n_res_blocks_dis < 4 or self.n_res_blocks_dis % 2:  # (the discriminator's own check names no option)
+            raise ValueError(f"model.n_res_blocks_dis={self.n_res_blocks_dis}: use an even number, 4 or more")
         if self.num_classes < 1:
             raise ValueError(f"model.num_classes={self.num_classes}: need at least 1 discriminator output")
 

@@ -13,7 +13,7 @@ from pixmorph.methods.base import Method, MethodConfig, Update, register, set_re
 from pixmorph.nn.gan_loss import gan_loss
 from pixmorph.nn.init import init_normal
 from pixmorph.nn.patchgan import PatchDiscriminator
-from pixmorph.nn.unet_generator import UnetGenerator
+from pixmorph.nn.unet_generator import MIN_DOWNS, UnetGenerator
 
 
 @dataclass
@@ -53,11 +53,7 @@ class Pix2Pix(Method):
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
         real_A, real_B = batch["A"], batch["B"]
-        if min(real_A.shape[-2:]) < G.stride:
-            fits = max(1, min(real_A.shape[-2:]).bit_length() - 1)
-            raise ValueError(f"pix2pix: {real_A.shape[-2]}x{real_A.shape[-1]} training images are smaller than the "
-                             f"U-Net's {cfg.num_downs} halvings need ({G.stride} px): set model.num_downs={fits} "
-                             f"(or train at crop size >= {G.stride})")
+        self.check_training_size(real_A.shape[-1], real_A.shape[-2])
         fake_B = G(real_A)
 
         set_requires_grad(D, True)
@@ -72,6 +68,18 @@ class Pix2Pix(Method):
         set_requires_grad(D, True)
         losses = {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, "D_real": loss_D_real, "D_fake": loss_D_fake}
         return {k: v.detach() for k, v in losses.items()}
+
+    def check_training_size(self, width: int, height: int) -> None:
+        """Below the U-Net's stride: the settings that fit, a depth and a side that is a multiple of its stride."""
+        stride, side = self.nets["G"].stride, min(width, height)
+        if side >= stride:
+            return
+        depth = max(MIN_DOWNS, side.bit_length() - 1)
+        crop = max(1, round(side / 2**depth)) * 2**depth
+        raise ValueError(f"pix2pix: {width}x{height} training images are smaller than the U-Net's "
+                         f"{self.cfg.num_downs} halvings need ({stride} px): set model.num_downs={depth} and train at "
+                         f"a crop size that is a multiple of {2**depth} (--crop-size {crop}), or at --crop-size "
+                         f"{stride} or more")
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -81,6 +82,10 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("--checkpoint and --input go together")
     if generated is None and checkpoint is None:
         raise click.UsageError("give GENERATED, or --checkpoint and --input to translate first")
+    if json_path:  # before the metrics are computed, not after
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(Path(json_path).parent, os.W_OK):
+            raise PermissionError(f"{json_path}: cannot write into {Path(json_path).parent}")
     evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,
                           kid_subset_size=kid_subset_size, batch_size=batch_size)
     kept = generated is not None

@@ -34,14 +34,17 @@ class UnetLevel(nn.Module):
         return y if self.outermost else torch.cat([x, y], 1)
 
 
+MIN_DOWNS = 5  # the outer levels (ngf ... 8 ngf) and the innermost
+
+
 class UnetGenerator(nn.Module):
     """U-Net 256 for ``num_downs=8`` (1x1 bottleneck at 256 px); use fewer levels for small images."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8,
                  norm: str = "batch", dropout: bool = True):
         super().__init__()
-        if num_downs < 5:
-            raise ValueError(f"num_downs={num_downs}: the U-Net needs at least 5 levels")
+        if num_downs < MIN_DOWNS:
+            raise ValueError(f"num_downs={num_downs}: the U-Net needs at least {MIN_DOWNS} levels")
         level = UnetLevel(ngf * 8, ngf * 8, sub=None, norm=norm)
         for _ in range(num_downs - 5):
             level = UnetLevel(ngf * 8, ngf * 8, sub=level, norm=norm, dropout=dropout)

@@ -27,8 +27,11 @@ class CheckpointError(RuntimeError):
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder holding ``checkpoint/``."""
+    """A checkpoint folder, or a run folder holding ``checkpoint/``, or a file of a checkpoint folder (its
+    ``weights.safetensors``, as a user may point at the weights)."""
     path = Path(path)
+    if path.is_file() and path.name in (WEIGHTS, CONFIG) and (path.parent / WEIGHTS).is_file():
+        path = path.parent
     for candidate in (path, path / "checkpoint", path / ".checkpoint.old"):
         if (candidate / WEIGHTS).is_file() and (candidate / CONFIG).is_file():
             return candidate

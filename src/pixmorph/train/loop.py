@@ -271,6 +271,8 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int
         raise ValueError(f"{data_root}: trained at {size[0]}x{size[1]}, smaller than the {need}x{need} the "
                          f"networks need: use a larger image (or --max-side), or a generator with fewer "
                          f"downsamplings")
+    if size or crop:
+        method.check_training_size(*(size or (crop, crop)))
     stride = math.lcm(*(getattr(g, "stride", 1) for g in generators)) if generators else 1
     # (below one stride a method may know better what to change: pix2pix names model.num_downs)
     if size is None and crop and crop >= stride and (crop % stride or crop < need):
