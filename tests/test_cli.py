@@ -397,6 +397,21 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
     result = invoke("translate", run, inputs, "--out", tmp_path / "out2", "--direction", "BtoA", "--device", "cpu")
     assert isinstance(result.exception, ValueError) and "BtoA" in str(result.exception)
 
+    # A|B files themselves (the test split of such a dataset): the A half is translated, and eval scores it
+    # against the B half (the whole 64x32 file was translated, and scored against the whole file)
+    ok(invoke("translate", run, data / "train", "--out", tmp_path / "halves", "--side-by-side", "--device", "cpu",
+              "--precision", "fp32"))
+    assert png_sizes(tmp_path / "halves") == {f"pair_{j}.png": (32, 32) for j in range(3)}
+    with Image.open(data / "train" / "pair_0.png") as pair:
+        left = pair.convert("RGB").crop((0, 0, 32, 32))
+    expected = np.asarray(pixmorph.load(run, precision="fp32")(left), dtype=np.int16)
+    assert np.abs(np.asarray(Image.open(tmp_path / "halves" / "pair_0.png"), dtype=np.int16) - expected).max() <= 1
+    result = invoke("eval", "--checkpoint", run, "--input", data / "train", "--side-by-side", "--metrics", "l1,psnr",
+                    "--device", "cpu", "--json", tmp_path / "e.json")
+    ok(result)
+    scored = json.loads((tmp_path / "e.json").read_text())
+    assert scored["n_pairs"] == 3 and scored["reference"] == f"the B halves of {data / 'train'}"
+
 
 def test_pix2pix_trainA_trainB_layout(tmp_path, layouts, make_config):
     from pixmorph.train.loop import train

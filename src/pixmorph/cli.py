@@ -174,9 +174,12 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
                    "which must be an export of this CHECKPOINT; without it, --runtime onnx exports now.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="PyTorch runtime: auto is bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
+@click.option("--side-by-side", is_flag=True,
+              help="Inputs hold A and B side by side (the pix2pix layout, as `data get pix2pix/...` gives it): the "
+                   "A half is translated (BtoA: the B half).")
 def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str | None, to_class: str | None, size: int | None,
               batch_size: int, device: str, skip_bad: bool, runtime: str | None, onnx_prefix: str | None,
-              precision: str) -> None:
+              precision: str, side_by_side: bool) -> None:
     """Translate image files and folders with a trained CHECKPOINT (run folder or checkpoint folder)."""
     if onnx_prefix and runtime == "torch":
         raise click.BadParameter("--onnx FILE runs ONNX Runtime; drop --runtime torch (or --onnx)",
@@ -192,7 +195,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
 
     from pixmorph import load
     from pixmorph.data.transforms import resize_tensor
-    from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images, read_image, save_image
+    from pixmorph.data.folders import read_input
+    from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images, save_image
     from pixmorph.train.loop import resolve_device
 
     try:
@@ -231,7 +235,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for f in files:  # equal sizes share a batch
         try:
-            x = translator.input_tensor(read_image(f, mode=None))
+            x = translator.input_tensor(read_input(f, side_by_side, direction))
         except ImageReadError as e:
             if not skip_bad:
                 raise

@@ -107,7 +107,16 @@ class PairedFolders(Dataset):
         return {"A": a, "B": b}
 
 
-def split_side_by_side(path: Path, mode: str = "RGB") -> tuple[Image.Image, Image.Image]:
+def read_input(path: Path, side_by_side: bool = False, direction: str = "AtoB") -> Image.Image:
+    """An image file to translate, as read (any mode); of an A|B file, the half ``direction`` starts from."""
+    if not side_by_side:
+        return read_image(path, mode=None)
+    a, b = split_side_by_side(path, mode=None)
+    return b if direction == "BtoA" else a
+
+
+def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Image, Image.Image]:
+    """The A (left) and B (right) halves of a pix2pix-layout file; ``mode=None``: as read."""
     img = read_image(path, mode=mode)
     w, h = img.size
     if w < 2 or w % 2:

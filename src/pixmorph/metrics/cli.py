@@ -38,8 +38,9 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
 
 @click.command("eval")
 @click.argument("generated", required=False, type=click.Path(file_okay=False))
-@click.option("--ref", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Reference folder of real images (searched recursively).")
+@click.option("--ref", type=click.Path(exists=True, file_okay=False),
+              help="Reference folder of real images (searched recursively); with --side-by-side, the B halves "
+                   "when not given.")
 @click.option("--pairs", is_flag=True,
               help="GENERATED and REF are aligned pairs matched by file name: adds LPIPS, PSNR, SSIM and L1.")
 @click.option("--classifier", type=click.Path(exists=True),
@@ -64,8 +65,12 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
 @click.option("--kid-subset-size", type=COUNT, default=1000, show_default=True,
               help="Images per KID subset (lowered to fit).")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True)
+@click.option("--side-by-side", is_flag=True,
+              help="--input holds A|B files (the pix2pix layout): the A halves are translated and scored as pairs "
+                   "against the B halves (BtoA: the other way).")
 def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, device, checkpoint, input_dir,
-                 direction, inception_weights, lpips_net, lpips_weights, kid_subset_size, batch_size) -> None:
+                 direction, inception_weights, lpips_net, lpips_weights, kid_subset_size, batch_size,
+                 side_by_side) -> None:
     """Score GENERATED images against the real images in --ref: FID and KID always; LPIPS, PSNR, SSIM
     and L1 with --pairs; classifier top-1 with --label (and top-5 for more than 5 classes).
 
@@ -74,7 +79,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     TensorFlow 1.x's bilinear resize (no crop, aspect not kept), as the reference FID code and
     torch-fidelity do. A folder of fewer than 2048 images gets a warning with its count; unreadable
     files stop the run with their names."""
-    from pixmorph.metrics.evaluate import Evaluator, format_result, to_json, translate_folder
+    from pixmorph.metrics.evaluate import Evaluator, format_result, to_json, translate_folder, write_targets
     from pixmorph.train.loop import resolve_device
 
     dev = str(resolve_device(device))
@@ -82,19 +87,28 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("--checkpoint and --input go together")
     if generated is None and checkpoint is None:
         raise click.UsageError("give GENERATED, or --checkpoint and --input to translate first")
+    if side_by_side and checkpoint is None:
+        raise click.UsageError("--side-by-side reads the A|B files of --input: give --checkpoint and --input")
+    if ref is None and not side_by_side:
+        raise click.UsageError("give --ref, the folder of real images to score against")
+    pairs = pairs or side_by_side
     if json_path:  # before the metrics are computed, not after
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         if not os.access(Path(json_path).parent, os.W_OK):
             raise PermissionError(f"{json_path}: cannot write into {Path(json_path).parent}")
     evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,
                           kid_subset_size=kid_subset_size, batch_size=batch_size)
-    kept = generated is not None
+    kept, halves = generated is not None, False
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
         if checkpoint is not None:
             translator, direction = _translator_and_direction(checkpoint, direction, dev)
-            generated = translate_folder(translator, input_dir, generated or Path(tmp) / "generated", direction)
+            generated = translate_folder(translator, input_dir, generated or Path(tmp) / "generated", direction,
+                                         side_by_side=side_by_side)
             where = generated if kept else "a temporary folder (give GENERATED to keep the images)"
             click.echo(f"translated {input_dir} {direction} into {where}", err=True)
+            halves = side_by_side and ref is None  # the reference: the input files' other halves
+            if halves:
+                ref = write_targets(input_dir, Path(tmp) / "targets", direction)
         elif not Path(generated).is_dir():
             raise FileNotFoundError(f"{generated}: no such folder")
         with warnings.catch_warnings(record=True) as records:
@@ -102,6 +116,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
             result = evaluator(generated, ref, pairs=pairs, label=label)
     if checkpoint is not None:
         result.update(checkpoint=str(checkpoint), input=str(input_dir), direction=direction)
+        if halves:
+            result["reference"] = f"the {'A' if direction == 'BtoA' else 'B'} halves of {input_dir}"
         if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
             result["generated"] = None
     result["warnings"] = _warned(records)

@@ -196,14 +196,18 @@ def evaluate(generated: str | os.PathLike, reference: str | os.PathLike, *, pair
 
 
 def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | os.PathLike, out: str | os.PathLike,
-                     direction: str | None = "AtoB", device: str = "cpu", batch_size: int = 16) -> Path:
+                     direction: str | None = "AtoB", device: str = "cpu", batch_size: int = 16,
+                     side_by_side: bool = False) -> Path:
     """Translate every image under ``inputs`` into ``out`` as ``<stem>.png``, with a checkpoint (loaded in
-    fp32, so that scores compare across machines) or a loaded Translator; ``direction=None``: its default."""
+    fp32, so that scores compare across machines) or a loaded Translator; ``direction=None``: its default.
+    ``side_by_side``: inputs are A|B files (the pix2pix layout), of which the direction's source half is
+    translated (:func:`write_targets` writes the other halves)."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
     from pixmorph.api import Translator
-    from pixmorph.images import ImageReadError, read_image, save_image, to_tensor
+    from pixmorph.data.folders import read_input
+    from pixmorph.images import ImageReadError, save_image
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
     direction = direction or translator.default_direction()
@@ -216,7 +220,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         if (other := seen.setdefault(f.stem, f)) != f:
             raise ValueError(f"{f}: same name stem as {other}; outputs are written as <stem>.png")
         try:
-            x = to_tensor(read_image(f, mode=translator.image_mode))
+            x = translator.input_tensor(read_input(f, side_by_side, direction))
         except (ImageReadError, OSError) as e:
             bad.append(str(e))
             continue
@@ -230,6 +234,18 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
             for (f, _), img in zip(chunk, y):
                 save_image(img, out / f"{f.stem}.png")
     return out
+
+
+def write_targets(inputs: str | os.PathLike, out: str | os.PathLike, direction: str = "AtoB") -> Path:
+    """The target halves of A|B files (B for AtoB) as ``out/<stem>.png``: the ground truth of
+    :func:`translate_folder` with ``side_by_side``."""
+    from pixmorph.data.folders import split_side_by_side
+    from pixmorph.images import save_image
+
+    for f in image_files(inputs):
+        a, b = split_side_by_side(f, mode=None)
+        save_image(a if direction == "BtoA" else b, Path(out) / f"{f.stem}.png")
+    return Path(out)
 
 
 # ---------------------------------------------------------------------------

@@ -247,17 +247,22 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         stats.close()
     if stop_requested() and world.is_main:
         print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
-              f"`pixmorph train {cfg.method} --out {run_dir} --resume`")
+              f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
     elif out_of_time and step < last_step and world.is_main:
         decaying = " (the learning rate has not decayed to its end)" if decay and t.lr_policy != "constant" else ""
         print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did not "
               f"finish{decaying}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
-              f"`pixmorph train {cfg.method} --out {run_dir} --resume`")
+              f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
     if world.distributed:
         distributed.shutdown()
     if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
         raise StoppedAndSaved
     return run_dir
+
+
+def _processes_hint(world: distributed.World) -> str:
+    """How a multi-process run goes on as it ran (it may go on with any number: its schedule is in images)."""
+    return f" on {world.size} processes again (torchrun, or --devices {world.size})" if world.distributed else ""
 
 
 def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int | None) -> None:
