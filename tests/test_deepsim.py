@@ -641,3 +641,13 @@ def test_edits_of_another_shape(tmp_path):
     with pytest.raises(ValueError) as err:
         deepsim.edit(run, [wide_seg, twin / "wide_seg.png"], tmp_path / "e", edges=[wide_edges, wide_edges])
     assert str(wide_seg) in str(err.value) and str(twin / "wide_seg.png") in str(err.value)
+
+
+def test_tps_control_points_move_by_up_to_a_tenth_of_the_width_on_both_axes():
+    """DeepSIM draws every displacement from ±0.1 W; on a 2:1 image a vertical move of 0.1 W is 0.2 of the
+    height, 0.4 in the [-1, 1] frame (it was held to 0.1 of the height)."""
+    src, dst = tps.random_tps_points(2000, 0.1, torch.Generator().manual_seed(0), aspect=2.0)
+    moves = (dst - src)[:, 4:]
+    assert float(moves[..., 0].abs().max()) == pytest.approx(0.2, abs=0.01)
+    assert float(moves[..., 1].abs().max()) == pytest.approx(0.4, abs=0.02)
+    assert float((dst - src)[:, :4].abs().max()) == 0.0  # the corners stay

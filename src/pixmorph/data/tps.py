@@ -2,7 +2,7 @@
 
 * Thin-plate spline (TPS): a 3x3 grid of control points at 1/4, 1/2 and 3/4 of the width and height,
   plus the four image corners held fixed; each grid point moves uniformly by up to ``max_shift`` of the
-  width (x) and of the height (y). The spline through the 13 points is solved here (see
+  width along each axis (DeepSIM's 0.1 W). The spline through the 13 points is solved here (see
   :func:`tps_weights` for why not with kornia's solver) and applied by kornia's ``warp_image_tps``.
 * Affine: shear up to ±0.3, translation up to ±0.2 of the size, rotation up to ±10° (the paper's
   fallback, used for the 1% of steps without TPS).
@@ -45,11 +45,14 @@ def control_points(n: int = 1) -> Tensor:
     return torch.cat([corners, grid]).expand(n, -1, -1).clone()
 
 
-def random_tps_points(n: int, max_shift: float = 0.1, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """(src, dst), each (n, 13, 2): the corners stay, each grid point moves by U(-max_shift, max_shift)
-    of the size per axis (times 2 in the [-1, 1] frame)."""
+def random_tps_points(n: int, max_shift: float = 0.1, generator: torch.Generator | None = None,
+                      aspect: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(src, dst), each (n, 13, 2): the corners stay, each grid point moves by U(-max_shift, max_shift) of
+    the width along each axis, as DeepSIM draws them (times 2 in the [-1, 1] frame; ``aspect`` = width /
+    height scales the vertical moves to the height's frame)."""
     src = control_points(n)
     shift = _uniform(-2 * max_shift, 2 * max_shift, (n, 9, 2), generator)
+    shift[..., 1] *= aspect
     dst = src.clone()
     dst[:, 4:] += shift
     return src, dst
@@ -148,7 +151,7 @@ def random_warp(x: Tensor, mode: str = "tps", tps_prob: float = 0.99, max_shift:
         affine = random_affine(n, (h, w), shear, translate, rotate, generator)
         if mode == "affine":
             return warp_affine(x, affine)
-        src, dst = random_tps_points(n, max_shift, generator)
+        src, dst = random_tps_points(n, max_shift, generator, aspect=w / h)
         use_tps = _rand((n,), generator) < tps_prob
         out = warp_tps(x, src, dst) if bool(use_tps.any()) else x
         if not bool(use_tps.all()):

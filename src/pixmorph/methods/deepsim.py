@@ -68,7 +68,7 @@ class DeepSIMConfig(MethodConfig):
     augment: str = "tps"  # tps (else affine with 1 - tps_prob) | affine | crop | none
     flip: bool = True  # mirror the pair left-right half the time (DeepSIM's and pix2pixHD's default; crop flips anyway)
     tps_prob: float = 0.99
-    tps_max_shift: float = 0.1  # of the width (x) and height (y)
+    tps_max_shift: float = 0.1  # of the width, along each axis (DeepSIM's 0.1 W)
     affine_shear: float = 0.3
     affine_translate: float = 0.2
     affine_rotate: float = 10.0  # degrees
