@@ -42,7 +42,7 @@ import pixmorph
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.builtin import TASKS, prepare_task
 from pixmorph.metrics.classify import default_classifier_dir, train_classifier
-from pixmorph.metrics.evaluate import Evaluator, format_table, to_json, translate_folder
+from pixmorph.metrics.evaluator import Evaluator, format_table, to_json, translate_folder
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import resolve_device, train
 

@@ -172,6 +172,7 @@ def test_each_method_starts_from_its_papers_train_settings(tmp_path, cyclegan_da
     assert resolved("cyclegan", "--data", cyclegan_data) == {"batch_size": 1, "lr_policy": "linear", "max_steps": None,
                                                              "epochs_decay": 100, "sizes": (286, 256)}
     assert RunConfig.from_dict({"method": "funit", "train": {"batch_size": 2}}).train.lr_policy == "constant"
+    assert resolved("funit", "--data", "glyphs", "--epochs", 5, "--epochs-decay", 5)["lr_policy"] == "linear"
 
 
 def test_set_unknown_model_option_fails_naming_it(tmp_path, cyclegan_data):
@@ -385,7 +386,7 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
     ok(invoke("train", "pix2pix", "--data", data, "--out", run, "--steps", 3, *TINY_PIX2PIX))
     saved = ckpt.read_config(run / "checkpoint")
     assert saved["step"] == 3 and saved["method"] == "pix2pix"
-    assert "Each row: input A | output | ground truth B" in (run / "samples" / "index.html").read_text()
+    assert "Columns: input A | output | ground truth B" in (run / "samples" / "index.html").read_text()
 
     inputs = tmp_path / "inputs"
     write_image(inputs / "odd.png", 37, 23)
@@ -411,6 +412,24 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
     ok(result)
     scored = json.loads((tmp_path / "e.json").read_text())
     assert scored["n_pairs"] == 3 and scored["reference"] == f"the B halves of {data / 'train'}"
+
+    # B -> A from the same files (facades are photo|labels, trained labels -> photo): the right half goes in
+    back = tmp_path / "back"
+    ok(invoke("train", "pix2pix", "--data", data, "--out", back, "--steps", 2, "--set", "data.options.direction=BtoA",
+              *TINY_PIX2PIX))
+    ok(invoke("translate", back, data / "train", "--out", tmp_path / "back_out", "--side-by-side", "--device", "cpu",
+              "--precision", "fp32"))
+    with Image.open(data / "train" / "pair_0.png") as pair:
+        right = pair.convert("RGB").crop((32, 0, 64, 32))
+    expected = np.asarray(pixmorph.load(back, precision="fp32")(right), dtype=np.int16)
+    assert np.abs(np.asarray(Image.open(tmp_path / "back_out" / "pair_0.png"), dtype=np.int16) - expected).max() <= 1
+    result = invoke("eval", "--checkpoint", back, "--input", data / "train", "--side-by-side", "--metrics", "l1",
+                    "--device", "cpu", "--json", tmp_path / "b.json")
+    ok(result)
+    assert json.loads((tmp_path / "b.json").read_text())["reference"] == f"the A halves of {data / 'train'}"
+    result = invoke("train", "pix2pix", "--data", data, "--out", tmp_path / "bad", "--steps", 1,
+                    "--set", "data.options.direction=sideways", *TINY_PIX2PIX)
+    assert isinstance(result.exception, ValueError) and "direction=BtoA" in str(result.exception)
 
 
 def test_pix2pix_trainA_trainB_layout(tmp_path, layouts, make_config):

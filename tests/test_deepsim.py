@@ -99,6 +99,13 @@ def test_the_pair_is_mirrored_half_the_time_and_edge_maps_read_black_and_white(t
         mirrored = (B[..., :, -4:] == 1.0).flatten(1).all(1)
         assert torch.equal(A, torch.where(B[:, :1] > 0, 1.0, -1.0))
         assert (20 < int(mirrored.sum()) < 44) if flip else not bool(mirrored.any())
+    banded = disc_image().repeat(64, 1, 1, 1)
+    banded[..., :, :16] = 1.0  # wider than crop's zoom can cut off
+    for flip in (True, False):  # crop mirrors inside its own warp: model.flip holds there too
+        cropped = DeepSIM(DeepSIMConfig(in_channels=1, augment="crop", flip=flip, **TINY))
+        _, B = cropped.augment(edges, banded, generator=torch.Generator().manual_seed(0))
+        mirrored = (B[..., :, :2] < 0).flatten(1).all(1)
+        assert (20 < int(mirrored.sum()) < 44) if flip else not bool(mirrored.any())
     drawn = Image.new("L", (64, 48), 255)
     drawn.paste(100, (10, 10, 13, 40))  # a grey line, resized below
     drawn.save(tmp_path / "edges.png")
@@ -216,7 +223,7 @@ def test_train_resume_and_edit(tmp_path):
     b = load_file(str(resumed / "checkpoint" / "weights.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "resume changed the run"
     assert list((straight / "samples").glob("step_*.png"))
-    assert "Each row: primitive | render | image, then" in (straight / "samples" / "index.html").read_text()
+    assert "Columns: primitive | render | image, then" in (straight / "samples" / "index.html").read_text()
 
     written = deepsim.edit(straight, example["edited"], tmp_path / "edits")
     assert [p.name for p in written] == ["edited_removed.png", "edited_moved.png"]
@@ -651,3 +658,17 @@ def test_tps_control_points_move_by_up_to_a_tenth_of_the_width_on_both_axes():
     assert float(moves[..., 0].abs().max()) == pytest.approx(0.2, abs=0.01)
     assert float(moves[..., 1].abs().max()) == pytest.approx(0.4, abs=0.02)
     assert float((dst - src)[:, :4].abs().max()) == 0.0  # the corners stay
+
+
+def test_an_edge_map_shrunk_for_training_keeps_its_thin_lines(tmp_path):
+    """1-px lines at 256 px read at 64 (as --max-side 64 reads the face's edges): each stays an unbroken line.
+    A smooth resize and a mid-grey threshold had left 0% line pixels (the training primitive was blank)."""
+    drawn = np.full((256, 256), 255, np.uint8)
+    drawn[40:220, 100] = 0  # a vertical line
+    rr = np.arange(30, 230)
+    drawn[rr, rr] = 0  # a diagonal
+    Image.fromarray(drawn).save(tmp_path / "edges.png")
+    edges = P.load_edges(tmp_path / "edges.png", (64, 64))[0] < 0
+    assert edges[10:55, 25].all(), "the vertical line broke"
+    assert all(edges[r, r - 1 : r + 2].any() for r in range(8, 57)), "the diagonal broke"
+    assert float(edges.float().mean()) < 0.06  # lines, not blobs

@@ -19,7 +19,7 @@ from PIL import Image
 from pixmorph.images import ImageReadError
 from pixmorph.metrics import weights as W
 from pixmorph.metrics.classify import labels_from_file_names, load_classifier, train_classifier
-from pixmorph.metrics.evaluate import Evaluator, evaluate, format_table
+from pixmorph.metrics.evaluator import Evaluator, evaluate, format_table
 from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
 from pixmorph.metrics.pairs import psnr, ssim
 
@@ -639,7 +639,7 @@ def test_eval_reports_top5_only_for_more_than_five_classes(glyph_like_root, smal
 def test_python_callers_get_the_same_count_checks_as_the_command(tmp_path):
     """From Python, as from `pixmorph eval`/`classifier train`: counts below 1 are refused, not scored as 0."""
     from pixmorph.metrics.classify import train_classifier
-    from pixmorph.metrics.evaluate import Evaluator, translate_folder
+    from pixmorph.metrics.evaluator import Evaluator, translate_folder
 
     for option in ("batch_size", "kid_subset_size", "kid_subsets"):
         with pytest.raises(ValueError, match=f"{option}=-1"):
@@ -652,7 +652,7 @@ def test_python_callers_get_the_same_count_checks_as_the_command(tmp_path):
 
 def test_eval_json_into_a_folder_it_cannot_write_stops_before_scoring(tmp_path, monkeypatch):
     """It failed only after computing every metric."""
-    import pixmorph.metrics.evaluate as E
+    import pixmorph.metrics.evaluator as E
 
     monkeypatch.setattr(E.Evaluator, "__call__", lambda *a, **k: pytest.fail("scored before checking --json"))
     real_access = os.access
@@ -661,3 +661,16 @@ def test_eval_json_into_a_folder_it_cannot_write_stops_before_scoring(tmp_path, 
     (tmp_path / "gen").mkdir()
     result = run_eval(tmp_path / "gen", "--ref", tmp_path / "gen", "--json", tmp_path / "out" / "e.json")
     assert result.exit_code != 0 and "cannot write into" in str(result.exception)
+
+
+def test_the_package_exports_are_the_functions_after_any_import():
+    """`pixmorph.metrics.evaluate` was the submodule of that name once anything had imported it."""
+    import importlib
+
+    import pixmorph.metrics
+
+    for module in ("evaluator", "classify", "fid", "pairs", "perceptual", "weights"):
+        importlib.import_module(f"pixmorph.metrics.{module}")
+    for name in pixmorph.metrics.__all__:
+        assert not isinstance(getattr(pixmorph.metrics, name), types.ModuleType), name
+    assert callable(pixmorph.metrics.evaluate)

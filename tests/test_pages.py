@@ -55,7 +55,7 @@ def test_samples_page_shows_every_grid_and_the_latest_losses(browser, cyclegan_r
     assert "Samples of run" in page.inner_text("h1")
     headers = page.eval_on_selector_all("#latest th", "cells => cells.map(c => c.textContent)")
     assert {"step", "G_A", "D_A", "images_per_s"} <= set(headers)
-    assert page.inner_text("#columns").startswith("Each row: real | translated | translated back")
+    assert page.inner_text("#columns").startswith("Columns: real | translated | translated back")
     assert not is_blank(page, tmp_path)
 
 

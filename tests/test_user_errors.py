@@ -376,6 +376,10 @@ def test_deepsim_on_an_image_too_small_for_its_perceptual_loss_is_one_line(tmp_p
                           "--set", "model.n_downsampling=2", "--set", "model.ngf=4", "--set", "model.ndf=4",
                           "--set", "model.n_blocks=1")
     assert "16x16: the perceptual loss needs sides of at least 32" in line and "--max-side 32" in line
+    from pixmorph.methods.deepsim import DeepSIM, DeepSIMConfig
+
+    with pytest.raises(ValueError, match="--max-side 96 or more"):  # 3:1, as the car at --max-side 40 (48x16)
+        DeepSIM(DeepSIMConfig(ngf=4, ndf=4, n_blocks=1)).check_training_size(48, 16)
 
 
 def test_a_funit_discriminator_depth_it_cannot_build_names_the_option():
@@ -389,3 +393,18 @@ def test_the_weights_file_of_a_checkpoint_loads_as_its_checkpoint(tmp_path):
     """`pixmorph translate run/checkpoint/weights.safetensors` said the file had no weights.safetensors."""
     run = make_checkpoint(tmp_path / "run")
     assert ckpt.find_checkpoint(run / "checkpoint" / "weights.safetensors") == run / "checkpoint"
+
+
+def test_a_batch_larger_than_the_data_says_what_fits(tmp_path, layouts, make_config):
+    """FUNIT and two-step start at batch 64: a small folder is told the batch size that fits."""
+    data = layouts.unpaired(tmp_path / "data")
+    with pytest.raises(ValueError, match=r"fewer than the batch size 64: give --batch-size \d+ or less"):
+        train(make_config("cyclegan", data, tmp_path / "run", batch_size=64), progress=False)
+
+
+def test_set_reaches_a_data_layouts_own_options():
+    """`--set data.options.source_list=...` (the README's FUNIT list files) was refused as an unknown data option."""
+    d = apply_overrides({"data": {"options": {"target_classes": ["a"]}}},
+                        ["data.options.source_list=train.txt", "data.options.direction=BtoA"])
+    assert d["data"]["options"] == {"target_classes": ["a"], "source_list": "train.txt", "direction": "BtoA"}
+    assert RunConfig.from_dict({"method": "funit", **d}).data.options["source_list"] == "train.txt"

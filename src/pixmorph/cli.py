@@ -176,7 +176,8 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
               help="PyTorch runtime: auto is bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--side-by-side", is_flag=True,
               help="Inputs hold A and B side by side (the pix2pix layout, as `data get pix2pix/...` gives it): the "
-                   "A half is translated (BtoA: the B half).")
+                   "half the model takes is translated (A; B for BtoA, or for pix2pix trained with "
+                   "data.options.direction=BtoA).")
 def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str | None, to_class: str | None, size: int | None,
               batch_size: int, device: str, skip_bad: bool, runtime: str | None, onnx_prefix: str | None,
               precision: str, side_by_side: bool) -> None:
@@ -195,7 +196,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
 
     from pixmorph import load
     from pixmorph.data.transforms import resize_tensor
-    from pixmorph.data.folders import read_input
+    from pixmorph.data.folders import input_half, read_input
     from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images, save_image
     from pixmorph.train.loop import resolve_device
 
@@ -224,6 +225,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     if direction not in translator.directions:  # before any file is read or the progress bar is drawn
         raise ValueError(f"direction {direction!r}: this {translator.config.method} checkpoint has "
                          f"{', '.join(translator.directions)}")
+    half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
@@ -235,7 +237,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for f in files:  # equal sizes share a batch
         try:
-            x = translator.input_tensor(read_input(f, side_by_side, direction))
+            x = translator.input_tensor(read_input(f, half))
         except ImageReadError as e:
             if not skip_bad:
                 raise

@@ -80,7 +80,10 @@ class RunConfig:
         from pixmorph.methods import get_method
 
         method = d.get("method", "cyclegan")
-        train = {**get_method(method).train_defaults, **(d.get("train") or {})}  # the paper's, where not given
+        given = d.get("train") or {}
+        train = {**get_method(method).train_defaults, **given}  # the paper's, where not given
+        if given.get("epochs_decay") and "lr_policy" not in given and train.get("lr_policy") == "constant":
+            train["lr_policy"] = "linear"  # decay epochs asked for of a method whose paper has none: a decay
         return cls(
             method=method,
             model=dict(d.get("model") or {}),
@@ -296,6 +299,11 @@ def apply_overrides(d: dict[str, Any], overrides: list[str], model_config: type 
             value = yaml.load(raw, Loader=_Loader)
         except yaml.YAMLError as e:
             raise ValueError(f"--set {item}: not a valid value ({str(e).splitlines()[0]})") from None
+        if section == "data" and name.startswith("options.") and len(name) > len("options."):
+            # a data layout's own setting (data.options.direction=BtoA), checked by the layout
+            options = d.setdefault("data", {}).get("options") or {}
+            d["data"]["options"] = {**options, name[len("options."):]: value}
+            continue
         tp = field_types(kinds[section]).get(name) if section in kinds else None
         if tp is not None:
             if tp is str and value is not None and not isinstance(value, str):

@@ -74,12 +74,13 @@ class UnpairedFolders(Dataset):
 
 class PairedFolders(Dataset):
     """pix2pix data: ``root/train/*`` files holding A|B side by side, or ``root/trainA`` and
-    ``root/trainB`` with matching file names. A pair gets the same crop and flip."""
+    ``root/trainB`` with matching file names. A pair gets the same crop and flip. ``reverse``: B is the input
+    and A the target (``data.options.direction=BtoA``: facades files are photo|labels, trained labels -> photo)."""
 
     def __init__(self, root: str | Path, transform: TrainTransform, phase: str = "train", skip_bad: bool = False,
-                 mode: str = "RGB"):
+                 mode: str = "RGB", reverse: bool = False):
         root = Path(root)
-        self.transform, self.mode = transform, mode
+        self.transform, self.mode, self.reverse = transform, mode, reverse
         if (root / phase).is_dir():
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in _images_in(root / phase, skip_bad)]
         elif (root / f"{phase}A").is_dir() and (root / f"{phase}B").is_dir():
@@ -103,25 +104,36 @@ class PairedFolders(Dataset):
             a, b = split_side_by_side(path_A, self.mode)
         else:
             a, b = read_image(path_A, mode=self.mode), read_image(path_B, mode=self.mode)
+        if self.reverse:
+            a, b = b, a
         a, b = self.transform([a, b], _generator(seed))
         return {"A": a, "B": b}
 
 
-def read_input(path: Path, side_by_side: bool = False, direction: str = "AtoB") -> Image.Image:
-    """An image file to translate, as read (any mode); of an A|B file, the half ``direction`` starts from."""
-    if not side_by_side:
+def input_half(direction: str, data_options: dict | None) -> str:
+    """The half of an A|B file that a translation in ``direction`` starts from: A for AtoB, B for BtoA, the
+    other way for a pix2pix model trained with ``data.options.direction=BtoA``."""
+    reversed_data = (data_options or {}).get("direction") == "BtoA"
+    return "B" if (direction == "BtoA") != reversed_data else "A"
+
+
+def read_input(path: Path, half: str | None = None) -> Image.Image:
+    """An image file to translate, as read (any mode); ``half`` ``A`` or ``B``: that half of an A|B file."""
+    if half is None:
         return read_image(path, mode=None)
     a, b = split_side_by_side(path, mode=None)
-    return b if direction == "BtoA" else a
+    return b if half == "B" else a
 
 
 def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Image, Image.Image]:
-    """The A (left) and B (right) halves of a pix2pix-layout file; ``mode=None``: as read."""
+    """The A (left) and B (right) halves of a pix2pix-layout file; ``mode=None``: as read. An odd width is
+    split at its middle as the reference splits it, the last column left out so both halves are one size."""
     img = read_image(path, mode=mode)
     w, h = img.size
-    if w < 2 or w % 2:
-        raise ValueError(f"{path}: width {w} is not even: expected A and B side by side (A|B)")
-    return img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))
+    if w < 2:
+        raise ValueError(f"{path}: width {w}: expected A and B side by side (A|B)")
+    half = w // 2
+    return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
 
 
 def _match_by_name(files_A: list[Path], files_B: list[Path]) -> list[tuple[Path, Path]]:
@@ -150,4 +162,10 @@ def unpaired(root: Path, cfg: DataConfig, phase: str) -> UnpairedFolders:
 
 @register_layout("paired")
 def paired(root: Path, cfg: DataConfig, phase: str) -> PairedFolders:
-    return PairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg))
+    direction = (cfg.options or {}).get("direction", "AtoB")
+    unknown = set(cfg.options or {}) - {"direction"}
+    if unknown or direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"data.options {dict(cfg.options)}: the paired layout takes direction=AtoB (A -> B, the "
+                         f"default) or direction=BtoA (B -> A)")
+    return PairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg),
+                         reverse=direction == "BtoA")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -103,19 +104,27 @@ def canny_edges(images: Tensor, sigma: float | Tensor = TEST_SIGMA) -> Tensor:
     return 1 - 2 * (edges > 0.5).float()
 
 
+EDGE_INK = 0.3  # a pixel at least this much covered by a line (0: white, 1: black) is a line pixel
+
+
 def binarize_edges(edges: Tensor) -> Tensor:
-    """Edge maps in [-1, 1] made black (-1) where darker than mid-grey, white (+1) elsewhere: DeepSIM's binary
-    threshold, for maps greyed by resizing or warping."""
-    return torch.where(edges < 0, -1.0, 1.0).to(edges.dtype)
+    """Edge maps in [-1, 1] made black (-1) where a line covers at least :data:`EDGE_INK` of a pixel, white (+1)
+    elsewhere: DeepSIM's binary threshold, for maps greyed by warping. Below mid-grey, so that a 1-px line
+    sampled half a pixel off (two pixels half covered) stays a line instead of vanishing."""
+    return torch.where(edges <= 1 - 2 * EDGE_INK, -1.0, 1.0).to(edges.dtype)
 
 
 def load_edges(path: str | Path, size: tuple[int, int]) -> Tensor:
     """An edge-map file (any mode; RGBA composited over white) as 1 x H x W at ``size`` (width, height), black
-    and white (:func:`binarize_edges`), as training and editing both read it."""
+    and white, as training and editing both read it. Resized as line art: an output pixel is a line pixel when
+    any line pixel falls in it (a smooth resize greys 1-px lines away when shrinking: a quarter of the ink at
+    half size)."""
     img = read_image(path, mode="L")
+    edges = binarize_edges(to_tensor(img))
     if img.size != size:
-        img = img.resize(size, Image.Resampling.BICUBIC)
-    return binarize_edges(to_tensor(img))
+        ink = (edges < 0).float()[None]
+        edges = 1 - 2 * F.adaptive_max_pool2d(ink, (size[1], size[0]))[0]
+    return edges
 
 
 # ---------------------------------------------------------------------------

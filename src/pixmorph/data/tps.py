@@ -135,7 +135,8 @@ def warp_affine(x: Tensor, forward: Tensor, padding_mode: str = "border") -> Ten
 
 
 def random_warp(x: Tensor, mode: str = "tps", tps_prob: float = 0.99, max_shift: float = 0.1, shear: float = 0.3,
-                translate: float = 0.2, rotate: float = 10.0, generator: torch.Generator | None = None) -> Tensor:
+                translate: float = 0.2, rotate: float = 10.0, generator: torch.Generator | None = None,
+                crop_flip: bool = True) -> Tensor:
     """DeepSIM's augmentation of a batch (NCHW; stack image and primitive in channels so both get the
     same warp). ``mode``: ``tps`` (TPS with probability ``tps_prob``, else affine), ``affine``, ``crop``
     or ``none``. Each sample gets its own warp; the result is float32 on ``x``'s device."""
@@ -147,7 +148,7 @@ def random_warp(x: Tensor, mode: str = "tps", tps_prob: float = 0.99, max_shift:
         if mode == "none":
             return x
         if mode == "crop":
-            return warp_affine(x, random_crop(n, generator=generator))
+            return warp_affine(x, random_crop(n, flip=crop_flip, generator=generator))
         affine = random_affine(n, (h, w), shear, translate, rotate, generator)
         if mode == "affine":
             return warp_affine(x, affine)

@@ -135,8 +135,8 @@ class DeepSIM(Method):
         cfg = self.cfg
         cb = B.shape[1]
         x = tps.random_warp(torch.cat([B, A], 1), cfg.augment, cfg.tps_prob, cfg.tps_max_shift, cfg.affine_shear,
-                            cfg.affine_translate, cfg.affine_rotate, generator)
-        if cfg.flip and cfg.augment != "crop":
+                            cfg.affine_translate, cfg.affine_rotate, generator, crop_flip=cfg.flip)
+        if cfg.flip and cfg.augment != "crop":  # (crop mirrors within its own warp)
             mirror = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)[:, None, None, None]
             x = torch.where(mirror, x.flip(-1), x)
         B, A = x[:, :cb], x[:, cb:]
@@ -181,9 +181,11 @@ class DeepSIM(Method):
 
     def check_training_size(self, width: int, height: int) -> None:
         if self.cfg.lambda_vgg and min(width, height) < PERCEPTUAL_MIN_SIDE:
+            long_side = -(-PERCEPTUAL_MIN_SIDE * max(width, height) // min(width, height))  # keeps the aspect
+            long_side = -(-long_side // P.MULTIPLE) * P.MULTIPLE
             raise ValueError(f"image size {width}x{height}: the perceptual loss needs sides of at least "
                              f"{PERCEPTUAL_MIN_SIDE} (the offline VGG16's pooling): use a larger image or --max-side "
-                             f"{PERCEPTUAL_MIN_SIDE} or more (or --set model.lambda_vgg=0)")
+                             f"{long_side} or more (or --set model.lambda_vgg=0)")
 
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
@@ -244,7 +246,7 @@ class DeepSIM(Method):
         if self.cfg.in_channels == P.CHANNELS["seg"]:
             return P.seg_image(image)
         if self.cfg.in_channels == P.CHANNELS["edges"]:
-            return as_rgb(image).convert("L").point(lambda v: 0 if v < 128 else 255)
+            return as_rgb(image).convert("L").point(lambda v: 0 if v / 255 <= 1 - P.EDGE_INK else 255)
         return None
 
     def extra_state(self) -> dict[str, Any]:

@@ -315,8 +315,8 @@ class TwoStep(Method):
 
     def visual_columns(self) -> str:
         classes = " | ".join(self.cfg.class_names)
-        return (f"rows in pairs: image | reconstruction | translated to {classes}; "
-                f"then G(z, class) for one z: blank | blank | {classes}")
+        return (f"image | reconstruction | translated to {classes}; and in the row below, G(z, class) for one z: "
+                f"blank | blank | {classes}")
 
     def translators(self) -> dict[str, nn.Module]:
         n = self.nets

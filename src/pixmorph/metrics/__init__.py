@@ -14,7 +14,8 @@ from typing import Any
 _EXPORTS = {
     "classify": ["Classifier", "class_folder_domain", "labels_from_file_names", "load_classifier",
                  "register_domain", "topk_accuracy", "train_classifier"],
-    "evaluate": ["ALL_METRICS", "Evaluator", "evaluate", "format_result", "format_table", "translate_folder"],
+    "evaluator": ["ALL_METRICS", "Evaluator", "evaluate", "format_result", "format_table", "translate_folder",
+                  "write_targets"],
     "fid": ["InceptionFeatures", "SmallSampleWarning", "fid_folders", "fid_from_features", "kid_folders",
             "kid_from_features"],
     "pairs": ["l1", "psnr", "ssim"],

@@ -66,8 +66,8 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
               help="Images per KID subset (lowered to fit).")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True)
 @click.option("--side-by-side", is_flag=True,
-              help="--input holds A|B files (the pix2pix layout): the A halves are translated and scored as pairs "
-                   "against the B halves (BtoA: the other way).")
+              help="--input holds A|B files (the pix2pix layout): the A halves are translated and, without --ref, "
+                   "scored as pairs against the B halves (BtoA: the other way).")
 def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, device, checkpoint, input_dir,
                  direction, inception_weights, lpips_net, lpips_weights, kid_subset_size, batch_size,
                  side_by_side) -> None:
@@ -79,7 +79,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     TensorFlow 1.x's bilinear resize (no crop, aspect not kept), as the reference FID code and
     torch-fidelity do. A folder of fewer than 2048 images gets a warning with its count; unreadable
     files stop the run with their names."""
-    from pixmorph.metrics.evaluate import Evaluator, format_result, to_json, translate_folder, write_targets
+    from pixmorph.data.folders import input_half
+    from pixmorph.metrics.evaluator import Evaluator, format_result, to_json, translate_folder, write_targets
     from pixmorph.train.loop import resolve_device
 
     dev = str(resolve_device(device))
@@ -91,7 +92,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("--side-by-side reads the A|B files of --input: give --checkpoint and --input")
     if ref is None and not side_by_side:
         raise click.UsageError("give --ref, the folder of real images to score against")
-    pairs = pairs or side_by_side
+    pairs = pairs or (side_by_side and ref is None)  # against the other halves: pairs by name
     if json_path:  # before the metrics are computed, not after
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         if not os.access(Path(json_path).parent, os.W_OK):
@@ -108,7 +109,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
             click.echo(f"translated {input_dir} {direction} into {where}", err=True)
             halves = side_by_side and ref is None  # the reference: the input files' other halves
             if halves:
-                ref = write_targets(input_dir, Path(tmp) / "targets", direction)
+                source = input_half(direction, translator.config.data.options)
+                ref = write_targets(input_dir, Path(tmp) / "targets", source)
         elif not Path(generated).is_dir():
             raise FileNotFoundError(f"{generated}: no such folder")
         with warnings.catch_warnings(record=True) as records:
@@ -117,7 +119,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     if checkpoint is not None:
         result.update(checkpoint=str(checkpoint), input=str(input_dir), direction=direction)
         if halves:
-            result["reference"] = f"the {'A' if direction == 'BtoA' else 'B'} halves of {input_dir}"
+            result["reference"] = f"the {'A' if source == 'B' else 'B'} halves of {input_dir}"
         if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
             result["generated"] = None
     result["warnings"] = _warned(records)

@@ -106,7 +106,9 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                          f"train.epochs_decay={t.epochs_decay}: need batch_size >= 1, the others >= 0")
     global_batch = t.batch_size * world.size  # train.batch_size is per process
     if len(dataset) < global_batch:
-        raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {global_batch}")
+        per_process = f" ({t.batch_size} per process)" if world.distributed else ""
+        raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {global_batch}"
+                         f"{per_process}: give --batch-size {max(1, len(dataset) // world.size)} or less")
     resumed = _read_checkpoint(run_dir, world) if t.resume else None
     state = resumed[1] if resumed else {}
     step = int(state.get("step", 0))

@@ -34,7 +34,7 @@ def write_samples_page(folder: Path, columns: str = "") -> Path:
         "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}"
         "td,th{padding:0 .6em;text-align:right}</style>"
         f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n"
-        + (f'<p id="columns">Each row: {html.escape(columns)}</p>\n' if columns else "")
+        + (f'<p id="columns">Columns: {html.escape(columns)}</p>\n' if columns else "")
         + f"{_latest_stats_table(folder.parent)}\n{items}\n"
     )
     return page

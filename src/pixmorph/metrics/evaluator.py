@@ -206,11 +206,12 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
     from pixmorph.api import Translator
-    from pixmorph.data.folders import read_input
+    from pixmorph.data.folders import input_half, read_input
     from pixmorph.images import ImageReadError, save_image
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
     direction = direction or translator.default_direction()
+    half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = image_files(inputs)
     out = Path(out)
     seen: dict[str, Path] = {}
@@ -220,7 +221,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         if (other := seen.setdefault(f.stem, f)) != f:
             raise ValueError(f"{f}: same name stem as {other}; outputs are written as <stem>.png")
         try:
-            x = translator.input_tensor(read_input(f, side_by_side, direction))
+            x = translator.input_tensor(read_input(f, half))
         except (ImageReadError, OSError) as e:
             bad.append(str(e))
             continue
@@ -236,15 +237,15 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     return out
 
 
-def write_targets(inputs: str | os.PathLike, out: str | os.PathLike, direction: str = "AtoB") -> Path:
-    """The target halves of A|B files (B for AtoB) as ``out/<stem>.png``: the ground truth of
+def write_targets(inputs: str | os.PathLike, out: str | os.PathLike, input_half: str = "A") -> Path:
+    """The other halves of A|B files than ``input_half`` as ``out/<stem>.png``: the ground truth of
     :func:`translate_folder` with ``side_by_side``."""
     from pixmorph.data.folders import split_side_by_side
     from pixmorph.images import save_image
 
     for f in image_files(inputs):
         a, b = split_side_by_side(f, mode=None)
-        save_image(a if direction == "BtoA" else b, Path(out) / f"{f.stem}.png")
+        save_image(a if input_half == "B" else b, Path(out) / f"{f.stem}.png")
     return Path(out)
 
 
