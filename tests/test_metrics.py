@@ -661,6 +661,9 @@ def test_eval_json_into_a_folder_it_cannot_write_stops_before_scoring(tmp_path, 
     (tmp_path / "gen").mkdir()
     result = run_eval(tmp_path / "gen", "--ref", tmp_path / "gen", "--json", tmp_path / "out" / "e.json")
     assert result.exit_code != 0 and "cannot write into" in str(result.exception)
+    (tmp_path / "afile").write_text("")
+    result = run_eval(tmp_path / "gen", "--ref", tmp_path / "gen", "--json", tmp_path / "afile" / "e.json")
+    assert result.exit_code != 0 and "is a file, not a folder" in str(result.exception)
 
 
 def test_the_package_exports_are_the_functions_after_any_import():

@@ -173,3 +173,23 @@ def test_a_resume_with_another_global_batch_keeps_the_schedule_in_images(tmp_pat
 
     assert end(straight) == (8, 16, pytest.approx(2e-4 * 0.2))
     assert end(changed) == (2 + 3, 16, pytest.approx(2e-4 * 0.2))  # 2 steps of 2 images, then 3 of 4
+
+
+def test_batch_norm_per_image_follows_the_run_not_its_last_resume(tmp_path, layouts, make_config):
+    """A pix2pix run started at batch 1 translates each image by its own statistics, also after a resume at
+    batch 2 (it went by the last invocation's batch); one started at batch 2 by the running averages."""
+    import dataclasses
+
+    from pixmorph.nn.norm import BatchNorm2d
+    from pixmorph.train import checkpoint as ckpt
+
+    data = layouts.paired_folders(tmp_path / "data")
+    first = make_config("pix2pix", data, tmp_path / "one", batch_size=1, max_steps=1)
+    train(first, progress=False)
+    train(dataclasses.replace(first, train=dataclasses.replace(first.train, batch_size=2, max_steps=2, resume=True)),
+          progress=False)
+    two = train(make_config("pix2pix", data, tmp_path / "two", batch_size=2, max_steps=1), progress=False)
+    for run, per_image in ((tmp_path / "one", True), (two, False)):
+        assert ckpt.read_config(ckpt.find_checkpoint(run))["batch_norm_per_image"] is per_image
+        norms = [m for m in pixmorph.load(run).method.nets.modules() if isinstance(m, BatchNorm2d)]
+        assert norms and all(m.per_image is per_image for m in norms)

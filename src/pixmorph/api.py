@@ -52,7 +52,7 @@ class Translator:
 
     def __init__(self, method, config: RunConfig, device: torch.device, step: int, precision: str = "auto",
                  channels_last: bool | None = None, image_size: Sequence[int] | None = None,
-                 checkpoint: Path | None = None):
+                 checkpoint: Path | None = None, batch_norm_per_image: bool | None = None):
         self.method, self.config, self.device, self.step = method, config, device, step
         self.checkpoint = checkpoint  # the folder the weights came from: what ONNX files are checked against
         self.image_size = tuple(image_size) if image_size else None  # (width, height) of a one-size dataset
@@ -65,7 +65,9 @@ class Translator:
         self.channels_last = channels_last
         self.runtime = "torch"
         method.nets.to(device).eval()
-        normalise_per_image(method.nets, config.train.batch_size == 1)
+        if batch_norm_per_image is None:  # a checkpoint that does not say: as its last run's batch
+            batch_norm_per_image = config.train.batch_size == 1
+        normalise_per_image(method.nets, batch_norm_per_image)
         if self.channels_last:
             method.nets.to(memory_format=torch.channels_last)
 
@@ -250,5 +252,6 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
     method = build_method(config)
     ckpt.load_weights(folder, method.nets)
     translator = Translator(method, config, resolve_device(device), int(saved.get("step", 0)), precision, channels_last,
-                            image_size=saved.get("image_size"), checkpoint=folder)
+                            image_size=saved.get("image_size"), checkpoint=folder,
+                            batch_norm_per_image=saved.get("batch_norm_per_image"))
     return translator.use_onnx(onnx) if runtime == "onnx" else translator

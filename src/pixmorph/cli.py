@@ -367,8 +367,7 @@ def lost_process(error: BaseException) -> str | None:
     signs = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted")
     if os.environ.get("WORLD_SIZE", "1") == "1" or not any(s in text for s in signs):
         return None
-    return (f"process {os.environ.get('RANK', '?')}: another process of this run stopped (its error is above, and "
-            f"the last checkpoint is kept): {text[:160]}")
+    return f"process {os.environ.get('RANK', '?')}: another process of this run stopped (its error is above)"
 
 
 def out_of_memory(error: BaseException) -> str | None:

@@ -94,7 +94,10 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("give --ref, the folder of real images to score against")
     pairs = pairs or (side_by_side and ref is None)  # against the other halves: pairs by name
     if json_path:  # before the metrics are computed, not after
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(f"{json_path}: {Path(json_path).parent} is a file, not a folder") from None
         if not os.access(Path(json_path).parent, os.W_OK):
             raise PermissionError(f"{json_path}: cannot write into {Path(json_path).parent}")
     evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,

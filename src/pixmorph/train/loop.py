@@ -66,12 +66,16 @@ def build_method(cfg: RunConfig) -> Method:
     return method_cls(build_method_config(method_cls.Config, cfg.model))
 
 
-def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | None = None) -> dict:
+def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | None = None,
+                      batch_norm_per_image: bool | None = None) -> dict:
     """What ``checkpoint/config.json`` holds; ``image_size``: (width, height) of a dataset of one fixed size
-    (DeepSIM's image), which the square ``data.load_size``/``crop_size`` cannot say."""
+    (DeepSIM's image), which the square ``data.load_size``/``crop_size`` cannot say; ``batch_norm_per_image``:
+    whether batch norm translates each image by its own statistics (a run that started at a global batch of 1)."""
     config = {"pixmorph_version": pixmorph.__version__, "method": cfg.method, "step": step, "run": cfg.to_dict()}
     if image_size is not None:
         config["image_size"] = list(image_size)
+    if batch_norm_per_image is not None:
+        config["batch_norm_per_image"] = batch_norm_per_image
     return config
 
 
@@ -97,7 +101,6 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     torch.manual_seed(t.seed)
     method = build_method(cfg)
-    normalise_per_image(method.nets, t.batch_size == 1)  # the sample grids translate as a loaded run will
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
@@ -123,6 +126,10 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
     if last_step == 0 and not t.resume:
         raise ValueError(f"nothing to train: train.epochs={t.epochs} + epochs_decay={t.epochs_decay} of "
                          f"{steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
+    # Batch norm of a run that started at a global batch of 1 normalised every image by its own statistics:
+    # it translates that way (the sample grids too), also after a resume at another batch.
+    norm_per_image = schedule_batch == 1
+    normalise_per_image(method.nets, norm_per_image)
     position = partial(schedule_position, step0=step, images0=images_seen, batch=global_batch, unit=schedule_batch)
     schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay, position)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=precision == "fp16") for name in method.optimizers}
@@ -181,7 +188,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
-        config = checkpoint_config(cfg, at_step, getattr(dataset, "image_size", None))
+        config = checkpoint_config(cfg, at_step, getattr(dataset, "image_size", None), norm_per_image)
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, config, state)
         if config_pending:
             save_json(cfg.to_dict(), run_dir / "config.json")
