@@ -400,36 +400,31 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
 
     # A|B files themselves (the test split of such a dataset): the A half is translated, and eval scores it
     # against the B half (the whole 64x32 file was translated, and scored against the whole file)
-    ok(invoke("translate", run, data / "train", "--out", tmp_path / "halves", "--side-by-side", "--device", "cpu",
-              "--precision", "fp32"))
+    _translates_and_scores_its_half(run, data / "train", tmp_path / "halves", "A")
     assert png_sizes(tmp_path / "halves") == {f"pair_{j}.png": (32, 32) for j in range(3)}
-    with Image.open(data / "train" / "pair_0.png") as pair:
-        left = pair.convert("RGB").crop((0, 0, 32, 32))
-    expected = np.asarray(pixmorph.load(run, precision="fp32")(left), dtype=np.int16)
-    assert np.abs(np.asarray(Image.open(tmp_path / "halves" / "pair_0.png"), dtype=np.int16) - expected).max() <= 1
-    result = invoke("eval", "--checkpoint", run, "--input", data / "train", "--side-by-side", "--metrics", "l1,psnr",
-                    "--device", "cpu", "--json", tmp_path / "e.json")
-    ok(result)
-    scored = json.loads((tmp_path / "e.json").read_text())
-    assert scored["n_pairs"] == 3 and scored["reference"] == f"the B halves of {data / 'train'}"
-
     # B -> A from the same files (facades are photo|labels, trained labels -> photo): the right half goes in
     back = tmp_path / "back"
     ok(invoke("train", "pix2pix", "--data", data, "--out", back, "--steps", 2, "--set", "data.options.direction=BtoA",
               *TINY_PIX2PIX))
-    ok(invoke("translate", back, data / "train", "--out", tmp_path / "back_out", "--side-by-side", "--device", "cpu",
-              "--precision", "fp32"))
-    with Image.open(data / "train" / "pair_0.png") as pair:
-        right = pair.convert("RGB").crop((32, 0, 64, 32))
-    expected = np.asarray(pixmorph.load(back, precision="fp32")(right), dtype=np.int16)
-    assert np.abs(np.asarray(Image.open(tmp_path / "back_out" / "pair_0.png"), dtype=np.int16) - expected).max() <= 1
-    result = invoke("eval", "--checkpoint", back, "--input", data / "train", "--side-by-side", "--metrics", "l1",
-                    "--device", "cpu", "--json", tmp_path / "b.json")
-    ok(result)
-    assert json.loads((tmp_path / "b.json").read_text())["reference"] == f"the A halves of {data / 'train'}"
+    _translates_and_scores_its_half(back, data / "train", tmp_path / "back_out", "B")
     result = invoke("train", "pix2pix", "--data", data, "--out", tmp_path / "bad", "--steps", 1,
                     "--set", "data.options.direction=sideways", *TINY_PIX2PIX)
     assert isinstance(result.exception, ValueError) and "direction=BtoA" in str(result.exception)
+
+
+def _translates_and_scores_its_half(run: Path, files: Path, out: Path, half: str) -> None:
+    """translate --side-by-side writes what the model makes of that half of pair_0.png (32 px halves); eval
+    --side-by-side scores the translations against the other halves."""
+    ok(invoke("translate", run, files, "--out", out, "--side-by-side", "--device", "cpu", "--precision", "fp32"))
+    with Image.open(files / "pair_0.png") as pair:
+        given = pair.convert("RGB").crop((0, 0, 32, 32) if half == "A" else (32, 0, 64, 32))
+    expected = np.asarray(pixmorph.load(run, precision="fp32")(given), dtype=np.int16)
+    assert np.abs(np.asarray(Image.open(out / "pair_0.png"), dtype=np.int16) - expected).max() <= 1
+    scores = out.with_suffix(".json")
+    ok(invoke("eval", "--checkpoint", run, "--input", files, "--side-by-side", "--metrics", "l1,psnr", "--device", "cpu",
+              "--json", scores))
+    scored = json.loads(scores.read_text())
+    assert scored["n_pairs"] == 3 and scored["reference"] == f"the {'B' if half == 'A' else 'A'} halves of {files}"
 
 
 def test_pix2pix_trainA_trainB_layout(tmp_path, layouts, make_config):

@@ -6,7 +6,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
 import torch
 from PIL import Image
@@ -157,6 +157,21 @@ class Translator:
         alpha over white in the training data's channels."""
         own = self.method.input_image(image)
         return to_tensor(own if own is not None else as_rgb(image).convert(self.image_mode))
+
+    def translate_files(self, groups: Iterable[list[tuple[Path, Tensor]]], direction: str, out_dir: Path,
+                        batch_size: int, done: Callable[[int], None] | None = None) -> None:
+        """(file, CHW input) items, grouped by shape, translated batch by batch into ``out_dir/<stem>.png``;
+        ``done(n)`` after each batch (a progress bar)."""
+        from pixmorph.images import save_image
+
+        for items in groups:
+            for i in range(0, len(items), batch_size):
+                chunk = items[i : i + batch_size]
+                y = self.translate_batch(torch.stack([x for _, x in chunk]), direction)
+                for (f, _), img in zip(chunk, y):
+                    save_image(img, Path(out_dir) / f"{f.stem}.png")
+                if done is not None:
+                    done(len(chunk))
 
     @torch.no_grad()
     def translate_batch(self, batch: Tensor, direction: str = "AtoB", size: int | None = None) -> Tensor:

@@ -197,7 +197,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph import load
     from pixmorph.data.transforms import resize_tensor
     from pixmorph.data.folders import input_half, read_input
-    from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images, save_image
+    from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images
     from pixmorph.train.loop import resolve_device
 
     try:
@@ -249,14 +249,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     n_read = sum(map(len, groups.values()))
     if n_read == 0:
         raise ValueError(f"no readable image among {', '.join(inputs)}: nothing to translate")
-    with tqdm(total=sum(map(len, groups.values())), unit="img") as bar:
-        for items in groups.values():
-            for i in range(0, len(items), batch_size):
-                chunk = items[i : i + batch_size]
-                y = translator.translate_batch(torch.stack([x for _, x in chunk]), direction)
-                for (f, _), img in zip(chunk, y):
-                    save_image(img, out_dir / f"{f.stem}.png")
-                bar.update(len(chunk))
+    with tqdm(total=n_read, unit="img") as bar:
+        translator.translate_files(groups.values(), direction, out_dir, batch_size, done=bar.update)
     click.echo(f"{n_read} image{'' if n_read == 1 else 's'} translated {direction} into {out_dir}")
 
 

@@ -207,7 +207,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     from pixmorph import load
     from pixmorph.api import Translator
     from pixmorph.data.folders import input_half, read_input
-    from pixmorph.images import ImageReadError, save_image
+    from pixmorph.images import ImageReadError
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
     direction = direction or translator.default_direction()
@@ -228,12 +228,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         groups[tuple(x.shape)].append((f, x))
     if bad:
         raise ImageReadError(f"{len(bad)} unreadable image(s): {'; '.join(bad[:5])}")
-    for items in groups.values():
-        for i in range(0, len(items), batch_size):
-            chunk = items[i : i + batch_size]
-            y = translator.translate_batch(torch.stack([x for _, x in chunk]), direction)
-            for (f, _), img in zip(chunk, y):
-                save_image(img, out / f"{f.stem}.png")
+    translator.translate_files(groups.values(), direction, out, batch_size)
     return out
 
 
