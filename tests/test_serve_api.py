@@ -204,6 +204,18 @@ def test_queue_places_and_one_call_at_a_time():
     anyio.run(main)
 
 
+def test_a_model_is_named_after_its_run_however_it_is_given(tmp_path):
+    from pixmorph.serve.models import model_name
+
+    run = tmp_path / "horse2zebra run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "weights.safetensors").write_bytes(b"")
+    for given in (run, run / "checkpoint", run / "checkpoint" / "weights.safetensors"):
+        assert model_name(given) == "horse2zebra-run"
+    (tmp_path / "demo" / "run").mkdir(parents=True)
+    assert model_name(tmp_path / "demo" / "run") == "demo"
+
+
 def test_serve_command_refuses_what_it_cannot_serve(tmp_path, served_runs):
     from click.testing import CliRunner
 

@@ -116,9 +116,11 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def model_name(path: Path) -> str:
-    """A run folder's name, URL-safe: its parent's when given the checkpoint folder itself, or a folder
-    named just ``run`` (the demo's ``runs/demo/run`` is ``demo``)."""
+    """A run folder's name, URL-safe: its parent's when given the checkpoint folder itself (or a file in
+    it), or a folder named just ``run`` (the demo's ``runs/demo/run`` is ``demo``)."""
     folder = path.resolve()
+    if folder.is_file():
+        folder = folder.parent
     if folder.name in ("checkpoint", ".checkpoint.old"):
         folder = folder.parent
     if folder.name == "run" and folder.parent.name:
