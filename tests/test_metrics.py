@@ -356,6 +356,10 @@ def test_psnr_ssim_on_known_pairs():
     assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
     noisy = (a.int() + torch.randint(-40, 41, a.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 255)
     assert ssim(a, noisy.to(torch.uint8)) < 0.5
+    small = a[:, :11, :11]
+    assert ssim(small, small) == pytest.approx(1.0)  # the smallest size the window fits
+    with pytest.raises(ValueError, match=r"^SSIM needs images of at least 11x11 pixels .*got 11x10$"):
+        ssim(a[:, :10, :11], a[:, :10, :11])
 
 
 def test_paired_metrics_match_files_by_name(tmp_path):
@@ -514,6 +518,8 @@ def test_format_table_aligns_rows():
     lines = table.splitlines()
     assert lines[0].split("|")[1].strip() == "method" and "inf" in lines[2] and "-" in lines[3].split("|")[3]
     assert len({len(line) for line in lines}) == 1
+    header = format_table([{"method": "a", "lpips": 0.2, "lpips_net": "stlpips-alex"}]).splitlines()[0]
+    assert "LPIPS (stlpips-alex)" in header  # two networks' LPIPS are two scales: the table names which
 
 
 def test_eval_prints_kid_without_a_spread_when_one_subset_is_all_images(tmp_path, write_image, monkeypatch):

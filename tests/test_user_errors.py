@@ -389,6 +389,13 @@ def test_a_funit_discriminator_depth_it_cannot_build_names_the_option():
         FunitConfig(n_res_blocks_dis=1)
 
 
+def test_cyclegan_identity_loss_across_channel_counts_names_the_option():
+    with pytest.raises(ValueError, match=r"^model.lambda_identity=0.5 needs as many input as output channels "
+                                         r"\(model.in_channels=1, model.out_channels=3\): set model.lambda_identity=0$"):
+        CycleGANConfig(in_channels=1, out_channels=3)
+    assert CycleGANConfig(in_channels=1, out_channels=3, lambda_identity=0).out_channels == 3
+
+
 def test_the_weights_file_of_a_checkpoint_loads_as_its_checkpoint(tmp_path):
     """`pixmorph translate run/checkpoint/weights.safetensors` said the file had no weights.safetensors."""
     run = make_checkpoint(tmp_path / "run")

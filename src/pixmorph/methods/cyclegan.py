@@ -37,6 +37,13 @@ class CycleGANConfig(MethodConfig):
     pool_size: int = 50
     init_gain: float = 0.02
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.lambda_identity > 0 and self.in_channels != self.out_channels:
+            raise ValueError(f"model.lambda_identity={self.lambda_identity} needs as many input as output channels "
+                             f"(model.in_channels={self.in_channels}, model.out_channels={self.out_channels}): "
+                             f"set model.lambda_identity=0")
+
 
 @register
 class CycleGAN(Method):

@@ -288,7 +288,10 @@ def format_result(result: dict[str, Any]) -> str:
 def format_table(rows: Sequence[dict[str, Any]], first: str = "method") -> str:
     """Rows of results as a Markdown table (columns: those present in any row)."""
     columns = [(k, n, s) for k, n, s in _LABELS if any(k in r for r in rows)]
-    header = [first] + [n for _, n, _ in columns]
+    # LPIPS values of different networks (the original AlexNet, shift-tolerant stlpips) are different scales
+    nets = sorted({str(r["lpips_net"]) for r in rows if "lpips" in r and r.get("lpips_net")})
+    lpips = f"LPIPS ({', '.join(nets)})" if nets else "LPIPS"
+    header = [first] + [lpips if k == "lpips" else n for k, n, _ in columns]
     body = [[str(r.get(first, ""))] + [_fmt(r.get(k), s) for k, _, s in columns] for r in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)

@@ -29,13 +29,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
         return float(peak_signal_noise_ratio(_hwc(b), _hwc(a), data_range=255))
 
 
+SSIM_WINDOW = 11  # scikit-image's window for gaussian_weights with sigma 1.5: 2 * round(3.5 * 1.5) + 1
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """SSIM between two uint8 CHW images (at least 7 x 7)."""
+    """SSIM between two uint8 CHW images (at least 11 x 11: the Gaussian window of sigma 1.5 is 11 px)."""
     from skimage.metrics import structural_similarity
 
     x, y = _hwc(a), _hwc(b)
-    if min(x.shape[:2]) < 7:
-        raise ValueError(f"SSIM needs images of at least 7x7 pixels, got {x.shape[1]}x{x.shape[0]}")
+    if min(x.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its Gaussian window), "
+                         f"got {x.shape[1]}x{x.shape[0]}")
     return float(structural_similarity(x, y, data_range=255, channel_axis=2, gaussian_weights=True, sigma=1.5,
                                        use_sample_covariance=False))
 
