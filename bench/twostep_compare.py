@@ -4,8 +4,10 @@ The comparison the paper makes, on the built-in ``sneaker2boot`` (Fashion-MNIST 
 boots B, 32x32 gray): both methods see the same number of real training images (``--images``; CycleGAN
 draws one A and one B image per batch item, two-step's step 1 one labelled image). Two-step's step 2
 trains the encoder on generated images only (the paper's MSE between E(G(z, c)) and z); its extra
-steps are counted apart. Two encoders are scored from the same step-1 generator: ``z-MSE`` (the paper's)
-and ``z-MSE + rec`` (fine-tuned with the L1 reconstruction of real images, ``model.recon_weight``).
+steps are counted apart. Three encoders are scored from the same step-1 generator: ``z-MSE`` (the
+paper's loss, the trunk starting as D's), ``z-MSE from scratch`` (the paper's and the reference's: a
+freshly initialised encoder, ``model.encoder_init=random``) and ``z-MSE + rec`` (fine-tuned with the L1
+reconstruction of real images, ``model.recon_weight``).
 
 Scores of the held-out sneakers translated to boots (``--n-test`` of them):
 
@@ -82,22 +84,22 @@ def twostep_model(data: str, step1: int, step2: int, stage: str, **extra) -> dic
     return TwoStep.complete_run_config(d)["model"]
 
 
-def train_twostep(out: Path, data: str, step1: int, step2: int, batch: int, recon_weights: dict[str, float]
+def train_twostep(out: Path, data: str, step1: int, step2: int, batch: int, encoders: dict[str, dict]
                   ) -> dict[str, tuple[Path, dict]]:
-    """Step 1 once, then step 2 from its checkpoint once per encoder variant (name -> recon_weight)."""
+    """Step 1 once, then step 2 from its checkpoint once per encoder variant (name -> model settings)."""
     gan = out / "step1"
     cfg = run_config("twostep", data, gan, twostep_model(data, step1, step2, "1"), step1, batch, lr_policy="constant")
     seconds1 = timed_train(cfg)
     runs = {}
-    for name, weight in recon_weights.items():
+    for name, settings in encoders.items():
         run = out / name
         shutil.rmtree(run, ignore_errors=True)
         shutil.copytree(gan, run)
-        model = twostep_model(data, step1, step2, "2", recon_weight=weight)
+        model = twostep_model(data, step1, step2, "2", **settings)
         cfg = run_config("twostep", data, run, model, step1 + step2, batch, lr_policy="constant", resume=True)
         cfg.train.overwrite = False
         seconds2 = timed_train(cfg)
-        runs[name] = (run, {"step1": step1, "step2": step2, "batch": batch, "recon_weight": weight,
+        runs[name] = (run, {"step1": step1, "step2": step2, "batch": batch, **settings,
                             "seconds_step1": round(seconds1, 1), "seconds_step2": round(seconds2, 1)})
     return runs
 
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
     sneakers, boots = load_folder(pair / "testA", args.n_test), load_folder(pair / "testB", args.n_test)
     step1 = args.twostep_step1 or max(1, args.images // args.twostep_batch)
     twostep_runs = train_twostep(out / "twostep", PAIR, step1, args.step2, args.twostep_batch,
-                                 {"z-MSE": 0.0, "z-MSE + rec": args.recon_weight})
+                                 {"z-MSE": {}, "z-MSE from scratch": {"encoder_init": "random"},
+                                  "z-MSE + rec": {"recon_weight": args.recon_weight}})
     if not args.skip_cyclegan:
         cyclegan_run, cyclegan_info = train_cyclegan(out / "cyclegan", args.images, args.cyclegan_batch)
 
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.grid_steps:
         runs = train_twostep(out / "classes", "fashion-classes", args.grid_steps, args.step2, args.twostep_batch,
-                             {"z-MSE": 0.0})
+                             {"z-MSE": {}})
         run, grid_info = runs["z-MSE"]
         info["grid"] = {**grid_info, "png": str(write_grid(run, Path(args.grid)))}
 

@@ -120,6 +120,38 @@ def test_reconstruct_takes_class_names_indices_and_tensors():
         method.reconstruct(x, torch.tensor([0.0, 1.0, 1.0]))
 
 
+@pytest.mark.parametrize("g_updates", [2, 1])
+def test_step_one_follows_the_reference_rules(bars, g_updates):
+    """As zsdonghao/Unsup-Im2Im's train.py: one D update then g_updates G updates (on the same z), each fake
+    generated for the class of the real image beside it, and D's loss the unhalved sum real + fake + class."""
+    torch.manual_seed(0)
+    method = TwoStep(TwoStepConfig(**TINY, g_updates=g_updates))
+    method.nets.train()
+    ds = ClassFolders(bars, TrainTransform(SIZE, SIZE), mode="L")
+    batch = {k: torch.stack([ds[(i, i)][k] for i in (0, 3, 50, 60, 70, 90)]) for k in ("image", "label")}
+    assert batch["label"].tolist() == [0, 0, 1, 1, 1, 1]  # not balanced: a uniform draw would differ
+    asked, updates = [], []
+    generator = method.nets["G"]
+    original = generator.forward
+    generator.forward = lambda z, c: (asked.append((z.clone(), c.clone())), original(z, c))[1]
+
+    def update(loss, name):
+        updates.append((name, loss.item()))
+        opt = method.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    losses = method.train_step(batch, update)
+    assert [name for name, _ in updates] == ["D"] + ["G"] * g_updates
+    assert len(asked) == g_updates and all(torch.equal(c, batch["label"]) for _, c in asked)
+    assert all(torch.equal(z, asked[0][0]) for z, _ in asked)
+    torch.testing.assert_close(updates[0][1], (losses["D_gan"] + losses["D_cls"]).item())
+    assert losses["D_gan"].item() > 2 * 0.6  # two BCE terms near log 2 at the start, not their mean
+    with pytest.raises(ValueError, match="g_updates=0"):
+        TwoStepConfig(**TINY, g_updates=0)
+
+
 def test_encoder_step_leaves_the_generator_untouched(bars):
     """Step 2 moves E only: G's (and D's) weights and batch-norm statistics stay bit-identical."""
     torch.manual_seed(0)

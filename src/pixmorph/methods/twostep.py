@@ -8,6 +8,11 @@ dense head to z, its trunk copied from D's by default) to invert G: MSE between 
 ``z`` on generated images; optionally (``recon_weight > 0``) also the L1 reconstruction
 ``G(E(x), c)`` vs ``x`` of real images, back-propagated through the frozen G into E.
 
+Step 1 follows the reference code (zsdonghao/Unsup-Im2Im's ``train.py``): D's loss is the sum of the
+real, fake and class terms, each fake is generated for the class of the real image beside it in the batch
+(so G learns the data's class frequencies), and G takes two updates per D update (``g_updates``; the
+reference's comment: this keeps D's loss from collapsing to zero).
+
 Translation: ``x -> E(x) -> G(E(x), c')`` for any target class ``c'``; reconstruction ``G(E(x), c)``
 with the source class ``c`` (from the label when known, else the discriminator's class head).
 
@@ -59,6 +64,7 @@ class TwoStepConfig(MethodConfig):
     beta1: float = 0.5
     lr_encoder: float = 1e-4  # E (step 2)
     lambda_cls: float = 1.0  # weight of the auxiliary classifier loss (G and D)
+    g_updates: int = 2  # generator updates per discriminator update in step 1 (the reference's 2; the paper's 1)
     d_cls_fake: bool = False  # True: ACGAN's rule, D also learns the class of generated images (see above)
     step1_steps: int = 20000
     step2_steps: int = 10000
@@ -87,6 +93,8 @@ class TwoStepConfig(MethodConfig):
             raise ValueError(f"model.class_names has a name twice: {self.class_names}")
         if self.encoder_init not in ENCODER_INITS:
             raise ValueError(f"model.encoder_init={self.encoder_init!r}: use {' or '.join(ENCODER_INITS)}")
+        if self.g_updates < 1:
+            raise ValueError(f"model.g_updates={self.g_updates}: need >= 1 generator update per step")
         if self.step1_steps < 0 or self.step2_steps < 0:
             raise ValueError(f"model.step1_steps={self.step1_steps}, model.step2_steps={self.step2_steps}: need >= 0")
 
@@ -149,27 +157,26 @@ class TwoStep(Method):
     def _gan_step(self, x: Tensor, labels: Tensor, update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
         set_requires_grad(G, True)
-        n = x.shape[0]
-        z = torch.randn(n, cfg.z_dim, device=x.device)
-        c = torch.randint(0, cfg.num_classes, (n,), device=x.device)
+        z, c = torch.randn(x.shape[0], cfg.z_dim, device=x.device), labels  # fakes of the batch's classes
         fake = G(z, c)
 
-        # D: real vs fake, and the class of both (ACGAN).
+        # D: real vs fake, and the class of both (ACGAN), summed as the reference sums them.
         set_requires_grad(D, True)
         rf_real, cls_real = D(x)
         rf_fake, cls_fake = D(fake.detach())
-        loss_D_gan = 0.5 * (_bce(rf_real, True) + _bce(rf_fake, False))
+        loss_D_gan = _bce(rf_real, True) + _bce(rf_fake, False)
         loss_D_cls = F.cross_entropy(cls_real.float(), labels)
         if cfg.d_cls_fake:
-            loss_D_cls = 0.5 * (loss_D_cls + F.cross_entropy(cls_fake.float(), c))
+            loss_D_cls = loss_D_cls + F.cross_entropy(cls_fake.float(), c)
         update(loss_D_gan + cfg.lambda_cls * loss_D_cls, "D")
 
-        # G: fool D and be recognised as the class asked for.
+        # G: fool D and be recognised as the class asked for, g_updates times on the same z and classes.
         set_requires_grad(D, False)
-        rf, cls = D(fake)
-        loss_G_gan = _bce(rf, True)
-        loss_G_cls = F.cross_entropy(cls.float(), c)
-        update(loss_G_gan + cfg.lambda_cls * loss_G_cls, "G")
+        for i in range(cfg.g_updates):
+            rf, cls = D(fake if i == 0 else G(z, c))
+            loss_G_gan = _bce(rf, True)
+            loss_G_cls = F.cross_entropy(cls.float(), c)
+            update(loss_G_gan + cfg.lambda_cls * loss_G_cls, "G")
         with torch.no_grad():
             acc_real = (cls_real.argmax(1) == labels).float().mean()
         return {"G_gan": loss_G_gan, "G_cls": loss_G_cls, "D_gan": loss_D_gan, "D_cls": loss_D_cls,
