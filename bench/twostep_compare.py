@@ -80,7 +80,7 @@ def train_cyclegan(out: Path, images: int, batch: int) -> tuple[Path, dict]:
 
 def twostep_model(data: str, step1: int, step2: int, stage: str, **extra) -> dict:
     d = {"model": {**TWOSTEP, "step1_steps": step1, "step2_steps": step2, "stage": stage, **extra},
-         "data": {"root": data, "channels": 1}, "train": {}}
+         "data": {"root": data, "channels": 1}, "train": {"resume": stage == "2"}}
     return TwoStep.complete_run_config(d)["model"]
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -49,3 +50,28 @@ def test_gpu_session_checks_pass_on_the_cpu_and_the_script_parses():
     assert done.stdout.count("PASS  pixmorph instance_norm") == 2 and "ResNet generator (batch 1" in done.stdout
     for script in ("session.sh", "prepare.sh"):
         assert subprocess.run(["bash", "-n", str(root / "bench/gpu" / script)]).returncode == 0
+
+
+def test_twostep_bench_trains_step_one_once_and_each_encoder_from_it(tmp_path):
+    """bench/twostep_compare.py's training half on a tiny class-folder dataset: step 1 once, then step 2
+    resumed from a copy of it per encoder variant (the scoring half needs the built-in classifier)."""
+    import numpy as np
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    import twostep_compare
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "data" / "train" / cls).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "data" / "train" / cls / f"{i}.png")
+    runs = twostep_compare.train_twostep(tmp_path / "out", str(tmp_path / "data"), 2, 2, 4,
+                                         {"z-MSE": {}, "scratch": {"encoder_init": "random"}})
+    step1 = load_file(str(tmp_path / "out" / "step1" / "checkpoint" / "weights.safetensors"))
+    weights = {name: load_file(str(run / "checkpoint" / "weights.safetensors")) for name, (run, _) in runs.items()}
+    for name, w in weights.items():
+        assert all(torch.equal(step1[k], w[k]) for k in w if k.startswith("G.")), f"{name} moved G"
+        assert json.loads((runs[name][0] / "checkpoint" / "config.json").read_text())["step"] == 4
+    trunk = [k for k in step1 if k.startswith("E.trunk.") and k.endswith("weight")]
+    assert not all(torch.equal(weights["z-MSE"][k], weights["scratch"][k]) for k in trunk)
