@@ -625,6 +625,24 @@ def test_a_label_index_segmentation_reads_the_same_everywhere(tmp_path):
     assert torch.equal(a[:, rows, 8:56], b[:, rows, 8:56]) and not torch.equal(a[:, 8:20], b[:, 8:20])
 
 
+def test_an_edit_of_the_training_shape_gets_no_shape_warning_after_rounding(tmp_path):
+    """A 128x83 photo and edge map trained at max_side 64 become 64x48 (64x42, then multiples of 16): another
+    aspect than the files', but an edit of the files' shape renders at that same 64x48, so no warning."""
+    import warnings
+
+    photo, edges = tmp_path / "photo.png", tmp_path / "edges.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (83, 128, 3), dtype=np.uint8)).save(photo)
+    lines = np.full((83, 128), 255, np.uint8)
+    lines[20, 10:100] = lines[10:70, 60] = 0
+    Image.fromarray(lines).save(edges)
+    run = train(run_config(photo, edges, tmp_path / "run", 1), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        [out] = deepsim.edit(run, [edges], tmp_path / "e")
+    assert Image.open(out).size == (64, 48)
+
+
 def test_edits_of_another_shape(tmp_path):
     """seg+edges: an edge map of another aspect than its segmentation is refused in one line naming it
     (training refuses it too); a primitive of another aspect than the training image renders with a warning."""

@@ -416,19 +416,23 @@ def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] 
         raise ValueError(f"{name}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
                          f"({', '.join(f'{k} {c}' for k, c in P.CHANNELS.items())})")
     max_side = (config.data.options or {}).get("max_side")
+    inputs = load_primitives(primitives, kind, max_side, edges)
     if translator.image_size:
-        for path in primitives:
-            _warn_if_other_shape(path, translator.image_size)
-    return [translator.translate_batch(x[None])[0] for x in load_primitives(primitives, kind, max_side, edges)]
+        for path, x in zip(primitives, inputs):
+            _warn_if_other_shape(path, x.shape[-1], x.shape[-2], translator.image_size)
+    return [translator.translate_batch(x[None])[0] for x in inputs]
 
 
-def _warn_if_other_shape(path: str | Path, training_size: Sequence[int]) -> None:
-    """One line when an edited primitive's aspect ratio is not the training image's: it renders at its own
-    shape, but the model only ever saw the training image's."""
-    (w, h), (tw, th) = read_image(path).size, training_size
+def _warn_if_other_shape(path: str | Path, w: int, h: int, training_size: Sequence[int]) -> None:
+    """One line when an edited primitive, read as training read its primitive (``max_side``, multiples of 16:
+    ``w`` x ``h``), has another aspect ratio than the training image: it renders at its own shape, but the
+    model only ever saw the training image's."""
+    tw, th = training_size
     if abs((w / h) / (tw / th) - 1) > 0.05:
-        warnings.warn(f"{path}: its aspect ratio {w / h:.2f} ({w}x{h}) is not the training image's {tw / th:.2f} "
-                      f"({tw}x{th}): rendered at its own shape, which the model never trained on", stacklevel=3)
+        fw, fh = read_image(path).size
+        warnings.warn(f"{path}: its aspect ratio {fw / fh:.2f} ({fw}x{fh}) is not the training image's "
+                      f"{tw / th:.2f} ({tw}x{th}): rendered at its own shape ({w}x{h}), which the model never "
+                      f"trained on", stacklevel=3)
 
 
 def edit(checkpoint, primitives: Sequence[str | Path], out: str | Path,
