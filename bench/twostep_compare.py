@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 import pixmorph
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
@@ -191,7 +192,12 @@ def main(argv: list[str] | None = None) -> dict:
                    help="step-1 steps instead of the equal-images count (e.g. to match CycleGAN's training time)")
     p.add_argument("--skip-cyclegan", action="store_true", help="leave out the CycleGAN row")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                   help="two-step model settings (repeatable), e.g. --model g_updates=1")
     args = p.parse_args(argv)
+    for item in args.model:  # recorded with each run's config
+        key, _, raw = item.partition("=")
+        TWOSTEP[key] = yaml.safe_load(raw)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
@@ -228,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
         run, grid_info = runs["z-MSE"]
         info["grid"] = {**grid_info, "png": str(write_grid(run, Path(args.grid)))}
 
-    result = {"machine": machine(), "command": "python bench/twostep_compare.py " + " ".join(argv or sys.argv[1:]),
+    result = {"machine": machine(), "twostep_model": TWOSTEP, "command": "python bench/twostep_compare.py " + " ".join(argv or sys.argv[1:]),
               "images": args.images, "n_test": args.n_test, "rows": rows, "runs": info,
               "total_seconds": round(time.perf_counter() - t0, 1)}
     print(table(rows))

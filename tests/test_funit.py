@@ -108,6 +108,11 @@ def test_target_classes_never_reach_training(schemes):
         ClassSplit({"a": [], "b": []}, {"b": []})
     with pytest.raises(ValueError, match="both"):
         split_classes(root, {"source_classes": sources[:2], "target_classes": sources[1:3]})
+    # as --set gives a list typed without brackets: comma-separated names
+    split = split_classes(root, {"target_classes": ",".join(targets)})
+    assert list(split.target) == targets and list(split.source) == sources
+    with pytest.raises(ValueError, match=r"target_classes=3: expected a list of class names"):
+        split_classes(root, {"target_classes": 3})
 
 
 def test_list_files_split(tmp_path):

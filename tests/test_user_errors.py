@@ -355,6 +355,14 @@ def test_edit_of_another_methods_checkpoint_names_the_checkpoint(tmp_path, monke
     assert "a pix2pix checkpoint; edit renders DeepSIM ones" in line and str(run) in line and "object at" not in line
 
 
+def test_fewshot_with_another_methods_checkpoint_names_the_checkpoint(tmp_path, monkeypatch, capsys, write_image):
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "content.png", 32, 32)
+    line = one_line_error(monkeypatch, capsys, "fewshot", run, "--content", tmp_path / "content.png",
+                          "--class-images", tmp_path / "content.png", "--out", tmp_path / "out")
+    assert "a pix2pix checkpoint; few-shot translation needs a funit one" in line and str(run) in line
+
+
 def test_a_config_file_of_another_method_says_so(tmp_path, monkeypatch, capsys):
     """A pix2pix run's config.json given to `train cyclegan`: its method is named (it was 'model.dropout:
     expected a number'), and a YAML's `method:` is not silently ignored."""

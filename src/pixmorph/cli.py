@@ -160,7 +160,8 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--direction", default=None,
-              help="AtoB or BtoA (CycleGAN); default AtoB, or the checkpoint's only direction.")
+              help="AtoB or BtoA (CycleGAN), to:CLASS (two-step; or --to), reconstruct (FUNIT, two-step); "
+                   "default AtoB, or the checkpoint's only direction.")
 @click.option("--to", "to_class", metavar="CLASS", help="Target class, for class-conditional methods (same as --direction to:CLASS).")
 @click.option("--size", type=click.IntRange(min=1), help="Translate at SIZE x SIZE instead of full size.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)

@@ -29,7 +29,8 @@ class FewShotTranslator:
 
     def __init__(self, translator: Translator):
         if translator.config.method != "funit":
-            raise ValueError(f"few-shot translation needs a funit checkpoint, not {translator.config.method}")
+            raise ValueError(f"{translator.checkpoint or 'this checkpoint'}: a {translator.config.method} checkpoint; "
+                             f"few-shot translation needs a funit one (use `pixmorph translate` for {translator.config.method})")
         self.translator = translator
         self.generator = translator.method.nets["G_ema"]
         self.device = translator.device

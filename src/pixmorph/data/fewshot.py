@@ -83,9 +83,12 @@ def task_options(root: Path, options: dict[str, Any] | None = None) -> dict[str,
 
 
 def _names(value: Any, key: str) -> list[str]:
+    """Class names: a list, or one string of comma-separated names (``--set data.options.KEY=bag,boot``)."""
     if value is None:
         return []
-    if isinstance(value, str) or not all(isinstance(c, str) for c in value):
+    if isinstance(value, str):
+        value = [c.strip() for c in value.split(",") if c.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(c, str) for c in value):
         raise ValueError(f"data.options.{key}={value!r}: expected a list of class names")
     return list(value)
 
