@@ -1,4 +1,5 @@
-"""ONNX export: every generator of a checkpoint, dynamic batch and image size, checked against PyTorch;
+"""ONNX export: every generator of a checkpoint, dynamic batch and image size (padded to the stride inside the
+file; a two-step model's files at its fixed size), checked against PyTorch;
 ``translate --runtime onnx``; a clear error when onnxruntime is missing; files of another checkpoint refused.
 Also the Python API's inputs (image files) and sizes."""
 
@@ -220,3 +221,160 @@ def test_translator_reads_image_files_and_refuses_bad_sizes(cyclegan_run, tmp_pa
         translator(torch.zeros(2, 3, 16, 16), batch_size=0)
     with pytest.raises(FileNotFoundError):
         translator(str(tmp_path / "nothing.png"))
+
+
+def run_file(path: Path, x: torch.Tensor) -> torch.Tensor:
+    """``x`` through an exported file with plain ONNX Runtime, as a user outside pixmorph runs it."""
+    import onnxruntime as ort
+
+    (y,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})
+    return torch.from_numpy(y)
+
+
+@pytest.mark.parametrize("size", [(100, 37), (37, 45), (17, 17), (8, 8)])  # 8: the generator's min_size
+def test_file_pads_to_the_stride_inside_itself(exported, cyclegan_run, size):
+    """Run outside pixmorph, at sizes other than the traced 16 x 16 (none a multiple of the stride 4 but 8),
+    a file gives the input's size and what pixmorph's PyTorch Translator gives (it pads and crops around the
+    network; the file must do it itself)."""
+    translator = pixmorph.load(cyclegan_run, precision="fp32")
+    torch.manual_seed(size[0])
+    x = torch.rand(2, 3, *size) * 2 - 1
+    for e in exported:
+        got, expected = run_file(e.path, x), translator(x, e.direction)
+        assert got.shape == expected.shape == (2, 3, *size)
+        assert (got - expected).abs().max().item() < TOLERANCE
+
+
+def test_onnx_runtime_does_not_pad_again_and_matches_pixels(exported, cyclegan_run, tmp_path, write_image):
+    """The Translator leaves the padding to a file that does it (its ONNX generators have stride 1), and
+    `translate --runtime onnx` writes the images the PyTorch runtime writes (8-bit: at most 1 apart, where
+    a ~1e-6 difference straddles a rounding boundary)."""
+    onnx = pixmorph.load(cyclegan_run, onnx=exported[0].path)
+    assert all((g.stride, g.min_size) == (1, 1) for g in onnx.generators.values())
+    write_image(tmp_path / "in" / "odd.png", 37, 45)
+    outputs = {}
+    for runtime in ("torch", "onnx"):
+        result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out",
+                                          str(tmp_path / runtime), "--runtime", runtime, "--precision", "fp32",
+                                          "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        outputs[runtime] = np.asarray(Image.open(tmp_path / runtime / "odd.png"), dtype=np.int16)
+    assert outputs["onnx"].shape == (45, 37, 3)
+    assert np.abs(outputs["onnx"] - outputs["torch"]).max() <= 1
+
+
+def test_export_leaves_the_generator_in_eval_mode(tmp_path):
+    """The exporter restores the wrapper's mode recursively: a wrapper left in training mode put the U-Net's
+    batch norm in training mode, and its next call moved the running statistics."""
+    pytest.importorskip("onnxruntime")
+    from pixmorph.nn.unet_generator import UnetGenerator
+
+    g = UnetGenerator(3, 3, ngf=4, num_downs=5).eval()
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    with torch.no_grad():
+        before = g(x)
+    path = export_generator(g, tmp_path / "g.onnx", torch.zeros(1, 3, 32, 32))
+    assert not any(m.training for m in g.modules())
+    with torch.no_grad():
+        assert torch.equal(g(x), before)
+    assert (run_file(path, x) - before).abs().max().item() < TOLERANCE
+
+
+@pytest.mark.parametrize("method, model, data", [
+    ("pix2pix", {"init_gain": 0.3}, {}),  # U-Net: stride 32, replicated where the pad is not smaller than the image
+    ("deepsim", {"in_channels": 1, "ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 2, "n_downsampling": 2,
+                 "init_gain": 0.3}, {}),
+    ("funit", {"channels": 1, "nf": 8, "nf_mlp": 16, "latent_dim": 8, "n_res_blocks": 1, "n_down_content": 2,
+               "n_down_class": 2, "nf_dis": 8, "n_res_blocks_dis": 4, "num_classes": 2}, {"channels": 1}),
+])
+def test_every_method_exports_a_file_for_any_size(tmp_path, method, model, data):
+    pytest.importorskip("onnxruntime")
+    from test_user_errors import make_checkpoint
+
+    run = make_checkpoint(tmp_path / method, method, model, data)  # large weights: images far from 0
+    translator = pixmorph.load(run, precision="fp32")
+    [e] = [e for e in export_onnx(run, tmp_path / "m.onnx") if e.direction == translator.directions[0]]
+    assert e.max_abs_diff < TOLERANCE
+    channels = translator.input_channels[e.direction]
+    torch.manual_seed(0)
+    for size in ((37, 45), (17, 17), (9, 14)):
+        x = torch.rand(2, channels, *size) * 2 - 1
+        got, expected = run_file(e.path, x), translator(x, e.direction)
+        assert got.shape == expected.shape and got.shape[-2:] == size
+        assert (got - expected).abs().max().item() < TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def twostep_run(tmp_path_factory):
+    """An untrained two-step checkpoint at 16 x 16, with weights large enough to give images far from 0."""
+    from test_user_errors import make_checkpoint
+
+    model = {"class_names": ["sneaker", "boot"], "image_size": 16, "ngf": 8, "ndf": 8, "z_dim": 8, "embed_dim": 4,
+             "init_gain": 0.3}
+    return make_checkpoint(tmp_path_factory.mktemp("twostep") / "run", "twostep", model,
+                           {"load_size": 16, "crop_size": 16})
+
+
+def test_twostep_file_declares_its_size_and_onnx_runtime_resizes_as_torch(twostep_run, tmp_path, write_image):
+    """A two-step model's networks take its 16 x 16 only: its files say so (plain ONNX Runtime refuses other
+    sizes with its own shape error), and pixmorph's ONNX runtime resizes to it and back as PyTorch does."""
+    import onnxruntime as ort
+
+    result = CliRunner().invoke(cli, ["export", str(twostep_run), "--onnx", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    boot = tmp_path / "m.to-boot.onnx"
+    session = ort.InferenceSession(str(boot), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == session.get_outputs()[0].shape == ["batch", 3, 16, 16]
+    assert session.get_modelmeta().custom_metadata_map["pixmorph.model_size"] == "16x16"
+    translator, onnx = pixmorph.load(twostep_run, precision="fp32"), pixmorph.load(twostep_run, onnx=boot)
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert (run_file(boot, x) - translator(x, "to:boot")).abs().max().item() < TOLERANCE
+    with pytest.raises(Exception, match="16"):
+        run_file(boot, torch.zeros(1, 3, 45, 37))
+    for size in ((45, 37), (17, 17), (8, 30)):
+        x = torch.rand(2, 3, *size) * 2 - 1
+        for direction in ("to:boot", "reconstruct"):
+            expected = translator(x, direction)
+            assert expected.abs().max() > 0.1  # images, not ~0: the comparison means something
+            got = onnx(x, direction)
+            assert got.shape == expected.shape == (2, 3, *size)
+            assert (got - expected).abs().max().item() < TOLERANCE
+    write_image(tmp_path / "in" / "odd.png", 37, 45)
+    result = CliRunner().invoke(cli, ["translate", str(twostep_run), str(tmp_path / "in"), "--to", "boot",
+                                      "--out", str(tmp_path / "out"), "--runtime", "onnx", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "odd.png").size == (37, 45)
+
+
+def test_twostep_check_size_is_its_model_size_or_refused(twostep_run, tmp_path, monkeypatch, capsys):
+    result = CliRunner().invoke(cli, ["export", str(twostep_run), "--onnx", str(tmp_path / "a.onnx"),
+                                      "--check-size", "16"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "export", str(twostep_run), "--onnx", str(tmp_path / "b.onnx"),
+                                      "--check-size", "64"])
+    from pixmorph.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == ("error: check size 64: this twostep model's ONNX files take only its 16x16 "
+                                       "model size (pixmorph resizes other sizes to it and back), so they can be "
+                                       "checked only at 16: give that or leave the check size out\n")
+    assert not list(tmp_path.glob("b.*"))
+
+
+@pytest.mark.filterwarnings("ignore:.*exported without a record of its checkpoint")
+def test_an_old_twostep_export_without_its_size_is_refused(twostep_run, tmp_path):
+    """A two-step file from before exports fixed the size (dynamic H, W) fails inside ONNX Runtime at any other
+    size: it is refused when loaded, in one line."""
+    pytest.importorskip("onnxruntime")
+    translator = pixmorph.load(twostep_run, precision="fp32")
+    for direction, g in translator.generators.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(g, (torch.zeros(1, 3, 16, 16),), str(direction_file(tmp_path / "old.onnx", direction)),
+                              dynamo=False, opset_version=17, input_names=["image"], output_names=["translated"],
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+    with pytest.raises(ValueError, match=r"^\S*old\.to-sneaker\.onnx: does not declare this model's 16x16 size"):
+        pixmorph.load(twostep_run, onnx=tmp_path / "old.onnx")

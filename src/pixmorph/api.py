@@ -77,8 +77,8 @@ class Translator:
 
         Files exported from another checkpoint are refused; files exported before pixmorph recorded their
         checkpoint load with a warning that they cannot be checked."""
-        from pixmorph.export import (OnnxGenerator, check_batch, check_onnx_channels, check_onnx_source, checkpoint_source,
-                                     direction_file, export_generator, onnx_prefix, require)
+        from pixmorph.export import (OnnxGenerator, check_batch, check_onnx_channels, check_onnx_size, check_onnx_source,
+                                     checkpoint_source, direction_file, export_generator, onnx_prefix, require)
 
         require("onnxruntime")
         given = prefix is not None
@@ -106,6 +106,7 @@ class Translator:
                               "kept one): not checked to come from this one (re-export to check)", stacklevel=2)
             for d, g in self.generators.items():
                 check_onnx_channels(onnx[d], g, d, self.config.method)
+                check_onnx_size(onnx[d], g)
         self.generators = onnx
         self.runtime = "onnx"
         return self

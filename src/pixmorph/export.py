@@ -2,9 +2,13 @@
 
 ``export_onnx(checkpoint, "out/model.onnx")`` writes one file per direction the method translates
 (``out/model.AtoB.onnx``, ``out/model.BtoA.onnx`` for CycleGAN; ``model.to-B.onnx`` for a class),
-each with a dynamic batch, height and width, and checks it against PyTorch on random images. Each file
-records the checkpoint it came from (ONNX metadata: the SHA-256 of its ``weights.safetensors``, its method
-and step), so a file of another checkpoint is refused when loaded for this one.
+each with a dynamic batch, height and width, and checks it against PyTorch on random images. The graph itself
+pads each image to the generator's stride (reflection, bottom/right) and crops the output back, so ONNX Runtime
+gives the input's size at any size. A two-step model's networks take one size only: its files declare that
+fixed height and width, and pixmorph resizes other sizes to it and back (as its PyTorch translator does;
+recorded in the file's metadata). Each file records the checkpoint it came from (ONNX metadata: the SHA-256
+of its ``weights.safetensors``, its method and step), so a file of another checkpoint is refused when loaded
+for this one.
 ``OnnxGenerator`` runs such a file with onnxruntime behind the generator's call signature, so
 :class:`pixmorph.api.Translator` uses it unchanged (``pixmorph translate --runtime onnx``).
 """
@@ -22,6 +26,8 @@ from torch import Tensor, nn
 OPSET = 17
 INSTALL_HINT = "pip install 'pixmorph[onnx]' (or: pip install onnx onnxruntime)"
 SOURCE = "pixmorph.weights_sha256"  # the metadata key that identifies the checkpoint a file was exported from
+PADS = "pixmorph.pads_to_stride"  # metadata: the graph pads to this stride itself (files before it did not)
+MODEL_SIZE = "pixmorph.model_size"  # metadata: "HxW", the only size a fixed-size file takes
 
 
 def require(module: str):
@@ -124,6 +130,16 @@ def check_onnx_channels(onnx: "OnnxGenerator", generator: nn.Module, direction: 
                      "(re-export with: pixmorph export CKPT --onnx FILE)")
 
 
+def check_onnx_size(onnx: "OnnxGenerator", generator: nn.Module) -> None:
+    """Refuse, in one line naming the file, an export of a fixed-size generator (two-step) that does not declare
+    that size: written before pixmorph fixed it, it fails inside ONNX Runtime at any other size."""
+    fixed = fixed_size(generator)
+    if fixed is not None and onnx.fixed_size != fixed:
+        raise ValueError(f"{onnx.path}: does not declare this model's {fixed[0]}x{fixed[1]} size, the only one its "
+                         "networks take (an export by an older pixmorph): re-export with: "
+                         "pixmorph export CKPT --onnx FILE")
+
+
 @dataclass
 class Exported:
     direction: str
@@ -131,24 +147,93 @@ class Exported:
     max_abs_diff: float  # ONNX Runtime vs. PyTorch on the check batch
 
 
+class SelfPadding(nn.Module):
+    """``generator`` with pixmorph's padding inside: each image reflect-padded at the bottom/right to a multiple of
+    ``stride`` and at least ``min_size`` (replicated where the pad is not smaller than the image), as
+    :func:`pixmorph.data.transforms.pad_to_multiple` pads, and the output cropped back. The pads are computed
+    from the input's shape with tensor ops (no Python branches), so a traced graph keeps them dynamic."""
+
+    def __init__(self, generator: nn.Module, stride: int, min_size: int):
+        super().__init__()
+        self.generator, self.stride, self.min_size = generator, stride, min_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = torch.as_tensor(x.shape[-2]), torch.as_tensor(x.shape[-1])  # traced: shape ops, not constants
+        ph, pw = self._pad(h), self._pad(w)
+        reflect = (ph < h) & (pw < w)
+        padded = x.index_select(2, _pad_index(h, ph, reflect)).index_select(3, _pad_index(w, pw, reflect))
+        return self.generator(padded)[..., :h, :w]
+
+    def _pad(self, side: Tensor) -> Tensor:
+        return torch.maximum((self.stride - side % self.stride) % self.stride, (self.min_size - side).clamp(min=0))
+
+
+def _pad_index(side: Tensor, pad: Tensor, reflect: Tensor) -> Tensor:
+    """Source rows (or columns) of a side padded by ``pad`` at its end: mirrored without the edge, or repeated."""
+    i = torch.arange(side + pad)
+    return torch.where(reflect, torch.where(i < side, i, 2 * (side - 1) - i), i.clamp(max=side - 1))
+
+
+class AtModelSize(nn.Module):
+    """A two-step translator's networks alone, for images at its fixed ``model_size``."""
+
+    def __init__(self, translator: nn.Module):
+        super().__init__()
+        self.translator = translator
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.translator.at_model_size(x)
+
+
+def fixed_size(generator: nn.Module) -> tuple[int, int] | None:
+    """The only (height, width) ``generator``'s networks take (a two-step model's), else None."""
+    size = getattr(generator, "model_size", None)
+    return None if size is None else tuple(size)
+
+
+def graph_of(generator: nn.Module) -> tuple[nn.Module, dict[str, dict[int, str]], dict[str, str]]:
+    """What is traced for ``generator``, its dynamic axes and what the file records of them: the networks at
+    the fixed size (dynamic batch only), else the generator padding to its stride inside the graph."""
+    size = fixed_size(generator)
+    if size is not None:
+        axes = {"image": {0: "batch"}, "translated": {0: "batch"}}
+        return AtModelSize(generator), axes, {
+            MODEL_SIZE: f"{size[0]}x{size[1]}",
+            "pixmorph.resize": "pixmorph resizes other sizes to pixmorph.model_size and the output back: "
+                               "torch.nn.functional.interpolate(mode='bicubic', antialias=True, align_corners=False), "
+                               "clamped to [-1, 1]"}
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "translated": {0: "batch", 2: "height", 3: "width"}}
+    stride, min_size = getattr(generator, "stride", 1), getattr(generator, "min_size", 1)
+    if stride == 1 and min_size == 1:
+        return generator, axes, {}
+    return SelfPadding(generator, stride, min_size), axes, {PADS: str(stride), "pixmorph.min_size": str(min_size)}
+
+
 def export_generator(generator: nn.Module, path: str | Path, example: Tensor,
                      metadata: dict[str, str] | None = None) -> Path:
-    """Write ``generator`` (eval mode, fp32, CPU) as ONNX with dynamic batch, height and width, and
-    ``metadata`` as the model's metadata_props."""
+    """Write ``generator`` (eval mode, fp32, CPU) as ONNX with dynamic batch, height and width (padded to its
+    stride inside the graph), or for a two-step translator, dynamic batch at its fixed model size; ``metadata``
+    and what :func:`graph_of` records become the model's metadata_props."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     generator = generator.eval().float().cpu()
+    module, axes, recorded = graph_of(generator)
+    # eval(): the exporter restores the mode a new wrapper has (training), and recursively: batch norm would
+    # then update its running statistics at the generator's next call.
+    module.eval()
+    size = fixed_size(generator)
+    if size is not None and tuple(example.shape[-2:]) != size:
+        raise ValueError(f"{path}: this translator's networks take {size[0]}x{size[1]} images only, "
+                         f"not an example of {example.shape[-2]}x{example.shape[-1]}")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        # dynamo=False: the TorchScript exporter needs no onnxscript and handles dynamic H, W here.
-        torch.onnx.export(generator, (example.float().cpu(),), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["translated"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        "translated": {0: "batch", 2: "height", 3: "width"}})
+        # dynamo=False: the TorchScript exporter needs no onnxscript and keeps the traced shape ops dynamic.
+        torch.onnx.export(module, (example.float().cpu(),), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=["image"], output_names=["translated"], dynamic_axes=axes)
     onnx = require("onnx")
-    if metadata:
+    if metadata or recorded:
         model = onnx.load(str(path))
-        onnx.helper.set_model_props(model, metadata)
+        onnx.helper.set_model_props(model, {**recorded, **(metadata or {})})
         onnx.save(model, str(path))
     onnx.checker.check_model(str(path))
     return path
@@ -156,9 +241,10 @@ def export_generator(generator: nn.Module, path: str | Path, example: Tensor,
 
 def check_batch(generator: nn.Module, size: int | tuple[int, int], batch: int = 2, seed: int = 0) -> Tensor:
     """Random images in [-1, 1] of ``size`` (a side, or height and width), rounded to a size the generator
-    accepts (its stride and minimum size)."""
+    accepts (its stride and minimum size); a fixed-size generator's own size whatever ``size`` is."""
     stride, min_size = getattr(generator, "stride", 1), getattr(generator, "min_size", 1)
-    h, w = (max(min_size, -(-side // stride) * stride) for side in ((size, size) if isinstance(size, int) else size))
+    h, w = fixed_size(generator) or (max(min_size, -(-side // stride) * stride)
+                                     for side in ((size, size) if isinstance(size, int) else size))
     g = torch.Generator().manual_seed(seed)
     return torch.rand(batch, input_channels(generator), h, w, generator=g) * 2 - 1
 
@@ -180,6 +266,8 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     require("onnxruntime")
     translator = load(checkpoint, device="cpu", precision="fp32", channels_last=False)  # the exported graph is fp32
     prefix = onnx_prefix(prefix, translator.directions)
+    for generator in translator.generators.values():
+        check_fixed_size(generator, size, translator.config.method)
     source = checkpoint_source(translator.checkpoint, translator.config.method, translator.step)
     done: list[Exported] = []
     for direction, generator in translator.generators.items():
@@ -188,6 +276,15 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
                                 {**source, "pixmorph.direction": direction})
         done.append(Exported(direction, path, max_abs_diff(generator, path, x)))
     return done
+
+
+def check_fixed_size(generator: nn.Module, size: int | None, method: str) -> None:
+    """Refuse a check ``size`` other than the fixed size of ``generator``'s networks, which its file declares."""
+    fixed = fixed_size(generator)
+    if size is not None and fixed is not None and (size, size) != fixed:
+        raise ValueError(f"check size {size}: this {method} model's ONNX files take only its {fixed[0]}x{fixed[1]} "
+                         f"model size (pixmorph resizes other sizes to it and back), so they can be checked only at "
+                         f"{fixed[0]}: give that or leave the check size out")
 
 
 def convert_gray_rgb(x: Tensor, channels: int) -> Tensor:
@@ -226,6 +323,9 @@ class OnnxGenerator:
         self.input_channels = _channel_dim(self.session.get_inputs()[0].shape)  # None when not fixed
         self.output_channels = _channel_dim(self.session.get_outputs()[0].shape)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)  # what export_onnx recorded
+        if PADS in self.metadata:  # the graph pads to the stride itself: callers must not pad again
+            self.stride, self.min_size = 1, 1
+        self.fixed_size = _fixed_dims(self.session.get_inputs()[0].shape)  # resized to and back, as in PyTorch
 
     def accepts(self, channels: int) -> bool:
         """Whether images with ``channels`` channels can be given."""
@@ -238,6 +338,13 @@ class OnnxGenerator:
         if self.input_channels is not None and (x.dim() != 4 or x.shape[1] != self.input_channels):
             raise ValueError(f"{self.path}: takes {self.input_channels}-channel images (NCHW), got a tensor of shape "
                              f"{tuple(x.shape)}")
+        if self.fixed_size is not None:
+            from pixmorph.methods.twostep import resized_around
+
+            return resized_around(self._run, x, self.fixed_size)
+        return self._run(x)
+
+    def _run(self, x: Tensor) -> Tensor:
         # ONNX Runtime reads host memory; the Translator moves the result back to the CPU anyway.
         array = x.detach().float().cpu().contiguous().numpy()
         (y,) = self.session.run(None, {"image": array})
@@ -245,6 +352,11 @@ class OnnxGenerator:
 
     def eval(self) -> "OnnxGenerator":
         return self
+
+
+def _fixed_dims(shape) -> tuple[int, int] | None:
+    """(height, width) of an NCHW ONNX input shape when the file fixes both."""
+    return tuple(shape[2:]) if len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]) else None
 
 
 def _channel_dim(shape) -> int | None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -343,8 +343,9 @@ class TwoStep(Method):
 
 class LatentTranslator(nn.Module):
     """``x -> G(E(x), c)`` with a fixed target class ``c``, or (``classifier`` given) the class the discriminator
-    sees in ``x`` (reconstruction). Inputs of another size are resized to the model's square size and the
-    output resized back (bicubic), so ``stride`` is 1 and any size is accepted."""
+    sees in ``x`` (reconstruction). Inputs of another size are resized to the model's square ``model_size`` and
+    the output resized back (antialiased bicubic, :func:`resize_tensor`), so ``stride`` is 1 and any size is
+    accepted; :meth:`at_model_size` is the networks alone (what ONNX export traces, at that size only)."""
 
     stride = 1
 
@@ -356,17 +357,30 @@ class LatentTranslator(nn.Module):
         self.encoder, self.generator, self.classifier = encoder, generator, classifier
         self.image_size, self.target = image_size, target
 
+    @property
+    def model_size(self) -> tuple[int, int]:
+        """(height, width) the networks take: the encoder's dense head fixes it."""
+        return self.image_size, self.image_size
+
     def forward(self, x: Tensor) -> Tensor:
-        size = tuple(x.shape[-2:])
-        native = (self.image_size, self.image_size)
-        if size != native:
-            x = resize_tensor(x, native)
+        return resized_around(self.at_model_size, x, self.model_size)
+
+    def at_model_size(self, x: Tensor) -> Tensor:
+        """``G(E(x), c)`` of images at :attr:`model_size`."""
         if self.target is None:
             c = self.classifier(x)[1].argmax(1)
         else:
             c = torch.full((x.shape[0],), self.target, dtype=torch.long, device=x.device)
-        y = self.generator(self.encoder(x), c)
-        return resize_tensor(y, size) if size != native else y
+        return self.generator(self.encoder(x), c)
+
+
+def resized_around(run: Callable[[Tensor], Tensor], x: Tensor, size: tuple[int, int]) -> Tensor:
+    """``run`` on ``x`` resized to ``size``, its output resized back to ``x``'s size (no resize where they agree):
+    how a two-step model translates other sizes, in PyTorch and (on an export of ``run``) in ONNX Runtime."""
+    own = tuple(x.shape[-2:])
+    if own == tuple(size):
+        return run(x)
+    return resize_tensor(run(resize_tensor(x, size)), own)
 
 
 def _bce(logits: Tensor, real: bool) -> Tensor:
