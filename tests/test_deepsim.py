@@ -504,6 +504,13 @@ def test_edit_names_a_primitive_that_does_not_fit_a_seg_edges_model(tmp_path):
     result = CliRunner().invoke(cli, ["edit", str(run), str(seg), "--edges", str(edges), "--out", out, "--device", "cpu"])
     assert result.exit_code == 0 and "warning" not in result.stderr, result.output  # the right files: no warning
 
+    for runtime in ("torch", "onnx"):  # translate reads one file per image: it names the file and points to edit
+        result = CliRunner().invoke(cli, ["translate", str(run), str(seg), "--out", out, "--device", "cpu",
+                                          "--runtime", runtime])
+        message = str(result.exception)
+        assert isinstance(result.exception, ValueError) and "\n" not in message, result.output
+        assert message.startswith(f"{seg}: ") and "4-channel" in message and "pixmorph edit" in message, message
+
 
 def test_one_rgba_file_as_seg_edges_is_a_one_line_error_naming_it(tmp_path):
     """seg+edges is two files (segmentation, edge map). One RGBA file with the edges in its alpha channel would

@@ -168,7 +168,11 @@ class Translator:
         for items in groups:
             for i in range(0, len(items), batch_size):
                 chunk = items[i : i + batch_size]
-                y = self.translate_batch(torch.stack([x for _, x in chunk]), direction)
+                try:
+                    y = self.translate_batch(torch.stack([x for _, x in chunk]), direction)
+                except ValueError as err:  # say which files: the batch alone cannot
+                    files = ", ".join(str(f) for f, _ in chunk[:2]) + (f" (+{len(chunk) - 2} more)" if len(chunk) > 2 else "")
+                    raise ValueError(f"{files}: {err}") from None
                 for (f, _), img in zip(chunk, y):
                     save_image(img, Path(out_dir) / f"{f.stem}.png")
                 if done is not None:
@@ -204,8 +208,9 @@ class Translator:
         return crop_back(y, original).float().contiguous().cpu()
 
     def _channel_error(self, wanted: int, batch: Tensor) -> ValueError:
+        hint = " (seg+edges models: use `pixmorph edit` with --edges)" if self.config.method == "deepsim" else ""
         return ValueError(f"this {self.config.method} model takes {wanted}-channel images and got "
-                          f"{batch.shape[1]}-channel ones (a batch of shape {tuple(batch.shape)})")
+                          f"{batch.shape[1]}-channel ones (a batch of shape {tuple(batch.shape)}){hint}")
 
     def autocast(self) -> torch.autocast:
         """The PyTorch runtime's precision, as a context for calls of its networks."""
