@@ -12,7 +12,11 @@ the method would have to make. Averaging in the loop's ``update`` keeps methods 
 distribution; NVlabs' StyleGAN3 trainer averages its gradients the same way (its predecessor StyleGAN2-ADA
 wrapped each network in DDP and switched synchronisation per phase).
 
-Per process: CycleGAN's history pools of generated images (each holds its own process's fakes, as each
+Per process: the random numbers a step draws (two-step's z, DeepSIM's warps, dropout). Every process
+starts from the run's seed, so the weights start identical; then before each step every process but the
+first reseeds from (seed, its rank, step), so each shard gets noise of its own. The first process's stream
+is a one-process run's, which the checkpoint holds; the others' follow from the step, so a resume draws
+what the uninterrupted run drew. CycleGAN's history pools of generated images (each holds its own process's fakes, as each
 GPU's would in the reference). Identical on every process, since they follow from identical weights: the
 weights, optimizer states and FUNIT's EMA generator. Batch norm (pix2pix, two-step) is synchronised on
 GPUs (``SyncBatchNorm``: the statistics of the global batch, as one process would compute them); torch
@@ -78,6 +82,21 @@ def sync_batch_norm(nets: nn.ModuleDict, device: torch.device) -> None:
         return
     for name, net in nets.items():
         nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
+def seed_process(world: World, seed: int, step: int) -> None:
+    """Give every process but the first its own random numbers for ``step``: a function of (``seed``, rank,
+    ``step``), reseeded before each step (cheap: a few microseconds), so nothing of it needs saving."""
+    if world.rank == 0:
+        return
+    import random
+
+    import numpy as np
+
+    mixed = (seed * 1_000_003 + world.rank) * 1_000_033 + step
+    torch.manual_seed(mixed % 2**63)
+    np.random.seed(mixed % 2**32)
+    random.seed(mixed)
 
 
 def broadcast_weights(module: nn.Module) -> None:

@@ -210,6 +210,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             tqdm.write(message)
         while step < last_step:
             batch = _to_device(_next_batch(batches), device, speed.memory_format)
+            distributed.seed_process(world, t.seed, step)  # the other processes' noise: their own, and resumable
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 losses = method.train_step(batch, update)
             with warnings.catch_warnings():
