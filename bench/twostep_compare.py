@@ -158,6 +158,16 @@ def write_grid(run: Path, out: Path, per_class: int = 1) -> Path:
     return out
 
 
+def sample_spread(run: Path, per_class: int = 64, seed: int = 0) -> float:
+    """How much G's samples of one class vary with z: the pixel standard deviation over ``per_class`` draws,
+    averaged over pixels and classes ([-1, 1] units; a G that ignored z would give 0)."""
+    method = pixmorph.load(run, precision="fp32").method
+    g = torch.Generator().manual_seed(seed)
+    spreads = [method.sample(torch.randn(per_class, method.cfg.z_dim, generator=g), torch.full((per_class,), c))
+               .std(0).mean().item() for c in range(method.cfg.num_classes)]
+    return sum(spreads) / len(spreads)
+
+
 def table(rows: dict[str, dict[str, Any]]) -> str:
     cols = ["boot acc", "SSIM", "mask IoU", "FID", "rec L1"]
     lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs = train_twostep(out / "classes", "fashion-classes", args.grid_steps, args.step2, args.twostep_batch,
                              {"z-MSE": {}})
         run, grid_info = runs["z-MSE"]
-        info["grid"] = {**grid_info, "png": str(write_grid(run, Path(args.grid)))}
+        info["grid"] = {**grid_info, "png": str(write_grid(run, Path(args.grid))), "sample_std": sample_spread(run)}
 
     result = {"machine": machine(), "twostep_model": TWOSTEP, "command": "python bench/twostep_compare.py " + " ".join(argv or sys.argv[1:]),
               "images": args.images, "n_test": args.n_test, "rows": rows, "runs": info,

@@ -111,8 +111,11 @@ def test_target_classes_never_reach_training(schemes):
     # as --set gives a list typed without brackets: comma-separated names
     split = split_classes(root, {"target_classes": ",".join(targets)})
     assert list(split.target) == targets and list(split.source) == sources
-    with pytest.raises(ValueError, match=r"target_classes=3: expected a list of class names"):
-        split_classes(root, {"target_classes": 3})
+    with pytest.raises(ValueError, match=r"target_classes=3.5: expected a list of class names"):
+        split_classes(root, {"target_classes": 3.5})
+    from pixmorph.data.fewshot import _names
+
+    assert _names(3, "k") == ["3"] and _names([3, 4], "k") == ["3", "4"]  # folders named by number, as YAML reads them
 
 
 def test_list_files_split(tmp_path):

@@ -199,6 +199,18 @@ def test_resume_inside_and_between_the_steps_is_exact(tmp_path, bars):
     assert state["method"]["step"] == 6
 
 
+def test_resuming_a_step_one_saved_under_the_earlier_rules_says_so():
+    method = TwoStep(TwoStepConfig(**TINY, step1_steps=4, step2_steps=2))
+    with pytest.warns(UserWarning, match=r"step 1 began under pixmorph's earlier rules .* from step 2"):
+        method.load_extra_state({"step": 2})  # a checkpoint from before the rules were saved
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        method.load_extra_state(method.extra_state())
+        method.load_extra_state({"step": 4})  # step 1 was over: the encoder's step is unchanged
+
+
 @pytest.fixture(scope="module")
 def trained(bars, tmp_path_factory):
     """A small model trained through both steps on the bars (shared by the tests below). A GAN needs this

@@ -29,8 +29,10 @@ class FewShotTranslator:
 
     def __init__(self, translator: Translator):
         if translator.config.method != "funit":
-            raise ValueError(f"{translator.checkpoint or 'this checkpoint'}: a {translator.config.method} checkpoint; "
-                             f"few-shot translation needs a funit one (use `pixmorph translate` for {translator.config.method})")
+            method = translator.config.method
+            instead = "pixmorph edit" if method == "deepsim" else "pixmorph translate"
+            raise ValueError(f"{translator.checkpoint or 'this checkpoint'}: a {method} checkpoint; few-shot "
+                             f"translation needs a funit one (use `{instead}` for {method})")
         self.translator = translator
         self.generator = translator.method.nets["G_ema"]
         self.device = translator.device

@@ -88,6 +88,10 @@ def _names(value: Any, key: str) -> list[str]:
         return []
     if isinstance(value, str):
         value = [c.strip() for c in value.split(",") if c.strip()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = [value]  # a class folder named 3, as --set data.options.target_classes=3 reads
+    if isinstance(value, list | tuple) and all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+        value = [str(c) for c in value]
     if not isinstance(value, list | tuple) or not all(isinstance(c, str) for c in value):
         raise ValueError(f"data.options.{key}={value!r}: expected a list of class names")
     return list(value)

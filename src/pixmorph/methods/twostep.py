@@ -28,12 +28,14 @@ ACGAN's original rule (D also learns the class each fake was generated for, ``d_
 both minimise the same loss on fakes and can agree on a class code that is not the class's look: on the
 tests' bars G's images ignored ``c`` (``z`` alone set the orientation), while with real labels only ``c``
 set it. On Fashion-MNIST after 500 steps of 64 (far from trained) a classifier trained on real images
-recognised the class of 16% of G's samples with the fake-class rule and 19% without (chance: 10%).
+recognised the class of 16% of G's samples with the fake-class rule and 19% without (chance: 10%; measured
+under the earlier step-1 rules: D's loss halved, fakes of uniform classes, one G update).
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -47,6 +49,7 @@ from pixmorph.nn.dcgan import ACDiscriminator, ConditionalGenerator, LatentEncod
 from pixmorph.nn.init import init_normal
 
 ENCODER_INITS = ("discriminator", "random")
+STEP1_RULES = "reference"  # saved with the step: checkpoints before it trained step 1 under other rules
 STAGES = ("both", "1", "2")
 
 
@@ -335,10 +338,14 @@ class TwoStep(Method):
         return out
 
     def extra_state(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "step1_rules": STEP1_RULES}
 
     def load_extra_state(self, state: dict) -> None:
         self.step = int(state["step"])
+        if state.get("step1_rules") != STEP1_RULES and self.step < self.cfg.step1_steps:
+            warnings.warn(f"this run's step 1 began under pixmorph's earlier rules (D's loss halved, fakes of uniform "
+                          f"classes, one G update) and goes on from step {self.step} under the reference's "
+                          f"(see model.g_updates); start it again for a step 1 under one set of rules", stacklevel=2)
 
 
 class LatentTranslator(nn.Module):
