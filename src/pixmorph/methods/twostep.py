@@ -9,9 +9,11 @@ dense head to z, its trunk copied from D's by default) to invert G: MSE between 
 ``G(E(x), c)`` vs ``x`` of real images, back-propagated through the frozen G into E.
 
 Step 1 follows the reference code (zsdonghao/Unsup-Im2Im's ``train.py``): D's loss is the sum of the
-real, fake and class terms, each fake is generated for the class of the real image beside it in the batch
-(so G learns the data's class frequencies), and G takes two updates per D update (``g_updates``; the
-reference's comment: this keeps D's loss from collapsing to zero).
+real, fake and class terms, and each fake is generated for the class of the real image beside it in the
+batch (so G learns the data's class frequencies). The reference also gives G two updates per D update on
+the same z (its comment: to keep D's loss from collapsing to zero): ``g_updates=2``. The default is the
+paper's one: on two classes the second update trained faster, but on Fashion-MNIST's ten G collapsed
+with it (its samples of a class stopped varying with z; the README has the figures).
 
 Translation: ``x -> E(x) -> G(E(x), c')`` for any target class ``c'``; reconstruction ``G(E(x), c)``
 with the source class ``c`` (from the label when known, else the discriminator's class head).
@@ -67,7 +69,7 @@ class TwoStepConfig(MethodConfig):
     beta1: float = 0.5
     lr_encoder: float = 1e-4  # E (step 2)
     lambda_cls: float = 1.0  # weight of the auxiliary classifier loss (G and D)
-    g_updates: int = 2  # generator updates per discriminator update in step 1 (the reference's 2; the paper's 1)
+    g_updates: int = 1  # generator updates per discriminator update in step 1 (the paper's 1; the reference code's 2)
     d_cls_fake: bool = False  # True: ACGAN's rule, D also learns the class of generated images (see above)
     step1_steps: int = 20000
     step2_steps: int = 10000
@@ -344,8 +346,8 @@ class TwoStep(Method):
         self.step = int(state["step"])
         if state.get("step1_rules") != STEP1_RULES and self.step < self.cfg.step1_steps:
             warnings.warn(f"this run's step 1 began under pixmorph's earlier rules (D's loss halved, fakes of uniform "
-                          f"classes, one G update) and goes on from step {self.step} under the reference's "
-                          f"(see model.g_updates); start it again for a step 1 under one set of rules", stacklevel=2)
+                          f"classes) and goes on from step {self.step} under the reference code's (the sum, the batch's "
+                          f"classes); start it again for a step 1 under one set of rules", stacklevel=2)
 
 
 class LatentTranslator(nn.Module):
