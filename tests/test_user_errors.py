@@ -265,10 +265,22 @@ def test_data_get_of_a_builtin_task_says_it_needs_no_download(tmp_path, monkeypa
     for name in builtin.TASKS:
         result = invoke("data", "get", name, "--root", tmp_path / "datasets")
         assert result.exit_code != 0 and isinstance(result.exception, DownloadError)
-        assert str(result.exception) == f"{name} is built in and needs no download: train on it with --data {name}"
+        assert str(result.exception) == (f"{name} is built in and needs no download: train on it with --data {name} "
+                                         f"(its files: pixmorph data path {name})")
     line = one_line_error(monkeypatch, capsys, "data", "get", "fashion-edges", "--root", tmp_path / "datasets")
-    assert line == "error: fashion-edges is built in and needs no download: train on it with --data fashion-edges"
+    assert line == ("error: fashion-edges is built in and needs no download: train on it with --data fashion-edges "
+                    "(its files: pixmorph data path fashion-edges)")
     assert not (tmp_path / "datasets").exists()
+
+
+def test_data_path_prints_a_built_in_tasks_folder(tmp_path, monkeypatch):
+    from pixmorph.data import builtin
+
+    monkeypatch.setattr(builtin, "prepare_task", lambda name: tmp_path / f"{name}-prepared")
+    result = invoke("data", "path", "glyphs")
+    assert result.exit_code == 0 and result.output.strip() == str(tmp_path / "glyphs-prepared")
+    result = invoke("data", "path", "horse2zebra")
+    assert result.exit_code == 2 and "'horse2zebra' is no built-in task" in result.output
 
 
 def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, capsys):

@@ -293,7 +293,7 @@ def demo(out: str, minutes: float, device: str) -> None:
 
 @cli.group()
 def data() -> None:
-    """Public datasets: list and download."""
+    """Public datasets: list and download; where the built-in tasks are."""
 
 
 @data.command("list")
@@ -315,6 +315,18 @@ def data_get(name: str, root: str) -> None:
     from pixmorph.data import download
 
     click.echo(f"{name}: {download.download(name, root)}")
+
+
+@data.command("path")
+@click.argument("name")
+def data_path(name: str) -> None:
+    """The folder of built-in task NAME, prepared first if it is not yet (to read its files)."""
+    from pixmorph.data import builtin
+
+    if name not in builtin.TASKS:
+        raise click.BadParameter(f"{name!r} is no built-in task; those are {', '.join(sorted(builtin.TASKS))}",
+                                 param_hint="NAME")
+    click.echo(builtin.prepare_task(name))
 
 
 from pixmorph.metrics.cli import classifier_group, eval_command  # noqa: E402  (light: no torch import)

@@ -115,7 +115,8 @@ def get_source(name: str) -> DatasetSource:
         from pixmorph.data import builtin
 
         if name in builtin.TASKS:
-            raise DownloadError(f"{name} is built in and needs no download: train on it with --data {name}") from None
+            raise DownloadError(f"{name} is built in and needs no download: train on it with --data {name} "
+                                f"(its files: pixmorph data path {name})") from None
         known = ", ".join(list_datasets())
         raise DownloadError(f"unknown dataset {name!r}; known datasets: {known}") from None
 
