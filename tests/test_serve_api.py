@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -318,6 +319,14 @@ def test_a_warning_reaches_the_client(server):
     assert answer.headers["X-Pixmorph-Warning"].startswith("photo.png: a colour image, but this edges model")
     plain = requests.post(f"{server}/api/translate", data={"model": "cyclegan"}, files={"image": ("a.png", png())})
     assert "X-Pixmorph-Warning" not in plain.headers
+
+
+def test_a_warning_naming_a_non_ascii_file_comes_back_whole(server):
+    answer = requests.post(f"{server}/api/edit", data={"model": "edges"},
+                           files={"primitive": ("café 100%.png", png(64, 48, seed=7))})
+    header = answer.headers["X-Pixmorph-Warning"]
+    assert header.isascii()
+    assert unquote(header).startswith("café 100%.png: a colour image, but this edges model")
 
 
 CAR_SEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsim" / "car" / "train_seg" / "car.png"

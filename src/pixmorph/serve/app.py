@@ -19,6 +19,7 @@ import logging
 import warnings
 from importlib import resources
 from typing import Annotated, Literal, Mapping
+from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -77,7 +78,7 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
 
     def with_warnings(work, *args) -> tuple[bytes, list[str]]:
         """The work's PNG and its warnings (a colour image given as an edge map, say): the client is told
-        them too, in the X-Pixmorph-Warning header."""
+        them too, in the X-Pixmorph-Warning header (see :func:`header_text`)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             png = png_bytes(work(*args))
@@ -91,7 +92,7 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
             png, notes = await queue.run(with_warnings, work, *args)
         except (ValueError, ImageReadError) as err:
             raise HTTPException(422, " ".join(str(err).split())) from None
-        headers = {"X-Pixmorph-Warning": " | ".join(notes).encode("ascii", "backslashreplace").decode()} if notes else {}
+        headers = {"X-Pixmorph-Warning": header_text(" | ".join(notes))} if notes else {}
         return Response(png, media_type="image/png", headers=headers)
 
     async def decoded(upload: UploadFile, field: str, mode: str = "RGB") -> tuple[Image.Image, bytes, str]:
@@ -184,3 +185,13 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes, idle_timeout=limits.idle_timeout)
     return app
+
+
+# Printable ASCII passes as it is; "%" and everything else (a file named café.png) is percent-encoded UTF-8.
+_HEADER_SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) != "%")
+
+
+def header_text(text: str) -> str:
+    """``text`` as an HTTP header value (ASCII only): ``urllib.parse.unquote`` or JavaScript's
+    ``decodeURIComponent`` gives it back."""
+    return quote(text, safe=_HEADER_SAFE)
