@@ -148,6 +148,9 @@ def test_step_one_follows_the_reference_rules(bars, g_updates):
     assert all(torch.equal(z, asked[0][0]) for z, _ in asked)
     torch.testing.assert_close(updates[0][1], (losses["D_gan"] + losses["D_cls"]).item())
     assert losses["D_gan"].item() > 2 * 0.6  # two BCE terms near log 2 at the start, not their mean
+    # the G losses logged: the mean over the G updates (lambda_cls 1: each update's loss is gan + cls)
+    g_losses = [loss for name, loss in updates if name == "G"]
+    torch.testing.assert_close((losses["G_gan"] + losses["G_cls"]).item(), sum(g_losses) / g_updates)
     with pytest.raises(ValueError, match="g_updates=0"):
         TwoStepConfig(**TINY, g_updates=0)
 

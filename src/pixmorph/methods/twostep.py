@@ -175,17 +175,20 @@ class TwoStep(Method):
             loss_D_cls = loss_D_cls + F.cross_entropy(cls_fake.float(), c)
         update(loss_D_gan + cfg.lambda_cls * loss_D_cls, "D")
 
-        # G: fool D and be recognised as the class asked for, g_updates times on the same z and classes.
+        # G: fool D and be recognised as the class asked for, g_updates times on the same z and classes
+        # (the losses logged are their mean over the updates).
         set_requires_grad(D, False)
+        sum_G_gan = sum_G_cls = 0.0
         for i in range(cfg.g_updates):
             rf, cls = D(fake if i == 0 else G(z, c))
             loss_G_gan = _bce(rf, True)
             loss_G_cls = F.cross_entropy(cls.float(), c)
             update(loss_G_gan + cfg.lambda_cls * loss_G_cls, "G")
+            sum_G_gan, sum_G_cls = sum_G_gan + loss_G_gan.detach(), sum_G_cls + loss_G_cls.detach()
         with torch.no_grad():
             acc_real = (cls_real.argmax(1) == labels).float().mean()
-        return {"G_gan": loss_G_gan, "G_cls": loss_G_cls, "D_gan": loss_D_gan, "D_cls": loss_D_cls,
-                "D_acc_real": acc_real}
+        return {"G_gan": sum_G_gan / cfg.g_updates, "G_cls": sum_G_cls / cfg.g_updates, "D_gan": loss_D_gan,
+                "D_cls": loss_D_cls, "D_acc_real": acc_real}
 
     def _encoder_step(self, x: Tensor, labels: Tensor, update: Update) -> dict[str, Tensor]:
         cfg, G, D, E = self.cfg, self.nets["G"], self.nets["D"], self.nets["E"]
