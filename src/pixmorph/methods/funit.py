@@ -37,6 +37,9 @@ class FunitConfig(MethodConfig):
     n_down_class: int = 4
     nf_dis: int = 64
     n_res_blocks_dis: int = 10
+    # The discriminator as NVlabs/FUNIT's code computes it (its in-place LeakyReLUs: identity shortcuts and the
+    # features for feature matching pass a LeakyReLU; nn/funit_discriminator.py); off: as the paper draws it.
+    dis_as_reference_code: bool = False
     num_classes: int = 119  # discriminator outputs; at least the number of source classes (Animal Faces: 119)
     gan_w: float = 1.0
     fm_w: float = 1.0  # feature matching
@@ -73,7 +76,8 @@ class Funit(Method):
         super().__init__(cfg)
         G = FewShotGenerator(cfg.channels, cfg.nf, cfg.nf_mlp, cfg.latent_dim, cfg.n_res_blocks, cfg.n_mlp_blocks,
                              cfg.n_down_content, cfg.n_down_class)
-        D = MultiTaskDiscriminator(cfg.channels, cfg.num_classes, cfg.nf_dis, cfg.n_res_blocks_dis)
+        D = MultiTaskDiscriminator(cfg.channels, cfg.num_classes, cfg.nf_dis, cfg.n_res_blocks_dis,
+                                   cfg.dis_as_reference_code)
         for net in (G, D):
             net.apply(_init_kaiming)
         self.nets["G"], self.nets["D"] = G, D
