@@ -50,23 +50,44 @@ def boundary_distance(edges: torch.Tensor, image: torch.Tensor) -> tuple[float, 
     return float(to_boundary[on].max()), float(to_edge[boundary].max())
 
 
-def test_tps_moves_each_control_point_to_its_target():
+@pytest.mark.parametrize("grid", ["full", "inner"])
+def test_tps_moves_each_control_point_to_its_target(grid):
     h, w = 48, 64
-    src, dst = tps.random_tps_points(1, 0.1, torch.Generator().manual_seed(3))
+    src, dst = tps.random_tps_points(1, 0.1, torch.Generator().manual_seed(3), grid=grid)
     ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
 
     def pixel(p):  # [-1, 1] frame (align_corners=False) -> pixel coordinates
         return (p[0] + 1) * w / 2 - 0.5, (p[1] + 1) * h / 2 - 0.5
 
+    # the spline the warp samples with takes every target back to its source, the fixed corners included
+    from kornia.geometry.transform import warp_points_tps
+    kernel, affine = tps.tps_weights(dst, src)
+    torch.testing.assert_close(warp_points_tps(dst, dst, kernel, affine), src, atol=1e-4, rtol=0)
+    # and an image follows: a blob at each control point inside the image ends up at its target
+    inside = [i for i in range(4, 13) if float(src[0, i].abs().max()) < 0.9]
+    assert len(inside) == {"full": 1, "inner": 9}[grid]
     moved = 0.0
-    for i in range(4, 13):
+    for i in inside:
         x0, y0 = pixel(src[0, i])
         blob = torch.exp(-((xs - x0) ** 2 + (ys - y0) ** 2) / 2)[None, None]
         peak = int(tps.warp_tps(blob, src, dst)[0, 0].argmax())
         x1, y1 = pixel(dst[0, i])
         assert abs(peak % w - x1) <= 1 and abs(peak // w - y1) <= 1, f"control point {i} went elsewhere"
         moved = max(moved, float(abs(x1 - x0) + abs(y1 - y0)))
-    assert moved > 3  # the test would notice a warp that does nothing
+    assert moved > 2  # the test would notice a warp that does nothing
+
+
+def test_tps_full_grid_spans_the_image_as_deepsims():
+    """DeepSIM's grid: control points at 0, 1/2 and 1 of the width and height (its corners move; the image
+    corners stay), the inner one at 1/4..3/4; a zero shift is the identity, not a singular system."""
+    full, inner = tps.control_points(1, "full")[0], tps.control_points(1, "inner")[0]
+    assert sorted({float(v) for v in full[4:, 0]}) == [-1.0, 0.0, 1.0]
+    assert sorted({float(v) for v in inner[4:, 0]}) == [-0.5, 0.0, 0.5]
+    x = torch.rand(1, 2, 16, 24)
+    src, dst = tps.random_tps_points(1, 0.0, grid="full")
+    torch.testing.assert_close(tps.warp_tps(x, src, dst), x, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="model.tps_grid='outer'"):
+        DeepSIM(DeepSIMConfig(in_channels=1, tps_grid="outer", **TINY))
 
 
 @pytest.mark.parametrize("augment", ["tps", "affine", "crop"])

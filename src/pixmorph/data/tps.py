@@ -1,9 +1,13 @@
 """Random geometric warps of a training pair, as DeepSIM augments its single image.
 
-* Thin-plate spline (TPS): a 3x3 grid of control points at 1/4, 1/2 and 3/4 of the width and height,
-  plus the four image corners held fixed; each grid point moves uniformly by up to ``max_shift`` of the
-  width along each axis (DeepSIM's 0.1 W). The spline through the 13 points is solved here (see
-  :func:`tps_weights` for why not with kornia's solver) and applied by kornia's ``warp_image_tps``.
+* Thin-plate spline (TPS): a 3x3 grid of control points plus the four image corners held fixed; each grid
+  point moves uniformly by up to ``max_shift`` of the width along each axis (DeepSIM's 0.1 W). The grid
+  (``grid``): ``full``, DeepSIM's, spans the image edge to edge (0, 1/2, 1), so the grid's corners move
+  away from the image corners that stay (the spline maps each output pixel back into the input, so the
+  content of an image corner ends up at both places); ``inner`` lies at 1/4, 1/2 and 3/4, inside the
+  fixed corners (pixmorph's grid before 2026-12-02: nine points a quarter of the image apart bend it
+  more finely). The spline is solved here (see :func:`tps_weights` for why not with kornia's solver) and applied by kornia's
+  ``warp_image_tps``.
 * Affine: shear up to ±0.3, translation up to ±0.2 of the size, rotation up to ±10° (the paper's
   fallback, used for the 1% of steps without TPS).
 * Crop: the standard pix2pix augmentation as a warp: zoom in by up to 286/256, shift within the margin
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MODES = ("tps", "affine", "crop", "none")
+GRIDS = {"full": 1.0, "inner": 0.5}  # where the outer control points lie, in the [-1, 1] frame
 CROP_ZOOM = 286 / 256  # pix2pix: resize to 286, crop 256
 
 
@@ -37,20 +42,22 @@ def _uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.G
     return low + (high - low) * _rand(shape, generator)
 
 
-def control_points(n: int = 1) -> Tensor:
-    """The source points (n, 13, 2): the four corners, then the 3x3 grid at 1/4, 1/2, 3/4 (row by row)."""
+def control_points(n: int = 1, grid: str = "full") -> Tensor:
+    """The source points (n, 13, 2): the four corners, then the 3x3 grid (row by row) of layout ``grid``."""
+    if grid not in GRIDS:
+        raise ValueError(f"tps_grid={grid!r}: choose from {', '.join(GRIDS)}")
     corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
-    g = torch.tensor([-0.5, 0.0, 0.5])
+    g = torch.tensor([-1.0, 0.0, 1.0]) * GRIDS[grid]
     grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)  # (x, y), row by row
     return torch.cat([corners, grid]).expand(n, -1, -1).clone()
 
 
 def random_tps_points(n: int, max_shift: float = 0.1, generator: torch.Generator | None = None,
-                      aspect: float = 1.0) -> tuple[Tensor, Tensor]:
+                      aspect: float = 1.0, grid: str = "full") -> tuple[Tensor, Tensor]:
     """(src, dst), each (n, 13, 2): the corners stay, each grid point moves by U(-max_shift, max_shift) of
     the width along each axis, as DeepSIM draws them (times 2 in the [-1, 1] frame; ``aspect`` = width /
     height scales the vertical moves to the height's frame)."""
-    src = control_points(n)
+    src = control_points(n, grid)
     shift = _uniform(-2 * max_shift, 2 * max_shift, (n, 9, 2), generator)
     shift[..., 1] *= aspect
     dst = src.clone()
@@ -62,7 +69,9 @@ def tps_weights(centers: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """The thin-plate spline f with f(centers) = targets, as kornia's ``warp_points_tps`` and
     ``warp_image_tps`` read it: kernel weights (n, K, 2) on ``centers`` and affine weights (n, 3, 2).
 
-    This is the textbook (minimum bending energy) system, kernel U(r) = r^2 log r. kornia 0.9's own
+    This is the textbook (minimum bending energy) system, kernel U(r) = r^2 log r, solved with a
+    pseudo-inverse as DeepSIM solves it, so a centre given twice (a grid corner that did not move, say
+    with ``max_shift`` 0) is no singular system: f passes through the mean of its targets. kornia 0.9's own
     ``get_tps_transform`` fills its kernel matrix with source-to-target distances instead of
     centre-to-centre ones: its spline still passes through the points but swings out between them
     (up to 1.8x the control displacement at the paper's 0.1 W), so only kornia's warp is used here."""
@@ -74,7 +83,7 @@ def tps_weights(centers: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     system = torch.cat([torch.cat([kernel, p], -1),
                         torch.cat([p.transpose(1, 2), torch.zeros(n, 3, 3, dtype=centers.dtype)], -1)], 1)
     rhs = torch.cat([targets, torch.zeros(n, 3, 2, dtype=centers.dtype)], 1)
-    weights = torch.linalg.solve(system, rhs).float()
+    weights = (torch.linalg.pinv(system, hermitian=True) @ rhs).float()
     return weights[:, :k], weights[:, k:]
 
 
@@ -136,7 +145,7 @@ def warp_affine(x: Tensor, forward: Tensor, padding_mode: str = "border") -> Ten
 
 def random_warp(x: Tensor, mode: str = "tps", tps_prob: float = 0.99, max_shift: float = 0.1, shear: float = 0.3,
                 translate: float = 0.2, rotate: float = 10.0, generator: torch.Generator | None = None,
-                crop_flip: bool = True) -> Tensor:
+                crop_flip: bool = True, tps_grid: str = "full") -> Tensor:
     """DeepSIM's augmentation of a batch (NCHW; stack image and primitive in channels so both get the
     same warp). ``mode``: ``tps`` (TPS with probability ``tps_prob``, else affine), ``affine``, ``crop``
     or ``none``. Each sample gets its own warp; the result is float32 on ``x``'s device."""
@@ -152,9 +161,12 @@ def random_warp(x: Tensor, mode: str = "tps", tps_prob: float = 0.99, max_shift:
         affine = random_affine(n, (h, w), shear, translate, rotate, generator)
         if mode == "affine":
             return warp_affine(x, affine)
-        src, dst = random_tps_points(n, max_shift, generator, aspect=w / h)
+        src, dst = random_tps_points(n, max_shift, generator, aspect=w / h, grid=tps_grid)
         use_tps = _rand((n,), generator) < tps_prob
-        out = warp_tps(x, src, dst) if bool(use_tps.any()) else x
+        # DeepSIM's grid comes with its fill: what a warp pulls in from outside the image is the image mirrored
+        # (scipy's map_coordinates, mode reflect); the inner grid pulls in little, and repeated the border
+        padding = "reflection" if tps_grid == "full" else "border"
+        out = warp_tps(x, src, dst, padding) if bool(use_tps.any()) else x
         if not bool(use_tps.all()):
             keep = use_tps.to(x.device)[:, None, None, None]
             out = torch.where(keep, out, warp_affine(x, affine))

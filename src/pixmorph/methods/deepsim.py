@@ -69,6 +69,7 @@ class DeepSIMConfig(MethodConfig):
     flip: bool = True  # mirror the pair left-right half the time (DeepSIM's and pix2pixHD's default; crop flips anyway)
     tps_prob: float = 0.99
     tps_max_shift: float = 0.1  # of the width, along each axis (DeepSIM's 0.1 W)
+    tps_grid: str = "full"  # control grid edge to edge (DeepSIM's) | inner: at 1/4..3/4 (data/tps.py)
     affine_shear: float = 0.3
     affine_translate: float = 0.2
     affine_rotate: float = 10.0  # degrees
@@ -110,12 +111,14 @@ class DeepSIM(Method):
         super().__init__(cfg)
         if cfg.augment not in tps.MODES:
             raise ValueError(f"model.augment={cfg.augment!r}: choose from {', '.join(tps.MODES)}")
+        if cfg.tps_grid not in tps.GRIDS:
+            raise ValueError(f"model.tps_grid={cfg.tps_grid!r}: choose from {', '.join(tps.GRIDS)}")
         self.nets["G"] = GlobalGenerator(cfg.in_channels, cfg.out_channels, cfg.ngf, cfg.n_downsampling,
                                          cfg.n_blocks, cfg.norm)
         self.nets["D"] = MultiscaleDiscriminator(cfg.in_channels + cfg.out_channels, cfg.ndf, cfg.d_layers,
                                                  cfg.num_D, cfg.norm)
         for net in self.nets.values():
-            init_normal(net, cfg.init_gain)
+            init_normal(net, cfg.init_gain, zero_bias=False)  # pix2pixHD's init: convolution weights only
         betas = (cfg.beta1, 0.999)
         self.optimizers = {"G": torch.optim.Adam(self.nets["G"].parameters(), cfg.lr, betas),
                            "D": torch.optim.Adam(self.nets["D"].parameters(), cfg.lr, betas)}
@@ -135,7 +138,8 @@ class DeepSIM(Method):
         cfg = self.cfg
         cb = B.shape[1]
         x = tps.random_warp(torch.cat([B, A], 1), cfg.augment, cfg.tps_prob, cfg.tps_max_shift, cfg.affine_shear,
-                            cfg.affine_translate, cfg.affine_rotate, generator, crop_flip=cfg.flip)
+                            cfg.affine_translate, cfg.affine_rotate, generator, crop_flip=cfg.flip,
+                            tps_grid=cfg.tps_grid)
         if cfg.flip and cfg.augment != "crop":  # (crop mirrors within its own warp)
             mirror = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)[:, None, None, None]
             x = torch.where(mirror, x.flip(-1), x)
