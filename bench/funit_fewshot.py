@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pixmorph.config import DataConfig, RunConfig, TrainConfig
+from pixmorph.config import DataConfig, RunConfig, TrainConfig, apply_overrides
 from pixmorph.data.fewshot_eval import Episodes, l1, make_episodes
 from pixmorph.data.glyphs import CHARACTERS, load_glyphs, prepare_glyphs
 from pixmorph.fewshot import load_fewshot
+from pixmorph.methods.funit import FunitConfig
 from pixmorph.images import make_grid_image
 from pixmorph.metrics.classify import Domain, load_classifier, topk_accuracy, train_classifier
 from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
@@ -45,14 +46,17 @@ MODEL = dict(channels=1, nf=16, nf_mlp=64, latent_dim=32, n_res_blocks=1, n_mlp_
              n_down_class=3, nf_dis=16, n_res_blocks_dis=4, lr_gen=1e-3, lr_dis=1e-3, r_w=1.0)
 
 
-def train_funit(root: Path, out: Path, minutes: float, batch_size: int) -> Path:
+def train_funit(root: Path, out: Path, minutes: float | None, batch_size: int, steps: int | None = None,
+                overrides: list[str] = ()) -> Path:
+    """Train for ``minutes`` or, given, ``steps`` (a budget that does not depend on the machine's load);
+    ``overrides``: ``section.key=value`` as ``pixmorph train --set`` takes them."""
     cfg = RunConfig(
         method="funit", model=dict(MODEL),
         data=DataConfig(root=str(root), load_size=32, crop_size=32, flip=False, channels=1, num_workers=0),
         train=TrainConfig(out=str(out), batch_size=batch_size, epochs=10_000, epochs_decay=0, lr_policy="constant",
-                          time_budget=minutes * 60, log_every=50, sample_every=10**9, checkpoint_every=500,
-                          tensorboard=False, device="cpu", overwrite=True))
-    return train(cfg)
+                          time_budget=None if steps else minutes * 60, max_steps=steps, log_every=50,
+                          sample_every=10**9, checkpoint_every=500, tensorboard=False, device="cpu", overwrite=True))
+    return train(RunConfig.from_dict(apply_overrides(cfg.to_dict(), list(overrides), FunitConfig)))
 
 
 def font_domain(target: np.ndarray, slugs: list[str]) -> Domain:
@@ -139,6 +143,9 @@ def save_grid(ep: Episodes, output: torch.Tensor, path: Path, n_fonts: int = 6) 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=12.0, help="FUNIT training time budget")
+    p.add_argument("--steps", type=int, help="train this many steps instead (to compare settings on a busy machine)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a setting as pixmorph train --set takes it (repeatable), e.g. model.dis_as_reference_code=true")
     p.add_argument("--out", default="runs/bench_funit")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--per-font", type=int, default=20, help="episodes per held-out font")
@@ -156,7 +163,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     if not args.skip_training:
-        train_funit(root, out / "funit", args.minutes, args.batch_size)
+        train_funit(root, out / "funit", args.minutes, args.batch_size, args.steps, args.set)
     train_s = time.perf_counter() - t0
     model = load_fewshot(out / "funit", precision="fp32")
     font_clf = classifier(font_domain(target, target_slugs), out / "font_classifier", epochs=15)

@@ -22,14 +22,7 @@ from pixmorph.train.loop import _make_update, train
 TINY = {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 2, "n_downsampling": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tiny nets are overhead-bound: on a 2-core machine shared with other work, two OpenMP threads
-    that wait for each other make a step ~50x slower than one thread (measured: 2.2 s vs 0.03 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def disc_image(size: int = 64) -> torch.Tensor:

@@ -39,14 +39,6 @@ TINY = dict(channels=1, nf=16, nf_mlp=32, latent_dim=16, n_res_blocks=1, n_down_
 MEERKAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "funit"
 
 
-@pytest.fixture
-def one_thread():
-    """One thread: on a shared 2-core machine two threads per process are several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def glyph_shapes() -> dict[str, np.ndarray]:
     font = ImageFont.truetype(str(matplotlib_font_dir() / "DejaVuSans-Bold.ttf"), 22)

@@ -74,12 +74,7 @@ GRAD_ATOL_REL = 2e-5  # of the largest gradient of each tensor
 WEIGHT_ATOL = 2e-4 / 20
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 # -- the reference's networks, rebuilt from networks.py -------------------------------------------------

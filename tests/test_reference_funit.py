@@ -54,13 +54,6 @@ TINY = dict(nf=8, nf_mlp=16, latent_dim=8, nf_dis=8, n_res_blocks_dis=4, num_cla
 N, SIZE = 2, 32
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def lrelu(x: Tensor) -> Tensor:
     return F.leaky_relu(x, 0.2)
