@@ -245,6 +245,67 @@ def test_resume_continues_from_checkpoint_step(tmp_path, cyclegan_data):
     assert not list(tmp_path.glob("run/.checkpoint*")), "no temporary or old checkpoint folder left behind"
 
 
+def test_a_config_file_given_again_on_resume_changes_only_what_it_names(tmp_path, cyclegan_data):
+    """The YAML's sections are laid over the run's key by key: its data: section without root kept the run's
+    root (it had switched the run to the built-in fashion-edges), its model: section the run's --set values."""
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump({"data": {"flip": False}, "train": {"log_every": 7}}))
+    run = tmp_path / "run"
+    ok(invoke("train", "cyclegan", "--config", config, "--data", cyclegan_data, "--out", run, "--steps", 1,
+              *TINY_CYCLEGAN))
+    result = invoke("train", "cyclegan", "--config", config, "--out", run, "--resume", "--steps", 2, "--dry-run")
+    ok(result)
+    resolved = json.loads(result.output)
+    assert resolved["data"]["root"] == str(cyclegan_data)
+    assert resolved["data"]["crop_size"] == 16 and resolved["data"]["flip"] is False
+    assert resolved["model"]["ngf"] == 8 and resolved["train"]["log_every"] == 7
+
+
+def test_a_learning_rate_set_on_resume_is_the_one_that_trains(tmp_path, cyclegan_data):
+    """The checkpoint's optimizer state used to put the saved rate back while config.json claimed the new one."""
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN, "--set", "train.lr_policy=constant"]
+    ok(invoke(*args, "--steps", 2))
+    result = invoke(*args, "--steps", 3, "--resume", "--set", "model.lr=5e-5", "--set", "model.beta1=0.9")
+    ok(result)
+    assert "changed optimizer settings: G lr 0.0002 -> 5e-05, G betas (0.5, 0.999) -> (0.9, 0.999), D lr" in result.output
+    for group in (g for opt in ckpt.load_state(run / "checkpoint")["optimizers"].values() for g in opt["param_groups"]):
+        assert group["lr"] == group["initial_lr"] == 5e-5 and tuple(group["betas"]) == (0.9, 0.999)
+    again = invoke(*args, "--steps", 4, "--resume", "--set", "model.lr=5e-5", "--set", "model.beta1=0.9")
+    ok(again)
+    assert "changed optimizer settings" not in again.output
+
+
+def test_resume_at_another_crop_size_trains_and_a_failed_resume_keeps_the_config(tmp_path, cyclegan_data,
+                                                                                  monkeypatch):
+    """CycleGAN's pool of fakes held the old size (a traceback in the pool, and config.json was already rewritten,
+    so every later resume failed the same way)."""
+    from pixmorph.methods.cyclegan import CycleGAN
+
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN]
+    ok(invoke(*args, "--steps", 2))
+    original = CycleGAN.train_step
+    monkeypatch.setattr(CycleGAN, "train_step", lambda self, batch, update: 1 / 0)
+    assert invoke(*args, "--steps", 3, "--resume", "--crop-size", 12).exit_code != 0
+    assert json.loads((run / "config.json").read_text())["data"]["crop_size"] == 16  # as its checkpoint
+    monkeypatch.setattr(CycleGAN, "train_step", original)
+    ok(invoke(*args, "--steps", 3, "--resume", "--crop-size", 12))
+    assert json.loads((run / "config.json").read_text())["data"]["crop_size"] == 12
+
+
+def test_a_resume_after_a_kill_logs_each_step_once(tmp_path, cyclegan_data):
+    """Lines of steps after the checkpoint (a run killed -9 after it) are dropped when the resume trains them again."""
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN, "--set", "train.log_every=1"]
+    ok(invoke(*args, "--steps", 2))
+    with open(run / "stats.jsonl", "a") as f:  # what the killed run had logged after its checkpoint
+        f.write(json.dumps({"step": 3, "loss": 1.0}) + "\n" + '{"step": 4, "lo')
+    ok(invoke(*args, "--steps", 4, "--resume"))
+    steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
 def test_resume_is_exact(tmp_path, cyclegan_data, make_config):
     from pixmorph.train.loop import train
 

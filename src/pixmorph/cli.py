@@ -81,8 +81,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         from pixmorph.train.checkpoint import check_resumed_method
 
         check_resumed_method(Path(out), method)
-    if resume and saved.is_file():  # continue with the config that ran; flags and --set still apply on top
-        d = {**json.loads(saved.read_text()), **{k: v for k, v in d.items() if k != "method"}}
+    if resume and saved.is_file():  # continue with the config that ran; a YAML, flags and --set apply on top
+        d = merged(json.loads(saved.read_text()), {k: v for k, v in d.items() if k != "method"})
         d.get("train", {}).pop("time_budget", None)  # one invocation's limit, not the run's: give it again
     d["method"] = method
     d.setdefault("train", {})["out"] = out
@@ -133,6 +133,15 @@ def remove_if_empty(folder: Path) -> None:
     first step (only empty subfolders, or nothing)."""
     if folder.is_dir() and not any(p.is_file() and p != folder / "config.json" for p in folder.rglob("*")):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` laid over it key by key, sections within sections (a YAML given again on a
+    resume changes the options it names and leaves the others as the run had them, data.root included)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict:

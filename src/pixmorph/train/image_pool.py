@@ -14,6 +14,8 @@ class ImagePool:
         pool is full, a stored one (which the new one replaces)."""
         if self.size == 0:
             return images
+        if self.images and self.images[0].shape[1:] != images.shape[1:]:
+            self.images = []  # a run resumed at another crop size: the stored fakes no longer fit the batch
         out = []
         for image in images.detach():
             image = image.unsqueeze(0)

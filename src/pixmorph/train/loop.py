@@ -159,9 +159,9 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     speedups.apply_to_nets(method.nets, speed)
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
-    # Starting over beside an old run's checkpoint: its config.json stays with it until the first save replaces
-    # both, so a run that fails first leaves the old one resumable.
-    config_pending = not t.resume and (run_dir / "checkpoint").exists()
+    # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
+    # first save replaces both, so a run that fails first leaves the old one resumable as it was.
+    config_pending = (run_dir / "checkpoint").exists()
     if world.is_main and not config_pending:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
@@ -173,7 +173,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                         # its own generator: creating the iterator must not draw from the global RNG
                         generator=torch.Generator().manual_seed(t.seed))
     sample_batch = _fixed_batch(dataset, device)
-    stats = StatsLog(run_dir, t.tensorboard) if world.is_main else None
+    stats = StatsLog(run_dir, t.tensorboard, resumed_at=step if t.resume else None) if world.is_main else None
     autocast_dtype = PRECISIONS[precision]
     update = _make_update(method, scalers, world)
 
@@ -396,16 +396,36 @@ def _restore(folder: Path, state: dict, method: Method, schedulers: dict, scaler
         ckpt.load_weights(folder, method.nets)
     except ckpt.CheckpointError as error:
         raise _changed_network(folder, method) or error from None
+    changed = []
     for name, opt in method.optimizers.items():
+        # the moments come from the checkpoint; the settings from this run's config (--set model.lr=... on a
+        # resume changes the rate from here on: load_state_dict alone would put the saved one back)
+        chosen = [{k: g[k] for k in OPTIMIZER_SETTINGS if k in g} for g in opt.param_groups]
         opt.load_state_dict(state["optimizers"][name])
+        for group, settings in zip(opt.param_groups, chosen):
+            for key, value in settings.items():
+                if group.get(key) != value:
+                    changed.append(f"{name} {OPTIMIZER_SETTINGS[key]} {group.get(key)} -> {value}")
+                    group[key] = value
     for name, s in schedulers.items():
         s.load_state_dict(state["schedulers"][name])
+        s.base_lrs = [g["initial_lr"] for g in s.optimizer.param_groups]
+        for group, base, factor in zip(s.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
+            group["lr"] = base * factor(s.last_epoch)
+        s._last_lr = [g["lr"] for g in s.optimizer.param_groups]
     for name, s in scalers.items():
         s.load_state_dict(state["scalers"][name])
     method.load_extra_state(state["method"])
     ckpt.set_rng_state(state["rng"])
     if world.is_main:
-        print(f"resumed from {folder} at step {state['step']}")
+        print(f"resumed from {folder} at step {state['step']}"
+              + (f", with changed optimizer settings: {', '.join(dict.fromkeys(changed))}" if changed else ""))
+
+
+# The optimizer settings a config decides (name in the group -> name in a message; initial_lr is the learning
+# rate the schedule scales).
+OPTIMIZER_SETTINGS = {"initial_lr": "lr", "betas": "betas", "weight_decay": "weight_decay", "eps": "eps",
+                      "alpha": "alpha", "momentum": "momentum"}
 
 
 def _changed_network(folder: Path, method: Method) -> ckpt.CheckpointError | None:

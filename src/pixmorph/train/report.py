@@ -55,8 +55,10 @@ def _latest_stats_table(run_dir: Path) -> str:
 class StatsLog:
     """Appends one JSON line per log interval to ``stats.jsonl``; mirrors to TensorBoard when available."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, resumed_at: int | None = None):
         self.path = run_dir / "stats.jsonl"
+        if resumed_at is not None and self.path.is_file():
+            self._drop_after(resumed_at)
         self.writer = None
         if tensorboard:
             try:
@@ -65,6 +67,19 @@ class StatsLog:
                 self.writer = SummaryWriter(str(run_dir / "tensorboard"))
             except ImportError:
                 pass
+
+    def _drop_after(self, step: int) -> None:
+        """Forget the lines of steps after ``step``: a run killed after its last checkpoint logged steps that
+        the resume trains again (a plot of the file would go back in time)."""
+        kept = []
+        for line in self.path.read_text().splitlines(keepends=True):
+            try:
+                if json.loads(line)["step"] > step:
+                    continue
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by the kill
+            kept.append(line)
+        self.path.write_text("".join(kept))
 
     def write(self, step: int, values: dict[str, float]) -> None:
         with open(self.path, "a") as f:
