@@ -69,6 +69,31 @@ def test_resume_is_bit_identical(tmp_path, workers):
     assert not torch.equal(init["G_A.model.1.weight"], a["G_A.model.1.weight"])
 
 
+@pytest.mark.parametrize("minutes", [1e-9, None])
+def test_a_run_that_dies_keeps_its_last_timed_checkpoint(tmp_path, monkeypatch, minutes):
+    """checkpoint_minutes saves at the log steps once that much time has passed (here: at once), so a run that
+    dies between the steps' checkpoints (every 100 here) loses minutes; without it, everything."""
+    from pixmorph.methods.cyclegan import CycleGAN
+    from pixmorph.train import checkpoint as ckpt
+
+    data = write_unpaired(tmp_path / "data")
+    original, calls = CycleGAN.train_step, []
+
+    def dies_at_step_five(self, batch, update):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("killed")
+        return original(self, batch, update)
+
+    monkeypatch.setattr(CycleGAN, "train_step", dies_at_step_five)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(tiny_run(data, tmp_path / "run", 8, checkpoint_minutes=minutes), progress=False)
+    if minutes:
+        assert ckpt.read_config(tmp_path / "run" / "checkpoint")["step"] == 4  # log_every 2
+    else:
+        assert not (tmp_path / "run" / "checkpoint").exists()
+
+
 def test_resume_without_resume_starts_over(tmp_path):
     data = write_unpaired(tmp_path / "data")
     train(tiny_run(data, tmp_path / "run", 2), progress=False)

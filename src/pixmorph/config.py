@@ -43,6 +43,9 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
+    # also save when this many minutes have passed since the last save (checked at log steps), so a crash or a
+    # kill -9 of a slow run loses minutes, not 1,000 steps; null: by steps only
+    checkpoint_minutes: float | None = 10.0
     resume: bool = False
     overwrite: bool = False  # start over in a run folder that holds a checkpoint
     tensorboard: bool = True  # when tensorboard is installed

@@ -196,6 +196,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
 
     sums: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
+    t_saved = t_start
     if world.distributed and world.is_main:
         print(f"{world.size} processes ({distributed.backend()}), batch {t.batch_size} each: global batch {global_batch}",
               flush=True)
@@ -244,8 +245,12 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
                 steps_since_log = 0
             if world.is_main and (step % t.sample_every == 0 or finishing):
                 _write_samples(method, sample_batch, run_dir, step)
-            if step % t.checkpoint_every == 0 or finishing:
+            due = step % t.checkpoint_every == 0 or finishing
+            if not due and t.checkpoint_minutes and step % t.log_every == 0:  # the same steps on every process
+                due = distributed.any_rank(time.perf_counter() - t_saved >= 60 * t.checkpoint_minutes, world)
+            if due:
                 save(step)
+                t_saved = time.perf_counter()
             if finishing:
                 break
             if cpu_share and (message := cpu_share.adjust()) and world.is_main:
