@@ -67,10 +67,13 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path, layouts):
     assert (outputs["half"] - outputs["one"]).abs().max() > 1e-4
 
 
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
 def pixmorph_cli(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.run([sys.executable, "-m", "pixmorph", "train", "cyclegan", *args, *TINY],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=cli_env(), timeout=300)
 
 
 def test_devices_starts_torchrun_and_a_run_resumes_on_fewer_processes(tmp_path, layouts):
@@ -94,6 +97,36 @@ def test_devices_starts_torchrun_and_a_run_resumes_on_fewer_processes(tmp_path, 
     assert (state["images_seen"], state["global_batch"]) == (2 * 4 + 2 * 2, 2)  # no image replayed or skipped
     after = load_file(str(saved / "weights.safetensors"))
     assert max((after[k] - before[k]).abs().max().item() for k in before if k.endswith(".weight")) > 1e-4
+
+
+def test_the_processes_save_and_stop_when_their_launcher_is_killed(tmp_path, layouts):
+    """kill -9 of `pixmorph train --devices 2` (or a closed terminal) left both processes training unseen to the
+    end of the schedule: now each gets SIGTERM, they save at the end of the step and stop."""
+    import time
+
+    data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "pixmorph", "train", "cyclegan", "--data", str(data), "--load-size", "20",
+               "--crop-size", "16", "--workers", "0", "--device", "cpu", "--precision", "fp32", "--batch-size", "2",
+               "--out", str(out), "--devices", "2", "--steps", "100000", "--set", "train.log_every=1", *TINY]
+    launcher = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
+    deadline = time.monotonic() + 180
+    while not (out / "stats.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (out / "stats.jsonl").exists(), "training did not start"
+    launcher.kill()
+    launcher.wait()
+    while time.monotonic() < deadline:  # its processes: gone, after saving
+        alive = subprocess.run(["pgrep", "-f", f"--out {out} "], capture_output=True, text=True).stdout.split()
+        if not alive:
+            break
+        time.sleep(0.5)
+    for pid in alive:  # (not to leave them training for the rest of the suite)
+        os.kill(int(pid), 9)
+    assert not alive, "the training processes outlived their launcher"
+    saved = json.loads((out / "checkpoint" / "config.json").read_text())["step"]
+    logged = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])["step"]
+    assert saved == logged >= 1
 
 
 def test_devices_options():

@@ -36,10 +36,15 @@ def test_ctrl_c_saves_then_resume_continues(tmp_path):
     deadline = time.monotonic() + 120
     while not (out / "stats.jsonl").exists() and not (out / "samples").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # training has started (its first log or samples written)
-    time.sleep(1.0)
+    # a second training in the folder meanwhile (a --resume from another terminal) is refused in one line
+    second = subprocess.run(train_command(data, out, "--resume"), capture_output=True, text=True, timeout=120, env=ENV)
+    assert second.returncode == 1 and second.stderr.strip() == (
+        f"error: {out}: another pixmorph train (process {proc.pid}) is training in this folder: wait for it or "
+        f"stop it, or give another --out"), second.stderr[-2000:]
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "stopped at step" in output, output[-2000:]
+    assert not (out / ".lock").exists()
     assert f"`pixmorph train cyclegan --out {out} --resume`" in output, output[-2000:]  # the command, whole
     assert "Traceback" not in output
     stopped = saved_step(out)

@@ -26,6 +26,7 @@ has no CPU ``SyncBatchNorm``, so CPU processes normalise over their own shard.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -58,12 +59,28 @@ def init(device: torch.device) -> tuple[World, torch.device]:
     if not launched_by_torchrun():
         return World(), device
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    stop_with_the_launcher()
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return world, device
+
+
+def stop_with_the_launcher() -> None:
+    """Ask Linux for SIGTERM when the process that started this one (torchrun) dies: a launcher killed with
+    kill -9, or its terminal closed, otherwise leaves its processes training unseen and unstoppable by
+    Ctrl-C. SIGTERM makes them save at the end of the step and stop, as Ctrl-C does."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # it died before the request
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def backend() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import signal
 import sys
@@ -34,6 +35,7 @@ from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
+from pixmorph.train.run_lock import run_lock
 from pixmorph.train.sampler import SeededSampler
 from pixmorph.train.schedules import build_schedulers, schedule_position
 
@@ -81,7 +83,13 @@ def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | N
 
 def train(cfg: RunConfig, progress: bool = True) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
-    Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``."""
+    Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``. A second
+    training in the same folder meanwhile is refused (train/run_lock.py)."""
+    with run_lock(Path(cfg.train.out), take=os.environ.get("RANK", "0") == "0"):
+        return _train(cfg, progress)
+
+
+def _train(cfg: RunConfig, progress: bool) -> Path:
     t = cfg.train
     if t.precision not in (*PRECISIONS, "auto"):
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")

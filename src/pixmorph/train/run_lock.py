@@ -1,0 +1,53 @@
+"""One training at a time per run folder.
+
+Two trainings in one folder (a ``--resume`` started while the run still trains, say after the terminal that
+started it was closed) would replace each other's checkpoints and interleave their logs. The first takes an
+advisory lock on ``RUN/.lock`` (``flock``: the system releases it when the process ends, however it ends),
+and a second is refused in one line naming the holder's process id. Under torchrun the first process takes it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: no lock there
+    fcntl = None
+
+LOCK = ".lock"
+
+
+class RunFolderInUse(ValueError):
+    """Another process trains in this run folder."""
+
+
+@contextmanager
+def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
+    """Hold ``run_dir``'s lock for the block (creating the folder); ``take=False`` does nothing."""
+    if not take or fcntl is None:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise RunFolderInUse(f"{run_dir}: another pixmorph train (process {holder}) is training in this folder: "
+                             f"wait for it or stop it, or give another --out") from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
