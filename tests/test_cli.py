@@ -306,6 +306,15 @@ def test_a_resume_after_a_kill_logs_each_step_once(tmp_path, cyclegan_data):
     assert steps == [1, 2, 3, 4]
 
 
+def test_steps_past_the_schedule_say_where_it_ends(tmp_path, cyclegan_data):
+    run = tmp_path / "run"
+    result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", run, "--steps", 50, "--epochs", 1,
+                    "--epochs-decay", 1, *TINY_CYCLEGAN)
+    ok(result)
+    ends = ckpt.read_config(run / "checkpoint")["step"]
+    assert ends < 50 and f"past the end of the schedule: it ends at step {ends} (train.epochs=1" in result.output
+
+
 def test_resume_is_exact(tmp_path, cyclegan_data, make_config):
     from pixmorph.train.loop import train
 

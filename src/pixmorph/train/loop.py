@@ -131,6 +131,10 @@ def _train(cfg: RunConfig, progress: bool) -> Path:
     constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
     schedule_end = step + math.ceil(max(0, (constant + decay) * schedule_batch - images_seen) / global_batch)
     last_step = min(schedule_end, math.inf if t.max_steps is None else t.max_steps)
+    if t.max_steps is not None and t.max_steps > schedule_end > step and world.is_main:
+        print(f"train.max_steps={t.max_steps} (--steps) is past the end of the schedule: it ends at step "
+              f"{schedule_end} (train.epochs={t.epochs:g} + epochs_decay={t.epochs_decay:g} of {steps_per_epoch} "
+              f"steps), and training stops there; for more steps give more --epochs / --epochs-decay")
     if last_step == 0 and not t.resume:
         raise ValueError(f"nothing to train: train.epochs={t.epochs} + epochs_decay={t.epochs_decay} of "
                          f"{steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
