@@ -456,7 +456,7 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
     ok(invoke("train", "pix2pix", "--data", data, "--out", run, "--steps", 3, *TINY_PIX2PIX))
     saved = ckpt.read_config(run / "checkpoint")
     assert saved["step"] == 3 and saved["method"] == "pix2pix"
-    assert "Columns: input A | output | ground truth B" in (run / "samples" / "index.html").read_text()
+    assert "Columns: input | output | ground truth" in (run / "samples" / "index.html").read_text()
 
     inputs = tmp_path / "inputs"
     write_image(inputs / "odd.png", 37, 23)
@@ -477,6 +477,10 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
     ok(invoke("train", "pix2pix", "--data", data, "--out", back, "--steps", 2, "--set", "data.options.direction=BtoA",
               *TINY_PIX2PIX))
     _translates_and_scores_its_half(back, data / "train", tmp_path / "back_out", "B")
+    # its one direction is still called AtoB (input -> output): translate says what that means here
+    said = invoke("translate", back, data / "train", "--out", tmp_path / "back_again", "--side-by-side",
+                  "--direction", "BtoA")
+    assert "checkpoint has AtoB (trained B -> A with data.options.direction=BtoA" in str(said.exception)
     result = invoke("train", "pix2pix", "--data", data, "--out", tmp_path / "bad", "--steps", 1,
                     "--set", "data.options.direction=sideways", *TINY_PIX2PIX)
     assert isinstance(result.exception, ValueError) and "direction=BtoA" in str(result.exception)
@@ -485,7 +489,9 @@ def test_pix2pix_side_by_side_trains_and_translates(tmp_path, layouts, write_ima
 def _translates_and_scores_its_half(run: Path, files: Path, out: Path, half: str) -> None:
     """translate --side-by-side writes what the model makes of that half of pair_0.png (32 px halves); eval
     --side-by-side scores the translations against the other halves."""
-    ok(invoke("translate", run, files, "--out", out, "--side-by-side", "--device", "cpu", "--precision", "fp32"))
+    said = invoke("translate", run, files, "--out", out, "--side-by-side", "--device", "cpu", "--precision", "fp32")
+    ok(said)
+    assert ("trained B -> A" in said.output) == (half == "B")
     with Image.open(files / "pair_0.png") as pair:
         given = pair.convert("RGB").crop((0, 0, 32, 32) if half == "A" else (32, 0, 64, 32))
     expected = np.asarray(pixmorph.load(run, precision="fp32")(given), dtype=np.int16)

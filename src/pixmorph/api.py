@@ -124,6 +124,13 @@ class Translator:
     def directions(self) -> list[str]:
         return list(self.generators)
 
+    def direction_note(self) -> str:
+        """What a model's direction names mean when its data were read the other way round (pix2pix trained with
+        data.options.direction=BtoA: its one direction is called AtoB, from the input to the output)."""
+        if (self.config.data.options or {}).get("direction") == "BtoA":
+            return " (trained B -> A with data.options.direction=BtoA: AtoB is input -> output, B half -> A half)"
+        return ""
+
     def default_direction(self) -> str:
         """The direction when none is given: AtoB, or a model's only one (FUNIT reconstructs, DeepSIM
         renders); a two-step model translates to a class, which has to be named."""
@@ -184,7 +191,8 @@ class Translator:
         try:
             generator = self.generators[direction]
         except KeyError:
-            raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has {', '.join(self.generators)}") from None
+            raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has "
+                             f"{', '.join(self.generators)}{self.direction_note()}") from None
         _check_size(size)
         if batch.dim() != 4:
             raise ValueError(f"translate_batch takes an NCHW batch of images; got a tensor of shape "

@@ -234,7 +234,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
             raise ValueError(f"{err}: --to CLASS") from None
     if direction not in translator.directions:  # before any file is read or the progress bar is drawn
         raise ValueError(f"direction {direction!r}: this {translator.config.method} checkpoint has "
-                         f"{', '.join(translator.directions)}")
+                         f"{', '.join(translator.directions)}{translator.direction_note()}")
     half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     with warnings.catch_warnings(record=True) as skipped:
@@ -261,7 +261,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         raise ValueError(f"no readable image among {', '.join(inputs)}: nothing to translate")
     with tqdm(total=n_read, unit="img") as bar:
         translator.translate_files(groups.values(), direction, out_dir, batch_size, done=bar.update)
-    click.echo(f"{n_read} image{'' if n_read == 1 else 's'} translated {direction} into {out_dir}")
+    click.echo(f"{n_read} image{'' if n_read == 1 else 's'} translated {direction} into {out_dir}"
+               f"{translator.direction_note()}")
 
 
 @cli.command()

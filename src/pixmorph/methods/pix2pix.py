@@ -87,7 +87,7 @@ class Pix2Pix(Method):
         return [[real_A[0], self.nets["G"](real_A)[0], real_B[0]]]
 
     def visual_columns(self) -> str:
-        return "input A | output | ground truth B"
+        return "input | output | ground truth (A | B files: the halves data.options.direction takes)"
 
     def translators(self) -> dict[str, nn.Module]:
         return {"AtoB": self.nets["G"]}
