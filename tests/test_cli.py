@@ -229,6 +229,10 @@ def test_config_file_errors_name_the_file(tmp_path):
     not_mapping.write_text("- 1\n- 2\n")
     result = invoke("train", "cyclegan", "--config", not_mapping, "--dry-run")
     assert isinstance(result.exception, ValueError) and str(not_mapping) in str(result.exception)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("model:\n  ngff: 8\n")
+    result = invoke("train", "cyclegan", "--config", typo, "--dry-run")
+    assert str(result.exception).startswith(f"{typo}: unknown model option(s): ngff; known: ")
 
 
 def test_resume_continues_from_checkpoint_step(tmp_path, cyclegan_data):

@@ -96,11 +96,18 @@ class RunConfig:
 
 
 def _build(kind: type, values: dict[str, Any], section: str):
+    refuse_unknown(kind, values, section)
+    return kind(**check_values(kind, values, section))
+
+
+def refuse_unknown(kind: type, values: dict[str, Any], section: str, source: str = "") -> None:
+    """A one-line ``ValueError`` naming the options of ``values`` that ``kind`` lacks (and ``source``, a file)."""
     names = {f.name for f in dataclasses.fields(kind)}
     unknown = set(values) - names
     if unknown:
-        raise ValueError(f"unknown {section} option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-    return kind(**check_values(kind, values, section))
+        where = f"{source}: " if source else ""
+        raise ValueError(f"{where}unknown {section} option(s): {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(names))}")
 
 
 def build_method_config(config_class: type, values: dict[str, Any]):
@@ -270,6 +277,8 @@ def check_config_values(d: dict[str, Any], model_config: type | None = None, sou
     ``source`` (a YAML file) starts the error message."""
     for section, kind in section_types(model_config).items():
         if isinstance(d.get(section), dict):
+            if source:  # (without a file the run config names them when it is built)
+                refuse_unknown(kind, d[section], section, source)
             d[section] = check_values(kind, d[section], section, source)
     return d
 
