@@ -489,6 +489,12 @@ def test_eval_command_writes_table_and_json(tmp_path, fashion_folders):
     assert "PSNR dB" in result.output and "LPIPS" in result.output
 
 
+def test_eval_command_shows_progress_while_inception_reads(fashion_folders):
+    result = run_eval(fashion_folders["noise8"], "--ref", fashion_folders["real"], "--metrics", "fid", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "Inception features: 100%" in result.output and f"{N}/{N}" in result.output
+
+
 def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
     result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "fid,sharpness")
     assert isinstance(result.exception, ValueError) and "sharpness" in str(result.exception)

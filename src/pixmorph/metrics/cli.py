@@ -101,7 +101,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         if not os.access(Path(json_path).parent, os.W_OK):
             raise PermissionError(f"{json_path}: cannot write into {Path(json_path).parent}")
     evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,
-                          kid_subset_size=kid_subset_size, batch_size=batch_size)
+                          kid_subset_size=kid_subset_size, batch_size=batch_size, progress=True)
     kept, halves = generated is not None, False
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
         if checkpoint is not None:

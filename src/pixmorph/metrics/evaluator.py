@@ -45,8 +45,9 @@ class Evaluator:
     def __init__(self, metrics: str | Sequence[str] | None = None, device: str | torch.device = "cpu",
                  inception_weights: str | os.PathLike | None = None, lpips_net: str = "auto",
                  lpips_weights: str | os.PathLike | None = None, classifier: str | os.PathLike | None = None,
-                 kid_subsets: int = 100, kid_subset_size: int = 1000, batch_size: int = 32):
+                 kid_subsets: int = 100, kid_subset_size: int = 1000, batch_size: int = 32, progress: bool = False):
         self.metrics = parse_metrics(metrics)
+        self.progress = progress  # a bar while Inception reads the images (seconds per batch on a CPU)
         self.explicit = metrics is not None
         self.device = torch.device(device)
         self.inception_weights, self.lpips_net, self.lpips_weights = inception_weights, lpips_net, lpips_weights
@@ -66,7 +67,7 @@ class Evaluator:
         if self._inception is None:
             from pixmorph.metrics.fid import InceptionFeatures
 
-            self._inception = InceptionFeatures(self.inception_weights, self.device, self.batch_size)
+            self._inception = InceptionFeatures(self.inception_weights, self.device, self.batch_size, self.progress)
         return self._inception
 
     @property

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from pixmorph.metrics import weights as W
 from pixmorph.metrics.folders import image_files, read_uint8, size_groups
@@ -64,10 +65,11 @@ class InceptionFeatures:
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 batch_size: int = 32):
+                 batch_size: int = 32, progress: bool = False):
         self.path = W.find_weights(W.INCEPTION, weights)
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.progress = progress
         self.torchscript = _is_torchscript(self.path)
         with warnings.catch_warnings():  # torch.jit is deprecated; loading still works
             warnings.simplefilter("ignore")
@@ -115,8 +117,13 @@ class InceptionFeatures:
         if not images:
             raise ValueError("no images to compute features of")
         features = torch.empty(len(images), FEATURE_DIM)
-        for indices in size_groups(images).values():
-            features[indices] = self(torch.stack([images[i] for i in indices]))
+        with tqdm(total=len(images), unit="img", desc="Inception features", leave=False,
+                  disable=not self.progress) as bar:
+            for indices in size_groups(images).values():
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start : start + self.batch_size]
+                    features[chunk] = self(torch.stack([images[i] for i in chunk]))
+                    bar.update(len(chunk))
         return features
 
     def of_folder(self, folder: str | os.PathLike) -> Tensor:
