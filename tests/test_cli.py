@@ -612,6 +612,10 @@ def test_dry_run_refuses_what_the_run_would_refuse(tmp_path, cyclegan_data):
                             "--set", setting, *dry)
             assert isinstance(result.exception, ValueError) and words in str(result.exception), result.output
             assert "%|" not in result.output and not (tmp_path / "run").exists()
+    ok(invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", *TINY_CYCLEGAN, "--steps", 1))
+    for dry in (["--dry-run"], ["--steps", "2"]):  # a run folder that holds a checkpoint, without --resume
+        result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", *TINY_CYCLEGAN, *dry)
+        assert isinstance(result.exception, FileExistsError) and "continue it with --resume" in str(result.exception)
 
 
 def test_resume_into_a_classifier_folder_says_what_it_holds(tmp_path):

@@ -156,6 +156,10 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     if root and not example and not Path(root).expanduser().exists() and not builtin.is_builtin(root):
         raise FileNotFoundError(f"{root}: no such file or folder, and not a built-in task "
                                 f"(built-in: {', '.join(sorted(builtin.TASKS))})")
+    if not cfg.train.resume and not cfg.train.overwrite:  # as the run refuses it
+        from pixmorph.train.checkpoint import refuse_to_start_over
+
+        refuse_to_start_over(cfg.train.out)
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)
     else:

@@ -47,6 +47,13 @@ def read_config(ckpt: Path) -> dict[str, Any]:
         raise CheckpointError(f"{ckpt / CONFIG}: unreadable checkpoint config ({e})") from None
 
 
+def refuse_to_start_over(out: str | Path) -> None:
+    """A new run (no --resume, no --overwrite) in a folder that holds a checkpoint: refused, in one line."""
+    if (Path(out) / "checkpoint").exists():
+        raise FileExistsError(f"{out}: holds a checkpoint already: continue it with --resume, or start over "
+                              f"with --overwrite")
+
+
 def check_resumed_method(out: str | Path, method: str) -> None:
     """Resuming the run folder ``out`` with ``method`` when it holds another method's run: one line saying so
     (ValueError), before that run's weights or options are refused. No run there, or an unreadable one: nothing

@@ -163,9 +163,9 @@ def _train(cfg: RunConfig, progress: bool) -> Path:
             if world.distributed:
                 distributed.shutdown()
             return run_dir
-    elif not t.overwrite and (run_dir / "checkpoint").exists():
-        raise FileExistsError(f"{run_dir}: holds a checkpoint already: continue it with --resume, or start over with --overwrite")
-    elif world.is_main:  # starting over: the last run's logs and samples go (its checkpoint, when the first save replaces it)
+    elif not t.overwrite:
+        ckpt.refuse_to_start_over(run_dir)
+    if not t.resume and world.is_main:  # starting over: the last run's logs and samples go (its checkpoint, when the first save replaces it)
         for old_output in ("stats.jsonl", "samples", "tensorboard"):
             path = run_dir / old_output
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
