@@ -257,9 +257,11 @@ def test_a_config_file_given_again_on_resume_changes_only_what_it_names(tmp_path
     run = tmp_path / "run"
     ok(invoke("train", "cyclegan", "--config", config, "--data", cyclegan_data, "--out", run, "--steps", 1,
               *TINY_CYCLEGAN))
+    config.write_text(yaml.safe_dump({"data": {"flip": False}, "train": {"log_every": 7, "time_budget": 60}}))
     result = invoke("train", "cyclegan", "--config", config, "--out", run, "--resume", "--steps", 2, "--dry-run")
     ok(result)
     resolved = json.loads(result.output)
+    assert resolved["train"]["time_budget"] == 60  # given again in the file: this invocation's limit
     assert resolved["data"]["root"] == str(cyclegan_data)
     assert resolved["data"]["crop_size"] == 16 and resolved["data"]["flip"] is False
     assert resolved["model"]["ngf"] == 8 and resolved["train"]["log_every"] == 7
@@ -317,6 +319,12 @@ def test_steps_past_the_schedule_say_where_it_ends(tmp_path, cyclegan_data):
     ok(result)
     ends = ckpt.read_config(run / "checkpoint")["step"]
     assert ends < 50 and f"past the end of the schedule: it ends at step {ends} (train.epochs=1" in result.output
+
+
+def test_checkpoint_minutes_must_be_positive(tmp_path, cyclegan_data):
+    result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", "--dry-run",
+                    "--set", "train.checkpoint_minutes=-5")
+    assert "train.checkpoint_minutes=-5" in str(result.exception) and "null to save by steps only" in str(result.exception)
 
 
 def test_resume_is_exact(tmp_path, cyclegan_data, make_config):

@@ -117,7 +117,9 @@ def test_the_processes_save_and_stop_when_their_launcher_is_killed(tmp_path, lay
     launcher.kill()
     launcher.wait()
     while time.monotonic() < deadline:  # its processes: gone, after saving
-        alive = subprocess.run(["pgrep", "-f", f"--out {out} "], capture_output=True, text=True).stdout.split()
+        found = subprocess.run(["pgrep", "-f", "--", f"--out {out} "], capture_output=True, text=True)
+        assert found.returncode in (0, 1), found.stderr  # (1: none)
+        alive = found.stdout.split()
         if not alive:
             break
         time.sleep(0.5)
@@ -127,6 +129,16 @@ def test_the_processes_save_and_stop_when_their_launcher_is_killed(tmp_path, lay
     saved = json.loads((out / "checkpoint" / "config.json").read_text())["step"]
     logged = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])["step"]
     assert saved == logged >= 1
+
+
+def test_a_launcher_that_is_the_first_process_is_not_taken_for_dead():
+    """In a container whose entrypoint is the launcher, a worker's parent is process 1: the check for a launcher
+    that died before the request made every worker stop itself at start."""
+    code = ("import os; os.getppid = lambda: 1\n"
+            "from pixmorph.train.distributed import stop_with_the_launcher\n"
+            "stop_with_the_launcher(); print('alive')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "alive", (done.returncode, done.stderr[-500:])
 
 
 def test_devices_options():

@@ -15,6 +15,7 @@ import click
 from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, primitive_hint,
                                    save_computed_primitive, single_image_options)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
+from pixmorph.train.run_lock import LOCK
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
     "data": ("data", "root"), "out": ("train", "out"), "batch_size": ("train", "batch_size"),
@@ -82,8 +83,9 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
         check_resumed_method(Path(out), method)
     if resume and saved.is_file():  # continue with the config that ran; a YAML, flags and --set apply on top
-        d = merged(json.loads(saved.read_text()), {k: v for k, v in d.items() if k != "method"})
-        d.get("train", {}).pop("time_budget", None)  # one invocation's limit, not the run's: give it again
+        ran = json.loads(saved.read_text())
+        ran.get("train", {}).pop("time_budget", None)  # one invocation's limit, not the run's: give it again
+        d = merged(ran, {k: v for k, v in d.items() if k != "method"})
     d["method"] = method
     d.setdefault("train", {})["out"] = out
     d["train"]["overwrite"] = overwrite
@@ -130,8 +132,9 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
 def remove_if_empty(folder: Path) -> None:
     """Remove ``folder`` if it holds no file at any depth but the ``config.json`` a run writes before its
-    first step (only empty subfolders, or nothing)."""
-    if folder.is_dir() and not any(p.is_file() and p != folder / "config.json" for p in folder.rglob("*")):
+    first step and the run's lock file (only empty subfolders, or nothing)."""
+    leftovers = {folder / "config.json", folder / LOCK}
+    if folder.is_dir() and not any(p.is_file() and p not in leftovers for p in folder.rglob("*")):
         shutil.rmtree(folder, ignore_errors=True)
 
 

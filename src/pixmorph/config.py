@@ -63,6 +63,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
+            raise ValueError(f"train.checkpoint_minutes={self.checkpoint_minutes}: give a number of minutes > 0, "
+                             f"or null to save by steps only")
 
 
 @dataclass

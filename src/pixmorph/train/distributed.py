@@ -26,7 +26,6 @@ has no CPU ``SyncBatchNorm``, so CPU processes normalise over their own shard.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -69,18 +68,25 @@ def init(device: torch.device) -> tuple[World, torch.device]:
 
 
 def stop_with_the_launcher() -> None:
-    """Ask Linux for SIGTERM when the process that started this one (torchrun) dies: a launcher killed with
+    """SIGTERM to this process once the process that started it (torchrun) is gone: a launcher killed with
     kill -9, or its terminal closed, otherwise leaves its processes training unseen and unstoppable by
-    Ctrl-C. SIGTERM makes them save at the end of the step and stop, as Ctrl-C does."""
-    if not sys.platform.startswith("linux"):
+    Ctrl-C. SIGTERM makes them save at the end of the step and stop, as Ctrl-C does. A thread watches the
+    parent process id (once a second) rather than Linux's PR_SET_PDEATHSIG, which fires when the parent
+    *thread* that started the process ends: torchrun starts its processes from a thread that ends early."""
+    if os.name != "posix":
         return
-    import ctypes
     import signal
+    import threading
+    import time
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # it died before the request
+    parent = os.getppid()  # (1 when the launcher is a container's first process: not a sign of its death)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="pixmorph-launcher-watch", daemon=True).start()
 
 
 def backend() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 from torch import Tensor
@@ -64,7 +65,9 @@ class StatsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+                # (purge_step: TensorBoard's own record of steps after the checkpoint goes too)
+                purge = None if resumed_at is None else resumed_at + 1
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
             except ImportError:
                 pass
 
@@ -79,7 +82,9 @@ class StatsLog:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the kill
             kept.append(line)
-        self.path.write_text("".join(kept))
+        partial = self.path.with_name(self.path.name + ".tmp")  # (a kill while writing keeps the old file)
+        partial.write_text("".join(kept))
+        os.replace(partial, self.path)
 
     def write(self, step: int, values: dict[str, float]) -> None:
         with open(self.path, "a") as f:

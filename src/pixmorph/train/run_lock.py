@@ -3,12 +3,17 @@
 Two trainings in one folder (a ``--resume`` started while the run still trains, say after the terminal that
 started it was closed) would replace each other's checkpoints and interleave their logs. The first takes an
 advisory lock on ``RUN/.lock`` (``flock``: the system releases it when the process ends, however it ends),
-and a second is refused in one line naming the holder's process id. Under torchrun the first process takes it.
+and a second is refused in one line naming the holder's process and host. Under torchrun the first process
+takes it. The file stays (empty of meaning once unlocked): deleting it would let a process that opened it
+just before, and one that creates it anew, both hold "the" lock. Where the filesystem cannot lock (some
+NFS, Lustre or FUSE mounts) training goes on with a warning; on Windows there is no lock.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -34,20 +39,25 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise RunFolderInUse(f"{run_dir}: another pixmorph train (process {holder}) is training in this folder: "
-                             f"wait for it or stop it, or give another --out") from None
-    handle.truncate(0)
-    handle.write(str(os.getpid()))
-    handle.flush()
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        handle.close()
+    with open(path, "a+") as handle:
+        locked = True
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RunFolderInUse(f"{run_dir}: another pixmorph train (process {holder}) is training in this "
+                                 f"folder: wait for it or stop it, or give another --out") from None
+        except OSError as error:
+            warnings.warn(f"{path}: this filesystem cannot lock files ({error.strerror}): nothing stops a second "
+                          f"training in {run_dir} meanwhile", stacklevel=3)
+            locked = False
+        if locked:
+            handle.truncate(0)
+            handle.write(f"{os.getpid()} on {socket.gethostname()}")
+            handle.flush()
+        try:
+            yield
+        finally:
+            if locked:
+                handle.truncate(0)  # (closing the file releases the lock)
