@@ -30,9 +30,9 @@ layers (linear, transposed convolution, convolution, LeakyReLU 0.2, tanh) as ``F
 their formulas. Each loss term, every gradient each optimizer stepped with (and the order of the updates), every
 updated weight and every batch-norm statistic must agree over two steps of step 1 and two of step 2.
 
-Two things of the reference code that pixmorph does otherwise and neither README.md nor the method's docstring
-says are stated at the end as strict xfails: class-balanced batches, and batch norm's moving averages as the
-TensorLayer layers of the reference keep them.
+The reference's class-balanced batches are pixmorph's default too (checked here). What the reference code does
+otherwise and neither README.md nor the method's docstring says is stated at the end as a strict xfail: batch
+norm's moving averages as the TensorLayer layers of the reference keep them.
 
 Framework differences left aside: TF's Adam adds its epsilon to sqrt(v) before the bias correction (an effective
 epsilon 1e-8 / sqrt(1 - beta2^t), 3.2e-7 at the first step, against torch's 1e-8); it changes an update by over
@@ -303,15 +303,11 @@ def test_both_steps_are_the_reference_codes(one_thread, g_updates, encoder_init,
         assert_step_equal(method, ref, ours, theirs, ours_log, their_updates, where)
 
 
-# ---- what the reference code does that pixmorph does not say it leaves out ----------------------------------
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "reference train.py (train_ac_gan, is_class_balance = True): every step-1 batch is batch_size/2 images drawn "
-    "from each class (get_random_int per class, then concatenated; labels [0]*32 + [1]*32 for svhn), so G and D's "
-    "class head see the classes equally often whatever the data's frequencies; pixmorph draws batches uniformly "
-    "over the images (SeededSampler), and README.md's 'so G learns the data's class frequencies' describes its own "
-    "rule, not the reference's"))
-def test_reference_code_balances_the_classes_in_every_batch(one_thread, tmp_path, monkeypatch):
+@pytest.mark.parametrize("balance", [None, False])
+def test_batches_hold_the_classes_equally_as_the_reference_draws_them(one_thread, tmp_path, monkeypatch, balance):
+    """Reference train.py (train_ac_gan, is_class_balance = True): every step-1 batch is batch_size/2 images
+    drawn from each class, so G and D's class head see the classes equally often whatever the data's
+    frequencies. pixmorph's default does the same; data.balance_classes=false draws images uniformly."""
     for cls, n in (("a", 12), ("b", 4)):  # 3 : 1
         folder = tmp_path / "data" / "train" / cls
         folder.mkdir(parents=True)
@@ -328,14 +324,17 @@ def test_reference_code_balances_the_classes_in_every_batch(one_thread, tmp_path
     cfg = RunConfig(method="twostep",
                     model={**TINY, "image_size": 8, "step1_steps": 6, "step2_steps": 0},
                     data=DataConfig(root=str(tmp_path / "data"), load_size=8, crop_size=8, flip=False, channels=1,
-                                    num_workers=0),
+                                    num_workers=0, balance_classes=balance),
                     train=TrainConfig(out=str(tmp_path / "run"), batch_size=8, lr_policy="constant", epochs=1000,
                                       epochs_decay=0, max_steps=6, log_every=50, sample_every=1000,
                                       checkpoint_every=1000, tensorboard=False, threads=1))
     train(cfg, progress=False)
     assert len(seen) == 6
-    assert all(counts == {0: 4, 1: 4} for counts in seen), seen  # pixmorph: 6 : 2 on average
+    balanced = [counts == {0: 4, 1: 4} for counts in seen]
+    assert all(balanced) if balance is None else not all(balanced), seen  # uniform: 6 : 2 on average
 
+
+# ---- what the reference code does that pixmorph does not say it leaves out ----------------------------------
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "reference: TensorLayer's BatchNormLayer (decay 0.9, eps 1e-5) moves its moving averages, by the *biased* "

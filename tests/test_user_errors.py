@@ -435,3 +435,15 @@ def test_set_reaches_a_data_layouts_own_options():
                         ["data.options.source_list=train.txt", "data.options.direction=BtoA"])
     assert d["data"]["options"] == {"target_classes": ["a"], "source_list": "train.txt", "direction": "BtoA"}
     assert RunConfig.from_dict({"method": "funit", **d}).data.options["source_list"] == "train.txt"
+
+
+def test_class_balance_on_data_without_classes_is_refused_before_anything_goes(tmp_path, cyclegan_data, monkeypatch,
+                                                                             capsys):
+    """Starting over removes the last run's logs: a refusal found at the loader came after that."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "stats.jsonl").write_text('{"step": 1}\n')
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", run,
+                          "--steps", 1, *TINY_CYCLEGAN, "--set", "data.balance_classes=true")
+    assert "data.balance_classes=true" in line and "no class labels" in line, line
+    assert (run / "stats.jsonl").read_text() == '{"step": 1}\n'

@@ -25,6 +25,9 @@ class DataConfig:
     channels: int = 3  # 3 = RGB, 1 = grayscale (set the model's in/out channels to match)
     num_workers: int = 2
     skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
+    # every batch holds each class equally often, whatever the classes' sizes (a labelled layout only);
+    # None: the method's choice (two-step: yes, as its reference code; the others: no, images drawn uniformly)
+    balance_classes: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)  # settings of one data layout (see data/layouts.py)
 
 

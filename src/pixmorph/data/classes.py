@@ -98,6 +98,11 @@ class ClassFolders(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def labels(self) -> list[int]:
+        """The class of each index (what a class-balanced sampler draws by)."""
+        return [label for _, label in self.items]
+
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, seed = key
         path, label = self.items[index]

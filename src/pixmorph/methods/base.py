@@ -56,6 +56,8 @@ class Method:
     # (load, crop) size of images from a folder when data.load_size/crop_size are not given (a built-in task
     # decides its own size).
     reference_sizes: ClassVar[tuple[int, int]] = (286, 256)
+    # Whether batches hold each class equally often when data.balance_classes is not given (labelled layouts).
+    balanced_batches: ClassVar[bool] = False
 
     def __init__(self, cfg: MethodConfig):
         self.cfg = cfg

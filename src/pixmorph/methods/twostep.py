@@ -10,7 +10,8 @@ dense head to z, its trunk copied from D's by default) to invert G: MSE between 
 
 Step 1 follows the reference code (zsdonghao/Unsup-Im2Im's ``train.py``): D's loss is the sum of the
 real, fake and class terms, and each fake is generated for the class of the real image beside it in the
-batch (so G learns the data's class frequencies). The reference also gives G two updates per D update on
+batch; every batch holds each class equally often (``balanced_batches``: the loop's class-balanced sampler,
+unless ``data.balance_classes=false``). The reference also gives G two updates per D update on
 the same z (its comment: to keep D's loss from collapsing to zero): ``g_updates=2``. The default is the
 paper's one: on two classes the second update trained faster, but on Fashion-MNIST's ten G collapsed
 with it (its samples of a class stopped varying with z; the README has the figures).
@@ -119,6 +120,7 @@ class TwoStep(Method):
     name = "twostep"
     Config = TwoStepConfig
     data_layout = "classes"
+    balanced_batches = True  # the reference draws batch_size / C images of each class
     train_defaults = {"batch_size": 64, "lr_policy": "constant", "epochs": 1e6, "epochs_decay": 0}  # the steps end a run
 
     def __init__(self, cfg: TwoStepConfig):

@@ -36,7 +36,7 @@ from pixmorph.train import distributed, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.run_lock import run_lock
-from pixmorph.train.sampler import SeededSampler
+from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
 from pixmorph.train.schedules import build_schedulers, schedule_position
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -89,6 +89,17 @@ def train(cfg: RunConfig, progress: bool = True) -> Path:
         return _train(cfg, progress)
 
 
+def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
+    """Whether the classes take turns in the stream of training images (data.balance_classes, else the
+    method's choice) instead of images drawn uniformly."""
+    if cfg.data.balance_classes is None:
+        return method.balanced_batches and hasattr(dataset, "labels")
+    if cfg.data.balance_classes and not hasattr(dataset, "labels"):
+        raise ValueError(f"data.balance_classes=true: {cfg.method}'s data ({method.data_layout} layout) has no "
+                         f"class labels to balance; leave it unset")
+    return cfg.data.balance_classes
+
+
 def _train(cfg: RunConfig, progress: bool) -> Path:
     t = cfg.train
     if t.precision not in (*PRECISIONS, "auto"):
@@ -112,6 +123,7 @@ def _train(cfg: RunConfig, progress: bool) -> Path:
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
+    balanced = _balanced_batches(dataset, method, cfg)
     if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0) or min(t.epochs, t.epochs_decay) < 0:
         raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}, train.epochs={t.epochs}, "
                          f"train.epochs_decay={t.epochs_decay}: need batch_size >= 1, the others >= 0")
@@ -177,9 +189,11 @@ def _train(cfg: RunConfig, progress: bool) -> Path:
     if world.is_main and not config_pending:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
+    shard = (world.rank, world.size, t.batch_size)
+    sampler = (ClassBalancedSampler(dataset.labels, t.seed, start=images_seen, shard=shard) if balanced
+               else SeededSampler(len(dataset), t.seed, start=images_seen, shard=shard))
     loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
-                        sampler=SeededSampler(len(dataset), t.seed, start=images_seen,
-                                              shard=(world.rank, world.size, t.batch_size)),
+                        sampler=sampler,
                         pin_memory=speed.pin_memory, persistent_workers=cfg.data.num_workers > 0,
                         worker_init_fn=_leave_signals_to_the_loop,
                         # its own generator: creating the iterator must not draw from the global RNG

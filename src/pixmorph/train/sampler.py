@@ -1,14 +1,16 @@
 """An endless, seeded stream of (index, seed) keys: epoch e is a permutation drawn from (seed, e),
-and the stream can start at any position, so a resumed run sees exactly the same samples.
+and the stream can start at any position, so a resumed run sees exactly the same samples. The
+class-balanced stream (two-step's, as its reference code draws) lets the classes take turns instead.
 
 In distributed training every process walks the same global stream and keeps its own slice of
 each global batch, so N processes with batch b see what one process with batch N*b would."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
+from torch import Tensor
 from torch.utils.data import Sampler
 
 
@@ -38,3 +40,37 @@ class SeededSampler(Sampler):
             for i in range(offset, self.length):
                 yield int(order[i]), int(sample_seeds[i])
             position = (epoch + 1) * self.length
+
+
+class ClassBalancedSampler(SeededSampler):
+    """The same stream of ``(index, seed)`` keys, with the classes taking turns: position p of the stream is an
+    image of class ``p % C``, so every batch holds each class equally often (within one when the batch is not a
+    multiple of C) whatever the classes' sizes. Class c walks its own seeded permutations of its images, epoch
+    after epoch, and the key at any position is computed from the position alone, so resuming stays exact.
+
+    ``labels``: the class of each dataset index (0 .. C-1, each class with at least one image)."""
+
+    def __init__(self, labels: Sequence[int], seed: int, start: int = 0, shard: tuple[int, int, int] = (0, 1, 1)):
+        super().__init__(len(labels), seed, start=start, shard=shard)
+        by_class: dict[int, list[int]] = {}
+        for index, label in enumerate(labels):
+            by_class.setdefault(int(label), []).append(index)
+        if sorted(by_class) != list(range(len(by_class))):
+            raise ValueError(f"class labels {sorted(by_class)}: expected 0 .. C-1, every class with an image")
+        self.members = [torch.tensor(by_class[c]) for c in range(len(by_class))]
+
+    def _stream(self) -> Iterator[tuple[int, int]]:
+        classes = len(self.members)
+        drawn: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}  # (class, its epoch) -> (order, sample seeds)
+        position = self.start
+        while True:
+            c, n = position % classes, position // classes  # the n-th image drawn from class c
+            epoch, offset = divmod(n, len(self.members[c]))
+            if (c, epoch) not in drawn:
+                drawn = {key: value for key, value in drawn.items() if key[0] != c}
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_009 + c)
+                order = self.members[c][torch.randperm(len(self.members[c]), generator=g)]
+                drawn[c, epoch] = order, torch.randint(0, 2**62, (len(order),), generator=g)
+            order, sample_seeds = drawn[c, epoch]
+            yield int(order[offset]), int(sample_seeds[offset])
+            position += 1
