@@ -357,6 +357,38 @@ def test_cli_saves_a_computed_primitive_to_edit(tmp_path):
     assert result.exit_code == 0 and (tmp_path / "e" / "photo_seg.png").is_file(), result.output
 
 
+@pytest.mark.parametrize("refused_by", ["checkpoint", "lock"])
+def test_a_refused_run_leaves_an_edited_primitive_as_it_is(tmp_path, refused_by):
+    """A second `train deepsim --edges auto --out RUN`, refused because RUN holds a checkpoint (no --resume or
+    --overwrite) or because a training holds RUN's lock, changes no file there: the computed primitive, which
+    the user may have edited, was written before the refusal."""
+    from contextlib import nullcontext
+
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+    from pixmorph.train.run_lock import run_lock
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(32)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)).save(photo)
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    edited = run / "primitive" / "photo_edges.png"
+    edited.parent.mkdir()
+    edited.write_bytes(b"the user's edit")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4}.items()]
+    overwrite = [] if refused_by == "checkpoint" else ["--overwrite"]
+    with run_lock(run) if refused_by == "lock" else nullcontext():
+        result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--edges", "auto", "--out",
+                                          str(run), "--steps", "1", "--device", "cpu", *overwrite, *tiny])
+    assert result.exit_code != 0, result.output
+    assert ("holds a checkpoint already" if refused_by == "checkpoint" else "another pixmorph train") in \
+        str(result.exception)
+    assert edited.read_bytes() == b"the user's edit"
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+
 def test_seg_flag_names_the_primitive():
     from pixmorph.cli_deepsim import apply_single_image
 

@@ -113,10 +113,13 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     from pixmorph.train.loop import train as run_training
 
     primitive_files: list[Path] = []
+
+    def write_primitive() -> None:  # once the run is accepted: a refused one leaves the user's edits as they are
+        primitive_files.extend(save_computed_primitive(cfg))
+
+    computed = cfg.method == "deepsim" and not cfg.train.resume
     try:
-        if cfg.method == "deepsim" and not cfg.train.resume:
-            primitive_files = save_computed_primitive(cfg)
-        run_dir = run_training(cfg)
+        run_dir = run_training(cfg, on_start=write_primitive if computed else None)
     except BaseException:
         if created:  # a run that failed before its first checkpoint leaves no folder of leftovers behind
             if not (Path(out) / "checkpoint").exists():

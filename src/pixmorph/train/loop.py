@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -81,12 +81,14 @@ def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | N
     return config
 
 
-def train(cfg: RunConfig, progress: bool = True) -> Path:
+def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], None] | None = None) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
     Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``. A second
-    training in the same folder meanwhile is refused (train/run_lock.py)."""
+    training in the same folder meanwhile is refused (train/run_lock.py). ``on_start`` (on the main process)
+    writes the caller's own files into the run folder once the run is accepted: under the lock, after the
+    config is checked and a start over without ``overwrite`` is refused, so a refused run changes no file."""
     with run_lock(Path(cfg.train.out), take=os.environ.get("RANK", "0") == "0"):
-        return _train(cfg, progress)
+        return _train(cfg, progress, on_start)
 
 
 def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
@@ -100,7 +102,7 @@ def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
     return cfg.data.balance_classes
 
 
-def _train(cfg: RunConfig, progress: bool) -> Path:
+def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None = None) -> Path:
     t = cfg.train
     if t.precision not in (*PRECISIONS, "auto"):
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
@@ -181,6 +183,8 @@ def _train(cfg: RunConfig, progress: bool) -> Path:
         for old_output in ("stats.jsonl", "samples", "tensorboard"):
             path = run_dir / old_output
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    if on_start is not None and world.is_main:
+        on_start()
     speedups.apply_to_nets(method.nets, speed)
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
     # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
