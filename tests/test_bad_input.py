@@ -409,6 +409,30 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     assert isinstance(result.exception, TrainingDiverged), result.output
     assert not run.exists()
 
+@pytest.mark.parametrize("bad", ["model", "data"])
+def test_a_refused_start_leaves_no_new_folder_behind(tmp_path, cyclegan_data, make_config, bad):
+    """The run lock creates the run folder (and its missing parents) before the config and the data are
+    checked: a start refused there, from the CLI or from Python, removes what it created and leaves a folder
+    that existed."""
+    def refused(out: Path) -> None:
+        cfg = make_config("cyclegan", tmp_path / "nowhere" if bad == "data" else cyclegan_data, out,
+                          model={"ngf": 0} if bad == "model" else None)
+        with pytest.raises((ValueError, FileNotFoundError)):
+            train(cfg, progress=False)
+
+    refused(tmp_path / "new" / "runs" / "run")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "existing").mkdir()
+    refused(tmp_path / "existing" / "run")
+    assert (tmp_path / "existing").is_dir() and not any((tmp_path / "existing").iterdir())
+    refused(tmp_path / "existing")
+    assert (tmp_path / "existing").is_dir()
+    result = CliRunner().invoke(cli, ["train", "cyclegan", "--data", str(tmp_path / "nowhere"), "--out",
+                                      str(tmp_path / "cli" / "run"), "--device", "cpu"])
+    assert isinstance(result.exception, FileNotFoundError), result.output
+    assert not (tmp_path / "cli").exists()
+
+
 def _raise_enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 

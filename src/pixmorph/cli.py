@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import warnings
 from collections import defaultdict
@@ -15,7 +14,6 @@ import click
 from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, primitive_hint,
                                    save_computed_primitive, single_image_options)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
-from pixmorph.train.run_lock import LOCK
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
     "data": ("data", "root"), "out": ("train", "out"), "batch_size": ("train", "batch_size"),
@@ -76,7 +74,6 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
                                f"`pixmorph train {d['method']} --config {config_file}`, or change its method")
     d = check_config_values(d, model_config, config_file) if config_file else {}
     out = flags["out"] or d.get("train", {}).get("out") or f"runs/{method}"
-    created = not Path(out).exists()
     saved = Path(out) / "config.json"
     if resume:
         from pixmorph.train.checkpoint import check_resumed_method
@@ -114,31 +111,16 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
     primitive_files: list[Path] = []
 
-    def write_primitive() -> None:  # once the run is accepted: a refused one leaves the user's edits as they are
+    def write_primitive() -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
         primitive_files.extend(save_computed_primitive(cfg))
+        return primitive_files
 
     computed = cfg.method == "deepsim" and not cfg.train.resume
-    try:
-        run_dir = run_training(cfg, on_start=write_primitive if computed else None)
-    except BaseException:
-        if created:  # a run that failed before its first checkpoint leaves no folder of leftovers behind
-            if not (Path(out) / "checkpoint").exists():
-                for f in primitive_files:
-                    f.unlink(missing_ok=True)
-            remove_if_empty(Path(out))
-        raise
+    run_dir = run_training(cfg, on_start=write_primitive if computed else None)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
         if primitive_files:
             click.echo(primitive_hint(run_dir, primitive_files))
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` if it holds no file at any depth but the ``config.json`` a run writes before its
-    first step and the run's lock file (only empty subfolders, or nothing)."""
-    leftovers = {folder / "config.json", folder / LOCK}
-    if folder.is_dir() and not any(p.is_file() and p not in leftovers for p in folder.rglob("*")):
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def merged(base: dict, changes: dict) -> dict:

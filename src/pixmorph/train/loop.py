@@ -35,7 +35,7 @@ from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
-from pixmorph.train.run_lock import run_lock
+from pixmorph.train.run_lock import LOCK, run_lock
 from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
 from pixmorph.train.schedules import build_schedulers, schedule_position
 
@@ -81,14 +81,54 @@ def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | N
     return config
 
 
-def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], None] | None = None) -> Path:
+def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Path]] | None = None) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
     Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``. A second
     training in the same folder meanwhile is refused (train/run_lock.py). ``on_start`` (on the main process)
     writes the caller's own files into the run folder once the run is accepted: under the lock, after the
-    config is checked and a start over without ``overwrite`` is refused, so a refused run changes no file."""
-    with run_lock(Path(cfg.train.out), take=os.environ.get("RANK", "0") == "0"):
-        return _train(cfg, progress, on_start)
+    config is checked and a start over without ``overwrite`` is refused, so a refused run changes no file; it
+    returns them. A run folder this call created is removed again when the run fails before its first
+    checkpoint and holds nothing else (a refused start leaves no folder behind)."""
+    run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
+    new = _first_missing(run_dir)
+    written: list[Path] = []
+
+    def start() -> None:
+        if on_start is not None:
+            written.extend(on_start())
+
+    try:
+        with run_lock(run_dir, take=main):
+            return _train(cfg, progress, start)
+    except BaseException:
+        if main and new is not None and not (run_dir / "checkpoint").exists():
+            for f in written:
+                f.unlink(missing_ok=True)
+            _remove_if_empty(run_dir, new)
+        raise
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder`` and its parents that does not exist yet (None: ``folder`` exists)."""
+    missing = None
+    for f in (folder, *folder.parents):
+        if f.exists():
+            break
+        missing = f
+    return missing
+
+
+def _remove_if_empty(folder: Path, top: Path) -> None:
+    """Remove ``folder`` and its parents up to ``top`` if ``folder`` holds no file at any depth but the
+    ``config.json`` a run writes before its first step and the run's lock file (only empty subfolders)."""
+    leftovers = {folder / "config.json", folder / LOCK}
+    if not folder.is_dir() or any(p.is_file() and p not in leftovers for p in folder.rglob("*")):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in folder.parents:
+        if parent == top.parent or not parent.is_dir() or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
