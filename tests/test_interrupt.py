@@ -125,3 +125,40 @@ def test_a_filesystem_that_cannot_lock_trains_with_a_warning(tmp_path, monkeypat
     with pytest.warns(UserWarning, match="cannot lock files .No locks available."):
         with run_lock.run_lock(tmp_path / "run"):
             pass
+
+
+def test_a_second_ctrl_c_says_what_the_run_folder_holds_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    """The second Ctrl-C aborts at once, without saving: its one line names the last intact checkpoint and its
+    step and the --resume to continue from it, or says that no checkpoint was saved."""
+    import pytest
+
+    from pixmorph.cli import main
+    from pixmorph.methods.cyclegan import CycleGAN
+
+    original = CycleGAN.train_step
+    calls = {"n": 0, "at": 0}
+
+    def ctrl_c_twice(self, batch, update):
+        calls["n"] += 1
+        if calls["n"] == calls["at"]:
+            os.kill(os.getpid(), signal.SIGINT)  # (each handler runs before the next line)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, update)
+
+    monkeypatch.setattr(CycleGAN, "train_step", ctrl_c_twice)
+    data, out = write_unpaired(tmp_path / "data"), tmp_path / "run"
+    for at, checkpoint_every in ((2, 100), (4, 2)):
+        calls.update(n=0, at=at)
+        monkeypatch.setattr(sys, "argv", ["pixmorph", *train_command(data, out, "--set", "train.threads=1",
+                                                                     "--set", f"train.checkpoint_every={checkpoint_every}",
+                                                                     "--overwrite")[3:]])
+        with pytest.raises(SystemExit) as info:
+            main()
+        said = capsys.readouterr().err.strip().splitlines()[-1]
+        assert info.value.code == 130
+        if at == 2:
+            assert said == (f"aborted without saving: no checkpoint was saved in {out}: there is nothing to --resume; "
+                            f"run the command again to start over")
+        else:
+            assert said == (f"aborted without saving: the last checkpoint, {out / 'checkpoint'} (step 2), is intact: "
+                            f"continue from it with `pixmorph train cyclegan --out {out} --resume`")

@@ -351,9 +351,11 @@ def main() -> None:
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort as abort:
-        from pixmorph.train.loop import StoppedAndSaved
+        from pixmorph.train.loop import StoppedAndSaved, TrainingAborted
 
-        if not isinstance(abort.__cause__, StoppedAndSaved):  # saved: the loop has said where and how to go on
+        if isinstance(abort.__cause__, TrainingAborted):
+            click.echo(f"aborted without saving: {abort.__cause__}", err=True)
+        elif not isinstance(abort.__cause__, StoppedAndSaved):  # saved: the loop has said where and how to go on
             click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as e:

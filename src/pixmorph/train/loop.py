@@ -100,12 +100,26 @@ def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Pat
     try:
         with run_lock(run_dir, take=main):
             return _train(cfg, progress, start)
-    except BaseException:
+    except BaseException as error:
         if main and new is not None and not (run_dir / "checkpoint").exists():
             for f in written:
                 f.unlink(missing_ok=True)
             _remove_if_empty(run_dir, new)
+        if isinstance(error, KeyboardInterrupt) and not isinstance(error, StoppedAndSaved):
+            raise TrainingAborted(_aborted_state(run_dir, cfg.method)) from None
         raise
+
+
+def _aborted_state(run_dir: Path, method: str) -> str:
+    """What a run folder holds after training stopped without saving: its last intact checkpoint, or none."""
+    try:
+        folder = ckpt.find_checkpoint(run_dir)
+        step = ckpt.read_config(folder)["step"]
+    except (ckpt.CheckpointError, KeyError):
+        return (f"no checkpoint was saved in {run_dir}: there is nothing to --resume; run the command again to "
+                f"start over")
+    return (f"the last checkpoint, {folder} (step {step}), is intact: continue from it with "
+            f"`pixmorph train {method} --out {run_dir} --resume`")
 
 
 def _first_missing(folder: Path) -> Path | None:
@@ -553,6 +567,11 @@ def _warnings_above(bar: tqdm) -> Iterator[None]:
 
 class StoppedAndSaved(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped training, and the checkpoint of the last step is saved."""
+
+
+class TrainingAborted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training at once (a second one, or one before the steps began), without
+    saving; the message says what the run folder holds and how to go on."""
 
 
 @contextmanager
