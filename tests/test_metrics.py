@@ -648,6 +648,37 @@ def test_eval_reports_top5_only_for_more_than_five_classes(glyph_like_root, smal
     assert "top5" in json.loads((tmp_path / "ten.json").read_text())
 
 
+def test_eval_of_a_checkpoint_refuses_labels_it_cannot_read_before_translating(tmp_path, cyclegan_run,
+                                                                                small_classifier, write_image,
+                                                                                monkeypatch):
+    """--checkpoint with --label: the classes of the outputs-to-be (<stem>.png) are checked before every input is
+    translated, in one line; names that give a class go on to the translation."""
+    import pixmorph.metrics.evaluator as evaluator_module
+
+    def translated(*args, **kwargs):
+        raise RuntimeError("translating")
+
+    monkeypatch.setattr(evaluator_module, "translate_folder", translated)
+    classifier, _ = small_classifier
+    for i in range(2):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, seed=i)
+        write_image(tmp_path / "builtin" / f"test_{i:06d}.png", 16, 16, seed=i)
+
+    def run(inputs: str, label: str):
+        return run_eval(tmp_path / "gen", "--ref", tmp_path / "inputs", "--checkpoint", cyclegan_run, "--input",
+                        tmp_path / inputs, "--label", label, "--classifier", classifier, "--device", "cpu")
+
+    unreadable = run("inputs", "auto")
+    assert isinstance(unreadable.exception, ValueError), unreadable.output
+    assert str(unreadable.exception).startswith(f"{tmp_path / 'gen' / 'item0.png'}: the class cannot be read from "
+                                                f"this name")
+    unknown = run("inputs", "zebra")
+    assert isinstance(unknown.exception, ValueError) and "unknown class 'zebra'" in str(unknown.exception)
+    for inputs, label in (("builtin", "auto"), ("inputs", "boot")):
+        assert str(run(inputs, label).exception) == "translating"
+    assert not (tmp_path / "gen").exists()
+
+
 def test_python_callers_get_the_same_count_checks_as_the_command(tmp_path):
     """From Python, as from `pixmorph eval`/`classifier train`: counts below 1 are refused, not scored as 0."""
     from pixmorph.metrics.classify import train_classifier

@@ -105,6 +105,11 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     kept, halves = generated is not None, False
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
         if checkpoint is not None:
+            from pixmorph.metrics.folders import image_files
+
+            # before translating: the outputs' names, <stem>.png in one folder, may already give no class
+            outputs = Path(generated or Path(tmp) / "generated")
+            evaluator.check([outputs / f"{f.stem}.png" for f in image_files(input_dir)], pairs=pairs, label=label)
             translator, direction = _translator_and_direction(checkpoint, direction, dev)
             generated = translate_folder(translator, input_dir, generated or Path(tmp) / "generated", direction,
                                          side_by_side=side_by_side)

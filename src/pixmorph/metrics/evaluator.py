@@ -102,18 +102,9 @@ class Evaluator:
 
     def __call__(self, generated: str | os.PathLike, reference: str | os.PathLike, *, pairs: bool = False,
                  label: str | int | None = None) -> dict[str, Any]:
-        wanted = set(self.metrics)
-        if not pairs:
-            asked = sorted(wanted & set(PAIRED_METRICS))
-            if self.explicit and asked:
-                raise ValueError(f"{', '.join(asked)} compare aligned pairs: add --pairs (files matched by name)")
-            wanted -= set(PAIRED_METRICS)
-        if label is None:
-            if self.explicit and "acc" in wanted:
-                raise ValueError("acc needs the target class: --label CLASS, or --label auto for built-in file names")
-            wanted.discard("acc")
-
+        wanted = self._wanted(pairs, label)
         gen_files, ref_files = image_files(generated), image_files(reference)
+        labels = self._labels(gen_files, label) if "acc" in wanted else None  # before the images are read
         gen_images = read_uint8(gen_files)
         result: dict[str, Any] = {"generated": str(generated), "reference": str(reference),
                                   "n_generated": len(gen_files), "n_reference": len(ref_files)}
@@ -136,8 +127,38 @@ class Evaluator:
         if set(PAIRED_METRICS) & wanted:
             result.update(self._paired(gen_files, gen_images, ref_files, wanted))
         if "acc" in wanted:
-            result.update(self._accuracy(gen_files, gen_images, label))
+            result.update(self._accuracy(gen_images, labels, label))
         return result
+
+    def check(self, files: Sequence[Path], *, pairs: bool = False, label: str | int | None = None) -> None:
+        """Refuse, before slow work (translating the images to score, say), what the names of the files to
+        score already decide: metrics that do not apply, a missing classifier, and a ``label`` it does not know
+        (``auto``: a file whose folder or name gives no class it knows)."""
+        if "acc" in self._wanted(pairs, label):
+            self._labels(files, label)
+
+    def _wanted(self, pairs: bool, label: str | int | None) -> set[str]:
+        """The metrics that apply; one asked for by name that does not: refused."""
+        wanted = set(self.metrics)
+        if not pairs:
+            asked = sorted(wanted & set(PAIRED_METRICS))
+            if self.explicit and asked:
+                raise ValueError(f"{', '.join(asked)} compare aligned pairs: add --pairs (files matched by name)")
+            wanted -= set(PAIRED_METRICS)
+        if label is None:
+            if self.explicit and "acc" in wanted:
+                raise ValueError("acc needs the target class: --label CLASS, or --label auto for built-in file names")
+            wanted.discard("acc")
+        return wanted
+
+    def _labels(self, files: Sequence[Path], label: str | int) -> torch.Tensor:
+        """The target class of each file, as the classifier numbers its classes."""
+        from pixmorph.metrics.classify import auto_labels
+
+        clf = self.classifier
+        if str(label).lower() == "auto":
+            return auto_labels(files, clf)
+        return torch.full((len(files),), clf.label_index(label), dtype=torch.long)
 
     def _paired(self, gen_files, gen_images, ref_files, wanted) -> dict[str, Any]:
         from pixmorph.metrics import pairs as P
@@ -172,14 +193,10 @@ class Evaluator:
             out["lpips_net"] = self.lpips.name
         return out
 
-    def _accuracy(self, files, images, label) -> dict[str, Any]:
-        from pixmorph.metrics.classify import auto_labels, topk_accuracy
+    def _accuracy(self, images, labels: torch.Tensor, label) -> dict[str, Any]:
+        from pixmorph.metrics.classify import topk_accuracy
 
         clf = self.classifier
-        if str(label).lower() == "auto":
-            labels = auto_labels(files, clf)
-        else:
-            labels = torch.full((len(files),), clf.label_index(label), dtype=torch.long)
         if len({im.shape for im in images}) == 1:
             logits = clf.logits(torch.stack([to_float(im) for im in images]))
         else:  # mixed sizes: the classifier resizes each image to its own size
