@@ -626,6 +626,35 @@ def test_dry_run_refuses_what_the_run_would_refuse(tmp_path, cyclegan_data):
         assert isinstance(result.exception, FileExistsError) and "continue it with --resume" in str(result.exception)
 
 
+def test_dry_run_prints_the_data_options_as_the_run_parses_them(tmp_path, write_image):
+    """--dry-run printed data.options as given while the rest was resolved: DeepSIM's without their defaults,
+    and a bad one (FUNIT's target_class for target_classes, a max_side below 16) passed; the run parses them."""
+    from dataclasses import asdict
+
+    from pixmorph.data.single_image import SingleImageOptions
+
+    photo = write_image(tmp_path / "photo.png", 40, 32, seed=0)
+    for cls in ("a", "b"):
+        for i in range(2):
+            write_image(tmp_path / "classes" / cls / f"{i}.png", 16, 16, seed=i)
+    deepsim = ["deepsim", "--image", photo, "--device", "cpu", "--set", "model.ngf=4", "--set", "model.ndf=4"]
+    result = invoke("train", *deepsim, "--out", tmp_path / "run", "--dry-run")
+    ok(result)
+    assert json.loads(result.stdout)["data"]["options"] == asdict(SingleImageOptions(kind="edges"))
+    result = invoke("train", "pix2pix", "--out", tmp_path / "run", "--dry-run")
+    ok(result)
+    assert json.loads(result.stdout)["data"]["options"] == {"direction": "AtoB"}
+    funit = ["funit", "--data", tmp_path / "classes", "--device", "cpu", "--workers", "0", "--batch-size", "2",
+             "--set", "model.nf=8"]
+    for args, setting, words in ((deepsim, "data.options.max_side=8", "data.options.max_side=8: need at least 16"),
+                                 (funit, "data.options.target_class=b",
+                                  "unknown data.options for the fewshot layout: target_class;")):
+        for dry in (["--dry-run"], ["--steps", "1"]):
+            result = invoke("train", *args, "--out", tmp_path / "run", "--set", setting, *dry)
+            assert isinstance(result.exception, ValueError) and words in str(result.exception), result.output
+            assert not (tmp_path / "run").exists()
+
+
 def test_resume_into_a_classifier_folder_says_what_it_holds(tmp_path):
     folder = tmp_path / "clf"
     folder.mkdir()

@@ -136,6 +136,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     """The config as ``--dry-run`` prints it: the image sizes resolved as training resolves them (a built-in
     task's size, without preparing it), or, where the data decides them, said so instead of null."""
     from pixmorph.data import builtin
+    from pixmorph.data.layouts import layout_options
     from pixmorph.data.resolve import native_size, resolve_sizes
 
     d = cfg.to_dict()
@@ -148,6 +149,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
         from pixmorph.train.checkpoint import refuse_to_start_over
 
         refuse_to_start_over(cfg.train.out)
+    d["data"]["options"] = layout_options(method_cls.data_layout, cfg.data.options)  # as training parses them
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)
     else:

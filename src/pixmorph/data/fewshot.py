@@ -97,6 +97,19 @@ def _names(value: Any, key: str) -> list[str]:
     return list(value)
 
 
+OPTIONS = ("image_root", "source_list", "target_list", "source_classes", "target_classes", "flip")
+
+
+def parse_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The few-shot ``data.options`` checked, class lists as lists (their defaults depend on the data: see
+    the module docstring)."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown data.options for the fewshot layout: {', '.join(unknown)}; known: "
+                         f"{', '.join(OPTIONS)}")
+    return {k: _names(v, k) if k.endswith("_classes") else v for k, v in options.items()}
+
+
 def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_bad: bool = False) -> ClassSplit:
     """The source/target split of ``root`` (see the module docstring for the two layouts)."""
     root = Path(root)
@@ -149,8 +162,9 @@ class FewShotPairs(Dataset):
         return {"content": content, "content_label": content_label, "class": cls, "class_label": cls_label}
 
 
-@register_layout("fewshot")
+@register_layout("fewshot", options=parse_options)
 def fewshot(root: Path, cfg: DataConfig, phase: str) -> FewShotPairs:
+    parse_options(dict(cfg.options or {}))
     opts = task_options(Path(root), cfg.options)
     flip = cfg.flip and bool(opts.get("flip", True))
     split = split_classes(root, cfg.options, cfg.skip_bad)

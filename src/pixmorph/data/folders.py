@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -160,12 +161,17 @@ def unpaired(root: Path, cfg: DataConfig, phase: str) -> UnpairedFolders:
     return UnpairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg))
 
 
-@register_layout("paired")
-def paired(root: Path, cfg: DataConfig, phase: str) -> PairedFolders:
-    direction = (cfg.options or {}).get("direction", "AtoB")
-    unknown = set(cfg.options or {}) - {"direction"}
-    if unknown or direction not in ("AtoB", "BtoA"):
-        raise ValueError(f"data.options {dict(cfg.options)}: the paired layout takes direction=AtoB (A -> B, the "
+def paired_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The paired layout's ``data.options``: ``direction``, AtoB by default."""
+    direction = options.get("direction", "AtoB")
+    if set(options) - {"direction"} or direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"data.options {dict(options)}: the paired layout takes direction=AtoB (A -> B, the "
                          f"default) or direction=BtoA (B -> A)")
+    return {"direction": direction}
+
+
+@register_layout("paired", options=paired_options)
+def paired(root: Path, cfg: DataConfig, phase: str) -> PairedFolders:
+    direction = paired_options(dict(cfg.options or {}))["direction"]
     return PairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg),
                          reverse=direction == "BtoA")

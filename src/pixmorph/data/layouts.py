@@ -7,22 +7,37 @@ dataset indexed by ``(index, seed)`` that yields a dict of CHW tensors in [-1, 1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
 from pixmorph.config import DataConfig
 
 LayoutBuilder = Callable[[Path, DataConfig, str], Dataset]
+OptionsParser = Callable[[dict[str, Any]], dict[str, Any]]
 LAYOUTS: dict[str, LayoutBuilder] = {}
+OPTIONS: dict[str, OptionsParser] = {}
 
 
-def register_layout(name: str):
+def register_layout(name: str, options: OptionsParser | None = None):
+    """Register a layout's builder; ``options``: its parser of ``data.options`` (see :func:`layout_options`),
+    which the builder uses too."""
     def add(builder: LayoutBuilder) -> LayoutBuilder:
         LAYOUTS[name] = builder
+        if options is not None:
+            OPTIONS[name] = options
         return builder
 
     return add
+
+
+def layout_options(layout: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """``data.options`` as the layout will use them, known without reading the data (what ``--dry-run``
+    prints): its defaults filled in, an unknown or bad option refused as training refuses it. A layout
+    without a parser takes them as given."""
+    _import_layout_modules()
+    parse = OPTIONS.get(layout)
+    return parse(dict(options or {})) if parse else dict(options or {})
 
 
 def build_dataset(layout: str, root: Path, cfg: DataConfig, phase: str = "train") -> Dataset:

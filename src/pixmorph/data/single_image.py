@@ -70,6 +70,11 @@ class SingleImageOptions:
         return opts
 
 
+def parse_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The single-image ``data.options`` with their defaults, the primitive's kind resolved."""
+    return dataclasses.asdict(SingleImageOptions.from_dict(options))
+
+
 def resolve_kind(primitive: str, kind: str | None) -> str:
     """The primitive kind: given, or implied by ``auto-*``, or guessed from the file."""
     if kind is not None:
@@ -161,7 +166,7 @@ def training_size(image: str | Path, max_side: int | None = None) -> tuple[int, 
         return None
 
 
-@register_layout("single")
+@register_layout("single", options=parse_options)
 def single(root: Path, cfg: DataConfig, phase: str) -> SingleImage:
     from pixmorph.data.folders import image_mode  # here: folders imports the layout registry too
 
