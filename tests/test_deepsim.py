@@ -743,3 +743,91 @@ def test_an_edge_map_shrunk_for_training_keeps_its_thin_lines(tmp_path):
     assert edges[10:55, 25].all(), "the vertical line broke"
     assert all(edges[r, r - 1 : r + 2].any() for r in range(8, 57)), "the diagonal broke"
     assert float(edges.float().mean()) < 0.06  # lines, not blobs
+
+
+def _tiny_cli(tmp_path: Path, *args: str, steps: int = 1):
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0}.items()]
+    return CliRunner().invoke(cli, ["train", "deepsim", *args, "--steps", str(steps), "--device", "cpu",
+                                    "--set=train.tensorboard=false", *tiny])
+
+
+@pytest.mark.parametrize("mask", ["indices 0/1", "0/255", "black/white RGB"])
+def test_a_two_label_mask_is_a_segmentation(tmp_path, mask):
+    """A grayscale mask of labels 0 and 1 given with --seg trained as an all-black edge map: --seg means a
+    segmentation; given with --primitive the guess reads solid regions as one, and says what it guessed."""
+    import json
+
+    labels = _blocks((0, 1))
+    photo, _ = _label_photo(tmp_path, labels)
+    values = {"indices 0/1": labels, "0/255": labels * 255, "black/white RGB": np.stack([labels * 255] * 3, -1)}
+    seg = tmp_path / "mask.png"
+    Image.fromarray(values[mask].astype(np.uint8)).save(seg)
+    for flag, run in (("--seg", "seg_run"), ("--primitive", "primitive_run")):
+        result = _tiny_cli(tmp_path, "--image", str(photo), flag, str(seg), "--out", str(tmp_path / run))
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        assert json.loads((tmp_path / run / "config.json").read_text())["data"]["options"]["kind"] == "seg"
+    assert "read as a segmentation (guessed from the file" in result.output
+
+
+def test_an_edge_map_is_still_guessed_as_one(tmp_path):
+    from pixmorph.data.primitives import looks_like_edges
+    from pixmorph.data.single_image import write_example
+
+    paths = write_example(tmp_path)
+    bilevel = tmp_path / "bilevel.png"
+    Image.open(paths["edges"]).convert("1").save(bilevel)
+    assert all(looks_like_edges(p) for p in (paths["edges"], *paths["edited"], bilevel))
+
+
+def test_resume_keeps_the_runs_image_and_primitive_and_finds_moved_files(tmp_path):
+    """`--resume --image OTHER` switched the run to another photo without a word; --max-side changed its
+    size. Both are refused; a training file moved away is named, and given again at its new place, taken."""
+    import json
+
+    photo, seg = _label_photo(tmp_path, _blocks((0, 1, 2)))
+    run = tmp_path / "run"
+    assert _tiny_cli(tmp_path, "--image", str(photo), "--seg", str(seg), "--out", str(run)).exit_code == 0
+    other = tmp_path / "other.png"
+    Image.open(photo).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
+    for flags, says in ((["--image", str(other)], f"trained on {photo}"), (["--seg", "auto"], f"trained on {seg}"),
+                        (["--max-side", "32"], "trained with None")):
+        result = _tiny_cli(tmp_path, "--out", str(run), "--resume", *flags, steps=2)
+        assert result.exit_code != 0 and says in str(result.output), result.output
+    moved = tmp_path / "moved" / "seg.png"
+    moved.parent.mkdir()
+    seg.rename(moved)
+    result = _tiny_cli(tmp_path, "--out", str(run), "--resume", steps=2)
+    assert result.exit_code != 0 and f"{seg}: {run} trained on this file" in result.output
+    assert "give its new place with --seg FILE" in result.output
+    result = _tiny_cli(tmp_path, "--out", str(run), "--resume", "--seg", str(moved), "--image", str(photo), steps=2)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((run / "config.json").read_text())["data"]["options"]["primitive"] == str(moved)
+
+
+def test_the_primitive_pixmorph_saved_retrains_on_its_image(tmp_path):
+    """A 451 x 300 photo trains at 128 x 80 (sides to 16s): the edge map saved at that size was refused as
+    of another aspect ratio when given back to retrain on the same photo."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray((disc_image(64)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)) \
+        .resize((451, 300)).save(photo)
+    result = _tiny_cli(tmp_path, "--image", str(photo), "--edges", "auto", "--max-side", "128", "--out",
+                       str(tmp_path / "first"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    saved = tmp_path / "first" / "primitive" / "photo_edges.png"
+    assert Image.open(saved).size == (128, 80)
+    result = _tiny_cli(tmp_path, "--image", str(photo), "--edges", str(saved), "--max-side", "128", "--out",
+                       str(tmp_path / "second"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_the_example_keeps_edits_of_its_files(tmp_path):
+    from pixmorph.data.single_image import write_example
+
+    paths = write_example(tmp_path)
+    paths["edited"][0].write_bytes(b"the user's edit")
+    write_example(tmp_path)
+    assert paths["edited"][0].read_bytes() == b"the user's edit"

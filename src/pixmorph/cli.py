@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, primitive_hint,
+from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, guessed_kind_note, primitive_hint,
                                    save_computed_primitive, single_image_options)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 
@@ -93,8 +93,9 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     if resume:
         d["train"]["resume"] = True
         if not saved.is_file() and not (d.get("data") or {}).get("root") and not (single_image or {}).get("image"):
-            raise click.UsageError(f"--resume: {out} holds no run (no config.json) and no --data is given: check "
-                                   f"--out, or add --data to start a run there")
+            data_flag = "--image" if method == "deepsim" else "--data"
+            raise click.UsageError(f"--resume: {out} holds no run (no config.json) and no {data_flag} is given: "
+                                   f"check --out, or add {data_flag} to start a run there")
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
     if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
@@ -112,6 +113,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     primitive_files: list[Path] = []
 
     def write_primitive() -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
+        if note := guessed_kind_note(cfg, single_image):
+            click.echo(note, err=True)
         primitive_files.extend(save_computed_primitive(cfg))
         return primitive_files
 

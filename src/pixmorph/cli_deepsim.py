@@ -47,8 +47,8 @@ def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | N
             names = ", ".join("--" + k.replace("_", "-") for k in given)
             raise click.UsageError(f"{names}: single-image options, for `pixmorph train deepsim` only")
         return d
-    if resume and not given:
-        return d  # the saved config has them
+    if resume and (Path(d["train"]["out"]) / "config.json").is_file():
+        return _relocated(d, given)  # the saved config has them; flags only say where a moved file is now
     if not given.get("image") and not (d.get("data") or {}).get("root"):
         raise click.UsageError("pixmorph train deepsim needs --image IMG (or --image example for the built-in photo)")
     if "seg" in given:
@@ -56,9 +56,74 @@ def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | N
             raise click.UsageError("--seg names the primitive already: give --seg or --primitive, not both")
         seg = given.pop("seg")
         given["primitive"] = "auto-seg" if seg == "auto" else seg
+        if "kind" not in given and "edges" not in given:  # a segmentation, whatever its file looks like
+            given["kind"] = "seg"
     from pixmorph.methods.deepsim import apply_cli_options
 
     return apply_cli_options(d, **{k: given.get(k) for k in SINGLE_IMAGE_FLAGS if k != "seg"}, dry_run=dry_run)
+
+
+def guessed_kind_note(cfg: Any, flags: dict[str, Any] | None) -> str | None:
+    """What a run says when it guessed its primitive's kind from the file (--primitive FILE alone)."""
+    given = {k for k, v in (flags or {}).items() if v is not None}
+    primitive = (cfg.data.options or {}).get("primitive", "auto")
+    if "primitive" not in given or given & {"kind", "edges", "seg"} or primitive.startswith("auto"):
+        return None
+    kind = cfg.data.options["kind"]
+    return (f"{primitive}: read as {'an edge map' if kind == 'edges' else 'a segmentation'} (guessed from the "
+            f"file; --kind {'seg' if kind == 'edges' else 'edges'} says otherwise)")
+
+
+def _relocated(d: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A resumed DeepSIM run keeps its image, primitive, kind and size: a flag that would change them is
+    refused in one line; one that names the new place of a training file that is no longer where it was is
+    taken. A missing file not given again is named, with the flag that gives its new place."""
+    data = d.setdefault("data", {})
+    opts = data.setdefault("options", {})
+    out = d["train"]["out"]
+    kind = opts.get("kind", "edges")
+    if given.get("image") == "example":
+        given["image"] = str(Path(out) / "example" / "image.png")
+    for flag, value in given.items():
+        if flag in ("kind", "max_side"):
+            if value != opts.get(flag, kind if flag == "kind" else None):
+                raise click.UsageError(f"--{flag.replace('_', '-')} {value}: {out} trained with "
+                                       f"{opts.get(flag)!r}, and a resumed run keeps it: start a new run with "
+                                       f"another --out")
+            continue
+        section, key = (data, "root") if flag == "image" else \
+            (opts, "edges" if flag == "edges" and kind == "seg+edges" else "primitive")
+        saved, shown = section.get(key), value
+        if key == "primitive" and value == "auto":  # as a new run reads --edges auto / --seg auto
+            value = "auto-edges" if flag == "edges" else "auto-seg"
+        if _same_file(saved, value):
+            continue
+        if saved and not str(saved).startswith("auto") and not Path(saved).exists() and Path(value).is_file():
+            click.echo(f"{saved} is not there any more: {out} now reads it from {value}", err=True)
+            section[key] = str(Path(value).expanduser().resolve())
+            continue
+        raise click.UsageError(f"--{flag} {shown}: {out} trained on {saved}, and a resumed run keeps its image "
+                               f"and primitive (a moved file may be given again at its new place): start a new "
+                               f"run with another --out")
+    _refuse_missing(data, out, kind)
+    return d
+
+
+def _same_file(saved: Any, value: str) -> bool:
+    if saved is None or str(saved).startswith("auto") or str(value).startswith("auto"):
+        return str(saved) == str(value)
+    return Path(saved).expanduser().resolve() == Path(value).expanduser().resolve()
+
+
+def _refuse_missing(data: dict[str, Any], out: str, kind: str) -> None:
+    """One line, with the flag to give, for a training file of the run that is no longer where it was."""
+    opts = data.get("options") or {}
+    files = [("--image", data.get("root")), ("--seg" if kind != "edges" else "--edges", opts.get("primitive")),
+             ("--edges", opts.get("edges"))]
+    for flag, path in files:
+        if path and not str(path).startswith("auto") and not Path(path).exists():
+            raise click.UsageError(f"{path}: {out} trained on this file, and it is not there any more: give its "
+                                   f"new place with {flag} FILE (with --resume)")
 
 
 def dry_run_size(cfg: Any, flags: dict[str, Any] | None) -> str:

@@ -212,13 +212,29 @@ def load_seg(path: str | Path, size: tuple[int, int]) -> Tensor:
 
 
 def looks_like_edges(path: str | Path) -> bool:
-    """A guess at a file's kind: edges when it is gray with most pixels near one of two levels."""
+    """A guess at a file's kind: edges when it is gray with two levels and the less common one draws thin
+    lines; coloured files, small label indices (0, 1, 2: a mask stored as indices) and two-level files of
+    solid regions (a 0/255 mask) are segmentations."""
     img = read_image(path, mode="RGB")
     a = np.asarray(img).astype(np.int16)
     if np.abs(a - a[..., :1]).max() > 8:  # coloured: a segmentation
         return False
-    labels = _label_map(Path(path))
-    if labels is not None and labels.max() < 32 and len(np.unique(labels)) > 2:
-        return False  # few small indices: a label map
+    with Image.open(path) as raw:
+        bilevel = raw.mode == "1"  # a 1-bit file reads as 0 / 1: black and white, not indices
+    labels = None if bilevel else _label_map(Path(path))
+    if labels is not None and labels.max() < 32:
+        return False  # small indices (invisible as an image): a label map
     gray = a[..., 0]
-    return bool(((gray < 64) | (gray > 191)).mean() > 0.95)
+    if ((gray < 64) | (gray > 191)).mean() <= 0.95:
+        return False
+    return _thin(gray < 128) if (gray < 128).mean() < 0.5 else _thin(gray >= 128)
+
+
+def _thin(lines: np.ndarray) -> bool:
+    """Whether most of ``lines`` (a mask) is strokes a few pixels wide: few of its pixels survive an erosion
+    by a 7 x 7 square, where a region's interior would."""
+    if not lines.any():
+        return True
+    from scipy.ndimage import binary_erosion
+
+    return bool(binary_erosion(lines, np.ones((7, 7), bool)).sum() < 0.2 * lines.sum())

@@ -117,10 +117,12 @@ def build_primitive(image: Tensor, opts: SingleImageOptions) -> tuple[Tensor, Te
 def check_same_shape(primitive: str | Path, image: str | Path, what: str = "image",
                      tolerance: float = 0.05) -> None:
     """A primitive is drawn over its image (an edge map over its segmentation, ``what``): one of another
-    aspect ratio (another image's edges, say) would be stretched to fit, so refuse it. (Another size of
+    aspect ratio (another image's edges, say) would be stretched to fit, so refuse it; one pixmorph saved at a
+    training size (sides rounded to 16s) passes. (Another size of
     the same aspect is resized, as at edit time.)"""
     (pw, ph), (w, h) = read_image(primitive).size, read_image(image).size
-    if abs((pw / ph) / (w / h) - 1) > tolerance:
+    rounded = (pw, ph) == P.round_size(w, h, max(pw, ph))  # saved at a training size (pixmorph's own primitive)
+    if not rounded and abs((pw / ph) / (w / h) - 1) > tolerance:
         raise ValueError(f"{primitive}: its aspect ratio {pw / ph:.2f} ({pw}x{ph}) is not the {what}'s "
                          f"{w / h:.2f} ({w}x{h}): give the {'primitive' if what == 'image' else 'edge map'} "
                          f"drawn over this {what}")
@@ -135,7 +137,7 @@ class SingleImage(Dataset):
             SingleImageOptions.from_dict(dict(options or {}))
         path = Path(image)
         if path.is_dir():
-            raise IsADirectoryError(f"{path}: the single-image layout takes an image file as data.root, not a folder")
+            raise IsADirectoryError(f"{path}: a folder; DeepSIM trains on one image file (--image IMG)")
         for given in (opts.primitive, opts.edges):
             if given not in (AUTO_EDGES, AUTO_SEG, "auto"):
                 check_same_shape(given, path)
@@ -200,8 +202,9 @@ def example_paths(folder: str | Path) -> dict[str, Any]:
 
 
 def write_example(folder: str | Path) -> dict[str, Any]:
-    """Write the built-in example into ``folder``: ``image.png`` (scikit-image's coffee photo at 320 x 208),
-    ``edges.png`` (its Canny edges at sigma 2, black on white) and two edited edge maps made from them:
+    """Write the built-in example into ``folder`` (a file already there is kept: it may hold edits):
+    ``image.png`` (scikit-image's coffee photo at 320 x 208), ``edges.png`` (its Canny edges at sigma 2,
+    black on white) and two edited edge maps made from them:
     ``edited_removed.png`` (the longest inner stroke erased) and ``edited_moved.png`` (the second
     longest moved 24 px right and 8 px up). Returns their paths. Needs no download."""
     from skimage import data as skdata
@@ -223,8 +226,9 @@ def write_example(folder: str | Path) -> dict[str, Any]:
         return Image.fromarray(np.where(mask, 0, 255).astype(np.uint8), "L")
 
     paths = example_paths(folder)
-    save_image(photo, paths["image"])
-    save_image(edge_image(on), paths["edges"])
-    for mask, path in zip((removed, moved), paths["edited"]):
-        save_image(edge_image(mask), path)
+    images = [(photo, paths["image"]), (edge_image(on), paths["edges"]),
+              *((edge_image(mask), path) for mask, path in zip((removed, moved), paths["edited"]))]
+    for image, path in images:
+        if not path.exists():  # the same files every time: one that is there may hold the user's edits
+            save_image(image, path)
     return paths
