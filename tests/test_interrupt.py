@@ -162,3 +162,68 @@ def test_a_second_ctrl_c_says_what_the_run_folder_holds_and_how_to_resume(tmp_pa
         else:
             assert said == (f"aborted without saving: the last checkpoint, {out / 'checkpoint'} (step 2), is intact: "
                             f"continue from it with `pixmorph train cyclegan --out {out} --resume`")
+
+
+def test_a_start_over_stopped_before_its_first_save_leaves_the_last_run_as_it_was(tmp_path, monkeypatch, capsys):
+    """`--overwrite` by mistake, then Ctrl-C: the first save replaced the last run's checkpoint with the new
+    run's step 1, and its logs and samples were gone already. Now the last run's checkpoint, logs and samples
+    stay until the start over saves its own checkpoint; one that does so replaces them."""
+    import pytest
+
+    from pixmorph.cli import main
+    from pixmorph.methods.cyclegan import CycleGAN
+
+    data, out = write_unpaired(tmp_path / "data"), tmp_path / "run"
+
+    def run(*extra: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["pixmorph", *train_command(data, out, "--set", "train.threads=1",
+                                                                     *extra)[3:]])
+        try:
+            main()
+        except SystemExit as e:
+            return e.code or 0
+        return 0
+
+    assert run("--steps", "2") == 0
+    last_run = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert Path("stats.jsonl") in last_run and any(p.parts[0] == "samples" for p in last_run)
+
+    original, calls = CycleGAN.train_step, {"n": 0}
+
+    def ctrl_c_at_the_first_step(self, batch, update):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop finishes the step, then stops
+        return original(self, batch, update)
+
+    monkeypatch.setattr(CycleGAN, "train_step", ctrl_c_at_the_first_step)
+    assert run("--overwrite", "--steps", "5") == 130
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (f"aborted without saving: the last checkpoint, {out / 'checkpoint'} (step 2), is intact: "
+                    f"continue from it with `pixmorph train cyclegan --out {out} --resume`")
+    now = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert now == last_run
+
+    monkeypatch.setattr(CycleGAN, "train_step", original)
+    assert run("--overwrite", "--steps", "1") == 0
+    assert saved_step(out) == 1 and not (out / ".replaced").exists()
+    assert [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()] == [1]
+
+
+def test_a_start_over_killed_outright_keeps_the_last_runs_outputs_aside(tmp_path):
+    """kill -9 before the first save leaves RUN/.replaced: a --resume (of the last run, whose checkpoint it
+    still is) puts its outputs back; another start over drops the killed start's outputs and keeps them aside."""
+    from pixmorph.train import set_aside
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "stats.jsonl").write_text("last run\n")
+    (run / "samples" / "index.html").write_text("last run")
+    set_aside.set_aside(run)
+    (run / "stats.jsonl").write_text("killed start\n")  # what the start over wrote before the kill
+    set_aside.set_aside(run)  # started over again
+    assert not (run / "stats.jsonl").exists() and (run / ".replaced" / "stats.jsonl").read_text() == "last run\n"
+    (run / "stats.jsonl").write_text("killed again\n")
+    set_aside.restore(run)  # --resume
+    assert (run / "stats.jsonl").read_text() == "last run\n" and (run / "samples" / "index.html").is_file()
+    assert not (run / ".replaced").exists()

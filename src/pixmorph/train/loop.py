@@ -32,7 +32,7 @@ from pixmorph.data.resolve import resolve_data
 from pixmorph.nn.norm import normalise_per_image
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
-from pixmorph.train import distributed, speed as speedups
+from pixmorph.train import distributed, set_aside, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.run_lock import LOCK, run_lock
@@ -101,6 +101,8 @@ def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Pat
         with run_lock(run_dir, take=main):
             return _train(cfg, progress, start)
     except BaseException as error:
+        if main:  # a start over that ends before its first save: the last run's outputs come back
+            set_aside.restore(run_dir)
         if main and new is not None and not (run_dir / "checkpoint").exists():
             for f in written:
                 f.unlink(missing_ok=True)
@@ -233,10 +235,18 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
             return run_dir
     elif not t.overwrite:
         ckpt.refuse_to_start_over(run_dir)
-    if not t.resume and world.is_main:  # starting over: the last run's logs and samples go (its checkpoint, when the first save replaces it)
-        for old_output in ("stats.jsonl", "samples", "tensorboard"):
-            path = run_dir / old_output
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    # Starting over beside a checkpoint, the last run's logs and samples wait aside until the first save
+    # replaces its checkpoint (train/set_aside.py); without one they go.
+    replacing = not t.resume and (run_dir / "checkpoint").exists()
+    if world.is_main:
+        if t.resume:
+            set_aside.restore(run_dir)  # a start over killed before its first save: the run resumed is the last one
+        elif replacing:
+            set_aside.set_aside(run_dir)
+        else:
+            for old_output in ("stats.jsonl", "samples", "tensorboard"):
+                path = run_dir / old_output
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     if on_start is not None and world.is_main:
         on_start()
     speedups.apply_to_nets(method.nets, speed)
@@ -262,8 +272,10 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
     update = _make_update(method, scalers, world)
 
     def save(at_step: int) -> None:
+        nonlocal replacing
         _check_finite(method, sums, steps_since_log, at_step, run_dir, world)  # never replace a good checkpoint with NaNs
         if not world.is_main:
+            replacing = False
             distributed.barrier(world)  # wait until rank 0 has written it
             return
         state = {"step": at_step, "images_seen": images_seen, "global_batch": global_batch,
@@ -276,6 +288,9 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, config, state)
         if config_pending:
             save_json(cfg.to_dict(), run_dir / "config.json")
+        if replacing:
+            set_aside.discard(run_dir)
+            replacing = False
         distributed.barrier(world)
 
     sums: dict[str, torch.Tensor] = {}
@@ -288,7 +303,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
     first_step = step
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
-    out_of_time = False
+    out_of_time = stopped = False
     with _stop_requests(world) as stop_requested, _warnings_above(bar), _batches(loader) as batches, \
             _errors_on_their_own_line(world, bar):
         if cpu_share and (message := cpu_share.adjust(force=True)) and world.is_main:
@@ -314,6 +329,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
 
             out_of_time = t.time_budget is not None and time.perf_counter() - t_start >= t.time_budget
             finishing = step == last_step or distributed.any_rank(out_of_time or stop_requested(), world)
+            stopped = finishing and distributed.any_rank(stop_requested(), world)
             if step % t.log_every == 0 or finishing:
                 elapsed = time.perf_counter() - t_log
                 means = _means(sums, steps_since_log, step, run_dir, world)
@@ -332,6 +348,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
             due = step % t.checkpoint_every == 0 or finishing
             if not due and t.checkpoint_minutes and step % t.log_every == 0:  # the same steps on every process
                 due = distributed.any_rank(time.perf_counter() - t_saved >= 60 * t.checkpoint_minutes, world)
+            if due and replacing and stopped:
+                break  # a start over stopped before its first save: the last run stays as it was (see train())
             if due:
                 save(step)
                 t_saved = time.perf_counter()
@@ -344,16 +362,19 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
         cpu_share.restore()
     if stats:
         stats.close()
-    if stop_requested() and world.is_main:
+    unsaved = stopped and replacing
+    if stop_requested() and world.is_main and not unsaved:
         print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
               f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
-    elif out_of_time and step < last_step and world.is_main:
+    elif out_of_time and step < last_step and world.is_main and not unsaved:
         decaying = " (the learning rate has not decayed to its end)" if decay and t.lr_policy != "constant" else ""
         print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did not "
               f"finish{decaying}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
               f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
     if world.distributed:
         distributed.shutdown()
+    if unsaved:
+        raise KeyboardInterrupt  # train() says what the folder holds
     if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
         raise StoppedAndSaved
     return run_dir
