@@ -447,3 +447,35 @@ def test_class_balance_on_data_without_classes_is_refused_before_anything_goes(t
                           "--steps", 1, *TINY_CYCLEGAN, "--set", "data.balance_classes=true")
     assert "data.balance_classes=true" in line and "no class labels" in line, line
     assert (run / "stats.jsonl").read_text() == '{"step": 1}\n'
+
+
+def test_deepsim_given_data_says_it_takes_an_image(tmp_path, monkeypatch, capsys, write_image):
+    write_image(tmp_path / "photo.png", 32, 32)
+    code, lines = main_error(monkeypatch, capsys, "train", "deepsim", "--data", tmp_path / "photo.png", "--out",
+                             tmp_path / "run")
+    assert code == 2 and "--data" in lines[-1] and "--image IMG" in lines[-1], lines
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, cyclegan_data, monkeypatch, capsys):
+    (tmp_path / "afile").write_text("keep me")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", out,
+                              "--steps", 1, *TINY_CYCLEGAN)
+        assert line == f"error: {tmp_path / 'afile'}: a file, not a folder: give --out (train.out) a folder for the run"
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, write_image, monkeypatch, capsys):
+    for i in range(2):
+        write_image(tmp_path / "data" / "train" / f"{i}.png", 32, 32)
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "train", "pix2pix", "--data", str(tmp_path / "data"), "--out",
+                                      str(tmp_path / "run"), "--steps", "1", "--batch-size", "1", "--workers", "0",
+                                      "--load-size", "32", "--crop-size", "32", "--device", "cpu",
+                                      *[f"--set=model.{k}={v}" for k, v in TINY_PIX2PIX_MODEL.items()],
+                                      "--set", "train.tensorboard=false"])
+    main()
+    warned = [line for line in capsys.readouterr().err.splitlines() if "side-by-side" in line]
+    assert warned == [f"warning: {tmp_path / 'data' / 'train' / '0.png'}: 32x32, not a side-by-side pair (A|B, twice "
+                      f"as wide as high): its left and right halves are taken as A and B; separate images go in "
+                      f"trainA/ and trainB/ with matching names"]

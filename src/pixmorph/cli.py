@@ -67,6 +67,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
         sys.exit(relaunch(devices, sys.argv[1:], flags["device"]))
 
+    if method == "deepsim" and flags.get("data"):  # it would be taken as the image, or dropped by --image
+        raise click.UsageError(f"--data {flags['data']}: deepsim trains on one image: give it with --image IMG")
     model_config = METHODS[method].Config if method in METHODS else None  # an unknown name is refused below
     d = load_yaml(config_file) if config_file else {}
     if d.get("method") not in (None, method):  # its model settings are another method's: name that, not a field
@@ -349,10 +351,16 @@ from pixmorph.serve.cli import serve_command  # noqa: E402  (light: uvicorn load
 cli.add_command(serve_command)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the command's other messages are: one line, without the source line that raised it."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main() -> None:
     """Entry point: known errors are printed as one line, not a traceback."""
     from pixmorph.errors import USER_ERRORS
 
+    warnings.showwarning = _one_line_warning
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort as abort:

@@ -84,6 +84,7 @@ class PairedFolders(Dataset):
         self.transform, self.mode, self.reverse = transform, mode, reverse
         if (root / phase).is_dir():
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in _images_in(root / phase, skip_bad)]
+            _warn_unless_side_by_side(self.pairs[0][0])
         elif (root / f"{phase}A").is_dir() and (root / f"{phase}B").is_dir():
             self.pairs = _match_by_name(_images_in(root / f"{phase}A", skip_bad), _images_in(root / f"{phase}B", skip_bad))
         else:
@@ -135,6 +136,15 @@ def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Imag
         raise ValueError(f"{path}: width {w}: expected A and B side by side (A|B)")
     half = w // 2
     return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+
+
+def _warn_unless_side_by_side(path: Path) -> None:
+    """One line when the first file of an A|B folder is not about twice as wide as high: plain images
+    (a folder of photos given as pix2pix data) would train on their left and right halves."""
+    w, h = read_image(path).size
+    if abs(w / (2 * h) - 1) > 0.25:
+        warnings.warn(f"{path}: {w}x{h}, not a side-by-side pair (A|B, twice as wide as high): its left and right "
+                      f"halves are taken as A and B; separate images go in trainA/ and trainB/ with matching names")
 
 
 def _match_by_name(files_A: list[Path], files_B: list[Path]) -> list[tuple[Path, Path]]:

@@ -404,11 +404,13 @@ def _warn_if_not(path: str | Path, role: str, kind: str) -> None:
 
 
 def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] | None = None,
-           device: str = "cpu") -> list[Tensor]:
+           device: str = "cpu", progress: bool = False) -> list[Tensor]:
     """Render edited primitive files with a DeepSIM model: ``model`` is a run or checkpoint folder, or a
     :class:`pixmorph.api.Translator` from ``pixmorph.load``. The files are read as training read its
     primitive (label colours, ``max_side`` and multiples of 16); ``edges``: for seg+edges models, one edge
-    map per segmentation. Returns one CHW image in [-1, 1] per primitive."""
+    map per segmentation. Returns one CHW image in [-1, 1] per primitive; ``progress``: a bar over them."""
+    from tqdm import tqdm
+
     from pixmorph.api import Translator, load
 
     translator = model if isinstance(model, Translator) else load(model, device=device)
@@ -426,7 +428,8 @@ def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] 
     if translator.image_size:
         for path, x in zip(primitives, inputs):
             _warn_if_other_shape(path, x.shape[-1], x.shape[-2], translator.image_size)
-    return [translator.translate_batch(x[None])[0] for x in inputs]
+    bar = tqdm(inputs, unit="image", disable=not progress or len(inputs) < 2, leave=False)
+    return [translator.translate_batch(x[None])[0] for x in bar]
 
 
 def _warn_if_other_shape(path: str | Path, w: int, h: int, training_size: Sequence[int]) -> None:
@@ -449,5 +452,5 @@ def edit(checkpoint, primitives: Sequence[str | Path], out: str | Path,
 
     check_distinct_outputs(primitives, out)
     names = [Path(p).stem for p in primitives]
-    images = render(checkpoint, primitives, edges, device)
+    images = render(checkpoint, primitives, edges, device, progress=True)
     return [save_image(y, Path(out) / f"{name}.png") for name, y in zip(names, images)]

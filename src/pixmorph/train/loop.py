@@ -90,6 +90,9 @@ def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Pat
     returns them. A run folder this call created is removed again when the run fails before its first
     checkpoint and holds nothing else (a refused start leaves no folder behind)."""
     run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder}: a file, not a folder: give --out (train.out) a folder for the run")
     new = _first_missing(run_dir)
     written: list[Path] = []
 
