@@ -344,3 +344,65 @@ def test_the_palette_offers_the_regions_of_an_antialiased_segmentation():
     assert [tuple(c) for c in colours[:5].tolist()] == regions
     assert all(np.abs(colours[i].astype(int) - colours[:i].astype(int)).max(axis=1).min() > 32
                for i in range(1, len(colours)))
+
+
+def _moved_run(run: Path, to: Path, **changes: str) -> Path:
+    """A copy of a run folder whose saved config points elsewhere: ``root`` (the image) and data.options."""
+    import json
+    import shutil
+
+    shutil.copytree(run, to)
+    config = to / "checkpoint" / "config.json"
+    saved = json.loads(config.read_text())
+    data = saved["run"]["data"]
+    data["root"] = changes.pop("root", data["root"])
+    data["options"].update(changes)
+    config.write_text(json.dumps(saved))
+    return to
+
+
+def test_a_missing_training_segmentation_is_named_not_the_photo_that_is_there(served_runs, served_models, tmp_path):
+    from pixmorph.serve.models import load_models
+
+    seg = tmp_path / "cat_seg.png"
+    served_models["segedges"].primitive["seg"].save(seg)
+    run = _moved_run(served_runs.deepsim_seg_edges, tmp_path / "catseg", primitive=str(seg))
+    assert load_models([str(run)], precision="fp32")["catseg"].primitive_from_training  # the file is there
+    seg.unlink()
+    model = load_models([str(run)], precision="fp32")["catseg"]
+    note = model.primitive_note()
+    assert note.startswith(f"{seg} (its training segmentation) is not where it was: the page's seg layer starts "
+                           "blank, with 16 generic colours to paint; put it back")
+    assert str(served_runs.photo) not in note
+    assert model.describe()["primitive"]["from_training"] is False
+    edges = served_models["segedges"].primitive["edges"]  # computed from the photo, which is still there
+    assert np.array_equal(np.asarray(model.primitive["edges"]), np.asarray(edges))
+
+
+def test_a_computed_primitive_comes_back_from_the_runs_copy_with_its_palette(served_runs, served_models, tmp_path):
+    """The CLI keeps a computed primitive in RUN/primitive: with the training image gone, the page still gets it,
+    and the palette of its segmentation (not 16 generic colours)."""
+    import shutil
+
+    from pixmorph import load
+    from pixmorph.cli_deepsim import save_computed_primitive
+    from pixmorph.serve.models import load_models
+
+    photo = Path(shutil.copy(served_runs.photo, tmp_path / "cat.png"))
+    run = _moved_run(served_runs.deepsim_seg_edges, tmp_path / "catseg", root=str(photo))
+    photo.unlink()
+    gone = load_models([str(run)], precision="fp32")["catseg"]
+    assert gone.primitive_note() == (f"{photo} (its training image) is not where it was: the page's canvas starts "
+                                     "blank, with 16 generic colours to paint; put it back to edit the training "
+                                     "primitive")
+    shutil.copy(served_runs.photo, photo)
+    config = load(run).config
+    config.train.out = str(run)
+    save_computed_primitive(config)  # as `pixmorph train deepsim` does, into RUN/primitive
+    photo.unlink()
+    model = load_models([str(run)], precision="fp32")["catseg"]
+    trained = served_models["segedges"]
+    assert model.primitive_note() is None and model.describe()["primitive"]["from_training"] is True
+    assert model.palette == trained.palette
+    for layer in ("seg", "edges"):
+        assert np.array_equal(np.asarray(model.primitive[layer]), np.asarray(trained.primitive[layer]))

@@ -41,9 +41,9 @@ def serve_command(checkpoints: tuple[str, ...], host: str, port: int, device: st
     app = create_app(models, limits, max_pending=max_pending)
     for m in models.values():
         click.echo(f"model {m.name}: {m.method} ({m.task}), step {m.translator.step}, {m.path}")
-        if m.task == "edit" and not m.primitive_from_training:
-            click.echo(f"  its training image or primitive is not where it was ({m.translator.config.data.root}): "
-                       "the page's canvas starts blank", err=True)
+        note = m.primitive_note() if m.task == "edit" else None
+        if note:
+            click.echo(f"  {note}", err=True)
     if not _is_loopback(host):
         click.echo(f"warning: listening on {host}: anyone who can reach this machine can use the models "
                    "(no authentication)", err=True)

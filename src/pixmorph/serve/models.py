@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
 
 from pixmorph.api import Translator, load
 from pixmorph.train import checkpoint as ckpt
@@ -38,11 +39,26 @@ class ServedModel:
     primitive: dict[str, Image.Image] = field(default_factory=dict)  # edit models: "seg"/"edges" layers
     palette: list[tuple[int, int, int]] = field(default_factory=list)  # edit models with a segmentation
     primitive_from_training: bool = False  # rebuilt from the files it was trained on (else blank)
+    primitive_missing: list[tuple[str, str]] = field(default_factory=list)  # (file, role) of what was not found
+    primitive_blank: list[str] = field(default_factory=list)  # the layers that start blank for want of them
     _fewshot: Any = None
 
     @property
     def method(self) -> str:
         return self.translator.config.method
+
+    def primitive_note(self) -> str | None:
+        """One line saying which training files of an edit model are gone and what the page offers instead."""
+        if not self.primitive_missing:
+            return None
+        files = "; ".join(f"{path} (its {role}) is "
+                          f"{'changed or unreadable' if Path(path).exists() else 'not where it was'}"
+                          for path, role in self.primitive_missing)
+        blank = "the page's canvas starts blank" if set(self.primitive_blank) == set(self.primitive) else \
+            f"the page's {' and '.join(self.primitive_blank)} layer starts blank"
+        palette = ", with 16 generic colours to paint" if "seg" in self.primitive_blank else ""
+        put_back = "it" if len(self.primitive_missing) == 1 else "them"
+        return f"{files}: {blank}{palette}; put {put_back} back to edit the training primitive"
 
     def describe(self) -> dict[str, Any]:
         t = self.translator
@@ -158,35 +174,110 @@ def load_model(name: str, path: Path, device: str = "cpu", precision: str = "aut
 
 
 def _describe_primitive(model: ServedModel) -> None:
-    """The primitive an edit model was trained on (rebuilt from its image and primitive files, when they
-    are still there; else blank at the training size) and the colours of its segmentation."""
+    """The primitive an edit model was trained on (rebuilt from its image and primitive files, or from the copy
+    of a computed one in RUN/primitive, when they are still there; else blank at the training size) and the
+    colours of its segmentation."""
     from pixmorph.data import primitives as P
-    from pixmorph.data.single_image import SingleImage
     from pixmorph.images import to_pil
     from pixmorph.methods.deepsim import KIND_OF_CHANNELS
 
     t = model.translator
     model.primitive_kind = kind = KIND_OF_CHANNELS[t.method.cfg.in_channels]
     width, height = t.image_size or (t.training_size[1], t.training_size[0])
-    try:
-        dataset = SingleImage(t.config.data.root, t.config.data.options, mode=t.image_mode)
-        primitive = dataset.primitive
-        if tuple(primitive.shape[-2:]) != (height, width):
-            raise ValueError("the files changed since training")
-    except (OSError, ValueError):
-        primitive = None
-    model.primitive_from_training = primitive is not None
+    layers, model.primitive_missing = training_layers(t, kind, model.path.parent, (width, height))
+    model.primitive_from_training = not model.primitive_missing
     if kind in ("seg", "seg+edges"):
-        seg = to_pil(primitive[:3]) if primitive is not None else Image.new("RGB", (width, height), (0, 0, 0))
-        model.primitive["seg"] = seg
-        if primitive is None:  # no training segmentation to take its colours from: the fixed palette
-            colours = P.PALETTE[:16]
-        else:
-            colours = region_colours(np.asarray(seg))
+        found = layers.get("seg")
+        if found is None:
+            model.primitive_blank.append("seg")
+        model.primitive["seg"] = to_pil(found) if found is not None else Image.new("RGB", (width, height), (0, 0, 0))
+        # without the training segmentation to take its colours from: the fixed palette
+        colours = region_colours(np.asarray(model.primitive["seg"])) if found is not None else P.PALETTE[:16]
         model.palette = [tuple(int(v) for v in c) for c in colours]
     if kind in ("edges", "seg+edges"):
-        edges = to_pil(primitive[-1:]) if primitive is not None else Image.new("L", (width, height), 255)
-        model.primitive["edges"] = edges
+        found = layers.get("edges")
+        if found is None:
+            model.primitive_blank.append("edges")
+        model.primitive["edges"] = to_pil(found) if found is not None else Image.new("L", (width, height), 255)
+
+
+LAYER_ROLES = {"image": "training image", "seg": "training segmentation", "edges": "training edge map"}
+
+
+def training_layers(translator: Translator, kind: str, run_dir: Path,
+                    size: tuple[int, int]) -> tuple[dict[str, Tensor], list[tuple[str, str]]]:
+    """The training primitive of a DeepSIM model as its layers (``seg``, ``edges``: CHW tensors at ``size``),
+    and the (file, role) of each one not found. A layer comes from its training file, from the training image
+    (a computed one), or from the copy of a computed one the CLI kept in ``run_dir/primitive``."""
+    from pixmorph.data.single_image import SingleImage
+
+    data = translator.config.data
+    try:
+        primitive = SingleImage(data.root, data.options, mode=translator.image_mode).primitive
+        if tuple(primitive.shape[-2:]) == (size[1], size[0]):
+            return _split_layers(primitive), []
+    except (OSError, ValueError):
+        pass
+    layers: dict[str, Any] = {}
+    missing: list[tuple[str, str]] = []
+    for layer, source in _layer_sources(data.options or {}, kind).items():
+        found = _load_layer(layer, source, translator, run_dir, size)
+        if found is not None:
+            layers[layer] = found
+        elif _missing_file(layer, source, data.root) not in missing:
+            missing.append(_missing_file(layer, source, data.root))
+    return layers, missing
+
+
+def _split_layers(primitive: Tensor) -> dict[str, Tensor]:
+    if primitive.shape[0] == 1:
+        return {"edges": primitive}
+    return {"seg": primitive[:3], **({"edges": primitive[3:]} if primitive.shape[0] == 4 else {})}
+
+
+def _layer_sources(options: dict[str, Any], kind: str) -> dict[str, str]:
+    """Each layer's training source: a file, or ``auto*`` (computed from the image)."""
+    from pixmorph.data.single_image import AUTO_EDGES
+
+    primitive = str(options.get("primitive", AUTO_EDGES))
+    if kind == "seg+edges":
+        return {"seg": primitive, "edges": str(options.get("edges", "auto"))}
+    return {kind: primitive}
+
+
+def _is_computed(source: str) -> bool:
+    from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG
+
+    return source in (AUTO_EDGES, AUTO_SEG, "auto")
+
+
+def _load_layer(layer: str, source: str, translator: Translator, run_dir: Path,
+                size: tuple[int, int]) -> Tensor | None:
+    """One layer at ``size`` from its training file, the training image (computed), or the run's copy; None when
+    none of them is there."""
+    from pixmorph.data import primitives as P
+    from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG, SingleImage
+
+    load = P.load_seg if layer == "seg" else P.load_edges
+    data = translator.config.data
+    try:
+        if not _is_computed(source):
+            return load(source, size) if Path(source).is_file() else None
+        if Path(data.root).is_file():
+            keep = {k: v for k, v in (data.options or {}).items() if k in ("max_side", "canny_sigma", "segments")}
+            options = {**keep, "primitive": AUTO_SEG if layer == "seg" else AUTO_EDGES, "kind": layer}
+            computed = SingleImage(data.root, options, mode=translator.image_mode).primitive
+            if tuple(computed.shape[-2:]) == (size[1], size[0]):
+                return computed
+        copy = run_dir / "primitive" / f"{Path(data.root).stem}_{layer}.png"
+        return load(copy, size) if copy.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _missing_file(layer: str, source: str, image: str) -> tuple[str, str]:
+    """What to name for a layer that was not found: its file, or the image it was computed from."""
+    return (image, LAYER_ROLES["image"]) if _is_computed(source) else (source, LAYER_ROLES[layer])
 
 
 def region_colours(seg: np.ndarray, most: int = MAX_PALETTE, apart: int = 32) -> np.ndarray:
