@@ -335,13 +335,13 @@ CAR_SEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsim" / 
 @pytest.mark.skipif(not CAR_SEG.is_file(), reason="../shared/data/deepsim not here")
 def test_the_palette_offers_the_regions_of_an_antialiased_segmentation():
     """The paper's car segmentation has 2,134 colours, most of them its borders' blends: the edit view's
-    palette starts with its five regions, without their near-copies."""
+    palette is its five regions, without their near-copies."""
     from pixmorph.serve.models import region_colours
 
     seg = np.asarray(Image.open(CAR_SEG).convert("RGB").resize((160, 80), Image.Resampling.BICUBIC))
     colours = region_colours(seg)
     regions = [(253, 253, 253), (253, 13, 0), (248, 253, 6), (0, 253, 9), (52, 0, 252)]
-    assert [tuple(c) for c in colours[:5].tolist()] == regions
+    assert [tuple(c) for c in colours.tolist()] == regions  # and no more: the borders' blends are no labels
     assert all(np.abs(colours[i].astype(int) - colours[:i].astype(int)).max(axis=1).min() > 32
                for i in range(1, len(colours)))
 
@@ -406,3 +406,51 @@ def test_a_computed_primitive_comes_back_from_the_runs_copy_with_its_palette(ser
     assert model.palette == trained.palette
     for layer in ("seg", "edges"):
         assert np.array_equal(np.asarray(model.primitive[layer]), np.asarray(trained.primitive[layer]))
+
+
+def _regions(size: tuple[int, int], scale: int, values: list) -> Image.Image:
+    """Four regions (a background, a disc, a bar, a triangle) drawn ``scale`` times larger, for smoothing down."""
+    from PIL import ImageDraw
+
+    mode = "L" if isinstance(values[0], int) else "RGB"
+    image = Image.new(mode, (size[0] * scale, size[1] * scale), values[0])
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([v * scale for v in (20, 20, 140, 150)], fill=values[1])
+    draw.rectangle([v * scale for v in (120, 60, 240, 180)], fill=values[2])
+    draw.polygon([(x * scale, y * scale) for x, y in ((10, 180), (100, 100), (200, 190))], fill=values[3])
+    return image.resize(size, Image.Resampling.LANCZOS) if scale > 1 else image
+
+
+@pytest.mark.parametrize("case", ["antialiased", "jpeg", "gray jpeg"])
+def test_the_palette_is_the_label_colours_of_a_smoothed_or_jpeg_segmentation(case, tmp_path):
+    """Anti-aliasing and JPEG make hundreds of colours of a segmentation's four labels (a gray JPEG of label
+    indices: every value a label, coloured by the fixed palette); the palette offers the four."""
+    from pixmorph.data import primitives as P
+    from pixmorph.images import to_pil
+    from pixmorph.serve.models import region_colours
+
+    size = (256, 192)
+    if case == "gray jpeg":
+        labels = [0, 85, 170, 255]
+        _regions(size, 1, labels).save(tmp_path / "seg.jpg", quality=75)
+        expected = {tuple(P.PALETTE[v]) for v in labels}
+    else:
+        labels = [(250, 250, 250), (230, 20, 10), (20, 200, 30), (40, 10, 240)]
+        _regions(size, 4, labels).save(tmp_path / "seg.jpg", quality=75 if case == "jpeg" else 100)
+        expected = set(labels)
+    seg = np.asarray(to_pil(P.load_seg(tmp_path / "seg.jpg", size)))  # as the edit model's canvas holds it
+    assert len(np.unique(seg.reshape(-1, 3), axis=0)) > 40
+    colours = [tuple(c) for c in region_colours(seg).tolist()]
+    assert len(colours) == 4
+    if case == "gray jpeg":
+        assert set(colours) == expected
+    else:  # JPEG shifts a region's colour a little
+        assert all(min(np.abs(np.subtract(c, e)).max() for c in colours) <= 8 for e in expected)
+
+
+def test_the_palette_of_an_exact_segmentation_keeps_its_small_labels():
+    from pixmorph.serve.models import region_colours
+
+    seg = np.zeros((100, 100, 3), np.uint8)
+    seg[40:42, 40:42] = (255, 0, 0)  # 4 pixels, no interior: a label all the same
+    assert [tuple(c) for c in region_colours(seg).tolist()] == [(0, 0, 0), (255, 0, 0)]

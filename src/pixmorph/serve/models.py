@@ -25,6 +25,7 @@ from pixmorph.train import checkpoint as ckpt
 TASKS = {"cyclegan": "translate", "pix2pix": "translate", "twostep": "translate", "funit": "fewshot",
          "deepsim": "edit"}
 MAX_PALETTE = 64  # colours offered for painting a segmentation
+LABEL_SHARE = 0.005  # of the pixels: the least a label colour's region interiors cover (in a segmentation of more)
 
 
 @dataclass
@@ -280,15 +281,37 @@ def _missing_file(layer: str, source: str, image: str) -> tuple[str, str]:
     return (image, LAYER_ROLES["image"]) if _is_computed(source) else (source, LAYER_ROLES[layer])
 
 
-def region_colours(seg: np.ndarray, most: int = MAX_PALETTE, apart: int = 32) -> np.ndarray:
-    """A segmentation's region colours for painting, the most frequent first, each more than ``apart``
-    from every one before it in some channel: an anti-aliased border's blends and a region's near-copies
-    (the paper's car has 2,134 colours, (0, 253, 9) and (0, 253, 11) among them) are not offered."""
-    colours, counts = np.unique(seg.reshape(-1, 3), axis=0, return_counts=True)
+def region_colours(seg: np.ndarray, most: int = MAX_PALETTE, apart: int = 32,
+                   min_share: float = LABEL_SHARE) -> np.ndarray:
+    """A segmentation's label colours for painting, the most frequent first, each more than ``apart`` from every
+    one before it in some channel. A segmentation of more than ``most`` colours (anti-aliased, or a JPEG) offers
+    only the colours whose region interiors cover ``min_share`` of its pixels: an anti-aliased border's blends
+    and a JPEG's ringing make many colours, but hardly a pixel whose neighbours all share its colour."""
+    codes = _colour_codes(seg)
+    values, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    if len(values) > most:
+        inside = np.bincount(inverse.ravel(), _interior(codes).ravel(), len(values))
+        labels = inside >= min_share * codes.size
+        if labels.any():
+            values, counts = values[labels], counts[labels]
     kept: list[np.ndarray] = []
-    for colour in colours[np.argsort(-counts, kind="stable")].astype(np.int16):
+    for code in values[np.argsort(-counts, kind="stable")]:
+        colour = np.array([code >> 16, (code >> 8) & 255, code & 255], dtype=np.int16)
         if all(np.abs(colour - k).max() > apart for k in kept):
             kept.append(colour)
             if len(kept) == most:
                 break
     return np.array(kept, dtype=np.uint8).reshape(-1, 3)
+
+
+def _colour_codes(seg: np.ndarray) -> np.ndarray:
+    """An H x W x 3 uint8 image as H x W integers, one per colour."""
+    rgb = seg.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _interior(codes: np.ndarray) -> np.ndarray:
+    """Where a pixel's 3 x 3 neighbourhood is all of its colour."""
+    from scipy import ndimage
+
+    return ndimage.maximum_filter(codes, 3, mode="nearest") == ndimage.minimum_filter(codes, 3, mode="nearest")
