@@ -831,3 +831,32 @@ def test_the_example_keeps_edits_of_its_files(tmp_path):
     paths["edited"][0].write_bytes(b"the user's edit")
     write_example(tmp_path)
     assert paths["edited"][0].read_bytes() == b"the user's edit"
+
+
+
+def test_translate_warns_of_a_colour_photo_given_to_an_edges_model_as_edit_does(tmp_path):
+    """pixmorph edit and /api/edit warn when an edges model gets a colour image; translate, which renders the
+    same file the same way, says so too (one line naming the file), and not for the model's own edge map."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    photo = tmp_path / "photo.png"
+    disc = disc_image(64)[0].permute(1, 2, 0).numpy() > 0
+    Image.fromarray(np.where(disc, np.uint8([230, 60, 20]), np.uint8([20, 40, 200]))).save(photo)  # red on blue
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0}.items()]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--edges", "auto", "--out", str(run),
+                                      "--steps", "1", "--device", "cpu", "--set=train.tensorboard=false", *tiny])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    for command in ("translate", "edit"):
+        result = CliRunner().invoke(cli, [command, str(run), str(photo), "--out", str(tmp_path / command),
+                                          "--device", "cpu"])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert warned == [f"warning: {photo}: a colour image, but this edges model reads it as an edge map (black "
+                          "lines on white, read as gray)"], (command, result.stderr)
+    edges = run / "primitive" / "photo_edges.png"
+    result = CliRunner().invoke(cli, ["translate", str(run), str(edges), "--out", str(tmp_path / "own"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.output

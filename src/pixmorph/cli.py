@@ -8,12 +8,16 @@ import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, guessed_kind_note, primitive_hint,
                                    save_computed_primitive, single_image_options)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
+
+if TYPE_CHECKING:
+    from pixmorph.api import Translator
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
     "data": ("data", "root"), "out": ("train", "out"), "batch_size": ("train", "batch_size"),
@@ -163,6 +167,19 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     return d
 
 
+def warn_if_not_primitives(translator: Translator, files: list[Path]) -> None:
+    """For a DeepSIM model of one layer (edges or seg), the warnings ``pixmorph edit`` gives for files that do
+    not look like its primitive (a colour photo given to an edges model, an edge map to a seg model)."""
+    from pixmorph.methods.deepsim import KIND_OF_CHANNELS, warn_if_not_primitive
+
+    if translator.config.method != "deepsim":
+        return
+    kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
+    if kind in ("edges", "seg"):
+        for f in files:
+            warn_if_not_primitive(f, kind, kind)
+
+
 @cli.command()
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
@@ -239,6 +256,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
         files = check_images(files, skip_bad=skip_bad)
+        warn_if_not_primitives(translator, files)
     for w in skipped:  # one line each, not Python's warning format
         click.echo(f"warning: {w.message}", err=True)
     out_dir = Path(out)

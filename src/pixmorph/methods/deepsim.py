@@ -361,9 +361,9 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
         raise ValueError(f"a second file, an edge map (--edges; the edges field of /api/edit), is for seg+edges "
                          f"models; this one takes {kind} alone")
     for i, path in enumerate(paths):
-        _warn_if_not(path, "edges" if kind == "edges" else "seg", kind)
+        warn_if_not_primitive(path, "edges" if kind == "edges" else "seg", kind)
         if kind == "seg+edges":
-            _warn_if_not(edges[i], "edges", kind)
+            warn_if_not_primitive(edges[i], "edges", kind)
     out = []
     for i, path in enumerate(paths):
         size = P.round_size(*read_image(path).size, max_side)
@@ -391,9 +391,10 @@ def _is_colour(path: str | Path) -> bool:
     return bool(np.abs(a - a[..., :1]).max() > 8)
 
 
-def _warn_if_not(path: str | Path, role: str, kind: str) -> None:
-    """A one-line warning when a file given as a model's segmentation looks like an edge map, or one given
-    as its edge map is in colour (a segmentation?): it would be rendered, but not as the user meant."""
+def warn_if_not_primitive(path: str | Path, role: str, kind: str) -> None:
+    """A one-line warning when a file given as a ``kind`` model's segmentation (``role`` seg) looks like an edge
+    map, or one given as its edge map (``role`` edges) is in colour (a photo, a segmentation?): it would be
+    rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit`` and ``pixmorph translate`` share it."""
     where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
     if role == "seg" and looks_like_drawn_edges(path):
         warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} model reads "
