@@ -367,7 +367,7 @@ def test_paired_metrics_match_files_by_name(tmp_path):
     gray = lambda v: np.full((16, 16), v, np.uint8)
     write_items(gen, [gray(100), gray(50), gray(0)], ["a.png", "b.png", "c.png"])
     write_items(ref, [gray(60), gray(110)], ["b.png", "a.png"])  # listed in another order; no c
-    with pytest.warns(UserWarning, match="1 of 3 generated images have no reference"):
+    with pytest.warns(UserWarning, match=rf"1 of 3 generated images have no reference .*: {gen / 'c.png'}$"):
         result = evaluate(gen, ref, pairs=True, metrics="psnr,l1,ssim")
     assert result["n_pairs"] == 2 and "fid" not in result
     assert result["psnr"] == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-6)  # both pairs differ by 10
@@ -517,6 +517,52 @@ def test_eval_translates_a_checkpoint_first(tmp_path, cyclegan_run, write_image)
                       "--pairs", "--metrics", "l1", "--device", "cpu", "--json", tmp_path / "t.json")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "t.json").read_text())["generated"] is None  # its temporary folder is gone
+
+
+def test_eval_of_a_checkpoint_names_the_input_files_not_its_temporary_ones(tmp_path, cyclegan_run, write_image):
+    """Translated into a temporary folder (gone when the messages are read), an output is named by the input
+    file it comes from, in warnings and errors alike."""
+    inputs = tmp_path / "inputs"
+    for i in range(3):
+        write_image(inputs / f"item{i}.jpg", 16, 16, seed=i)
+    for i in range(2):
+        write_image(tmp_path / "truth" / f"item{i}.png", 16, 16, seed=10 + i)
+        write_image(tmp_path / "wide" / f"item{i}.png", 32, 16, seed=10 + i)
+    args = ("--checkpoint", cyclegan_run, "--input", inputs, "--pairs", "--metrics", "l1", "--device", "cpu")
+    result = run_eval("--ref", tmp_path / "truth", *args)
+    assert result.exit_code == 0, result.output
+    assert "pixmorph-eval-" not in result.output
+    assert (f"warning: 1 of 3 generated images have no reference image of the same name and are left out of the "
+            f"paired metrics: {inputs / 'item2.jpg'}") in result.stderr.splitlines()
+
+    result = run_eval("--ref", tmp_path / "wide", *args)
+    message = str(result.exception)
+    assert isinstance(result.exception, ValueError) and "pixmorph-eval-" not in message, result.output
+    assert message.startswith(f"{inputs / 'item0.jpg'} is 16x16 but its reference {tmp_path / 'wide' / 'item0.png'} "
+                              f"is 32x16 (and 1 more pairs): paired metrics need equal sizes")
+
+
+def test_pairs_of_unequal_sizes_fail_before_inception_and_suggest_side_by_side(tmp_path, write_image, monkeypatch):
+    """pix2pix test files are A|B side by side: scored as references of 64x64 outputs they are 128x64. That
+    stops before any Inception feature is computed, and says what to do."""
+    def no_features(self, files, images=None):
+        raise AssertionError("Inception features computed before the pairs were checked")
+
+    monkeypatch.setattr(Evaluator, "features", no_features)
+    for i in range(3):
+        write_image(tmp_path / "out" / f"{i:03d}.png", 64, 64, seed=i)
+        write_image(tmp_path / "test" / f"{i:03d}.jpg", 128, 64, seed=10 + i)
+    with pytest.raises(ValueError) as info:
+        evaluate(tmp_path / "out", tmp_path / "test", pairs=True)
+    assert str(info.value) == (
+        f"{tmp_path / 'out' / '000.png'} is 64x64 but its reference {tmp_path / 'test' / '000.jpg'} is 128x64 (and 2 "
+        f"more pairs): paired metrics need equal sizes; twice as wide, the references look like A|B pairs side by "
+        f"side: score a model on them with `pixmorph eval --checkpoint RUN --input {tmp_path / 'test'} "
+        f"--side-by-side`, which translates one half and compares it with the other")
+    write_image(tmp_path / "square" / "000.png", 64, 32, seed=1)
+    with pytest.raises(ValueError, match=r"is 64x32: paired metrics need equal sizes$"), \
+            pytest.warns(UserWarning, match="2 of 3 generated images have no reference"):  # and no A|B, no hint
+        evaluate(tmp_path / "out", tmp_path / "square", pairs=True, metrics="l1")
 
 
 def test_format_table_aligns_rows():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +19,44 @@ def _warned(records) -> list[str]:
     for w in records:
         seen.setdefault(" ".join(str(w.message).split()), None)
     return list(seen)
+
+
+class InputNames:
+    """Rewrites the paths of files eval writes into its temporary folder (translations, the other halves of A|B
+    inputs), which are gone when its messages are read, as the input files they come from."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def add(self, folder: Path, inputs: str, folder_text: str, file_text: str = "{}") -> None:
+        """``folder``/<stem>.png comes from ``inputs``' file of that stem (``file_text`` formats its path);
+        ``folder_text`` formats ``inputs`` for the folder itself."""
+        from pixmorph.metrics.folders import image_files
+
+        for f in image_files(inputs):
+            self.names[str(folder / f"{f.stem}.png")] = file_text.format(f)
+        self.names[str(folder)] = folder_text.format(inputs)
+
+    def __call__(self, text: str) -> str:
+        if not self.names:
+            return text
+        paths = "|".join(re.escape(p) for p in sorted(self.names, key=len, reverse=True))  # files before folders
+        return re.sub(paths, lambda m: self.names[m.group(0)], text)
+
+    @contextlib.contextmanager
+    def in_errors(self):
+        """Errors raised inside name the input files too (same type, one line)."""
+        try:
+            yield
+        except (ValueError, OSError) as err:
+            text = self(str(err))
+            try:
+                renamed = type(err)(text)
+            except TypeError:  # an exception type that takes more than a message: as it was
+                raise err from None
+            if text == str(err):
+                raise
+            raise renamed from None
 
 
 def _translator_and_direction(checkpoint: str, direction: str | None, device: str):
@@ -103,22 +143,26 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     evaluator = Evaluator(metrics, dev, inception_weights, lpips_net, lpips_weights, classifier,
                           kid_subset_size=kid_subset_size, batch_size=batch_size, progress=True)
     kept, halves = generated is not None, False
-    with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp:
+    named = InputNames()  # the temporary files' names in messages -> the input files they come from
+    with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp, named.in_errors():
         if checkpoint is not None:
             from pixmorph.metrics.folders import image_files
 
             # before translating: the outputs' names, <stem>.png in one folder, may already give no class
             outputs = Path(generated or Path(tmp) / "generated")
+            if not kept:
+                named.add(outputs, input_dir, "the translations of {}")
             evaluator.check([outputs / f"{f.stem}.png" for f in image_files(input_dir)], pairs=pairs, label=label)
             translator, direction = _translator_and_direction(checkpoint, direction, dev)
-            generated = translate_folder(translator, input_dir, generated or Path(tmp) / "generated", direction,
-                                         side_by_side=side_by_side)
+            generated = translate_folder(translator, input_dir, outputs, direction, side_by_side=side_by_side)
             where = generated if kept else "a temporary folder (give GENERATED to keep the images)"
             click.echo(f"translated {input_dir} {direction} into {where}", err=True)
             halves = side_by_side and ref is None  # the reference: the input files' other halves
             if halves:
                 source = input_half(direction, translator.config.data.options)
+                other = "A" if source == "B" else "B"
                 ref = write_targets(input_dir, Path(tmp) / "targets", source)
+                named.add(ref, input_dir, f"the {other} halves of {{}}", f"the {other} half of {{}}")
         elif not Path(generated).is_dir():
             raise FileNotFoundError(f"{generated}: no such folder")
         with warnings.catch_warnings(record=True) as records:
@@ -130,7 +174,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
             result["reference"] = f"the {'A' if source == 'B' else 'B'} halves of {input_dir}"
         if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
             result["generated"] = None
-    result["warnings"] = _warned(records)
+    result["warnings"] = [named(message) for message in _warned(records)]
     for message in result["warnings"]:
         click.echo(f"warning: {message}", err=True)
     shown = result if result["generated"] is not None else {**result, "generated": f"translated from {input_dir}"}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from pixmorph.metrics.folders import image_files, match_pairs, read_uint8, to_float
+from pixmorph.metrics.folders import check_pair_sizes, image_files, match_pairs, read_uint8, to_float
 
 if TYPE_CHECKING:
     from pixmorph.api import Translator
@@ -108,6 +108,8 @@ class Evaluator:
         gen_images = read_uint8(gen_files)
         result: dict[str, Any] = {"generated": str(generated), "reference": str(reference),
                                   "n_generated": len(gen_files), "n_reference": len(ref_files)}
+        if set(PAIRED_METRICS) & wanted:  # before the Inception features: pairs of unequal sizes fail fast
+            matched, gens, refs = self._pairs(gen_files, gen_images, ref_files, reference)
         if {"fid", "kid"} & wanted:
             f_gen = self.features(gen_files, gen_images)
             f_ref = self.features(ref_files)
@@ -125,7 +127,7 @@ class Evaluator:
                 result["kid_subsets"], result["kid_subset_size"] = kid_subsets_used(
                     len(f_gen), len(f_ref), self.kid_subsets, self.kid_subset_size)
         if set(PAIRED_METRICS) & wanted:
-            result.update(self._paired(gen_files, gen_images, ref_files, wanted))
+            result.update(self._paired(matched, gens, refs, wanted))
         if "acc" in wanted:
             result.update(self._accuracy(gen_images, labels, label))
         return result
@@ -160,17 +162,19 @@ class Evaluator:
             return auto_labels(files, clf)
         return torch.full((len(files),), clf.label_index(label), dtype=torch.long)
 
-    def _paired(self, gen_files, gen_images, ref_files, wanted) -> dict[str, Any]:
-        from pixmorph.metrics import pairs as P
-
+    @staticmethod
+    def _pairs(gen_files, gen_images, ref_files, reference) -> tuple[list[tuple[Path, Path]], list, list]:
+        """The (generated, reference) files matched by name and their images, checked to be of equal sizes."""
         index = {f: i for i, f in enumerate(gen_files)}
         matched = match_pairs(gen_files, ref_files)
         gens = [gen_images[index[g]] for g, _ in matched]
         refs = read_uint8([r for _, r in matched])
-        for (g, r), a, b in zip(matched, gens, refs):
-            if a.shape[1:] != b.shape[1:]:
-                raise ValueError(f"{g} is {a.shape[2]}x{a.shape[1]} but its reference {r} is {b.shape[2]}x{b.shape[1]}: "
-                                 "paired metrics need equal sizes")
+        check_pair_sizes(matched, gens, refs, reference)
+        return matched, gens, refs
+
+    def _paired(self, matched, gens, refs, wanted) -> dict[str, Any]:
+        from pixmorph.metrics import pairs as P
+
         out: dict[str, Any] = {"n_pairs": len(matched)}
         if "psnr" in wanted:
             out["psnr"] = sum(P.psnr(a, b) for a, b in zip(gens, refs)) / len(gens)

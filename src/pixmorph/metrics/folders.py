@@ -60,8 +60,28 @@ def match_pairs(generated: list[Path], reference: list[Path]) -> list[tuple[Path
     if not pairs:
         raise ValueError(f"no pairs: none of the {len(generated)} generated file names "
                          f"(e.g. {generated[0].name}) matches a reference file name (e.g. {reference[0].name})")
-    unmatched = len(generated) - len(pairs)
+    unmatched = [g for g in generated if g.stem not in by_stem]
     if unmatched:
-        warnings.warn(f"{unmatched} of {len(generated)} generated images have no reference image of the same name "
-                      f"and are left out of the paired metrics", stacklevel=2)
+        shown = ", ".join(map(str, unmatched[:3])) + (f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else "")
+        warnings.warn(f"{len(unmatched)} of {len(generated)} generated images have no reference image of the same "
+                      f"name and are left out of the paired metrics: {shown}", stacklevel=2)
     return pairs
+
+
+def check_pair_sizes(pairs: list[tuple[Path, Path]], generated: list[torch.Tensor], reference: list[torch.Tensor],
+                     reference_dir: str | os.PathLike) -> None:
+    """A one-line error naming the first pair of unequal sizes (and how many more there are); references twice
+    as wide as their outputs are taken for pix2pix's A|B files, and ``--side-by-side`` is suggested."""
+    unequal = [i for i, (a, b) in enumerate(zip(generated, reference)) if a.shape[1:] != b.shape[1:]]
+    if not unequal:
+        return
+    i = unequal[0]
+    (g, r), (h, w), (rh, rw) = pairs[i], generated[i].shape[1:], reference[i].shape[1:]
+    more = f" (and {len(unequal) - 1} more pairs)" if len(unequal) > 1 else ""
+    hint = ""
+    if all(reference[j].shape[1:] == (generated[j].shape[1], 2 * generated[j].shape[2]) for j in unequal):
+        hint = (f"; twice as wide, the references look like A|B pairs side by side: score a model on them with "
+                f"`pixmorph eval --checkpoint RUN --input {reference_dir} --side-by-side`, which translates one half "
+                f"and compares it with the other")
+    raise ValueError(f"{g} is {w}x{h} but its reference {r} is {rw}x{rh}{more}: paired metrics need equal sizes"
+                     f"{hint}")
