@@ -860,3 +860,25 @@ def test_translate_warns_of_a_colour_photo_given_to_an_edges_model_as_edit_does(
     result = CliRunner().invoke(cli, ["translate", str(run), str(edges), "--out", str(tmp_path / "own"),
                                       "--device", "cpu"])
     assert result.exit_code == 0 and "warning" not in result.stderr, result.output
+
+
+def test_training_warns_of_a_colour_edge_map_and_names_only_what_it_computed(tmp_path):
+    """--edges PHOTO (a colour file as the edge map) trained without a word, though edit warns of the same
+    file; a seg+edges run on the user's segmentation said 'computed primitive' of that segmentation too."""
+    photo, seg = tmp_path / "photo.png", tmp_path / "seg.png"
+    disc = disc_image(64)[0].permute(1, 2, 0).numpy() > 0
+    Image.fromarray(np.where(disc, np.uint8([230, 60, 20]), np.uint8([20, 40, 200]))).save(photo)  # red on blue
+    Image.fromarray(np.where(disc, np.uint8([255, 0, 0]), np.uint8([0, 0, 255]))).save(seg)
+    with pytest.warns(UserWarning, match=r"photo.png: a colour image, but this edges run reads it as an edge map"):
+        result = _tiny_cli(tmp_path, "--image", str(photo), "--edges", str(photo), "--out", str(tmp_path / "r1"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+    result = _tiny_cli(tmp_path, "--image", str(photo), "--seg", str(seg), "--edges", "auto",
+                       "--out", str(tmp_path / "r2"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    folder = tmp_path / "r2" / "primitive"
+    assert (f"computed edge map: {folder / 'photo_edges.png'} (beside your segmentation at the training size, "
+            f"{folder / 'photo_seg.png'})") in result.output, result.output
+    result = _tiny_cli(tmp_path, "--image", str(photo), "--seg", "auto", "--edges", "auto",
+                       "--out", str(tmp_path / "r3"))
+    assert "computed primitive: " in result.output and "photo_seg.png, " in result.output, result.output

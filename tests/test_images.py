@@ -483,3 +483,15 @@ def test_real_jpegs_load():
         img = read_image(path)
         assert img.mode == "RGB" and img.size == (128, 128)
         assert pixels(img).std() > 5
+
+
+def test_two_inputs_written_to_one_output_name_the_remedy_that_works(tmp_path):
+    """a.png and a.jpg in one folder were told to take separate --out folders, which one command cannot
+    give them; they are told to rename one. Files of two folders are told to take separate commands."""
+    from pixmorph.images import check_distinct_outputs
+
+    with pytest.raises(ValueError, match=r"in/a.jpg: would be written to .*out/a.png like .*in/a.png: rename one of them"):
+        check_distinct_outputs([tmp_path / "in/a.png", tmp_path / "in/a.jpg"], tmp_path / "out")
+    with pytest.raises(ValueError, match="b/a.png: would be written to .*out/a.png like .*in/a.png: give their folders separate commands"):
+        check_distinct_outputs([tmp_path / "in/a.png", tmp_path / "b/a.png"], tmp_path / "out")
+    check_distinct_outputs([tmp_path / "in/a.png", tmp_path / "in/b.png"], tmp_path / "out")

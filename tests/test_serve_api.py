@@ -132,6 +132,7 @@ def test_limits(served_models):
         big = requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
                             files={"image": ("big.png", b"\0" * 60_000)})
         assert big.status_code == 413 and "over the limit of 50000 bytes" in big.json()["detail"]
+        assert big.json()["detail"].endswith(f"(pixmorph serve --max-upload-mb {50_000 / 2**20:g})")
 
         def chunks():  # no Content-Length: counted as it arrives
             boundary = b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"s.png\"\r\n\r\n"
@@ -145,6 +146,7 @@ def test_limits(served_models):
         wide = requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
                              files={"image": ("wide.png", png(41, 40))})
         assert wide.status_code == 413 and "wide.png" in wide.json()["detail"] and "1600" in wide.json()["detail"]
+        assert wide.json()["detail"].endswith("(pixmorph serve --max-pixels 1600)")
         assert requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
                              files={"image": ("ok.png", png(40, 40))}).status_code == 200
 

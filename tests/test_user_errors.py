@@ -303,6 +303,21 @@ def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):
     assert ckpt.read_config(ckpt.find_checkpoint(run))["step"] == 1
 
 
+def test_a_time_budget_bar_shows_its_estimated_end_from_the_first_step(tmp_path, capsys):
+    """The bar's total was the schedule's (here 100,000 steps) until the first log; it is now the steps the
+    budget is estimated to allow, from the first step on."""
+    import dataclasses
+
+    from test_train import tiny_run, write_unpaired
+
+    cfg = tiny_run(write_unpaired(tmp_path / "data"), tmp_path / "run", 100_000, time_budget=1.5)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, log_every=10**6, sample_every=10**6,
+                                                           epochs=10**5))
+    train(cfg, progress=True)
+    renders = [r for r in capsys.readouterr().err.replace("\r", "\n").splitlines() if "step" in r and "/" in r]
+    assert renders and not any("/100000 " in r or "/100000[" in r for r in renders), renders[:5]
+
+
 def test_translate_skip_bad_with_nothing_readable_fails(tmp_path, monkeypatch, capsys):
     run = make_checkpoint(tmp_path / "run")
     (tmp_path / "in").mkdir()
@@ -395,11 +410,26 @@ def test_deepsim_on_an_image_too_small_for_its_perceptual_loss_is_one_line(tmp_p
                           "--max-side", "16", "--out", tmp_path / "run", "--steps", "2",
                           "--set", "model.n_downsampling=2", "--set", "model.ngf=4", "--set", "model.ndf=4",
                           "--set", "model.n_blocks=1")
-    assert "16x16: the perceptual loss needs sides of at least 32" in line and "--max-side 32" in line
+    assert "16x16: the perceptual loss needs sides of at least 32" in line and "--max-side of 32" in line
     from pixmorph.methods.deepsim import DeepSIM, DeepSIMConfig
 
-    with pytest.raises(ValueError, match="--max-side 96 or more"):  # 3:1, as the car at --max-side 40 (48x16)
+    with pytest.raises(ValueError, match="--max-side of 96 or more"):  # 3:1, as the car at --max-side 40 (48x16)
         DeepSIM(DeepSIMConfig(ngf=4, ndf=4, n_blocks=1)).check_training_size(48, 16)
+
+
+def test_deepsim_on_an_image_smaller_than_the_networks_names_the_remedy_that_works(tmp_path, monkeypatch, capsys,
+                                                                                 write_image):
+    """A 7x5 photo (trained at 16x16) suggested --max-side, which only shrinks; a photo that --max-side shrank
+    below the networks' least size names a larger --max-side."""
+    write_image(tmp_path / "tiny.png", 7, 5)
+    line = one_line_error(monkeypatch, capsys, "train", "deepsim", "--image", tmp_path / "tiny.png",
+                          "--out", tmp_path / "run", "--steps", "1")
+    assert "tiny.png: 7x5, trained at 16x16, smaller than the 32x32 the networks need: use a larger image," in line
+    assert "--max-side" not in line
+    write_image(tmp_path / "photo.png", 64, 48)
+    line = one_line_error(monkeypatch, capsys, "train", "deepsim", "--image", tmp_path / "photo.png",
+                          "--max-side", "16", "--out", tmp_path / "run", "--steps", "1")
+    assert "photo.png: 64x48, trained at 16x16" in line and "use a larger --max-side," in line
 
 
 def test_a_funit_discriminator_depth_it_cannot_build_names_the_option():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, guessed_kind_note, primitive_hint,
-                                   save_computed_primitive, single_image_options)
+                                   save_computed_primitive, single_image_options, warn_of_unlikely_primitives)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 
 if TYPE_CHECKING:
@@ -121,6 +121,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     def write_primitive() -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
         if note := guessed_kind_note(cfg, single_image):
             click.echo(note, err=True)
+        warn_of_unlikely_primitives(cfg.data.options or {})
         primitive_files.extend(save_computed_primitive(cfg))
         return primitive_files
 
@@ -129,7 +130,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
         if primitive_files:
-            click.echo(primitive_hint(run_dir, primitive_files))
+            click.echo(primitive_hint(run_dir, primitive_files, cfg.data.options or {}))
 
 
 def merged(base: dict, changes: dict) -> dict:

@@ -161,10 +161,30 @@ def save_computed_primitive(cfg: Any) -> list[Path]:
     return [save_image(pair.primitive, folder / f"{stem}_{pair.options.kind}.png")]
 
 
-def primitive_hint(run: str | Path, files: list[Path]) -> str:
-    """Where the computed primitive is, and how to render an edited copy."""
+def primitive_hint(run: str | Path, files: list[Path], options: dict[str, Any]) -> str:
+    """Where the computed primitive is, and how to render an edited copy (``options``: the run's data.options;
+    a seg+edges run on the user's segmentation computed only the edge map)."""
+    from pixmorph.data.single_image import AUTO_SEG
+
     args = f"{files[0]} --edges {files[1]}" if len(files) == 2 else str(files[0])
-    return f"computed primitive: {', '.join(map(str, files))} (edit a copy, then `pixmorph edit {run} {args} --out DIR`)"
+    if len(files) == 2 and options.get("primitive") != AUTO_SEG:
+        what = f"computed edge map: {files[1]} (beside your segmentation at the training size, {files[0]})"
+    else:
+        what = f"computed primitive: {', '.join(map(str, files))}"
+    return f"{what} (edit a copy, then `pixmorph edit {run} {args} --out DIR`)"
+
+
+def warn_of_unlikely_primitives(options: dict[str, Any]) -> None:
+    """At training, as at edit time: a warning when the file given as the edge map is in colour (the photo?)
+    or the one given as the segmentation looks like a drawn edge map."""
+    from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG
+    from pixmorph.methods.deepsim import warn_if_not_primitive
+
+    kind, primitive, edges = options.get("kind"), options.get("primitive"), options.get("edges", "auto")
+    if primitive not in (None, AUTO_EDGES, AUTO_SEG, "auto"):
+        warn_if_not_primitive(primitive, "edges" if kind == "edges" else "seg", kind, reader="run")
+    if kind == "seg+edges" and edges != "auto":
+        warn_if_not_primitive(edges, "edges", kind, reader="run")
 
 
 @click.command("edit")

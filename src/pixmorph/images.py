@@ -253,7 +253,9 @@ def check_distinct_outputs(files: Sequence[str | os.PathLike], out_dir: str | os
     for f in map(Path, files):
         target = Path(out_dir) / f"{f.stem}.png"
         if (other := seen.setdefault(target, f)) != f:
-            raise ValueError(f"{f}: would be written to {target} like {other}; give them separate --out folders")
+            remedy = ("rename one of them (each input is written as <name>.png)" if f.parent == other.parent
+                      else "give their folders separate commands and --out folders")
+            raise ValueError(f"{f}: would be written to {target} like {other}: {remedy}")
 
 
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:

@@ -142,6 +142,7 @@ class SingleImage(Dataset):
             if given not in (AUTO_EDGES, AUTO_SEG, "auto"):
                 check_same_shape(given, path)
         self.image = P.load_image(path, opts.max_side, mode)
+        self.source_size: tuple[int, int] = read_image(path).size  # (width, height) of the file, for messages
         self.primitive, self.auto_edges = build_primitive(self.image, opts)
 
     @property

@@ -190,8 +190,8 @@ class DeepSIM(Method):
             long_side = -(-PERCEPTUAL_MIN_SIDE * max(width, height) // min(width, height))  # keeps the aspect
             long_side = -(-long_side // P.MULTIPLE) * P.MULTIPLE
             raise ValueError(f"image size {width}x{height}: the perceptual loss needs sides of at least "
-                             f"{PERCEPTUAL_MIN_SIDE} (the offline VGG16's pooling): use a larger image or --max-side "
-                             f"{long_side} or more (or --set model.lambda_vgg=0)")
+                             f"{PERCEPTUAL_MIN_SIDE} (the offline VGG16's pooling): use a larger image (a --max-side "
+                             f"of {long_side} or more where one shrank it), or --set model.lambda_vgg=0")
 
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
@@ -391,17 +391,18 @@ def _is_colour(path: str | Path) -> bool:
     return bool(np.abs(a - a[..., :1]).max() > 8)
 
 
-def warn_if_not_primitive(path: str | Path, role: str, kind: str) -> None:
+def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = "model") -> None:
     """A one-line warning when a file given as a ``kind`` model's segmentation (``role`` seg) looks like an edge
     map, or one given as its edge map (``role`` edges) is in colour (a photo, a segmentation?): it would be
-    rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit`` and ``pixmorph translate`` share it."""
+    rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit`` and ``pixmorph translate`` share it;
+    training (``reader`` run) too."""
     where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
     if role == "seg" and looks_like_drawn_edges(path):
-        warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} model reads "
+        warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} {reader} reads "
                       f"it as a segmentation{where}", stacklevel=3)
     elif role == "edges" and _is_colour(path):
-        warnings.warn(f"{path}: a colour image, but this {kind} model reads it as an edge map (black lines on white, "
-                      f"read as gray){where}", stacklevel=3)
+        warnings.warn(f"{path}: a colour image, but this {kind} {reader} reads it as an edge map (black lines on "
+                      f"white, read as gray){where}", stacklevel=3)
 
 
 def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] | None = None,

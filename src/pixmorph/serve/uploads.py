@@ -50,7 +50,7 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send, 413, f"request body of {int(declared)} bytes is over the limit of "
-                                                 f"{self.limit} bytes")
+                                                 f"{self.limit} bytes{self._option}")
         received = 0
         body_done = response_started = False
         refusal: tuple[int, str] | None = None
@@ -68,7 +68,7 @@ class BodyLimit:
             received += len(message.get("body", b""))
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if received > self.limit:
-                refusal = 413, f"request body is over the limit of {self.limit} bytes"
+                refusal = 413, f"request body is over the limit of {self.limit} bytes{self._option}"
                 raise BodyTooLarge()
             return message
 
@@ -88,6 +88,11 @@ class BodyLimit:
         except (BodyTooLarge, BodyStalled):
             if not response_started:
                 await self._refuse(send, *refusal)
+
+    @property
+    def _option(self) -> str:
+        """Where the limit is set, for whoever runs the server."""
+        return f" (pixmorph serve --max-upload-mb {self.limit / 2**20:g})"
 
     @staticmethod
     async def _refuse(send, status: int, detail: str) -> None:
@@ -119,7 +124,7 @@ def decode(data: bytes, name: str, limits: Limits, mode: str = "RGB") -> Image.I
     try:
         return decode_image(io.BytesIO(data), name, mode=mode, max_pixels=limits.max_pixels)
     except ImageTooLarge as err:
-        raise HTTPException(413, str(err)) from None
+        raise HTTPException(413, f"{err} (pixmorph serve --max-pixels {limits.max_pixels})") from None
     except ImageReadError as err:
         raise HTTPException(415, str(err)) from None
     except Exception as err:  # whatever else a damaged file makes a decoder raise: still the file's problem

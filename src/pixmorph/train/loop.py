@@ -302,7 +302,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
     if world.distributed and world.is_main:
         print(f"{world.size} processes ({distributed.backend()}), batch {t.batch_size} each: global batch {global_batch}",
               flush=True)
-    bar = tqdm(total=last_step, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=None if t.time_budget else last_step, initial=step,  # a budget's end: estimated each step
+               disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
     first_step = step
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
@@ -328,6 +329,10 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
             steps_since_log += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.float()
+            if t.time_budget:  # the bar ends where the budget or the schedule ends, whichever comes first
+                spent = time.perf_counter() - t_start
+                rate = (step - first_step) / max(spent, 1e-9)
+                bar.total = min(last_step, step + int(rate * max(t.time_budget - spent, 0)))
             bar.update(1)
 
             out_of_time = t.time_budget is not None and time.perf_counter() - t_start >= t.time_budget
@@ -340,10 +345,6 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
                 if stats:
                     stats.write(step, means)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                if t.time_budget:  # the bar ends where the budget or the schedule ends, whichever comes first
-                    spent = time.perf_counter() - t_start
-                    rate = (step - first_step) / max(spent, 1e-9)
-                    bar.total = min(last_step, step + int(rate * max(t.time_budget - spent, 0)))
                 sums, seen_since_log, t_log = {}, 0, time.perf_counter()
                 steps_since_log = 0
             if world.is_main and (step % t.sample_every == 0 or finishing):
@@ -396,9 +397,10 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int
     need = max((getattr(g, "min_size", 1) for g in generators), default=1)
     size = getattr(dataset, "image_size", None)
     if size and min(size) < need:
-        raise ValueError(f"{data_root}: trained at {size[0]}x{size[1]}, smaller than the {need}x{need} the "
-                         f"networks need: use a larger image (or --max-side), or a generator with fewer "
-                         f"downsamplings")
+        source = getattr(dataset, "source_size", size)  # before --max-side scaled it down
+        larger = "a larger --max-side" if min(source) >= need else "a larger image"
+        raise ValueError(f"{data_root}: {source[0]}x{source[1]}, trained at {size[0]}x{size[1]}, smaller than the "
+                         f"{need}x{need} the networks need: use {larger}, or a generator with fewer downsamplings")
     if size or crop:
         method.check_training_size(*(size or (crop, crop)))
     stride = math.lcm(*(getattr(g, "stride", 1) for g in generators)) if generators else 1
