@@ -387,7 +387,7 @@ def test_a_computed_primitive_comes_back_from_the_runs_copy_with_its_palette(ser
     import shutil
 
     from pixmorph import load
-    from pixmorph.cli_deepsim import save_computed_primitive
+    from pixmorph.cli_deepsim import save_training_primitive
     from pixmorph.serve.models import load_models
 
     photo = Path(shutil.copy(served_runs.photo, tmp_path / "cat.png"))
@@ -400,7 +400,7 @@ def test_a_computed_primitive_comes_back_from_the_runs_copy_with_its_palette(ser
     shutil.copy(served_runs.photo, photo)
     config = load(run).config
     config.train.out = str(run)
-    save_computed_primitive(config)  # as `pixmorph train deepsim` does, into RUN/primitive
+    save_training_primitive(config)  # as `pixmorph train deepsim` does, into RUN/primitive
     photo.unlink()
     model = load_models([str(run)], precision="fp32")["catseg"]
     trained = served_models["segedges"]
@@ -408,6 +408,31 @@ def test_a_computed_primitive_comes_back_from_the_runs_copy_with_its_palette(ser
     assert model.palette == trained.palette
     for layer in ("seg", "edges"):
         assert np.array_equal(np.asarray(model.primitive[layer]), np.asarray(trained.primitive[layer]))
+
+
+def test_a_given_segmentation_comes_back_from_the_runs_copy_when_it_has_moved(tmp_path):
+    """`pixmorph train deepsim --seg FILE` keeps the segmentation as the model sees it in RUN/primitive: when
+    FILE has moved (or the run went to another machine) the page still starts from it, with its palette, where
+    it started blank with 16 generic colours."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+    from pixmorph.serve.models import load_models
+    from serving import DEEPSIM_TINY
+
+    photo, seg, run = tmp_path / "photo.png", tmp_path / "seg.png", tmp_path / "run"
+    _regions((256, 192), 1, [(90, 120, 200), (200, 60, 40), (40, 160, 60), (230, 200, 30)]).save(seg)
+    _regions((256, 192), 1, [(120, 140, 210), (180, 80, 60), (70, 150, 80), (220, 190, 90)]).save(photo)
+    tiny = [f"--set=model.{k}={v}" for k, v in DEEPSIM_TINY.items()]
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", str(photo), "--seg", str(seg), "--out", str(run),
+                                      "--steps", "1", "--device", "cpu", "--set=train.tensorboard=false", *tiny])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "computed" not in result.output  # nothing was computed: no hint to edit a copy
+    [there] = load_models([str(run)], precision="fp32").values()
+    seg.rename(tmp_path / "moved.png")
+    [moved] = load_models([str(run)], precision="fp32").values()
+    assert moved.primitive_note() is None and len(moved.palette) == 4 and moved.palette == there.palette
+    assert np.array_equal(np.asarray(moved.primitive["seg"]), np.asarray(there.primitive["seg"]))
 
 
 def _regions(size: tuple[int, int], scale: int, values: list) -> Image.Image:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pixmorph.cli_deepsim import (apply_single_image, dry_run_size, edit_command, guessed_kind_note, primitive_hint,
-                                   save_computed_primitive, single_image_options, warn_of_unlikely_primitives)
+from pixmorph.cli_deepsim import (apply_single_image, computed_primitive, dry_run_size, edit_command, guessed_kind_note,
+                                   primitive_hint, save_training_primitive, single_image_options,
+                                   warn_of_unlikely_primitives)
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 
 if TYPE_CHECKING:
@@ -122,14 +123,14 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         if note := guessed_kind_note(cfg, single_image):
             click.echo(note, err=True)
         warn_of_unlikely_primitives(cfg.data.options or {})
-        primitive_files.extend(save_computed_primitive(cfg))
+        primitive_files.extend(save_training_primitive(cfg))
         return primitive_files
 
-    computed = cfg.method == "deepsim" and not cfg.train.resume
-    run_dir = run_training(cfg, on_start=write_primitive if computed else None)
+    new_deepsim = cfg.method == "deepsim" and not cfg.train.resume
+    run_dir = run_training(cfg, on_start=write_primitive if new_deepsim else None)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
-        if primitive_files:
+        if primitive_files and computed_primitive(cfg.data.options or {}):
             click.echo(primitive_hint(run_dir, primitive_files, cfg.data.options or {}))
 
 

@@ -141,17 +141,15 @@ def dry_run_size(cfg: Any, flags: dict[str, Any] | None) -> str:
     return f"from the data: {size[0]}x{size[1]}, the image's size" if size else "from the data: the image's size"
 
 
-def save_computed_primitive(cfg: Any) -> list[Path]:
-    """A computed primitive (``auto-edges``, ``auto-seg`` or ``--edges auto``) as files in the run folder,
-    so that the user has something to edit and render with ``pixmorph edit``. Nothing for given files."""
-    from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG, SingleImage
+def save_training_primitive(cfg: Any) -> list[Path]:
+    """The training primitive, as the model sees it (at the training size), as files in ``RUN/primitive``: a
+    computed one (``auto-edges``, ``auto-seg`` or ``--edges auto``) is something to edit and render with
+    ``pixmorph edit``; a given one keeps the run whole (``pixmorph serve`` takes its canvas and palette from
+    there when the file has moved, or on another machine)."""
+    from pixmorph.data.single_image import SingleImage
     from pixmorph.images import save_image
 
     opts = cfg.data.options or {}
-    computed = opts.get("primitive", AUTO_EDGES) in (AUTO_EDGES, AUTO_SEG) or (opts.get("kind") == "seg+edges"
-                                                                    and opts.get("edges", "auto") == "auto")
-    if not computed:
-        return []
     pair = SingleImage(cfg.data.root, opts)
     folder = Path(cfg.train.out) / "primitive"
     stem = Path(cfg.data.root).stem
@@ -159,6 +157,14 @@ def save_computed_primitive(cfg: Any) -> list[Path]:
         return [save_image(pair.primitive[:3], folder / f"{stem}_seg.png"),
                 save_image(pair.primitive[3:], folder / f"{stem}_edges.png")]
     return [save_image(pair.primitive, folder / f"{stem}_{pair.options.kind}.png")]
+
+
+def computed_primitive(options: dict[str, Any]) -> bool:
+    """Whether a run computes (part of) its primitive from its image."""
+    from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG
+
+    return options.get("primitive", AUTO_EDGES) in (AUTO_EDGES, AUTO_SEG) or (
+        options.get("kind") == "seg+edges" and options.get("edges", "auto") == "auto")
 
 
 def primitive_hint(run: str | Path, files: list[Path], options: dict[str, Any]) -> str:

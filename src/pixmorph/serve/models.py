@@ -209,7 +209,7 @@ def training_layers(translator: Translator, kind: str, run_dir: Path,
                     size: tuple[int, int]) -> tuple[dict[str, Tensor], list[tuple[str, str]]]:
     """The training primitive of a DeepSIM model as its layers (``seg``, ``edges``: CHW tensors at ``size``),
     and the (file, role) of each one not found. A layer comes from its training file, from the training image
-    (a computed one), or from the copy of a computed one the CLI kept in ``run_dir/primitive``."""
+    (a computed one), or from the copy the CLI kept in ``run_dir/primitive``."""
     from pixmorph.data.single_image import SingleImage
 
     data = translator.config.data
@@ -254,17 +254,17 @@ def _is_computed(source: str) -> bool:
 
 def _load_layer(layer: str, source: str, translator: Translator, run_dir: Path,
                 size: tuple[int, int]) -> Tensor | None:
-    """One layer at ``size`` from its training file, the training image (computed), or the run's copy; None when
-    none of them is there."""
+    """One layer at ``size`` from its training file, the training image (computed), or the run's copy (which the
+    CLI keeps of every layer); None when none of them is there."""
     from pixmorph.data import primitives as P
     from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG, SingleImage
 
     load = P.load_seg if layer == "seg" else P.load_edges
     data = translator.config.data
     try:
-        if not _is_computed(source):
-            return load(source, size) if Path(source).is_file() else None
-        if Path(data.root).is_file():
+        if not _is_computed(source) and Path(source).is_file():
+            return load(source, size)
+        if _is_computed(source) and Path(data.root).is_file():
             keep = {k: v for k, v in (data.options or {}).items() if k in ("max_side", "canny_sigma", "segments")}
             options = {**keep, "primitive": AUTO_SEG if layer == "seg" else AUTO_EDGES, "kind": layer}
             computed = SingleImage(data.root, options, mode=translator.image_mode).primitive
