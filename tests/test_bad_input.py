@@ -433,6 +433,41 @@ def test_a_refused_start_leaves_no_new_folder_behind(tmp_path, cyclegan_data, ma
     assert not (tmp_path / "cli").exists()
 
 
+def test_a_start_refused_by_the_lock_leaves_the_running_trainings_folder_alone(tmp_path, cyclegan_data, make_config,
+                                                                             monkeypatch):
+    """A second training in a folder where one trains is refused by the run lock, and changes nothing there:
+    it neither puts back the last run's outputs that the running start over set aside (RUN/.replaced), nor
+    removes the new folder the running training created (it looked missing to the refused one a moment before)."""
+    from contextlib import contextmanager
+
+    from pixmorph.train import loop
+    from pixmorph.train.run_lock import RunFolderInUse, run_lock
+
+    run = tmp_path / "run"
+    (run / ".replaced").mkdir(parents=True)
+    (run / "checkpoint").mkdir()
+    (run / "stats.jsonl").write_text("the running start over\n")
+    (run / ".replaced" / "stats.jsonl").write_text("the last run\n")
+    with run_lock(run), pytest.raises(RunFolderInUse):
+        train(make_config("cyclegan", cyclegan_data, run, overwrite=True), progress=False)
+    assert (run / "stats.jsonl").read_text() == "the running start over\n"
+    assert (run / ".replaced" / "stats.jsonl").read_text() == "the last run\n"
+
+    new, real_lock = tmp_path / "new" / "run", loop.run_lock
+
+    @contextmanager
+    def started_meanwhile(run_dir, take=True):  # the other training takes the lock just before this one
+        with real_lock(run_dir):
+            (run_dir / "config.json").write_text("{}")
+            with real_lock(run_dir, take=take):
+                yield
+
+    monkeypatch.setattr(loop, "run_lock", started_meanwhile)
+    with pytest.raises(RunFolderInUse):
+        train(make_config("cyclegan", cyclegan_data, new), progress=False)
+    assert (new / "config.json").is_file()
+
+
 def _raise_enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -35,7 +35,7 @@ from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, set_aside, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
-from pixmorph.train.run_lock import LOCK, run_lock
+from pixmorph.train.run_lock import LOCK, RunFolderInUse, run_lock
 from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
 from pixmorph.train.schedules import build_schedulers, schedule_position
 
@@ -102,10 +102,15 @@ def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Pat
 
     try:
         with run_lock(run_dir, take=main):
-            return _train(cfg, progress, start)
+            try:
+                return _train(cfg, progress, start)
+            except BaseException:
+                if main:  # a start over that ends before its first save: the last run's outputs come back
+                    set_aside.restore(run_dir)
+                raise
+    except RunFolderInUse:
+        raise  # another training holds the folder, and what is in it (a set-aside, a new folder) is its own
     except BaseException as error:
-        if main:  # a start over that ends before its first save: the last run's outputs come back
-            set_aside.restore(run_dir)
         if main and new is not None and not (run_dir / "checkpoint").exists():
             for f in written:
                 f.unlink(missing_ok=True)
