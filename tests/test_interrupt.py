@@ -227,3 +227,83 @@ def test_a_start_over_killed_outright_keeps_the_last_runs_outputs_aside(tmp_path
     set_aside.restore(run)  # --resume
     assert (run / "stats.jsonl").read_text() == "last run\n" and (run / "samples" / "index.html").is_file()
     assert not (run / ".replaced").exists()
+
+
+def test_a_start_over_killed_after_its_first_save_keeps_its_own_outputs(tmp_path):
+    """kill -9 between the start over's first save and the end of dropping RUN/.replaced (the config written
+    after the checkpoint, the set-aside samples and logs being deleted): the checkpoint is the start over's, so a
+    --resume (or another start over) keeps the start over's outputs and drops the last run's, not the reverse."""
+    import shutil
+
+    from pixmorph.train import set_aside
+
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "stats.jsonl").write_text("last run\n")
+    set_aside.set_aside(run)
+    (run / "stats.jsonl").write_text("start over\n")
+    (run / ".checkpoint.tmp").mkdir()  # its first save, as checkpoint.save_checkpoint replaces the folder
+    (run / "checkpoint").rename(run / ".checkpoint.old")
+    (run / ".checkpoint.tmp").rename(run / "checkpoint")
+    shutil.rmtree(run / ".checkpoint.old")
+    set_aside.restore(run)  # --resume after the kill
+    assert (run / "stats.jsonl").read_text() == "start over\n" and not (run / ".replaced").exists()
+
+
+def test_a_start_over_killed_while_setting_aside_loses_nothing(tmp_path, monkeypatch):
+    """kill -9 with some of the last run's outputs moved aside and the others not yet: a --resume finds them all."""
+    import pytest
+
+    from pixmorph.train import set_aside
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "checkpoint").mkdir()
+    (run / "stats.jsonl").write_text("last run\n")
+    (run / "samples" / "index.html").write_text("last run")
+    real_rename, renames = Path.rename, []
+
+    def killed_at_the_second_rename(self, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise SystemExit("killed")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed_at_the_second_rename)
+    with pytest.raises(SystemExit):
+        set_aside.set_aside(run)
+    monkeypatch.undo()
+    set_aside.restore(run)  # --resume
+    assert (run / "stats.jsonl").read_text() == "last run\n" and (run / "samples" / "index.html").is_file()
+
+
+def test_a_restore_killed_halfway_is_finished_by_the_next(tmp_path, monkeypatch):
+    """kill -9 while a stopped start over puts the last run's outputs back: the next --resume puts back the rest
+    and keeps those already back."""
+    import pytest
+
+    from pixmorph.train import set_aside
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "checkpoint").mkdir()
+    (run / "stats.jsonl").write_text("last run\n")
+    (run / "samples" / "index.html").write_text("last run")
+    set_aside.set_aside(run)
+    (run / "stats.jsonl").write_text("start over\n")
+    (run / "tensorboard").mkdir()
+    real_rename, renames = Path.rename, []
+
+    def killed_after_the_first_rename(self, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise SystemExit("killed")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed_after_the_first_rename)
+    with pytest.raises(SystemExit):
+        set_aside.restore(run)
+    monkeypatch.undo()
+    set_aside.restore(run)
+    assert (run / "stats.jsonl").read_text() == "last run\n" and (run / "samples" / "index.html").is_file()
+    assert not (run / "tensorboard").exists() and not (run / ".replaced").exists()
