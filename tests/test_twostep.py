@@ -202,6 +202,26 @@ def test_resume_inside_and_between_the_steps_is_exact(tmp_path, bars):
     assert state["method"]["step"] == 6
 
 
+def test_a_resumed_run_keeps_the_batches_it_was_drawing(tmp_path, bars):
+    """A run that drew uniform batches (data.balance_classes=false, or saved before two-step balanced them by
+    default) goes on drawing them when resumed without the option: resumed, it trains as straight through."""
+    def config(out, max_steps, resume=False, balance=None):
+        cfg = run_config(bars, out, 4, 1, max_steps=max_steps, resume=resume)
+        cfg.data.balance_classes = balance
+        return cfg
+
+    straight = weights(train(config(tmp_path / "straight", 4, balance=False), progress=False))
+    for saved_before in (False, True):
+        run = tmp_path / f"parts{int(saved_before)}"
+        train(config(run, 2, balance=False), progress=False)
+        if saved_before:  # a checkpoint saved before the sampler's choice was
+            state = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+            del state["balanced_classes"]
+            torch.save(state, run / "checkpoint" / "state.pt")
+        parts = weights(train(config(run, 4, resume=True), progress=False))
+        assert all(torch.equal(straight[k], parts[k]) for k in straight), saved_before
+
+
 def test_resuming_a_step_one_saved_under_the_earlier_rules_says_so():
     method = TwoStep(TwoStepConfig(**TINY, step1_steps=4, step2_steps=2))
     with pytest.warns(UserWarning, match=r"step 1 began under pixmorph's earlier rules .* from step 2"):

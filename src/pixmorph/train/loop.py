@@ -202,6 +202,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
     state = resumed[1] if resumed else {}
     step = int(state.get("step", 0))
     images_seen = int(state.get("images_seen", step * global_batch))  # of the global stream the sampler continues
+    if resumed and cfg.data.balance_classes is None:  # the method's choice: the stream the run was drawing
+        balanced = bool(state.get("balanced_classes", False))  # (saved before two-step balanced: uniform)
     # The schedule counts steps of the run's first global batch. Resumed with another (more or fewer processes),
     # it goes on from the image it reached, so the images trained on and the learning-rate curve stay the same.
     schedule_batch = int(state.get("schedule_batch", state.get("global_batch", global_batch)))
@@ -287,7 +289,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
             distributed.barrier(world)  # wait until rank 0 has written it
             return
         state = {"step": at_step, "images_seen": images_seen, "global_batch": global_batch,
-                 "schedule_batch": schedule_batch,
+                 "schedule_batch": schedule_batch, "balanced_classes": balanced,
                  "rng": ckpt.rng_state(), "method": method.extra_state(),
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
