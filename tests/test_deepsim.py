@@ -771,6 +771,9 @@ def test_a_two_label_mask_is_a_segmentation(tmp_path, mask):
         assert result.exit_code == 0, result.output + repr(result.exception)
         assert json.loads((tmp_path / run / "config.json").read_text())["data"]["options"]["kind"] == "seg"
     assert "read as a segmentation (guessed from the file" in result.output
+    result = _tiny_cli(tmp_path, "--image", str(photo), "--primitive", str(seg), "--out", str(tmp_path / "set_run"),
+                       "--set", "data.options.kind=seg")  # a kind set in --set or a YAML is not a guess
+    assert result.exit_code == 0 and "guessed" not in result.output, result.output
 
 
 def test_an_edge_map_is_still_guessed_as_one(tmp_path):
@@ -882,3 +885,19 @@ def test_training_warns_of_a_colour_edge_map_and_names_only_what_it_computed(tmp
     result = _tiny_cli(tmp_path, "--image", str(photo), "--seg", "auto", "--edges", "auto",
                        "--out", str(tmp_path / "r3"))
     assert "computed primitive: " in result.output and "photo_seg.png, " in result.output, result.output
+
+
+def test_retraining_over_a_run_on_its_own_edited_primitive_file(tmp_path):
+    """Edit RUN/primitive/<image>_edges.png in place, then train again into RUN with --overwrite on it: the
+    start over set RUN/primitive aside and failed with 'no such file' reading the primitive it had given."""
+    photo, run = tmp_path / "photo.png", tmp_path / "run"
+    disc = disc_image(64)[0].permute(1, 2, 0).numpy() > 0
+    Image.fromarray(np.where(disc, np.uint8([230, 60, 20]), np.uint8([20, 40, 200]))).save(photo)
+    assert _tiny_cli(tmp_path, "--image", str(photo), "--out", str(run)).exit_code == 0
+    edited = run / "primitive" / "photo_edges.png"
+    lines = np.asarray(Image.open(edited)).copy()
+    lines[30:34, :] = 0  # a stroke drawn across
+    Image.fromarray(lines).save(edited)
+    result = _tiny_cli(tmp_path, "--image", str(photo), "--edges", str(edited), "--out", str(run), "--overwrite")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert np.array_equal(np.asarray(Image.open(edited)), lines) and not (run / ".replaced").exists()

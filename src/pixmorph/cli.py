@@ -103,6 +103,8 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
             data_flag = "--image" if method == "deepsim" else "--data"
             raise click.UsageError(f"--resume: {out} holds no run (no config.json) and no {data_flag} is given: "
                                    f"check --out, or add {data_flag} to start a run there")
+    kind_set = ((d.get("data") or {}).get("options") or {}).get("kind") is not None or \
+        any(o.split("=")[0].strip() == "data.options.kind" for o in overrides)  # so not guessed from the file
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
     if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
@@ -119,14 +121,15 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
     primitive_files: list[Path] = []
 
-    def write_primitive() -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
-        if note := guessed_kind_note(cfg, single_image):
+    def write_primitive(pair) -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
+        if not kind_set and (note := guessed_kind_note(cfg, single_image)):
             click.echo(note, err=True)
-        warn_of_unlikely_primitives(cfg.data.options or {})
-        primitive_files.extend(save_training_primitive(cfg))
+        primitive_files.extend(save_training_primitive(cfg, pair))
         return primitive_files
 
     new_deepsim = cfg.method == "deepsim" and not cfg.train.resume
+    if new_deepsim:  # before the run: an --overwrite sets aside RUN/primitive, where the files may be
+        warn_of_unlikely_primitives(cfg.data.options or {})
     run_dir = run_training(cfg, on_start=write_primitive if new_deepsim else None)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")

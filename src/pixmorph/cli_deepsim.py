@@ -141,16 +141,16 @@ def dry_run_size(cfg: Any, flags: dict[str, Any] | None) -> str:
     return f"from the data: {size[0]}x{size[1]}, the image's size" if size else "from the data: the image's size"
 
 
-def save_training_primitive(cfg: Any) -> list[Path]:
+def save_training_primitive(cfg: Any, pair: Any = None) -> list[Path]:
     """The training primitive, as the model sees it (at the training size), as files in ``RUN/primitive``: a
     computed one (``auto-edges``, ``auto-seg`` or ``--edges auto``) is something to edit and render with
     ``pixmorph edit``; a given one keeps the run whole (``pixmorph serve`` takes its canvas and palette from
-    there when the file has moved, or on another machine)."""
+    there when the file has moved, or on another machine). ``pair``: the run's SingleImage dataset, already
+    read (its primitive may be a file in RUN/primitive, set aside by --overwrite); else it is read here."""
     from pixmorph.data.single_image import SingleImage
     from pixmorph.images import save_image
 
-    opts = cfg.data.options or {}
-    pair = SingleImage(cfg.data.root, opts)
+    pair = pair if pair is not None else SingleImage(cfg.data.root, cfg.data.options or {})
     folder = Path(cfg.train.out) / "primitive"
     stem = Path(cfg.data.root).stem
     if pair.options.kind == "seg+edges":

@@ -215,9 +215,8 @@ def looks_like_edges(path: str | Path) -> bool:
     """A guess at a file's kind: edges when it is gray with two levels and the less common one draws thin
     lines; coloured files, small label indices (0, 1, 2: a mask stored as indices) and two-level files of
     solid regions (a 0/255 mask) are segmentations."""
-    img = read_image(path, mode="RGB")
-    a = np.asarray(img).astype(np.int16)
-    if np.abs(a - a[..., :1]).max() > 8:  # coloured: a segmentation
+    a = np.asarray(read_image(path, mode="RGB")).astype(np.int16)
+    if _coloured(a):  # a segmentation
         return False
     with Image.open(path) as raw:
         bilevel = raw.mode == "1"  # a 1-bit file reads as 0 / 1: black and white, not indices
@@ -228,6 +227,15 @@ def looks_like_edges(path: str | Path) -> bool:
     if ((gray < 64) | (gray > 191)).mean() <= 0.95:
         return False
     return _thin(gray < 128) if (gray < 128).mean() < 0.5 else _thin(gray >= 128)
+
+
+def is_colour(path: str | Path) -> bool:
+    """Whether an image file is in colour (not gray, give or take a JPEG's noise)."""
+    return _coloured(np.asarray(read_image(path, mode="RGB")).astype(np.int16))
+
+
+def _coloured(rgb: np.ndarray) -> bool:
+    return bool(np.abs(rgb - rgb[..., :1]).max() > 8)
 
 
 def _thin(lines: np.ndarray) -> bool:

@@ -386,11 +386,6 @@ def looks_like_drawn_edges(path: str | Path) -> bool:
     return bool((np.asarray(read_image(path, mode="L")) > 191).mean() > 0.5)
 
 
-def _is_colour(path: str | Path) -> bool:
-    a = np.asarray(read_image(path, mode="RGB")).astype(np.int16)
-    return bool(np.abs(a - a[..., :1]).max() > 8)
-
-
 def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = "model") -> None:
     """A one-line warning when a file given as a ``kind`` model's segmentation (``role`` seg) looks like an edge
     map, or one given as its edge map (``role`` edges) is in colour (a photo, a segmentation?): it would be
@@ -400,7 +395,7 @@ def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = 
     if role == "seg" and looks_like_drawn_edges(path):
         warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} {reader} reads "
                       f"it as a segmentation{where}", stacklevel=3)
-    elif role == "edges" and _is_colour(path):
+    elif role == "edges" and P.is_colour(path):
         warnings.warn(f"{path}: a colour image, but this {kind} {reader} reads it as an edge map (black lines on "
                       f"white, read as gray){where}", stacklevel=3)
 

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import pixmorph
@@ -81,13 +81,14 @@ def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | N
     return config
 
 
-def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Path]] | None = None) -> Path:
+def train(cfg: RunConfig, progress: bool = True,
+          on_start: Callable[[Dataset], list[Path]] | None = None) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
     Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``. A second
     training in the same folder meanwhile is refused (train/run_lock.py). ``on_start`` (on the main process)
     writes the caller's own files into the run folder once the run is accepted: under the lock, after the
     config is checked and a start over without ``overwrite`` is refused, so a refused run changes no file; it
-    returns them. A run folder this call created is removed again when the run fails before its first
+    is given the training dataset, as read before the last run's outputs were set aside, and returns the files. A run folder this call created is removed again when the run fails before its first
     checkpoint and holds nothing else (a refused start leaves no folder behind)."""
     run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
     for folder in (run_dir, *run_dir.parents):
@@ -96,9 +97,9 @@ def train(cfg: RunConfig, progress: bool = True, on_start: Callable[[], list[Pat
     new = _first_missing(run_dir)
     written: list[Path] = []
 
-    def start() -> None:
+    def start(dataset: Dataset) -> None:
         if on_start is not None:
-            written.extend(on_start())
+            written.extend(on_start(dataset))
 
     try:
         with run_lock(run_dir, take=main):
@@ -166,7 +167,7 @@ def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
     return cfg.data.balance_classes
 
 
-def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None = None) -> Path:
+def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] | None = None) -> Path:
     t = cfg.train
     if t.precision not in (*PRECISIONS, "auto"):
         raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
@@ -254,11 +255,11 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[], None] | None =
         elif replacing:
             set_aside.set_aside(run_dir)
         else:
-            for old_output in ("stats.jsonl", "samples", "tensorboard"):
+            for old_output in ("stats.jsonl", "samples", "tensorboard"):  # not primitive/: it may hold this run's input
                 path = run_dir / old_output
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     if on_start is not None and world.is_main:
-        on_start()
+        on_start(dataset)
     speedups.apply_to_nets(method.nets, speed)
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
     # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
