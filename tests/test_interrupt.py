@@ -256,20 +256,8 @@ def test_a_start_over_killed_while_setting_aside_loses_nothing(tmp_path, monkeyp
 
     from pixmorph.train import set_aside
 
-    run = tmp_path / "run"
-    (run / "samples").mkdir(parents=True)
-    (run / "checkpoint").mkdir()
-    (run / "stats.jsonl").write_text("last run\n")
-    (run / "samples" / "index.html").write_text("last run")
-    real_rename, renames = Path.rename, []
-
-    def killed_at_the_second_rename(self, target):
-        renames.append(target)
-        if len(renames) == 2:
-            raise SystemExit("killed")
-        return real_rename(self, target)
-
-    monkeypatch.setattr(Path, "rename", killed_at_the_second_rename)
+    run = _last_run(tmp_path)
+    _killed_at_the_second_rename(monkeypatch)
     with pytest.raises(SystemExit):
         set_aside.set_aside(run)
     monkeypatch.undo()
@@ -284,26 +272,37 @@ def test_a_restore_killed_halfway_is_finished_by_the_next(tmp_path, monkeypatch)
 
     from pixmorph.train import set_aside
 
-    run = tmp_path / "run"
-    (run / "samples").mkdir(parents=True)
-    (run / "checkpoint").mkdir()
-    (run / "stats.jsonl").write_text("last run\n")
-    (run / "samples" / "index.html").write_text("last run")
+    run = _last_run(tmp_path)
     set_aside.set_aside(run)
     (run / "stats.jsonl").write_text("start over\n")
     (run / "tensorboard").mkdir()
-    real_rename, renames = Path.rename, []
-
-    def killed_after_the_first_rename(self, target):
-        renames.append(target)
-        if len(renames) == 2:
-            raise SystemExit("killed")
-        return real_rename(self, target)
-
-    monkeypatch.setattr(Path, "rename", killed_after_the_first_rename)
+    _killed_at_the_second_rename(monkeypatch)
     with pytest.raises(SystemExit):
         set_aside.restore(run)
     monkeypatch.undo()
     set_aside.restore(run)
     assert (run / "stats.jsonl").read_text() == "last run\n" and (run / "samples" / "index.html").is_file()
     assert not (run / "tensorboard").exists() and not (run / ".replaced").exists()
+
+
+def _last_run(tmp_path: Path) -> Path:
+    """A run folder with a checkpoint and the outputs of the run that wrote it."""
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "checkpoint").mkdir()
+    (run / "stats.jsonl").write_text("last run\n")
+    (run / "samples" / "index.html").write_text("last run")
+    return run
+
+
+def _killed_at_the_second_rename(monkeypatch) -> None:
+    """A kill -9 as the second Path.rename starts (SystemExit, which no `except Exception` of the code catches)."""
+    real_rename, renames = Path.rename, []
+
+    def rename(self, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise SystemExit("killed")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
