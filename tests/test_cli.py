@@ -612,6 +612,21 @@ def test_a_time_budget_is_not_inherited_by_resume(tmp_path, cyclegan_data):
     assert json.loads((run / "checkpoint" / "config.json").read_text())["step"] == 6
 
 
+def test_resume_takes_the_config_its_checkpoint_was_trained_with(tmp_path, cyclegan_data):
+    """RUN/config.json is written just after a start over's first checkpoint: a kill -9 between the two left the
+    last run's config.json, which --resume merged into the start over (its learning rate, its steps)."""
+    run = tmp_path / "run"
+    ok(invoke("train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN, "--steps", "4",
+              "--set", "model.lr=0.001"))
+    last_run = json.loads((run / "config.json").read_text())
+    last_run["model"]["lr"], last_run["train"]["max_steps"] = 0.5, 2
+    (run / "config.json").write_text(json.dumps(last_run))  # as a kill -9 before it was replaced left it
+    result = invoke("train", "cyclegan", "--out", run, "--resume", "--dry-run")
+    ok(result)
+    resolved = json.loads(result.output)
+    assert resolved["model"]["lr"] == 0.001 and resolved["train"]["max_steps"] == 4
+
+
 def test_dry_run_refuses_what_the_run_would_refuse(tmp_path, cyclegan_data):
     """An unknown GAN loss or precision was accepted by --dry-run and failed at the first step, under the bar."""
     for setting, words in (("model.gan_mode=foo", "model.gan_mode='foo'"), ("train.precision=fp8", "fp8")):

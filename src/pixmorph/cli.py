@@ -87,7 +87,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
         check_resumed_method(Path(out), method)
     if resume and saved.is_file():  # continue with the config that ran; a YAML, flags and --set apply on top
-        ran = json.loads(saved.read_text())
+        ran = _config_that_ran(Path(out))
         ran.get("train", {}).pop("time_budget", None)  # one invocation's limit, not the run's: give it again
         d = merged(ran, {k: v for k, v in d.items() if k != "method"})
     d["method"] = method
@@ -135,6 +135,19 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
         if primitive_files and computed_primitive(cfg.data.options or {}):
             click.echo(primitive_hint(run_dir, primitive_files, cfg.data.options or {}))
+
+
+def _config_that_ran(run: Path) -> dict:
+    """The run config its latest checkpoint was trained with, which the checkpoint keeps (RUN/config.json is
+    written just after it, so a kill -9 between the two leaves a start over's checkpoint beside the last run's
+    config.json); RUN/config.json where no checkpoint is readable."""
+    from pixmorph.train import checkpoint as ckpt
+
+    try:
+        ran = ckpt.read_config(ckpt.find_checkpoint(run)).get("run")
+    except ckpt.CheckpointError:
+        ran = None
+    return ran if isinstance(ran, dict) else json.loads((run / "config.json").read_text())
 
 
 def merged(base: dict, changes: dict) -> dict:

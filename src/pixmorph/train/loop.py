@@ -88,8 +88,9 @@ def train(cfg: RunConfig, progress: bool = True,
     training in the same folder meanwhile is refused (train/run_lock.py). ``on_start`` (on the main process)
     writes the caller's own files into the run folder once the run is accepted: under the lock, after the
     config is checked and a start over without ``overwrite`` is refused, so a refused run changes no file; it
-    is given the training dataset, as read before the last run's outputs were set aside, and returns the files. A run folder this call created is removed again when the run fails before its first
-    checkpoint and holds nothing else (a refused start leaves no folder behind)."""
+    is given the training dataset, as read before the last run's outputs were set aside, and returns the
+    files. A run folder this call created is removed again when the run fails before its first checkpoint and
+    holds nothing else (a refused start leaves no folder behind)."""
     run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
