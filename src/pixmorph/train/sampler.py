@@ -48,6 +48,11 @@ class ClassBalancedSampler(SeededSampler):
     multiple of C) whatever the classes' sizes. Class c walks its own seeded permutations of its images, epoch
     after epoch, and the key at any position is computed from the position alone, so resuming stays exact.
 
+    Sharded across processes, each takes its slice of every global batch: when the global batch is a multiple
+    of C but the per-process batch is not (a global batch of C over several processes, say), each process sees
+    the same subset of the classes in every batch, which SyncBatchNorm (on GPUs) makes harmless and batch norm
+    per process (CPU processes) does not; otherwise each process sees every class in turn.
+
     ``labels``: the class of each dataset index (0 .. C-1, each class with at least one image)."""
 
     def __init__(self, labels: Sequence[int], seed: int, start: int = 0, shard: tuple[int, int, int] = (0, 1, 1)):
