@@ -221,7 +221,7 @@ def test_two_processes_with_noise_in_the_step_resume_exactly(tmp_path, layouts):
     bit-identical to one that ran straight through (the other process's noise follows from the step)."""
     data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
     common = ["--data", str(data), "--load-size", "20", "--crop-size", "16", "--workers", "0", "--device", "cpu",
-              "--precision", "fp32", "--batch-size", "2", "--set", "model.dropout=0.5"]
+              "--precision", "fp32", "--batch-size", "2", "--set", "model.dropout=0.5", "--set", "train.threads=1"]
     pixmorph_train(common + ["--out", str(tmp_path / "straight"), "--steps", "4"], processes=2)
     pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "2"], processes=2)
     pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "4", "--resume"], processes=2)

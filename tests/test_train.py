@@ -56,9 +56,10 @@ def weights(run_dir):
 def test_resume_is_bit_identical(tmp_path, workers):
     """8 images, batch 2: 4 steps constant lr then 4 of decay; stop at 3, resume to 8 == straight to 8."""
     data = write_unpaired(tmp_path / "data")
-    straight = train(tiny_run(data, tmp_path / "straight", 8, workers=workers), progress=False)
-    train(tiny_run(data, tmp_path / "stopped", 3, workers=workers), progress=False)
-    resumed = train(tiny_run(data, tmp_path / "stopped", 8, resume=True, workers=workers), progress=False)
+    # a fixed thread count: on a busy machine the CPU share would train with fewer, adding in another order
+    straight = train(tiny_run(data, tmp_path / "straight", 8, workers=workers, threads=2), progress=False)
+    train(tiny_run(data, tmp_path / "stopped", 3, workers=workers, threads=2), progress=False)
+    resumed = train(tiny_run(data, tmp_path / "stopped", 8, resume=True, workers=workers, threads=2), progress=False)
 
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys()
@@ -198,6 +199,17 @@ def test_a_resume_with_another_global_batch_keeps_the_schedule_in_images(tmp_pat
 
     assert end(straight) == (8, 16, pytest.approx(2e-4 * 0.2))
     assert end(changed) == (2 + 3, 16, pytest.approx(2e-4 * 0.2))  # 2 steps of 2 images, then 3 of 4
+
+
+def test_a_schedule_plan_is_counted_in_images():
+    """100 images, 2 + 2 epochs at a first global batch of 10: 40 steps. Resumed at step 15 (150 images) with a
+    global batch of 20, the 250 images left take 13 steps; --steps 20 stops this invocation there."""
+    from pixmorph.train.schedules import Plan, plan
+
+    assert plan(100, 2, 2, None, 0, 0, 10, 10) == Plan(10, 10, 20, 20, 40, 40)
+    assert plan(100, 2, 2, None, 15, 150, 20, 10) == Plan(10, 10, 20, 20, 28, 28)
+    assert plan(100, 2, 2, 20, 15, 150, 20, 10).last_step == 20
+    assert plan(5, 1, 0, None, 0, 0, 10, 10).steps_per_epoch == 1  # fewer images than a batch: still one step
 
 
 def test_batch_norm_per_image_follows_the_run_not_its_last_resume(tmp_path, layouts, make_config):

@@ -37,7 +37,7 @@ from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.run_lock import LOCK, RunFolderInUse, run_lock
 from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
-from pixmorph.train.schedules import build_schedulers, schedule_position
+from pixmorph.train.schedules import build_schedulers, plan, schedule_position
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -206,26 +206,24 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     images_seen = int(state.get("images_seen", step * global_batch))  # of the global stream the sampler continues
     if resumed and cfg.data.balance_classes is None:  # the method's choice: the stream the run was drawing
         balanced = bool(state.get("balanced_classes", False))  # (saved before two-step balanced: uniform)
-    # The schedule counts steps of the run's first global batch. Resumed with another (more or fewer processes),
-    # it goes on from the image it reached, so the images trained on and the learning-rate curve stay the same.
     schedule_batch = int(state.get("schedule_batch", state.get("global_batch", global_batch)))
-    steps_per_epoch = max(1, len(dataset) // schedule_batch)
-    constant, decay = round(t.epochs * steps_per_epoch), round(t.epochs_decay * steps_per_epoch)
-    schedule_end = step + math.ceil(max(0, (constant + decay) * schedule_batch - images_seen) / global_batch)
-    last_step = min(schedule_end, math.inf if t.max_steps is None else t.max_steps)
-    if t.max_steps is not None and t.max_steps > schedule_end > step and world.is_main:
+    schedule = plan(len(dataset), t.epochs, t.epochs_decay, t.max_steps, step, images_seen, global_batch,
+                    schedule_batch)
+    last_step = schedule.last_step
+    if t.max_steps is not None and t.max_steps > schedule.end > step and world.is_main:
         print(f"train.max_steps={t.max_steps} (--steps) is past the end of the schedule: it ends at step "
-              f"{schedule_end} (train.epochs={t.epochs:g} + epochs_decay={t.epochs_decay:g} of {steps_per_epoch} "
-              f"steps), and training stops there; for more steps give more --epochs / --epochs-decay")
+              f"{schedule.end} (train.epochs={t.epochs:g} + epochs_decay={t.epochs_decay:g} of "
+              f"{schedule.steps_per_epoch} steps), and training stops there; for more steps give more "
+              f"--epochs / --epochs-decay")
     if last_step == 0 and not t.resume:
         raise ValueError(f"nothing to train: train.epochs={t.epochs} + epochs_decay={t.epochs_decay} of "
-                         f"{steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
+                         f"{schedule.steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
     # Batch norm of a run that started at a global batch of 1 normalised every image by its own statistics:
     # it translates that way (the sample grids too), also after a resume at another batch.
     norm_per_image = schedule_batch == 1
     normalise_per_image(method.nets, norm_per_image)
     position = partial(schedule_position, step0=step, images0=images_seen, batch=global_batch, unit=schedule_batch)
-    schedulers = build_schedulers(method.optimizers, t.lr_policy, constant, decay, position)
+    schedulers = build_schedulers(method.optimizers, t.lr_policy, schedule.constant, schedule.decay, position)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=precision == "fp16") for name in method.optimizers}
 
     method.nets.to(device).train()
@@ -238,7 +236,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
         if state.get("global_batch", global_batch) != global_batch and world.is_main:
             print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data and the "
                   f"learning-rate schedule go on from image {images_seen}; steps from here count {global_batch} "
-                  f"images, so the schedule ends at step {schedule_end}")
+                  f"images, so the schedule ends at step {schedule.end}")
         if step >= last_step:
             if world.is_main:
                 print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps or the epochs)")
@@ -380,7 +378,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
         print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
               f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
     elif out_of_time and step < last_step and world.is_main and not unsaved:
-        decaying = " (the learning rate has not decayed to its end)" if decay and t.lr_policy != "constant" else ""
+        decaying = " (the learning rate has not decayed to its end)" if schedule.decay and t.lr_policy != "constant" \
+            else ""
         print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did not "
               f"finish{decaying}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
               f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")

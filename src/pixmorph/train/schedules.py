@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -32,3 +34,28 @@ def build_schedulers(optimizers: dict[str, torch.optim.Optimizer], policy: str, 
     fn = lr_lambda(policy, constant_steps, decay_steps)
     schedule = fn if position is None else (lambda step: fn(position(step)))
     return {name: torch.optim.lr_scheduler.LambdaLR(opt, schedule) for name, opt in optimizers.items()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run's schedule in steps: ``constant`` then ``decay`` steps of ``unit`` images (the run's first global
+    batch), ``steps_per_epoch`` of them an epoch; at the current global batch it ends at ``end``, and this
+    invocation stops at ``last_step`` (``end``, or max_steps before it)."""
+    unit: int
+    steps_per_epoch: int
+    constant: int
+    decay: int
+    end: int
+    last_step: int
+
+
+def plan(images: int, epochs: float, epochs_decay: float, max_steps: int | None, step: int, images_seen: int,
+         global_batch: int, unit: int) -> Plan:
+    """The schedule of a run over ``images`` training images, counted in steps of ``unit`` images (the first
+    global batch: a run resumed with more or fewer processes goes on from the image it reached, so the images
+    trained on and the learning-rate curve stay the same), at ``step`` after ``images_seen`` images."""
+    steps_per_epoch = max(1, images // unit)
+    constant, decay = round(epochs * steps_per_epoch), round(epochs_decay * steps_per_epoch)
+    end = step + math.ceil(max(0, (constant + decay) * unit - images_seen) / global_batch)
+    last_step = end if max_steps is None else min(end, max_steps)
+    return Plan(unit, steps_per_epoch, constant, decay, end, last_step)
