@@ -376,3 +376,23 @@ def test_translate_without_a_class_or_with_two_directions_says_so(trained, bars,
     result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out), "--to", "dress"])
     assert isinstance(result.exception, ValueError) and "to:hbar" in str(result.exception)
     assert "%|" not in result.output and not out.exists()
+
+
+def test_a_run_that_stops_before_the_encoder_trained_says_so(tmp_path, bars):
+    """`--steps` inside step 1 trains no encoder: training says so before it starts, and loading the checkpoint
+    (translate, eval, serve, export) warns that its translations come from an untrained encoder; a run that
+    reached step 2 loads without a word."""
+    out = tmp_path / "run"
+    args = ["train", "twostep", "--data", str(bars), "--out", str(out), "--set", "data.channels=1",
+            "--batch-size", "4", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "train.log_every=1"]
+    with pytest.warns(UserWarning, match=r"--steps 2 ends inside step 1 \(model.step1_steps=20000\): the encoder"):
+        result = CliRunner().invoke(cli, [*args, "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    with pytest.warns(UserWarning, match=r"saved at step 2, before the encoder trained .* lower model.step1_steps"):
+        pixmorph.load(out)
+    import warnings
+
+    trained_run = train(run_config(bars, tmp_path / "both", 2, 1), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixmorph.load(trained_run)

@@ -280,6 +280,8 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
     config = RunConfig.from_dict(saved["run"])
     method = build_method(config)
     ckpt.load_weights(folder, method.nets)
+    if (unfinished := method.unfinished(int(saved.get("step", 0)))) is not None:
+        warnings.warn(f"{folder}: {unfinished}", stacklevel=2)
     translator = Translator(method, config, resolve_device(device), int(saved.get("step", 0)), precision, channels_last,
                             image_size=saved.get("image_size"), checkpoint=folder,
                             batch_norm_per_image=saved.get("batch_norm_per_image"))

@@ -90,6 +90,11 @@ class Method:
         rule (8-bit, alpha over white, the data's channels) is not it; None: the usual rule."""
         return None
 
+    def unfinished(self, step: int) -> str | None:
+        """Why weights saved at ``step`` cannot translate yet (a part that has not trained), for a warning
+        when they are loaded; None: they can."""
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond weights and optimizers (image pools, ...); tensors and primitives only."""
         return {}

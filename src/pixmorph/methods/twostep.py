@@ -262,6 +262,11 @@ class TwoStep(Method):
                              "both), then --resume with stage 2")
         if run.get("max_steps") is None or not first < run["max_steps"] <= last:
             run["max_steps"] = last
+        step1 = build_method_config(TwoStepConfig, model).step1_steps
+        if str(model.get("stage", "both")) == "both" and run["max_steps"] <= step1:
+            warnings.warn(f"--steps {run['max_steps']} ends inside step 1 (model.step1_steps={step1}): the encoder "
+                          f"(step 2) does not train in this run, and the model cannot translate until it has; for a "
+                          f"short run lower model.step1_steps and model.step2_steps", stacklevel=2)
         return d
 
     # ------------------------------------------------------------------ inference
@@ -343,6 +348,13 @@ class TwoStep(Method):
         if self.cfg.class_names == ["A", "B"]:  # the CycleGAN layout: its directions too
             out["AtoB"], out["BtoA"] = out["to:B"], out["to:A"]
         return out
+
+    def unfinished(self, step: int) -> str | None:
+        if step > self.cfg.step1_steps:
+            return None
+        return (f"saved at step {step}, before the encoder trained (it trains after step 1's {self.cfg.step1_steps} "
+                f"steps, in step 2): its translations come from an untrained encoder; train on with --resume, or "
+                f"for a short run lower model.step1_steps and model.step2_steps")
 
     def extra_state(self) -> dict:
         return {"step": self.step, "step1_rules": STEP1_RULES}
