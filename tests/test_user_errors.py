@@ -125,6 +125,25 @@ def test_python_config_values_are_checked():
     assert build_method_config(CycleGANConfig, {"lr": 1, "ngf": 8.0}).ngf == 8
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("train.log_every=0", "train.log_every=0: give a number of steps, 1 or more"),  # was a ZeroDivisionError
+    ("train.sample_every=0", "train.sample_every=0: give a number of steps, 1 or more"),
+    ("train.checkpoint_every=-1", "train.checkpoint_every=-1: give a number of steps, 1 or more"),
+    ("train.threads=0", "train.threads=0: give 1 or more, or null for pixmorph's choice"),
+    ("train.time_budget=-1", "train.time_budget=-1: give seconds, 0 or more (0: no limit)"),
+])
+def test_step_counts_below_one_are_refused_before_the_run(tmp_path, cyclegan_data, override, expected):
+    run = tmp_path / "run"
+    result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", run, "--steps", 1, *TINY_CYCLEGAN,
+                    "--set", override)
+    assert isinstance(result.exception, ValueError) and str(result.exception) == expected, result.output
+    assert not run.exists()
+
+
+def test_a_time_budget_of_0_in_the_config_is_no_limit_as_on_the_command_line():
+    assert RunConfig.from_dict({"train": {"time_budget": 0}}).train.time_budget is None
+
+
 # ---------------------------------------------------------------------------
 # 2. a classifier checkpoint given where a translation model is wanted
 

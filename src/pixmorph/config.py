@@ -66,6 +66,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        for name in ("log_every", "sample_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name}={getattr(self, name)}: give a number of steps, 1 or more")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"train.threads={self.threads}: give 1 or more, or null for pixmorph's choice")
+        if self.time_budget is not None and self.time_budget < 0:
+            raise ValueError(f"train.time_budget={self.time_budget}: give seconds, 0 or more (0: no limit)")
+        if self.time_budget == 0:  # as --time-budget 0: no limit (not a stop after the first step)
+            self.time_budget = None
         if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
             raise ValueError(f"train.checkpoint_minutes={self.checkpoint_minutes}: give a number of minutes > 0, "
                              f"or null to save by steps only")
