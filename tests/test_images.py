@@ -308,6 +308,20 @@ def test_list_images_empty_folder(tmp_path):
     assert ".png" in message and ".jpg" in message and "\n" not in message
 
 
+def test_list_images_of_a_folder_of_folders_names_them(tmp_path, write_image):
+    """A dataset root given where one of its image folders was meant (`translate RUN horse2zebra`): the error
+    says it holds folders, which are not searched."""
+    for sub in ("testA", "trainA", ".hidden"):
+        write_image(tmp_path / sub / "x.png", 4, 4)
+    with pytest.raises(ValueError) as err:
+        list_images(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}: no image files (looked for ")
+    assert message.endswith("; it holds folders (testA/, trainA/), which are not searched: give the folder of the "
+                            "images themselves")
+    assert [p.name for p in list_images(tmp_path, recursive=True)] == ["x.png", "x.png"]
+
+
 def test_list_images_missing_folder(tmp_path):
     missing = tmp_path / "nope"
     with pytest.raises(FileNotFoundError, match="nope: no such folder"):

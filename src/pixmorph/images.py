@@ -279,8 +279,19 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
     )
     if not found:
         looked_for = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise ValueError(f"{folder}: no image files (looked for {looked_for})")
+        raise ValueError(f"{folder}: no image files (looked for {looked_for}){_subfolders_hint(folder, recursive)}")
     return found
+
+
+def _subfolders_hint(folder: Path, recursive: bool) -> str:
+    """For a folder of folders (a dataset root given where its testA/ or a class folder was meant): what it holds."""
+    if recursive:
+        return ""
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subfolders:
+        return ""
+    shown = ", ".join(f"{name}/" for name in subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+    return f"; it holds folders ({shown}), which are not searched: give the folder of the images themselves"
 
 
 def _verify(path: Path, min_size: int, max_pixels: int | None) -> None:
