@@ -528,3 +528,21 @@ def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, wri
     assert warned == [f"warning: {tmp_path / 'data' / 'train' / '0.png'}: 32x32, not a side-by-side pair (A|B, twice "
                       f"as wide as high): its left and right halves are taken as A and B; separate images go in "
                       f"trainA/ and trainB/ with matching names"]
+
+
+def test_data_options_a_layout_would_ignore_are_refused(tmp_path, cyclegan_data, monkeypatch, capsys):
+    """pix2pix's `--set data.options.direction=BtoA` given to CycleGAN, or FUNIT's target_classes given to two-step,
+    trained as if never given; now one line, before the run touches its folder."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "stats.jsonl").write_text('{"step": 1}\n')
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", run,
+                          "--steps", 1, *TINY_CYCLEGAN, "--set", "data.options.direction=BtoA")
+    assert line == ("error: data.options {'direction': 'BtoA'}: the unpaired layout (trainA/, trainB/) takes no "
+                    "options (to translate B -> A, train as it is and translate with --direction BtoA)")
+    assert (run / "stats.jsonl").read_text() == '{"step": 1}\n'
+    line = one_line_error(monkeypatch, capsys, "train", "twostep", "--data", cyclegan_data, "--out", tmp_path / "ts",
+                          "--steps", 1, "--set", "data.options.target_classes=A")
+    assert line == ("error: unknown data.options for the classes layout: target_classes; known: classes (a list of "
+                    "the class folders to train on)")
+    assert not (tmp_path / "ts").exists()

@@ -55,8 +55,16 @@ def _select(folders: dict[str, Path], wanted: Sequence[str] | None, where: Path)
     return {c: folders[c] for c in wanted}
 
 
+def classes_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The classes layout's ``data.options``: only ``classes``; another (FUNIT's ``target_classes``) would be ignored."""
+    if unknown := sorted(set(options) - {"classes"}):
+        raise ValueError(f"unknown data.options for the classes layout: {', '.join(unknown)}; known: classes "
+                         f"(a list of the class folders to train on)")
+    return dict(options)
+
+
 def _wanted(options: dict[str, Any] | None) -> list[str] | None:
-    wanted = (options or {}).get("classes")
+    wanted = classes_options(dict(options or {})).get("classes")
     if wanted is None:
         return None
     if isinstance(wanted, str) or not all(isinstance(c, str) for c in wanted):
@@ -110,7 +118,7 @@ class ClassFolders(Dataset):
         return {"image": image, "label": torch.tensor(label, dtype=torch.long)}
 
 
-@register_layout("classes")
+@register_layout("classes", options=classes_options)
 def classes(root: Path, cfg: DataConfig, phase: str) -> ClassFolders:
     return ClassFolders(root, unpaired_folders._transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=unpaired_folders.image_mode(cfg),
                         classes=_wanted(cfg.options))

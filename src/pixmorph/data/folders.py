@@ -166,8 +166,17 @@ def image_mode(cfg: DataConfig) -> str:
     return "L" if cfg.channels == 1 else "RGB"
 
 
-@register_layout("unpaired")
+def unpaired_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The unpaired layout has no ``data.options``: one given (a pix2pix ``direction``) would be ignored."""
+    if options:
+        raise ValueError(f"data.options {dict(options)}: the unpaired layout (trainA/, trainB/) takes no options "
+                         f"(to translate B -> A, train as it is and translate with --direction BtoA)")
+    return {}
+
+
+@register_layout("unpaired", options=unpaired_options)
 def unpaired(root: Path, cfg: DataConfig, phase: str) -> UnpairedFolders:
+    unpaired_options(dict(cfg.options or {}))
     return UnpairedFolders(root, _transform(cfg), phase=phase, skip_bad=cfg.skip_bad, mode=image_mode(cfg))
 
 
