@@ -546,3 +546,24 @@ def test_data_options_a_layout_would_ignore_are_refused(tmp_path, cyclegan_data,
     assert line == ("error: unknown data.options for the classes layout: target_classes; known: classes (a list of "
                     "the class folders to train on)")
     assert not (tmp_path / "ts").exists()
+
+
+def test_translate_to_a_class_with_a_funit_checkpoint_points_to_fewshot(tmp_path, monkeypatch, capsys, write_image):
+    run = make_checkpoint(tmp_path / "funit", "funit", {"nf": 8, "nf_mlp": 16, "latent_dim": 8, "nf_dis": 8,
+                                                        "n_res_blocks": 1, "n_res_blocks_dis": 4})
+    image = write_image(tmp_path / "in" / "a.png", 32, 32)
+    line = one_line_error(monkeypatch, capsys, "translate", run, image, "--to", "meerkat", "--out", tmp_path / "o")
+    assert line.startswith("error: direction 'to:meerkat': this funit checkpoint has reconstruct (to render images as "
+                           "a class, give K images of it: pixmorph fewshot CKPT --content IMG... --class-images"), line
+    assert not (tmp_path / "o").exists()
+
+
+def test_translate_to_takes_the_class_as_its_direction_is_written(tmp_path, write_image):
+    """`--to to:boot` (the direction's name, as the errors list it) was read as the class 'to:boot'."""
+    run = make_checkpoint(tmp_path / "ts", "twostep", {"class_names": ["sneaker", "boot"], "image_size": 16, "ngf": 8,
+                                                       "ndf": 8, "z_dim": 8, "embed_dim": 4, "step1_steps": 0},
+                          {"load_size": 16, "crop_size": 16})
+    image = write_image(tmp_path / "in" / "a.png", 16, 16)
+    result = invoke("translate", run, image, "--to", "to:boot", "--out", tmp_path / "o", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "a.png").is_file()

@@ -129,6 +129,9 @@ class Translator:
         data.options.direction=BtoA: its one direction is called AtoB, from the input to the output)."""
         if (self.config.data.options or {}).get("direction") == "BtoA":
             return " (trained B -> A with data.options.direction=BtoA: AtoB is input -> output, B half -> A half)"
+        if self.config.method == "funit":  # its classes are shown by example images, not named
+            return (" (to render images as a class, give K images of it: pixmorph fewshot CKPT --content IMG... "
+                    "--class-images FILES_OR_DIR --out DIR)")
         return ""
 
     def default_direction(self) -> str:

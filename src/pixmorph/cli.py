@@ -231,6 +231,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                                  param_hint="'--onnx'")
     runtime = "onnx" if onnx_prefix else runtime or "torch"
     if to_class:
+        to_class = to_class.removeprefix("to:")  # --to to:boot, as the direction is written
         if direction not in (None, f"to:{to_class}"):
             raise click.UsageError(f"--to {to_class} and --direction {direction}: give one of them (--to CLASS is "
                                    f"--direction to:CLASS)")
