@@ -218,6 +218,14 @@ def test_skip_bad_trains_without_the_truncated_png(tmp_path, layouts, make_confi
     assert bad.read_bytes(), "the bad file itself is left alone"
 
 
+def test_a_bad_training_image_says_how_to_leave_it_out(tmp_path, layouts, make_config):
+    data = layouts.unpaired(tmp_path / "data")
+    truncate(data / "trainA" / "trainA_1.png")
+    with pytest.raises(ImageReadError, match=r"trainA_1.png: truncated or corrupt image .* \(--set data.skip_bad=true "
+                                             r"leaves unreadable training images out, each with a warning\)$"):
+        train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
+
+
 def test_skip_bad_trains_without_a_truncated_jpeg(tmp_path, layouts, write_image, make_config):
     data = layouts.unpaired(tmp_path / "data")
     truncate(write_image(data / "trainA" / "a_bad.jpg", 64, 64))  # header intact, pixel data cut
