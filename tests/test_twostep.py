@@ -396,3 +396,15 @@ def test_a_run_that_stops_before_the_encoder_trained_says_so(tmp_path, bars):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pixmorph.load(trained_run)
+
+
+def test_a_crop_size_the_dcgan_nets_cannot_take_names_the_option(tmp_path, bars):
+    """The model's image size comes from the crop size: an odd one named only model.image_size, which the user
+    never gave."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "twostep", "--data", str(bars), "--out", str(out), "--steps", "1",
+                                      "--load-size", "12", "--crop-size", "12"])
+    assert isinstance(result.exception, ValueError), result.output
+    assert str(result.exception).startswith("crop size 12 (--crop-size, data.crop_size): two-step's DCGAN nets take "
+                                            "a square of a power of two >= 8")
+    assert not out.exists()

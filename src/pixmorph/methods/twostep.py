@@ -255,6 +255,10 @@ class TwoStep(Method):
             if find_classes:
                 model["class_names"] = list_classes(root, resolved.options)
         model.setdefault("channels", resolved.channels)
+        if "image_size" not in model and not _is_dcgan_size(resolved.crop_size):  # name the option the user gave
+            raise ValueError(f"crop size {resolved.crop_size} (--crop-size, data.crop_size): two-step's DCGAN nets take "
+                             f"a square of a power of two >= 8 (8, 16, 32, 64, ...): give one, with --load-size at least "
+                             f"that")
         model.setdefault("image_size", resolved.crop_size)
         first, last = build_method_config(TwoStepConfig, model).stage_range
         if str(model.get("stage")) == "2" and not run.get("resume"):
@@ -407,6 +411,10 @@ def resized_around(run: Callable[[Tensor], Tensor], x: Tensor, size: tuple[int, 
     if own == tuple(size):
         return run(x)
     return resize_tensor(run(resize_tensor(x, size)), own)
+
+
+def _is_dcgan_size(size: int) -> bool:
+    return size >= 8 and size & (size - 1) == 0
 
 
 def _bce(logits: Tensor, real: bool) -> Tensor:
