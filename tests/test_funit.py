@@ -304,3 +304,24 @@ def test_glyph_rendering_is_deterministic(tmp_path):
     write_task(tmp_path / "two", [(font, a), (Font("x", "X", path), 255 - a)])
     for f in sorted((tmp_path / "one").rglob("*.png"))[:20]:
         assert f.read_bytes() == (tmp_path / "two" / f.relative_to(tmp_path / "one")).read_bytes()
+
+
+def test_training_on_one_source_class_warns(tmp_path):
+    """FUNIT on a single class folder trained without a word: with one class there is nothing to translate
+    between (the class encoder and the per-class discriminator see one class)."""
+    from pixmorph.data.layouts import build_dataset
+
+    for name, count in (("cats", 3), ("dogs", 3)):
+        (tmp_path / "two" / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (16, 16), (40 * i, 90, 20)).save(tmp_path / "two" / name / f"{i}.png")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two" / "cats").rename(tmp_path / "one" / "cats")
+    cfg = DataConfig(load_size=16, crop_size=16)
+    with pytest.warns(UserWarning, match=r"one source class \(cats\): .* give two or more class folders"):
+        build_dataset("fewshot", tmp_path / "one", cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (tmp_path / "two" / "birds").mkdir()
+        Image.new("RGB", (16, 16)).save(tmp_path / "two" / "birds" / "0.png")
+        build_dataset("fewshot", tmp_path / "two", cfg)

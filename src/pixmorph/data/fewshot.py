@@ -21,6 +21,7 @@ all source images, as in FUNIT's two independent loaders.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,4 +169,8 @@ def fewshot(root: Path, cfg: DataConfig, phase: str) -> FewShotPairs:
     opts = task_options(Path(root), cfg.options)
     flip = cfg.flip and bool(opts.get("flip", True))
     split = split_classes(root, cfg.options, cfg.skip_bad)
+    if len(split.source) == 1:
+        warnings.warn(f"{root}: one source class ({next(iter(split.source))}): FUNIT learns a class from its images "
+                      f"by telling the training classes apart, and its discriminator judges each class; with one, it "
+                      f"learns to reconstruct, not to translate: give two or more class folders (the paper: 119)")
     return FewShotPairs(split, TrainTransform(cfg.load_size, cfg.crop_size, flip), mode=image_mode(cfg))
