@@ -86,6 +86,16 @@ def test_classes_layout_reads_class_folders_and_the_cyclegan_layout(tmp_path, ba
     assert sorted(int(ab[(i, 0)]["label"]) for i in range(len(ab))) == [0, 0, 1, 1]
     with pytest.raises(FileNotFoundError, match="class folders"):
         list_classes(tmp_path)
+    # FUNIT's class folders ROOT/<class>/ (no train/ split): the same class data trains both methods
+    flat = tmp_path / "flat"
+    for name in CLASSES:
+        (flat / name).mkdir(parents=True)
+        for f in list((bars / "train" / name).iterdir())[:3]:
+            (flat / name / f.name).write_bytes(f.read_bytes())
+    assert list_classes(flat) == CLASSES
+    assert len(ClassFolders(flat, TrainTransform(SIZE, SIZE), mode="L")) == 6
+    with pytest.raises(FileNotFoundError, match="class folders test/<class>/"):
+        list_classes(flat, phase="test")
 
 
 def test_config_needs_consistent_classes():

@@ -4,7 +4,8 @@ Two folder layouts are read:
 
 * class folders ``ROOT/<phase>/<class>/*`` (the built-in ``fashion-classes`` task);
 * the CycleGAN layout ``ROOT/<phase>A`` + ``ROOT/<phase>B``, read as two classes named ``A`` and ``B``
-  (so ``sneaker2boot`` and any CycleGAN folder work unchanged).
+  (so ``sneaker2boot`` and any CycleGAN folder work unchanged);
+* for training, FUNIT's class folders ``ROOT/<class>/*`` (no split: every image trains).
 
 Class names are the folder names, sorted; the label of a class is its index in that list. Options
 (``data.options``): ``classes: [name, ...]`` keeps only those classes, in that order. Samples are
@@ -24,7 +25,7 @@ from pixmorph.data import builtin
 from pixmorph.data.layouts import register_layout
 from pixmorph.data import folders as unpaired_folders
 from pixmorph.data.transforms import TrainTransform
-from pixmorph.images import read_image
+from pixmorph.images import IMAGE_EXTENSIONS, read_image
 
 CYCLEGAN_CLASSES = ("A", "B")
 
@@ -40,8 +41,20 @@ def _class_folders(root: Path, phase: str) -> dict[str, Path]:
         return folders
     if (root / f"{phase}A").is_dir() and (root / f"{phase}B").is_dir():
         return {name: root / f"{phase}{name}" for name in CYCLEGAN_CLASSES}
+    if phase == "train" and (folders := _folders_of_images(root)):  # FUNIT's ROOT/<class>/: all of it trains
+        return folders
     raise FileNotFoundError(f"{root}: no labelled data: expected class folders {phase}/<class>/ "
-                            f"or the CycleGAN layout {phase}A/ + {phase}B/")
+                            f"or the CycleGAN layout {phase}A/ + {phase}B/"
+                            + (" (or, to train, <class>/ folders of images)" if phase == "train" else ""))
+
+
+def _folders_of_images(root: Path) -> dict[str, Path]:
+    """``ROOT/<class>/`` when every folder in ``root`` holds image files; else nothing."""
+    if not root.is_dir():
+        return {}
+    folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    holds_images = all(any(f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.iterdir()) for folder in folders.values())
+    return folders if folders and holds_images else {}
 
 
 def _select(folders: dict[str, Path], wanted: Sequence[str] | None, where: Path) -> dict[str, Path]:
