@@ -130,6 +130,7 @@ def test_python_config_values_are_checked():
     ("train.sample_every=0", "train.sample_every=0: give a number of steps, 1 or more"),
     ("train.checkpoint_every=-1", "train.checkpoint_every=-1: give a number of steps, 1 or more"),
     ("train.threads=0", "train.threads=0: give 1 or more, or null for pixmorph's choice"),
+    ("data.num_workers=-1", "data.num_workers=-1: give 0 (load in the training process) or more"),
     ("train.time_budget=-1", "train.time_budget=-1: give seconds, 0 or more (0: no limit)"),
 ])
 def test_step_counts_below_one_are_refused_before_the_run(tmp_path, cyclegan_data, override, expected):

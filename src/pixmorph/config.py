@@ -30,6 +30,10 @@ class DataConfig:
     balance_classes: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)  # settings of one data layout (see data/layouts.py)
 
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.num_workers}: give 0 (load in the training process) or more")
+
 
 @dataclass
 class TrainConfig:
