@@ -399,7 +399,7 @@ def main() -> None:
 
     warnings.showwarning = _one_line_warning
     try:
-        cli(standalone_mode=False)
+        cli(standalone_mode=False, prog_name="pixmorph")
     except click.exceptions.Abort as abort:
         from pixmorph.train.loop import StoppedAndSaved, TrainingAborted
 
@@ -408,8 +408,10 @@ def main() -> None:
         elif not isinstance(abort.__cause__, StoppedAndSaved):  # saved: the loop has said where and how to go on
             click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # one line, as pixmorph's own errors (click's own show adds its usage)
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, click.UsageError) and ctx else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: say it once
