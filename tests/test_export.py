@@ -379,3 +379,13 @@ def test_an_old_twostep_export_without_its_size_is_refused(twostep_run, tmp_path
                               dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
     with pytest.raises(ValueError, match=r"^\S*old\.to-sneaker\.onnx: does not declare this model's 16x16 size"):
         pixmorph.load(twostep_run, onnx=tmp_path / "old.onnx")
+
+
+def test_a_file_of_other_directions_is_named_as_such(exported, cyclegan_run, tmp_path):
+    """A FUNIT export (f.reconstruct.onnx) given to a CycleGAN run was looked for as f.reconstruct.AtoB.onnx, a
+    file nobody wrote; the error names the file given and the directions this checkpoint needs."""
+    other = tmp_path / "f.reconstruct.onnx"
+    other.write_bytes(exported[0].path.read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"f.reconstruct.onnx: not an export of this cyclegan checkpoint's "
+                                                r"directions \(AtoB, BtoA\)"):
+        pixmorph.load(cyclegan_run, onnx=other)

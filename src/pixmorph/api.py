@@ -83,7 +83,13 @@ class Translator:
         require("onnxruntime")
         given = prefix is not None
         if given:
+            named = Path(prefix)
             prefix = onnx_prefix(prefix, self.directions)
+            if named.is_file() and prefix == named and not any(direction_file(prefix, d).is_file()
+                                                             for d in self.directions):
+                raise FileNotFoundError(f"{named}: not an export of this {self.config.method} checkpoint's "
+                                        f"directions ({', '.join(self.directions)}): pixmorph export CKPT --onnx "
+                                        f"PREFIX writes PREFIX.<direction>.onnx for each")
         else:
             self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
             prefix = Path(self._onnx_dir.name) / "model.onnx"
