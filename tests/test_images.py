@@ -335,8 +335,24 @@ def test_check_images_raises_first_bad_file(tmp_path):
     bad.write_text("nope")
     assert check_images([good]) == [good]
     with pytest.raises(ImageReadError) as err:
-        check_images([good, bad, tmp_path / "empty.png"])
+        check_images([good, bad])
     assert_one_line_naming(err, bad, "not an image file")
+    assert "more bad" not in str(err.value)
+
+
+def test_check_images_error_names_every_bad_file(tmp_path):
+    """A folder with several bad files says so in the first error, so one run finds them all."""
+    good = tmp_path / "good.png"
+    Image.new("RGB", (4, 4)).save(good)
+    bad = [tmp_path / f"bad{i}.png" for i in range(5)]
+    for b in bad:
+        b.write_text("nope")
+    with pytest.raises(ImageReadError) as err:
+        check_images([good, *bad])
+    assert_one_line_naming(err, bad[0], "not an image file")
+    assert "(and 4 more bad files: bad1.png, bad2.png, bad3.png, ...)" in str(err.value)
+    with pytest.raises(FileNotFoundError, match=r"\(and 1 more bad file: bad0.png\)"):
+        check_images([tmp_path / "missing.png", bad[0]])
 
 
 def test_check_images_skip_bad_warns_once_per_file_and_drops(tmp_path):

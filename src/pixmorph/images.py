@@ -315,22 +315,34 @@ def check_images(
     """Quickly check that each file is a readable image (header, size, and
     whatever ``Image.verify`` checks for the format, e.g. PNG checksums).
 
-    Without ``skip_bad`` the first bad file raises; with it, each bad file
-    gives one :class:`BadImageWarning` and the good files are returned.
+    Without ``skip_bad`` the first bad file raises, its message naming the
+    other bad files too (so that one run finds them all); with it, each bad
+    file gives one :class:`BadImageWarning` and the good files are returned.
     This does not decode the pixels: :func:`read_image` can still fail on a
     JPEG whose data is cut short.
     """
     good: list[Path] = []
+    bad: list[tuple[Path, Exception]] = []
     for path in map(Path, paths):
         try:
             _verify(path, min_size, max_pixels)
         except (ImageReadError, FileNotFoundError, IsADirectoryError) as err:
-            if not skip_bad:
-                raise
-            warnings.warn(str(err), BadImageWarning, stacklevel=2)
+            if skip_bad:
+                warnings.warn(str(err), BadImageWarning, stacklevel=2)
+            bad.append((path, err))
         else:
             good.append(path)
+    if bad and not skip_bad:
+        first = bad[0][1]
+        raise type(first)(f"{first}{_others_hint([path for path, _ in bad[1:]])}") from None
     return good
+
+
+def _others_hint(others: list[Path], shown: int = 3) -> str:
+    if not others:
+        return ""
+    names = ", ".join(p.name for p in others[:shown]) + (", ..." if len(others) > shown else "")
+    return f" (and {len(others)} more bad file{'s' if len(others) > 1 else ''}: {names})"
 
 
 # ---------------------------------------------------------------------------
