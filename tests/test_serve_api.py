@@ -434,6 +434,16 @@ def test_a_given_segmentation_comes_back_from_the_runs_copy_when_it_has_moved(tm
     assert moved.primitive_note() is None and len(moved.palette) == 4 and moved.palette == there.palette
     assert np.array_equal(np.asarray(moved.primitive["seg"]), np.asarray(there.primitive["seg"]))
 
+    # A start over (--overwrite) killed before its first save: RUN/primitive is aside, and a file in its place
+    # would be the killed start's; the checkpoint is still this run's, and so is the primitive the page gets.
+    from pixmorph.train import set_aside
+
+    set_aside.set_aside(run)
+    (run / "primitive").mkdir()
+    Image.new("RGB", (256, 192), (9, 9, 9)).save(run / "primitive" / "photo_seg.png")
+    [killed] = load_models([str(run)], precision="fp32").values()
+    assert np.array_equal(np.asarray(killed.primitive["seg"]), np.asarray(there.primitive["seg"]))
+
 
 def _regions(size: tuple[int, int], scale: int, values: list) -> Image.Image:
     """Four regions (a background, a disc, a bar, a triangle) drawn ``scale`` times larger, for smoothing down."""

@@ -258,6 +258,7 @@ def _load_layer(layer: str, source: str, translator: Translator, run_dir: Path,
     CLI keeps of every layer); None when none of them is there."""
     from pixmorph.data import primitives as P
     from pixmorph.data.single_image import AUTO_EDGES, AUTO_SEG, SingleImage
+    from pixmorph.train.set_aside import last_run_output
 
     load = P.load_seg if layer == "seg" else P.load_edges
     data = translator.config.data
@@ -270,7 +271,7 @@ def _load_layer(layer: str, source: str, translator: Translator, run_dir: Path,
             computed = SingleImage(data.root, options, mode=translator.image_mode).primitive
             if tuple(computed.shape[-2:]) == (size[1], size[0]):
                 return computed
-        copy = run_dir / "primitive" / f"{Path(data.root).stem}_{layer}.png"
+        copy = last_run_output(run_dir, "primitive") / f"{Path(data.root).stem}_{layer}.png"
         return load(copy, size) if copy.is_file() else None
     except (OSError, ValueError):
         return None

@@ -59,6 +59,15 @@ def discard(run_dir: Path) -> None:
     shutil.rmtree(run_dir / GOING, ignore_errors=True)
 
 
+def last_run_output(run_dir: Path, name: str) -> Path:
+    """Where the output ``name`` of the run whose checkpoint is in the folder is: aside after a start over killed
+    before its first save (what is in the folder then is the killed start's), else in the folder. Reads only."""
+    aside = run_dir / ASIDE
+    if aside.is_dir() and _replaces(aside).get("checkpoint") == _checkpoint_id(run_dir):
+        return aside / name
+    return run_dir / name
+
+
 def _recover(run_dir: Path) -> None:
     """What a kill -9 left half done: a set-aside being made (its outputs go back: the start over had written
     nothing yet), one being deleted, and one whose start over saved its checkpoint before the kill (it goes)."""
