@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from machine import cpu_model  # bench/ is on sys.path when run as a script
 from PIL import Image
 
 import pixmorph
@@ -61,21 +61,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "deeps
 CPU_MODEL = {"ngf": 16, "ndf": 16}
 
 
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def environment(device: str) -> dict[str, Any]:
     import os
 
     env = {"torch": torch.__version__, "pixmorph": pixmorph.__version__, "threads": torch.get_num_threads(),
-           "cpu": f"{os.cpu_count()}-core {cpu_model_name()}", "device": device,
+           "cpu": f"{os.cpu_count()}-core {cpu_model()}", "device": device,
            "date": time.strftime("%Y-%m-%d")}
     if device.startswith("cuda"):
         env["gpu"] = torch.cuda.get_device_name()

@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from machine import PeakRSS, cpu_model  # bench/ is on sys.path when run as a script
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -98,36 +100,6 @@ def train_tiny_runs(base: Path) -> list[str]:
 
 
 # -- the server's memory --------------------------------------------------------------------------------
-
-
-def rss_bytes(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class PeakRSS:
-    """The highest resident memory of this process while the block runs, sampled every 10 ms."""
-
-    def __init__(self):
-        self.start = self.peak = rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, rss_bytes())
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
 
 
 # -- the requests -------------------------------------------------------------------------------------
@@ -216,17 +188,6 @@ def percentile(values: list[float], q: float) -> float:
 # -- the report ---------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine_line() -> str:
     import fastapi
     import torch
@@ -286,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
             receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
             clients = multiprocessing.get_context("spawn").Process(
                 target=client_process, args=(kinds, args.clients, args.seconds, args.backoff, send), daemon=True)
-            with PeakRSS() as rss:
+            with PeakRSS(interval=0.01) as rss:
                 clients.start()
                 if not receive.poll(args.seconds + 240):  # the clients time themselves from their first request
                     clients.kill()

@@ -31,11 +31,11 @@ import platform
 import resource
 import statistics
 import time
-from contextlib import AbstractContextManager
 from typing import Any
 
 import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
+from machine import cpu_model  # bench/ is on sys.path when run as a script
 from torch.utils.flop_counter import FlopCounterMode
 
 from pixmorph.config import TrainConfig
@@ -106,17 +106,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1:
         p.error("--steps and every batch size must be >= 1, --warmup >= 0")
     return args
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def conv_uses_tf32() -> bool:

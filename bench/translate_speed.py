@@ -16,15 +16,15 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from train_speed import METHODS, build, cpu_model  # bench/ is on sys.path when run as a script
+from machine import PeakRSS, cpu_model  # bench/ is on sys.path when run as a script
+from train_speed import METHODS, build
 
 from pixmorph.nn.init import init_normal
 from pixmorph.nn.resnet_generator import ResnetGenerator
@@ -52,36 +52,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.rounds = args.rounds or (3 if cpu else 20)
     args.size = args.size or METHODS[args.method][1]
     return args
-
-
-class PeakRSS:
-    """Peak resident memory of this process above its level at start, sampled every 2 ms (CPU runs)."""
-
-    def __init__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _rss())
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def gib(self) -> float:
-        return (self.peak - self.base) / 2**30
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def runtimes(generator: torch.nn.Module, device: torch.device, onnx_path: Path | None) -> dict[str, Callable]:
@@ -127,7 +97,7 @@ def measure(runs: dict[str, Callable], x: torch.Tensor, rounds: int, device: tor
         with PeakRSS() as rss:
             outputs[name] = run(x)
             run(x)
-        memory[name] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else rss.gib
+        memory[name] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else rss.gib_above_start
     for _ in range(rounds):
         for name, run in runs.items():
             t = time.perf_counter()
