@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pixmorph  # noqa: F401  (first: it sets the OpenMP spin before torch loads, as the CLI does)
 
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,20 @@ from PIL import Image
 CYCLEGAN_MODEL = {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 1}
 PIX2PIX_MODEL = {"ngf": 8, "ndf": 8, "num_downs": 5}
 SIZES = {"cyclegan": 16, "pix2pix": 32}
+
+
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``main()`` (the console script) in-process: exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["pixmorph", *map(str, args)])
+    from pixmorph.cli import main
+
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def save_image_file(path: Path, width: int, height: int, mode: str = "RGB", seed: int = 0) -> Path:

@@ -16,8 +16,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import pixmorph
-from pixmorph.cli import cli, main
+from pixmorph.cli import cli
 from pixmorph.train import checkpoint as ckpt
+from conftest import run_main
 
 TINY_CYCLEGAN = ["--batch-size", "2", "--workers", "0", "--load-size", "16", "--crop-size", "16", "--device", "cpu",
                  "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1",
@@ -33,18 +34,6 @@ def invoke(*args: str):
 
 def ok(result) -> None:
     assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}\n{result.exception!r}"
-
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``main()`` (the console script) in-process: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["pixmorph", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def png_sizes(folder: Path) -> dict[str, tuple[int, int]]:

@@ -25,6 +25,7 @@ from pixmorph.methods import get_method
 from pixmorph.methods.cyclegan import CycleGANConfig
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, checkpoint_config, train
+from conftest import run_main
 
 TINY_CYCLEGAN = ["--batch-size", "2", "--workers", "0", "--load-size", "16", "--crop-size", "16", "--device", "cpu",
                  "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1",
@@ -38,13 +39,7 @@ def invoke(*args):
 
 def main_error(monkeypatch, capsys, *args) -> tuple[int, list[str]]:
     """``main()`` (the console script) in-process: its exit code and the lines it wrote to stderr."""
-    monkeypatch.setattr(sys, "argv", ["pixmorph", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    _, err = capsys.readouterr()
+    code, _, err = run_main(monkeypatch, capsys, *args)
     assert "Traceback" not in err, err
     return code, err.strip().splitlines()
 
