@@ -19,6 +19,7 @@ Inputs: N x 3 x H x W in [-1, 1] (grayscale is repeated to three channels), at t
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -64,12 +65,16 @@ def _alex_slices(shift_tolerant: bool) -> nn.Module:
                   nn.Conv2d(256, 256, 3, padding=1), relu()]
         bounds = (0, 2, 5, 8, 10, 12)
     trunk = nn.Module()
-    for s in range(5):
-        stage = nn.Sequential()
-        for i in range(bounds[s], bounds[s + 1]):
-            stage.add_module(str(i), layers[i])
-        trunk.add_module(f"slice{s + 1}", stage)
+    for s, stage in enumerate(stages(layers, bounds), start=1):
+        trunk.add_module(f"slice{s}", stage)
     return trunk
+
+
+def stages(layers: list[nn.Module], bounds: tuple[int, ...]) -> list[nn.Sequential]:
+    """``layers[bounds[s]:bounds[s + 1]]`` as stage s, each layer named by its index in ``layers`` (as the
+    LPIPS weight files name them: ``slice{s}.{i}``)."""
+    return [nn.Sequential(OrderedDict((str(i), layers[i]) for i in range(start, end)))
+            for start, end in zip(bounds, bounds[1:])]
 
 
 class _Linear(nn.Module):

@@ -58,7 +58,7 @@ def _vgg19_slices() -> nn.ModuleList:
 
 def _stlpips_vgg16_slices() -> nn.ModuleList:
     """stlpips' shift-tolerant VGG16, with the layer indices of its weight file (``net.slice{s}.{i}``)."""
-    from pixmorph.metrics.perceptual import _BlurPool  # stlpips' Downsample(filt_size=3, pad_more=True)
+    from pixmorph.metrics.perceptual import _BlurPool, stages  # _BlurPool: stlpips' Downsample(filt_size=3, pad_more=True)
 
     layers: list[nn.Module] = []
     c_in = 3
@@ -68,14 +68,7 @@ def _stlpips_vgg16_slices() -> nn.ModuleList:
         else:
             layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU(inplace=False)]
             c_in = v
-    bounds = (0, 4, 10, 18, 26, 34)
-    slices = nn.ModuleList()
-    for s in range(5):
-        stage = nn.Sequential()
-        for i in range(bounds[s], bounds[s + 1]):
-            stage.add_module(str(i), layers[i])
-        slices.append(stage)
-    return slices
+    return nn.ModuleList(stages(layers, (0, 4, 10, 18, 26, 34)))
 
 
 class PerceptualLoss(nn.Module):
