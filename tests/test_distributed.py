@@ -35,11 +35,11 @@ def test_shards_tile_the_global_stream():
     assert rank1 == whole[3:6] + whole[9:12]
 
 
-def pixmorph_train(args: list[str], processes: int = 1) -> None:
+def pixmorph_train(args: list[str], processes: int = 1, tiny: list[str] = TINY) -> None:
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
                 if processes > 1 else [sys.executable])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run(launcher + ["-m", "pixmorph", "train", "cyclegan", *args, *TINY],
+    result = subprocess.run(launcher + ["-m", "pixmorph", "train", "cyclegan", *args, *tiny],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -217,13 +217,15 @@ def test_every_process_but_the_first_draws_its_own_noise():
 
 
 def test_two_processes_with_noise_in_the_step_resume_exactly(tmp_path, layouts):
-    """Dropout draws from each process's own stream; stopped at step 2 and resumed, a two-process run ends
-    bit-identical to one that ran straight through (the other process's noise follows from the step)."""
+    """Dropout draws from each process's own stream, and each process keeps its own history pool of fakes;
+    stopped at step 2 and resumed, a two-process run ends bit-identical to one that ran straight through
+    (the other process's noise follows from the step, its pool comes back from the checkpoint)."""
     data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
     common = ["--data", str(data), "--load-size", "20", "--crop-size", "16", "--workers", "0", "--device", "cpu",
               "--precision", "fp32", "--batch-size", "2", "--set", "model.dropout=0.5", "--set", "train.threads=1"]
-    pixmorph_train(common + ["--out", str(tmp_path / "straight"), "--steps", "4"], processes=2)
-    pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "2"], processes=2)
-    pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "4", "--resume"], processes=2)
+    pools = [*TINY, "--set", "model.pool_size=4"]  # full after step 2: resumed, the pools decide D's inputs
+    pixmorph_train(common + ["--out", str(tmp_path / "straight"), "--steps", "4"], processes=2, tiny=pools)
+    pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "2"], processes=2, tiny=pools)
+    pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "4", "--resume"], processes=2, tiny=pools)
     a, b = (load_file(str(tmp_path / run / "checkpoint" / "weights.safetensors")) for run in ("straight", "parts"))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -151,6 +151,15 @@ def average_scalars(values: torch.Tensor, world: World) -> torch.Tensor:
     return values
 
 
+def gather_to_main(obj, world: World) -> list | None:
+    """``obj`` of every process, in rank order, on the first process (None on the others); ``[obj]`` alone."""
+    if not world.distributed:
+        return [obj]
+    gathered = [None] * world.size if world.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

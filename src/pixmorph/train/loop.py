@@ -284,16 +284,20 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     def save(at_step: int) -> None:
         nonlocal replacing
         _check_finite(method, sums, steps_since_log, at_step, run_dir, world)  # never replace a good checkpoint with NaNs
+        # each process's own method state (CycleGAN's history pools hold that process's fakes), for its resume
+        method_states = distributed.gather_to_main(method.extra_state(), world)
         if not world.is_main:
             replacing = False
             distributed.barrier(world)  # wait until rank 0 has written it
             return
         state = {"step": at_step, "images_seen": images_seen, "global_batch": global_batch,
                  "schedule_batch": schedule_batch, "balanced_classes": balanced,
-                 "rng": ckpt.rng_state(), "method": method.extra_state(),
+                 "rng": ckpt.rng_state(), "method": method_states[0],
                  "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
+        if world.distributed:
+            state["method_by_rank"] = method_states
         config = checkpoint_config(cfg, at_step, getattr(dataset, "image_size", None), norm_per_image)
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, config, state)
         if config_pending:
@@ -538,7 +542,8 @@ def _restore(folder: Path, state: dict, method: Method, schedulers: dict, scaler
         s._last_lr = [g["lr"] for g in s.optimizer.param_groups]
     for name, s in scalers.items():
         s.load_state_dict(state["scalers"][name])
-    method.load_extra_state(state["method"])
+    by_rank = state.get("method_by_rank") or []  # a multi-process run's: each process its own (first: a new one)
+    method.load_extra_state(by_rank[world.rank] if world.rank < len(by_rank) else state["method"])
     ckpt.set_rng_state(state["rng"])
     if world.is_main:
         print(f"resumed from {folder} at step {state['step']}"
