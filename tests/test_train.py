@@ -104,6 +104,22 @@ def test_resume_without_resume_starts_over(tmp_path):
     assert all(torch.equal(first[k], again[k]) for k in first), "same seed, same run: identical weights"
 
 
+def test_a_checkpoint_left_mid_save_is_not_started_over_without_overwrite(tmp_path):
+    """A save killed between its two renames leaves the last checkpoint as RUN/.checkpoint.old, which --resume
+    continues: a new run there without --overwrite is refused as beside RUN/checkpoint (it trained over it,
+    deleting the last run's logs at once and that checkpoint at its first save)."""
+    data = write_unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    train(tiny_run(data, run, 2), progress=False)
+    before = weights(run)
+    (run / "checkpoint").rename(run / ".checkpoint.old")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_run(data, run, 1), progress=False)
+    assert (run / "stats.jsonl").is_file()
+    kept = load_file(str(run / ".checkpoint.old" / "weights.safetensors"))
+    assert all(torch.equal(before[k], kept[k]) for k in before)
+
+
 @pytest.mark.slow
 def test_cyclegan_learns_fashion_edges(tmp_path):
     """After a short CPU training the edges->item translation is far closer to the true item than both

@@ -47,9 +47,15 @@ def read_config(ckpt: Path) -> dict[str, Any]:
         raise CheckpointError(f"{ckpt / CONFIG}: unreadable checkpoint config ({e})") from None
 
 
+def holds_checkpoint(run_dir: str | Path) -> bool:
+    """Whether a run folder holds a checkpoint: RUN/checkpoint, or the last one as RUN/.checkpoint.old where a
+    save was killed between its two renames (which find_checkpoint and --resume take)."""
+    return (Path(run_dir) / "checkpoint").exists() or (Path(run_dir) / ".checkpoint.old").exists()
+
+
 def refuse_to_start_over(out: str | Path) -> None:
     """A new run (no --resume, no --overwrite) in a folder that holds a checkpoint: refused, in one line."""
-    if (Path(out) / "checkpoint").exists():
+    if holds_checkpoint(out):
         raise FileExistsError(f"{out}: holds a checkpoint already: continue it with --resume, or start over "
                               f"with --overwrite")
 

@@ -247,7 +247,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
         ckpt.refuse_to_start_over(run_dir)
     # Starting over beside a checkpoint, the last run's logs and samples wait aside until the first save
     # replaces its checkpoint (train/set_aside.py); without one they go.
-    replacing = not t.resume and (run_dir / "checkpoint").exists()
+    replacing = not t.resume and ckpt.holds_checkpoint(run_dir)
     if world.is_main:
         if t.resume:
             set_aside.restore(run_dir)  # a start over killed before its first save: the run resumed is the last one
@@ -263,7 +263,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
     # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
     # first save replaces both, so a run that fails first leaves the old one resumable as it was.
-    config_pending = (run_dir / "checkpoint").exists()
+    config_pending = ckpt.holds_checkpoint(run_dir)
     if world.is_main and not config_pending:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
