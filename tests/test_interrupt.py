@@ -110,6 +110,40 @@ print("exiting")
     assert done.returncode == 0 and "exiting" in done.stdout, done.stderr[-2000:]
 
 
+def test_a_data_loading_worker_does_not_hold_the_run_lock(tmp_path):
+    """Loader workers are forked with the lock's file open: as long as one lived (about 5 s after a kill -9 of
+    the training, or as long as it hung reading an image) it held the lock, and a --resume was refused as if
+    the dead process still trained. A worker lets go of its copy; the training's own copy still holds it."""
+    import multiprocessing
+
+    import pytest
+
+    from pixmorph.train.loop import _leave_signals_to_the_loop
+    from pixmorph.train.run_lock import RunFolderInUse, run_lock
+
+    run = tmp_path / "run"
+    started = multiprocessing.get_context("fork").Event()
+
+    def worker():
+        _leave_signals_to_the_loop(0)
+        started.set()
+        time.sleep(30)
+
+    with run_lock(run):
+        child = multiprocessing.get_context("fork").Process(target=worker, daemon=True)
+        child.start()
+        assert started.wait(10)
+        with pytest.raises(RunFolderInUse):
+            with run_lock(run):
+                pass
+    try:
+        with run_lock(run):  # the training is gone; its worker still runs
+            pass
+    finally:
+        child.kill()
+        child.join()
+
+
 def test_a_filesystem_that_cannot_lock_trains_with_a_warning(tmp_path, monkeypatch):
     """flock fails with ENOLCK on some NFS/Lustre mounts: that is no reason to refuse training."""
     import errno

@@ -35,7 +35,7 @@ from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, set_aside, speed as speedups
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
-from pixmorph.train.run_lock import LOCK, RunFolderInUse, run_lock
+from pixmorph.train.run_lock import LOCK, RunFolderInUse, let_go_in_child, run_lock
 from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
 from pixmorph.train.schedules import build_schedulers, plan, schedule_position
 
@@ -631,9 +631,10 @@ def _leave_signals_to_the_loop(worker_id: int) -> None:
     """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal's Ctrl-C, ``timeout`` and a SLURM
     cancellation signal the whole process group; a worker that died of it took the run down before the
     loop could save, and one that inherited the loop's handler said "stopping" again. The loop stops its
-    workers when it has saved."""
+    workers when it has saved. It also lets go of the run folder's lock, which it inherited (train/run_lock.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    let_go_in_child()
 
 
 @contextmanager

@@ -24,6 +24,7 @@ except ImportError:  # not on Windows: no lock there
     fcntl = None
 
 LOCK = ".lock"
+_held: set[int] = set()  # descriptors of the locks this process holds (a forked child inherits them)
 
 
 class RunFolderInUse(ValueError):
@@ -56,8 +57,26 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
             handle.truncate(0)
             handle.write(f"{os.getpid()} on {socket.gethostname()}")
             handle.flush()
+            _held.add(handle.fileno())
         try:
             yield
         finally:
             if locked:
+                _held.discard(handle.fileno())
                 handle.truncate(0)  # (closing the file releases the lock)
+
+
+def let_go_in_child() -> None:
+    """In a forked child (a data-loading worker): drop its inherited copies of the locks. flock belongs to the
+    open file, which a fork shares: a child that outlived the training (a kill -9 leaves loader workers running
+    for seconds, a hung read for longer) kept the run folder locked. The descriptor is pointed at /dev/null,
+    so the parent's file object copied into the child never closes another file."""
+    if not _held:
+        return
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for fd in _held:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    _held.clear()
