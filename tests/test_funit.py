@@ -325,3 +325,23 @@ def test_training_on_one_source_class_warns(tmp_path):
         (tmp_path / "two" / "birds").mkdir()
         Image.new("RGB", (16, 16)).save(tmp_path / "two" / "birds" / "0.png")
         build_dataset("fewshot", tmp_path / "two", cfg)
+
+
+def test_training_crops_keep_the_images_aspect(tmp_path):
+    """As FUNIT's reference loader (Resize to the shorter side, then a random square crop): a 2:1 photo is not
+    squashed into a square first, which drew every animal of a wide photo at half its width."""
+    from pixmorph.data.layouts import build_dataset
+
+    stripes = np.zeros((70, 140), np.uint8)
+    stripes[:, (np.arange(140) // 5) % 2 == 1] = 255  # vertical stripes 5 px wide
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(stripes).convert("RGB").save(tmp_path / name / "0.png")
+    dataset = build_dataset("fewshot", tmp_path, DataConfig(load_size=35, crop_size=32, flip=False))
+    for seed in range(4):
+        crop = dataset[(0, seed)]["content"]
+        assert crop.shape == (3, 32, 32)
+        row = crop[0, 16] > 0
+        widths = np.diff(np.flatnonzero(np.diff(row.numpy().astype(int)) != 0))
+        # halved to 70x35 (the shorter side to 35): stripes 2.5 px wide; squashed to 35x35 they were 1.25 px
+        assert widths.size and 2 <= np.median(widths) <= 3, widths

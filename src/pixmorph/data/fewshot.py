@@ -173,4 +173,6 @@ def fewshot(root: Path, cfg: DataConfig, phase: str) -> FewShotPairs:
         warnings.warn(f"{root}: one source class ({next(iter(split.source))}): FUNIT learns a class from its images "
                       f"by telling the training classes apart, and its discriminator judges each class; with one, it "
                       f"learns to reconstruct, not to translate: give two or more class folders (the paper: 119)")
-    return FewShotPairs(split, TrainTransform(cfg.load_size, cfg.crop_size, flip), mode=image_mode(cfg))
+    # the reference resizes the shorter side (a 4:3 photo stays 4:3), where CycleGAN's squashes to a square
+    return FewShotPairs(split, TrainTransform(cfg.load_size, cfg.crop_size, flip, keep_aspect=True),
+                        mode=image_mode(cfg))

@@ -13,31 +13,40 @@ from pixmorph.images import to_tensor
 
 
 class TrainTransform:
-    """Resize to ``load_size`` square, crop ``crop_size`` at a random place, flip half the time.
+    """Resize to ``load_size`` square (or, with ``keep_aspect``, the shorter side to ``load_size``, as FUNIT's
+    reference does), crop ``crop_size`` square at a random place, flip half the time.
 
     The randomness comes from the generator passed in, so a sample is a pure function of its seed
     (what makes resumed runs exact), and images of a pair get the same crop and flip.
     """
 
-    def __init__(self, load_size: int, crop_size: int, flip: bool = True):
+    def __init__(self, load_size: int, crop_size: int, flip: bool = True, keep_aspect: bool = False):
         if crop_size > load_size:
             raise ValueError(f"crop_size {crop_size} is larger than load_size {load_size}")
-        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+        self.load_size, self.crop_size, self.flip, self.keep_aspect = load_size, crop_size, flip, keep_aspect
 
     def __call__(self, images: list[Image.Image], generator: torch.Generator) -> list[Tensor]:
-        slack = self.load_size - self.crop_size
-        top = int(torch.randint(0, slack + 1, (1,), generator=generator))
-        left = int(torch.randint(0, slack + 1, (1,), generator=generator))
+        images = [self._resized(img) for img in images]
+        width, height = images[0].size
+        top = int(torch.randint(0, height - self.crop_size + 1, (1,), generator=generator))
+        left = int(torch.randint(0, width - self.crop_size + 1, (1,), generator=generator))
         flip = self.flip and bool(torch.rand(1, generator=generator) < 0.5)
         out = []
         for img in images:
-            if img.size != (self.load_size, self.load_size):
-                img = TF.resize(img, [self.load_size, self.load_size], InterpolationMode.BICUBIC)
             img = TF.crop(img, top, left, self.crop_size, self.crop_size)
             if flip:
                 img = TF.hflip(img)
             out.append(to_tensor(img))
         return out
+
+    def _resized(self, img: Image.Image) -> Image.Image:
+        if self.keep_aspect:
+            if min(img.size) == self.load_size:
+                return img
+            return TF.resize(img, self.load_size, InterpolationMode.BICUBIC)  # the shorter side
+        if img.size == (self.load_size, self.load_size):
+            return img
+        return TF.resize(img, [self.load_size, self.load_size], InterpolationMode.BICUBIC)
 
 
 def resize_tensor(x: Tensor, size: int | tuple[int, int]) -> Tensor:
