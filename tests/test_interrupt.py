@@ -118,14 +118,14 @@ def test_a_data_loading_worker_does_not_hold_the_run_lock(tmp_path):
 
     import pytest
 
-    from pixmorph.train.loop import _leave_signals_to_the_loop
+    from pixmorph.train.stopping import leave_signals_to_the_loop
     from pixmorph.train.run_lock import RunFolderInUse, run_lock
 
     run = tmp_path / "run"
     started = multiprocessing.get_context("fork").Event()
 
     def worker():
-        _leave_signals_to_the_loop(0)
+        leave_signals_to_the_loop(0)
         started.set()
         time.sleep(30)
 
@@ -202,8 +202,6 @@ def test_a_start_over_stopped_before_its_first_save_leaves_the_last_run_as_it_wa
     """`--overwrite` by mistake, then Ctrl-C: the first save replaced the last run's checkpoint with the new
     run's step 1, and its logs and samples were gone already. Now the last run's checkpoint, logs and samples
     stay until the start over saves its own checkpoint; one that does so replaces them."""
-    import pytest
-
     from pixmorph.cli import main
     from pixmorph.methods.cyclegan import CycleGAN
 

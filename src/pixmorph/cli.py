@@ -401,7 +401,7 @@ def main() -> None:
     try:
         cli(standalone_mode=False, prog_name="pixmorph")
     except click.exceptions.Abort as abort:
-        from pixmorph.train.loop import StoppedAndSaved, TrainingAborted
+        from pixmorph.train.stopping import StoppedAndSaved, TrainingAborted
 
         if isinstance(abort.__cause__, TrainingAborted):
             click.echo(f"aborted without saving: {abort.__cause__}", err=True)

@@ -70,6 +70,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if self.batch_size < 1 or (self.max_steps is not None and self.max_steps < 0) or \
+                min(self.epochs, self.epochs_decay) < 0:
+            raise ValueError(f"train.batch_size={self.batch_size}, train.max_steps={self.max_steps}, "
+                             f"train.epochs={self.epochs}, train.epochs_decay={self.epochs_decay}: need batch_size "
+                             f">= 1, the others >= 0")
         for name in ("log_every", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}={getattr(self, name)}: give a number of steps, 1 or more")

@@ -11,13 +11,9 @@ import dataclasses
 import math
 import os
 import shutil
-import signal
-import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -26,18 +22,18 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import pixmorph
-from pixmorph.config import RunConfig, build_method_config, save_json
+from pixmorph.config import RunConfig, TrainConfig, build_method_config, save_json
 from pixmorph.data.layouts import build_dataset
 from pixmorph.data.resolve import resolve_data
 from pixmorph.nn.norm import normalise_per_image
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
-from pixmorph.train import distributed, set_aside, speed as speedups
+from pixmorph.train import distributed, resume, set_aside, speed as speedups, stopping, terminal
 from pixmorph.train.cpu_share import CpuShare
 from pixmorph.train.report import StatsLog, save_samples
-from pixmorph.train.run_lock import LOCK, RunFolderInUse, let_go_in_child, run_lock
+from pixmorph.train.run_lock import LOCK, RunFolderInUse, run_lock
 from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
-from pixmorph.train.schedules import build_schedulers, plan, schedule_position
+from pixmorph.train.schedules import Plan, build_schedulers, plan, schedule_position
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -117,21 +113,9 @@ def train(cfg: RunConfig, progress: bool = True,
             for f in written:
                 f.unlink(missing_ok=True)
             _remove_if_empty(run_dir, new)
-        if isinstance(error, KeyboardInterrupt) and not isinstance(error, StoppedAndSaved):
-            raise TrainingAborted(_aborted_state(run_dir, cfg.method)) from None
+        if isinstance(error, KeyboardInterrupt) and not isinstance(error, stopping.StoppedAndSaved):
+            raise stopping.TrainingAborted(resume.aborted_state(run_dir, cfg.method)) from None
         raise
-
-
-def _aborted_state(run_dir: Path, method: str) -> str:
-    """What a run folder holds after training stopped without saving: its last intact checkpoint, or none."""
-    try:
-        folder = ckpt.find_checkpoint(run_dir)
-        step = ckpt.read_config(folder)["step"]
-    except (ckpt.CheckpointError, KeyError):
-        return (f"no checkpoint was saved in {run_dir}: there is nothing to --resume; run the command again to "
-                f"start over")
-    return (f"the last checkpoint, {folder} (step {step}), is intact: continue from it with "
-            f"`pixmorph train {method} --out {run_dir} --resume`")
 
 
 def _first_missing(folder: Path) -> Path | None:
@@ -170,8 +154,6 @@ def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
 
 def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] | None = None) -> Path:
     t = cfg.train
-    if t.precision not in (*PRECISIONS, "auto"):
-        raise ValueError(f"unknown precision {t.precision!r}: use fp32, bf16, fp16 or auto")
     if t.resume:  # before anything is built: another method's run would fail later, on its weights
         ckpt.check_resumed_method(t.out, cfg.method)
     world, device = distributed.init(resolve_device(t.device))
@@ -192,15 +174,12 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
     balanced = _balanced_batches(dataset, method, cfg)
-    if t.batch_size < 1 or (t.max_steps is not None and t.max_steps < 0) or min(t.epochs, t.epochs_decay) < 0:
-        raise ValueError(f"train.batch_size={t.batch_size}, train.max_steps={t.max_steps}, train.epochs={t.epochs}, "
-                         f"train.epochs_decay={t.epochs_decay}: need batch_size >= 1, the others >= 0")
     global_batch = t.batch_size * world.size  # train.batch_size is per process
     if len(dataset) < global_batch:
         per_process = f" ({t.batch_size} per process)" if world.distributed else ""
         raise ValueError(f"{data_root}: {len(dataset)} training images, fewer than the batch size {global_batch}"
                          f"{per_process}: give --batch-size {max(1, len(dataset) // world.size)} or less")
-    resumed = _read_checkpoint(run_dir, world) if t.resume else None
+    resumed = resume.read_checkpoint(run_dir, world) if t.resume else None
     state = resumed[1] if resumed else {}
     step = int(state.get("step", 0))
     images_seen = int(state.get("images_seen", step * global_batch))  # of the global stream the sampler continues
@@ -211,10 +190,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
                     schedule_batch)
     last_step = schedule.last_step
     if t.max_steps is not None and t.max_steps > schedule.end > step and world.is_main:
-        print(f"train.max_steps={t.max_steps} (--steps) is past the end of the schedule: it ends at step "
-              f"{schedule.end} (train.epochs={t.epochs:g} + epochs_decay={t.epochs_decay:g} of "
-              f"{schedule.steps_per_epoch} steps), and training stops there; for more steps give more "
-              f"--epochs / --epochs-decay")
+        print(_past_the_end(t, schedule))
     if last_step == 0 and not t.resume:
         raise ValueError(f"nothing to train: train.epochs={t.epochs} + epochs_decay={t.epochs_decay} of "
                          f"{schedule.steps_per_epoch} steps, max_steps={t.max_steps}: the schedule has no step")
@@ -232,7 +208,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
         distributed.broadcast_weights(method.nets)
     if t.resume:
         if resumed:
-            _restore(*resumed, method, schedulers, scalers, world)
+            resume.restore(*resumed, method, schedulers, scalers, world)
         if state.get("global_batch", global_batch) != global_batch and world.is_main:
             print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data and the "
                   f"learning-rate schedule go on from image {images_seen}; steps from here count {global_batch} "
@@ -245,18 +221,9 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
             return run_dir
     elif not t.overwrite:
         ckpt.refuse_to_start_over(run_dir)
-    # Starting over beside a checkpoint, the last run's logs and samples wait aside until the first save
-    # replaces its checkpoint (train/set_aside.py); without one they go.
     replacing = not t.resume and ckpt.holds_checkpoint(run_dir)
     if world.is_main:
-        if t.resume:
-            set_aside.restore(run_dir)  # a start over killed before its first save: the run resumed is the last one
-        elif replacing:
-            set_aside.set_aside(run_dir)
-        else:
-            for old_output in ("stats.jsonl", "samples", "tensorboard"):  # not primitive/: it may hold this run's input
-                path = run_dir / old_output
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        _clear_the_last_runs_outputs(run_dir, t.resume, replacing)
     if on_start is not None and world.is_main:
         on_start(dataset)
     speedups.apply_to_nets(method.nets, speed)
@@ -267,15 +234,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     if world.is_main and not config_pending:
         save_json(cfg.to_dict(), run_dir / "config.json")
 
-    shard = (world.rank, world.size, t.batch_size)
-    sampler = (ClassBalancedSampler(dataset.labels, t.seed, start=images_seen, shard=shard) if balanced
-               else SeededSampler(len(dataset), t.seed, start=images_seen, shard=shard))
-    loader = DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=cfg.data.num_workers,
-                        sampler=sampler,
-                        pin_memory=speed.pin_memory, persistent_workers=cfg.data.num_workers > 0,
-                        worker_init_fn=_leave_signals_to_the_loop,
-                        # its own generator: creating the iterator must not draw from the global RNG
-                        generator=torch.Generator().manual_seed(t.seed))
+    loader = _loader(dataset, cfg, balanced, images_seen, world, speed.pin_memory)
     sample_batch = _fixed_batch(dataset, device)
     stats = StatsLog(run_dir, t.tensorboard, resumed_at=step if t.resume else None) if world.is_main else None
     autocast_dtype = PRECISIONS[precision]
@@ -319,8 +278,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
     out_of_time = stopped = False
-    with _stop_requests(world) as stop_requested, _warnings_above(bar), _batches(loader) as batches, \
-            _errors_on_their_own_line(world, bar):
+    with stopping.stop_requests(world) as stop_requested, terminal.warnings_above(bar), \
+            stopping.batches_of(loader) as batches, terminal.errors_on_their_own_line(world, bar):
         if cpu_share and (message := cpu_share.adjust(force=True)) and world.is_main:
             tqdm.write(message)
         while step < last_step:
@@ -378,27 +337,64 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     if stats:
         stats.close()
     unsaved = stopped and replacing
-    if stop_requested() and world.is_main and not unsaved:
-        print(f"stopped at step {step}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
-              f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
-    elif out_of_time and step < last_step and world.is_main and not unsaved:
-        decaying = " (the learning rate has not decayed to its end)" if schedule.decay and t.lr_policy != "constant" \
-            else ""
-        print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did not "
-              f"finish{decaying}; checkpoint saved in {run_dir / 'checkpoint'}: continue with "
-              f"`pixmorph train {cfg.method} --out {run_dir} --resume`{_processes_hint(world)}")
+    if world.is_main and not unsaved:
+        if stop_requested():
+            print(f"stopped at step {step}; {_go_on_with(cfg, world)}")
+        elif out_of_time and step < last_step:
+            decaying = " (the learning rate has not decayed to its end)" \
+                if schedule.decay and t.lr_policy != "constant" else ""
+            print(f"time budget of {t.time_budget:.0f} s reached at step {step} of {last_step}: the schedule did "
+                  f"not finish{decaying}; {_go_on_with(cfg, world)}")
     if world.distributed:
         distributed.shutdown()
     if unsaved:
         raise KeyboardInterrupt  # train() says what the folder holds
     if stop_requested():  # saved cleanly; the caller (a script, the shell: exit code 130) still sees the Ctrl-C
-        raise StoppedAndSaved
+        raise stopping.StoppedAndSaved
     return run_dir
 
 
-def _processes_hint(world: distributed.World) -> str:
-    """How a multi-process run goes on as it ran (it may go on with any number: its schedule is in images)."""
-    return f" on {world.size} processes again (torchrun, or --devices {world.size})" if world.distributed else ""
+def _past_the_end(t: TrainConfig, schedule: Plan) -> str:
+    return (f"train.max_steps={t.max_steps} (--steps) is past the end of the schedule: it ends at step "
+            f"{schedule.end} (train.epochs={t.epochs:g} + epochs_decay={t.epochs_decay:g} of "
+            f"{schedule.steps_per_epoch} steps), and training stops there; for more steps give more "
+            f"--epochs / --epochs-decay")
+
+
+def _clear_the_last_runs_outputs(run_dir: Path, resuming: bool, replacing: bool) -> None:
+    """Starting over beside a checkpoint, the last run's logs, samples and primitive wait aside until the first
+    save replaces its checkpoint (train/set_aside.py); without one they go."""
+    if resuming:
+        set_aside.restore(run_dir)  # a start over killed before its first save: the run resumed is the last one
+    elif replacing:
+        set_aside.set_aside(run_dir)
+    else:
+        for old_output in ("stats.jsonl", "samples", "tensorboard"):  # not primitive/: it may hold this run's input
+            path = run_dir / old_output
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _loader(dataset: Dataset, cfg: RunConfig, balanced: bool, images_seen: int, world: distributed.World,
+            pin_memory: bool) -> DataLoader:
+    """This process's share of the seeded stream of training samples, from image ``images_seen`` on."""
+    t, workers = cfg.train, cfg.data.num_workers
+    shard = (world.rank, world.size, t.batch_size)
+    sampler = (ClassBalancedSampler(dataset.labels, t.seed, start=images_seen, shard=shard) if balanced
+               else SeededSampler(len(dataset), t.seed, start=images_seen, shard=shard))
+    return DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=workers, sampler=sampler,
+                      pin_memory=pin_memory, persistent_workers=workers > 0,
+                      worker_init_fn=stopping.leave_signals_to_the_loop,
+                      # its own generator: creating the iterator must not draw from the global RNG
+                      generator=torch.Generator().manual_seed(t.seed))
+
+
+def _go_on_with(cfg: RunConfig, world: distributed.World) -> str:
+    """Where the checkpoint is and how to go on, as the run ran (a multi-process run may go on with any number
+    of processes: its schedule is in images)."""
+    run_dir = Path(cfg.train.out)
+    processes = f" on {world.size} processes again (torchrun, or --devices {world.size})" if world.distributed else ""
+    return (f"checkpoint saved in {run_dir / 'checkpoint'}: continue with "
+            f"`pixmorph train {cfg.method} --out {run_dir} --resume`{processes}")
 
 
 def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int | None) -> None:
@@ -485,7 +481,7 @@ def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path,
     values = distributed.average_scalars(torch.stack([sums[k] for k in names]), world).tolist()
     for k, v in zip(names, values):
         if not math.isfinite(v):
-            raise TrainingDiverged(f"loss {k} became {v} by step {step}; {_last_good(run_dir)}")
+            raise TrainingDiverged(f"loss {k} became {v} by step {step}; {resume.last_good(run_dir)}")
     return {k: v / max(count, 1) for k, v in zip(names, values)}
 
 
@@ -494,81 +490,7 @@ def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Pa
     _means(sums, count, step, run_dir, world)
     for name, p in method.nets.named_parameters():
         if not torch.isfinite(p).all():
-            raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; {_last_good(run_dir)}")
-
-
-def _last_good(run_dir: Path) -> str:
-    advice = "try a lower learning rate, or train.precision=fp32"
-    try:
-        return f"the last good checkpoint is in {ckpt.find_checkpoint(run_dir)} ({advice})"
-    except ckpt.CheckpointError:
-        return f"no checkpoint was saved before ({advice})"
-
-
-def _read_checkpoint(run_dir: Path, world: distributed.World) -> tuple[Path, dict] | None:
-    """The checkpoint folder of a run and its training state; None when the run has no checkpoint yet."""
-    try:
-        folder = ckpt.find_checkpoint(run_dir)
-    except ckpt.CheckpointError:
-        if world.is_main:
-            print(f"no checkpoint in {run_dir} yet: starting from step 0")
-        return None
-    return folder, ckpt.load_state(folder)
-
-
-def _restore(folder: Path, state: dict, method: Method, schedulers: dict, scalers: dict,
-             world: distributed.World = distributed.World()) -> None:
-    """Restore everything a checkpoint holds: weights, optimizers, schedules, scalers, the method's state, RNG."""
-    try:
-        ckpt.load_weights(folder, method.nets)
-    except ckpt.CheckpointError as error:
-        raise _changed_network(folder, method) or error from None
-    changed = []
-    for name, opt in method.optimizers.items():
-        # the moments come from the checkpoint; the settings from this run's config (--set model.lr=... on a
-        # resume changes the rate from here on: load_state_dict alone would put the saved one back)
-        chosen = [{k: g[k] for k in OPTIMIZER_SETTINGS if k in g} for g in opt.param_groups]
-        opt.load_state_dict(state["optimizers"][name])
-        for group, settings in zip(opt.param_groups, chosen):
-            for key, value in settings.items():
-                if group.get(key) != value:
-                    changed.append(f"{name} {OPTIMIZER_SETTINGS[key]} {group.get(key)} -> {value}")
-                    group[key] = value
-    for name, s in schedulers.items():
-        s.load_state_dict(state["schedulers"][name])
-        s.base_lrs = [g["initial_lr"] for g in s.optimizer.param_groups]
-        for group, base, factor in zip(s.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
-            group["lr"] = base * factor(s.last_epoch)
-        s._last_lr = [g["lr"] for g in s.optimizer.param_groups]
-    for name, s in scalers.items():
-        s.load_state_dict(state["scalers"][name])
-    by_rank = state.get("method_by_rank") or []  # a multi-process run's: each process its own (first: a new one)
-    method.load_extra_state(by_rank[world.rank] if world.rank < len(by_rank) else state["method"])
-    ckpt.set_rng_state(state["rng"])
-    if world.is_main:
-        print(f"resumed from {folder} at step {state['step']}"
-              + (f", with changed optimizer settings: {', '.join(dict.fromkeys(changed))}" if changed else ""))
-
-
-# The optimizer settings a config decides (name in the group -> name in a message; initial_lr is the learning
-# rate the schedule scales).
-OPTIMIZER_SETTINGS = {"initial_lr": "lr", "betas": "betas", "weight_decay": "weight_decay", "eps": "eps",
-                      "alpha": "alpha", "momentum": "momentum"}
-
-
-def _changed_network(folder: Path, method: Method) -> ckpt.CheckpointError | None:
-    """When a resumed run's weights do not fit: the model settings that differ from the checkpoint's, named
-    (a weight's shape says little to someone who passed --set model.ngf=32)."""
-    try:
-        saved = (ckpt.read_config(folder).get("run") or {}).get("model") or {}
-    except (ckpt.CheckpointError, OSError, ValueError):
-        return None
-    now = method.cfg.__dict__
-    changed = [f"model.{k}={now[k]!r} (trained with {v!r})" for k, v in saved.items() if k in now and now[k] != v]
-    if not changed:
-        return None
-    return ckpt.CheckpointError(f"{folder}: the network is not the one this run trained: {', '.join(changed)}; a run "
-                                f"keeps its network (drop those settings, or start a new run with another --out)")
+            raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; {resume.last_good(run_dir)}")
 
 
 def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:
@@ -583,98 +505,3 @@ def _write_samples(method: Method, batch: dict, run_dir: Path, step: int) -> Non
             for row in method.visuals({k: v[i : i + 1] for k, v in batch.items()})]
     method.nets.train()
     save_samples(run_dir, step, rows, method.visual_columns())
-
-
-@contextmanager
-def _warnings_above(bar: tqdm) -> Iterator[None]:
-    """While ``bar`` is drawn, each warning is one line written above it (``tqdm.write``), not glued into the
-    bar's line (DeepSIM's perceptual network changed on resume, PyTorch's own warnings)."""
-    if bar.disable:
-        yield
-        return
-    shown = warnings.showwarning
-
-    def write(message, category, filename, lineno, file=None, line=None) -> None:
-        tqdm.write(f"warning: {message}", file=file or sys.stderr)
-
-    warnings.showwarning = write
-    try:
-        yield
-    finally:
-        warnings.showwarning = shown
-
-
-class StoppedAndSaved(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped training, and the checkpoint of the last step is saved."""
-
-
-class TrainingAborted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped training at once (a second one, or one before the steps began), without
-    saving; the message says what the run folder holds and how to go on."""
-
-
-@contextmanager
-def _batches(loader: DataLoader) -> Iterator:
-    """The loader's batches; its worker processes are stopped when the block ends, also by an exception. They
-    ignore SIGTERM (below), so one left to the interpreter's exit, which terminates and then joins them,
-    would never end (a traceback that holds the iterator keeps it from being collected)."""
-    batches = iter(loader)
-    try:
-        yield batches
-    finally:
-        stop_workers = getattr(batches, "_shutdown_workers", None)  # absent without workers
-        if stop_workers is not None:
-            stop_workers()
-
-
-def _leave_signals_to_the_loop(worker_id: int) -> None:
-    """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal's Ctrl-C, ``timeout`` and a SLURM
-    cancellation signal the whole process group; a worker that died of it took the run down before the
-    loop could save, and one that inherited the loop's handler said "stopping" again. The loop stops its
-    workers when it has saved. It also lets go of the run folder's lock, which it inherited (train/run_lock.py)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    let_go_in_child()
-
-
-@contextmanager
-def _errors_on_their_own_line(world: distributed.World, bar: tqdm) -> Iterator[None]:
-    """An error in the steps closes the progress bar first, so that the CLI's one line starts a line of its
-    own. The CLI prints an error once, on rank 0 (every process has the errors of its config and data); an
-    error in the steps can be one process's own (an unreadable image in its shard), which rank 0 only sees
-    as a closed connection: that process says it."""
-    from pixmorph.errors import USER_ERRORS  # (errors imports this module)
-
-    try:
-        yield
-    except USER_ERRORS as error:
-        bar.close()
-        if world.distributed and not world.is_main:  # on a new line: rank 0's bar may be on the same terminal
-            print(f"\nerror: {error} (process {world.rank} of {world.size})", file=sys.stderr, flush=True)
-        raise
-    except BaseException:
-        bar.close()
-        raise
-
-
-@contextmanager
-def _stop_requests(world: distributed.World = distributed.World()):
-    """First Ctrl-C (or SIGTERM) asks the loop to save and stop at the end of the step; a second one aborts."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested.is_set
-        return
-
-    def handler(signum, frame):
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-        if world.is_main:  # said once, not by every process
-            tqdm.write("stopping after this step and saving a checkpoint (press Ctrl-C again to abort)")
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested.is_set
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
