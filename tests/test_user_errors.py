@@ -526,6 +526,33 @@ def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, wri
                       f"trainA/ and trainB/ with matching names"]
 
 
+@pytest.mark.parametrize("command", ["translate", "eval"])
+def test_plain_images_given_as_side_by_side_inputs_get_a_one_line_warning(tmp_path, write_image, monkeypatch, capsys,
+                                                                           command):
+    """`--side-by-side` on whole photos cut each in two and translated (and scored) its left half without a word."""
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "photos" / "0.png", 32, 32)
+    out = ["--out", tmp_path / "out"] if command == "translate" else []
+    args = [run, tmp_path / "photos"] if command == "translate" else ["--checkpoint", run, "--input", tmp_path / "photos",
+                                                                      "--metrics", "psnr"]
+    monkeypatch.setattr(sys, "argv", ["pixmorph", command, *map(str, args), *map(str, out), "--side-by-side",
+                                      "--device", "cpu"])
+    main()
+    warned = [line for line in capsys.readouterr().err.splitlines() if "side-by-side pair" in line]
+    assert warned == [f"warning: {tmp_path / 'photos' / '0.png'}: 32x32, not a side-by-side pair (A|B, twice as wide "
+                      f"as high): --side-by-side translates only its left half; drop --side-by-side to translate "
+                      f"whole images"]
+
+
+def test_side_by_side_inputs_translate_without_a_warning(tmp_path, write_image, monkeypatch, capsys):
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "pairs" / "0.png", 64, 32)
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "translate", str(run), str(tmp_path / "pairs"), "--out",
+                                      str(tmp_path / "out"), "--side-by-side", "--device", "cpu"])
+    main()
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_data_options_a_layout_would_ignore_are_refused(tmp_path, cyclegan_data, monkeypatch, capsys):
     """pix2pix's `--set data.options.direction=BtoA` given to CycleGAN, or FUNIT's target_classes given to two-step,
     trained as if never given; now one line, before the run touches its folder."""

@@ -241,7 +241,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
 
     from pixmorph import load
     from pixmorph.data.transforms import resize_tensor
-    from pixmorph.data.folders import input_half, read_input
+    from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
     from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images
     from pixmorph.train.loop import resolve_device
 
@@ -276,6 +276,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         warnings.simplefilter("always")
         files = check_images(files, skip_bad=skip_bad)
         warn_if_not_primitives(translator, files)
+        if half and files:
+            warn_unless_side_by_side_input(files[0], half)
     for w in skipped:  # one line each, not Python's warning format
         click.echo(f"warning: {w.message}", err=True)
     out_dir = Path(out)

@@ -145,10 +145,24 @@ def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Imag
 def _warn_unless_side_by_side(path: Path) -> None:
     """One line when the first file of an A|B folder is not about twice as wide as high: plain images
     (a folder of photos given as pix2pix data) would train on their left and right halves."""
+    if size := _size_unless_side_by_side(path):
+        warnings.warn(f"{path}: {size}, not a side-by-side pair (A|B, twice as wide as high): its left and "
+                      f"right halves are taken as A and B; separate images go in trainA/ and trainB/ with matching names")
+
+
+def warn_unless_side_by_side_input(path: Path, half: str) -> None:
+    """One line when the first file given to translate with ``--side-by-side`` is not about twice as wide as
+    high: whole images would be cut in two, and only their ``half`` half translated (and scored)."""
+    if size := _size_unless_side_by_side(path):
+        warnings.warn(f"{path}: {size}, not a side-by-side pair (A|B, twice as wide as high): --side-by-side "
+                      f"translates only its {'left' if half == 'A' else 'right'} half; drop --side-by-side to "
+                      f"translate whole images")
+
+
+def _size_unless_side_by_side(path: Path) -> str | None:
+    """``WxH`` of a file that is not about twice as wide as high, else None."""
     w, h = read_image(path).size
-    if abs(w / (2 * h) - 1) > 0.25:
-        warnings.warn(f"{path}: {w}x{h}, not a side-by-side pair (A|B, twice as wide as high): its left and right "
-                      f"halves are taken as A and B; separate images go in trainA/ and trainB/ with matching names")
+    return f"{w}x{h}" if abs(w / (2 * h) - 1) > 0.25 else None
 
 
 def _match_by_name(files_A: list[Path], files_B: list[Path]) -> list[tuple[Path, Path]]:

@@ -228,7 +228,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
     from pixmorph.api import Translator
-    from pixmorph.data.folders import input_half, read_input
+    from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
     from pixmorph.images import ImageReadError
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
@@ -250,6 +250,8 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         groups[tuple(x.shape)].append((f, x))
     if bad:
         raise ImageReadError(f"{len(bad)} unreadable image(s): {'; '.join(bad[:5])}")
+    if half and files:
+        warn_unless_side_by_side_input(files[0], half)
     translator.translate_files(groups.values(), direction, out, batch_size)
     return out
 
