@@ -209,6 +209,22 @@ def test_onnx_option_implies_the_onnx_runtime(cyclegan_run, tmp_path, write_imag
         pixmorph.load(cyclegan_run, runtime="torch", onnx=missing)
 
 
+def test_onnx_file_of_a_direction_the_checkpoint_lacks_names_its_export(tmp_path, write_image, monkeypatch, capsys):
+    """`--onnx m.BtoA.onnx` for a pix2pix run (AtoB only) said `m.BtoA.AtoB.onnx: no such ONNX file`."""
+    pytest.importorskip("onnxruntime")
+    from pixmorph.export import export_onnx
+
+    run = make_checkpoint(tmp_path / "p2p")
+    export_onnx(run, tmp_path / "m.onnx")
+    write_image(tmp_path / "photos" / "a.png", 32, 32)
+    line = one_line_error(monkeypatch, capsys, "translate", run, tmp_path / "photos", "--out", tmp_path / "o",
+                          "--onnx", tmp_path / "m.BtoA.onnx")
+    assert line == (f"error: {tmp_path / 'm.BtoA.onnx'}: no such file; this pix2pix checkpoint translates AtoB, "
+                    f"exported as {tmp_path / 'm.AtoB.onnx'}")
+    export_onnx(run, tmp_path / "m.v2.onnx")  # a prefix with a dot in it is still a prefix
+    assert pixmorph.load(run, onnx=tmp_path / "m.v2.onnx").runtime == "onnx"
+
+
 # ---------------------------------------------------------------------------
 # 4. --resume of a run of another method
 

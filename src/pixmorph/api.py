@@ -78,13 +78,16 @@ class Translator:
         Files exported from another checkpoint are refused; files exported before pixmorph recorded their
         checkpoint load with a warning that they cannot be checked."""
         from pixmorph.export import (OnnxGenerator, check_batch, check_onnx_channels, check_onnx_size, check_onnx_source,
-                                     checkpoint_source, direction_file, export_generator, onnx_prefix, require)
+                                     checkpoint_source, direction_file, export_generator, missing_direction_file,
+                                     onnx_prefix, require)
 
         require("onnxruntime")
         given = prefix is not None
         if given:
             named = Path(prefix)
             prefix = onnx_prefix(prefix, self.directions)
+            if prefix == named and (missing := missing_direction_file(named, self.directions, self.config.method)):
+                raise FileNotFoundError(missing)  # else it would be looked for as model.BtoA.AtoB.onnx
             if named.is_file() and prefix == named and not any(direction_file(prefix, d).is_file()
                                                              for d in self.directions):
                 raise FileNotFoundError(f"{named}: not an export of this {self.config.method} checkpoint's "

@@ -64,6 +64,22 @@ def named_direction(path: str | Path, directions: list[str]) -> str | None:
                  and len(name) > len(direction_file("x", d).name[1:])), None)
 
 
+def missing_direction_file(path: str | Path, directions: list[str], method: str) -> str | None:
+    """A missing ``model.BtoA.onnx`` for a checkpoint without that direction, beside files of the directions it has:
+    the line saying so (else None; a missing prefix or file of its own directions is said where it is opened)."""
+    path = Path(path)
+    if path.exists() or not path.name.endswith(".onnx") or not Path(path.stem).suffix:
+        return None
+    if any(direction_file(path, d).is_file() for d in directions):  # a prefix with a dot: model.v2.onnx
+        return None
+    prefix = path.with_name(Path(path.stem).stem + ".onnx")  # model.BtoA.onnx -> model.onnx
+    found = [str(f) for f in (direction_file(prefix, d) for d in directions) if f.is_file()]
+    if not found:
+        return None
+    return (f"{path}: no such file; this {method} checkpoint translates {', '.join(directions)}, exported as "
+            f"{', '.join(found)}")
+
+
 def checkpoint_source(folder: Path, method: str, step: int) -> dict[str, str]:
     """What an exported file records of its checkpoint ``folder``: the SHA-256 of its weights, method, step."""
     from pixmorph.train.checkpoint import WEIGHTS
