@@ -225,6 +225,19 @@ def test_onnx_file_of_a_direction_the_checkpoint_lacks_names_its_export(tmp_path
     assert pixmorph.load(run, onnx=tmp_path / "m.v2.onnx").runtime == "onnx"
 
 
+@pytest.mark.parametrize("size", [0, -8])
+def test_export_check_size_below_one_is_refused(tmp_path, monkeypatch, capsys, size):
+    """--check-size 0 checked at the training size and -8 at the network's smallest size, without a word."""
+    from pixmorph.export import export_onnx
+
+    run = make_checkpoint(tmp_path / "p2p")
+    code, lines = main_error(monkeypatch, capsys, "export", run, "--onnx", tmp_path / "m.onnx", "--check-size", size)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: Invalid value for '--check-size'"), lines
+    with pytest.raises(ValueError, match=rf"^size={size}: give a check size of 1 pixel or more"):
+        export_onnx(run, tmp_path / "m.onnx", size)
+    assert not list(tmp_path.glob("*.onnx"))
+
+
 # ---------------------------------------------------------------------------
 # 4. --resume of a run of another method
 

@@ -308,7 +308,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
 @click.option("--onnx", "onnx_file", required=True, type=click.Path(dir_okay=False),
               help="FILE.onnx: one FILE.<direction>.onnx per generator is written (dynamic batch and image size, "
                    "padded to the stride inside the file; a two-step model's files take only its model size).")
-@click.option("--check-size", type=int, help="Image side for the check against PyTorch (default: the training size: "
+@click.option("--check-size", type=click.IntRange(min=1), help="Image side for the check against PyTorch (default: the training size: "
                                                  "the crop, or a DeepSIM run's image; a two-step model: its model size "
                                                  "only).")
 def export(checkpoint: str, onnx_file: str, check_size: int | None) -> None:

@@ -279,6 +279,8 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     training size: the crop, or DeepSIM's image) with a batch of 2."""
     from pixmorph.api import load
 
+    if size is not None and size < 1:  # not the default size in disguise (0 was taken as no size given)
+        raise ValueError(f"size={size}: give a check size of 1 pixel or more, or None for the training size")
     require("onnxruntime")
     translator = load(checkpoint, device="cpu", precision="fp32", channels_last=False)  # the exported graph is fp32
     prefix = onnx_prefix(prefix, translator.directions)
