@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -445,6 +446,20 @@ def test_load_translates_a_list_of_tensors(cyclegan_run):
     translator = pixmorph.load(cyclegan_run)
     out = translator([torch.zeros(3, 16, 16), torch.zeros(3, 12, 20)])
     assert [tuple(t.shape) for t in out] == [(3, 16, 16), (3, 12, 20)]
+
+
+def test_load_refuses_what_is_not_an_image_in_one_line(cyclegan_run):
+    """A NumPy array (from scikit-image or OpenCV) was an AttributeError from deep inside ('no attribute mode'), and
+    an 8-bit tensor (0-255) translated as if its values were in [-1, 1]."""
+    translator = pixmorph.load(cyclegan_run)
+    takes = "give a PIL image, an image file path, a CHW or NCHW tensor in [-1, 1], or a list of them"
+    for given, name in ((np.zeros((16, 16, 3), np.uint8), "ndarray"), ([np.zeros((16, 16, 3))], "a list holding ndarray"),
+                        (7, "int")):
+        with pytest.raises(TypeError, match=rf"^{name}: {re.escape(takes)}"):
+            translator(given)
+    for given in (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), [torch.zeros(3, 16, 16, dtype=torch.uint8)]):
+        with pytest.raises(ValueError, match=r"^a torch.uint8 tensor: tensors are images in \[-1, 1\]"):
+            translator(given)
 
 
 # ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pixmorph.train.loop import build_method, resolve_device
 from pixmorph.train.speed import bf16_is_fast
 
 ImageLike = Union[Image.Image, Tensor, str, os.PathLike]  # a path is read as `pixmorph translate` reads it
+IMAGE_TYPES = (Image.Image, str, os.PathLike)  # what a list may hold besides tensors
 RUNTIMES = ("torch", "onnx")
 INFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -160,12 +161,15 @@ class Translator:
         if isinstance(images, (str, os.PathLike)):
             return self([images], direction, size)[0]
         if isinstance(images, Tensor):
+            _check_float(images)
             batch = images.unsqueeze(0) if images.dim() == 3 else images
             out = torch.cat([self.translate_batch(batch[i : i + batch_size], direction, size)
                              for i in range(0, batch.shape[0], batch_size)])
             return out[0] if images.dim() == 3 else out
         if isinstance(images, Image.Image):
             return self([images], direction, size)[0]
+        if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
+            raise TypeError(_not_an_image(images))
         if all(isinstance(x, Tensor) for x in images):
             return [self(x, direction, size, batch_size) for x in images]
         return [to_pil(self.translate_batch(self.input_tensor(_read(img)).unsqueeze(0), direction, size)[0])
@@ -245,6 +249,22 @@ class Translator:
 def _check_size(size: int | None) -> None:
     if size is not None and size < 1:
         raise ValueError(f"size={size}: give a side of 1 pixel or more, or None for the full size")
+
+
+def _check_float(images: Tensor) -> None:
+    """Integer tensors (8-bit pixels, 0-255) would be taken as values in [-1, 1] and translate to noise."""
+    if not images.is_floating_point():
+        raise ValueError(f"a {images.dtype} tensor: tensors are images in [-1, 1] (floating point); from 8-bit "
+                         f"pixels: x.float() / 127.5 - 1")
+
+
+def _not_an_image(images: object) -> str:
+    """What a call was given instead of images, and what it takes."""
+    given = type(images).__name__
+    if isinstance(images, (list, tuple)):
+        given = f"a {given} holding {', '.join(sorted({type(x).__name__ for x in images}))}"
+    return (f"{given}: give a PIL image, an image file path, a CHW or NCHW tensor in [-1, 1], or a list of them "
+            f"(a NumPy HWC uint8 array: PIL.Image.fromarray(array))")
 
 
 def _read(image: Image.Image | str | os.PathLike) -> Image.Image:
