@@ -233,6 +233,16 @@ def test_serve_command_refuses_what_it_cannot_serve(tmp_path, served_runs):
     assert result.exit_code == 0 and "--max-pixels" in result.output
 
 
+def test_load_models_takes_paths_and_one_run_alone(served_runs):
+    """From Python: a Path in the list was a TypeError ('PosixPath' is not iterable), and one run given alone was
+    read character by character ('/: not a pixmorph checkpoint')."""
+    from pixmorph.serve.models import load_models, model_name
+
+    run = Path(served_runs.cyclegan)
+    assert list(load_models([run])) == list(load_models(run)) == list(load_models(str(run))) == [model_name(run)]
+    assert list(load_models([f"x={run}"])) == ["x"]
+
+
 def test_a_stalled_body_is_answered_408_and_a_full_queue_503(served_models, monkeypatch):
     import socket
     from urllib.parse import urlparse

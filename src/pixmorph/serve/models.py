@@ -8,6 +8,7 @@ an image out, in a direction), ``fewshot`` (FUNIT: a content image and K class i
 from __future__ import annotations
 
 import io
+import os
 import re
 import tempfile
 import warnings
@@ -145,10 +146,14 @@ def model_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-") or "model"
 
 
-def load_models(specs: Sequence[str], device: str = "cpu", precision: str = "auto") -> dict[str, ServedModel]:
-    """``specs``: run or checkpoint folders, each optionally ``NAME=PATH``. Names must be unique."""
+def load_models(specs: Sequence[str | os.PathLike] | str | os.PathLike, device: str = "cpu",
+                precision: str = "auto") -> dict[str, ServedModel]:
+    """``specs``: run or checkpoint folders (str or Path; one alone or a list), each optionally ``NAME=PATH``.
+    Names must be unique."""
+    if isinstance(specs, (str, os.PathLike)):  # one run: not the characters of its path, one by one
+        specs = [specs]
     models: dict[str, ServedModel] = {}
-    for spec in specs:
+    for spec in map(os.fspath, specs):
         name, _, path_text = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
         path = Path(path_text)
         name = name or model_name(path)
