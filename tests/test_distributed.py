@@ -167,6 +167,18 @@ def test_batch_norm_is_synchronised_on_gpus_only():
                                       "G.1.running_var", "G.1.num_batches_tracked", "D.weight", "D.bias"}
 
 
+def test_a_skipped_image_is_warned_once_not_by_every_process(tmp_path, layouts):
+    """With data.skip_bad, each of the N processes printed the same warning for every unreadable file."""
+    data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
+    (data / "trainA" / "empty.png").write_bytes(b"")
+    two = pixmorph_cli(["--data", str(data), "--load-size", "20", "--crop-size", "16", "--workers", "0", "--device",
+                        "cpu", "--batch-size", "1", "--steps", "1", "--devices", "2", "--set", "data.skip_bad=true",
+                        "--out", str(tmp_path / "run")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    warned = [line for line in two.stderr.splitlines() if line.startswith("warning: ") and "empty.png" in line]
+    assert warned == [f"warning: {data / 'trainA' / 'empty.png'}: empty file"], two.stderr[-3000:]
+
+
 def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path):
     """A JPEG cut short (its header reads, its pixels do not) in process 1's shard: process 1 names the file
     (rank 0, the one that prints errors, only saw a closed connection and a traceback came out), process 0

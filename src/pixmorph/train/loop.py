@@ -171,7 +171,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     torch.manual_seed(t.seed)
     method = build_method(cfg)
     cfg.model = {k: v for k, v in method.cfg.__dict__.items()}  # save the resolved method config
-    dataset = build_dataset(method.data_layout, data_root, cfg.data)
+    with terminal.said_by_rank_0(world):  # every process reads the same folders: one warning per skipped file, not N
+        dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
     balanced = _balanced_batches(dataset, method, cfg)
     global_batch = t.batch_size * world.size  # train.batch_size is per process

@@ -50,3 +50,12 @@ def errors_on_their_own_line(world: distributed.World, bar: tqdm) -> Iterator[No
     except BaseException:
         bar.close()
         raise
+
+
+@contextmanager
+def said_by_rank_0(world: distributed.World) -> Iterator[None]:
+    """Warnings that every process gives alike (a skipped image, an A|B folder of whole photos), from rank 0 only."""
+    with warnings.catch_warnings():
+        if not world.is_main:
+            warnings.simplefilter("ignore")
+        yield
