@@ -540,6 +540,26 @@ def test_out_naming_a_file_is_one_line(tmp_path, cyclegan_data, monkeypatch, cap
     assert (tmp_path / "afile").read_text() == "keep me"
 
 
+def test_ctrl_c_while_the_command_starts_is_aborted_not_a_traceback(monkeypatch, capsys):
+    """Ctrl-C in the first seconds of a command (torch being imported, before click runs) was a KeyboardInterrupt
+    traceback through torch's import, exit code -2; later ones say `aborted`, exit code 130."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "pixmorph.errors":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    try:
+        code, lines = main_error(monkeypatch, capsys, "train", "cyclegan", "--data", "fashion-edges")
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt came out of main()")
+    assert (code, lines) == (130, ["aborted"])
+
+
 def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, write_image, monkeypatch, capsys):
     for i in range(2):
         write_image(tmp_path / "data" / "train" / f"{i}.png", 32, 32)

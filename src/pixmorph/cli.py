@@ -397,7 +397,11 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main() -> None:
     """Entry point: known errors are printed as one line, not a traceback."""
-    from pixmorph.errors import USER_ERRORS
+    try:
+        from pixmorph.errors import USER_ERRORS  # imports torch: seconds, in which a Ctrl-C is likely
+    except KeyboardInterrupt:
+        click.echo("aborted", err=True)
+        sys.exit(130)
 
     warnings.showwarning = _one_line_warning
     try:
