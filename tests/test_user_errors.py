@@ -252,6 +252,20 @@ def test_resume_with_another_method_names_both(tmp_path, monkeypatch, capsys):
     assert line.startswith(f"error: {run} holds a pix2pix run; you asked for cyclegan")
 
 
+def test_new_run_over_another_methods_run_names_both(tmp_path, cyclegan_data, monkeypatch, capsys, make_config):
+    """`train cyclegan --out RUN` over a pix2pix run said to continue it with --resume, which then refused it."""
+    run = make_checkpoint(tmp_path / "p2p")
+    expected = (f"{run}: holds a pix2pix run already; you asked for cyclegan: give another --out, or start over with "
+                f"--overwrite (that run goes on with `pixmorph train pix2pix --out {run} --resume`)")
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", run, "--steps", 1,
+                          *TINY_CYCLEGAN)
+    assert line == f"error: {expected}"
+    with pytest.raises(FileExistsError, match=f"^{re.escape(expected)}$"):
+        train(make_config("cyclegan", cyclegan_data, run, device="cpu"), progress=False)
+    with pytest.raises(FileExistsError, match=r"holds a checkpoint already: continue it with --resume, or start over"):
+        ckpt.refuse_to_start_over(run, "pix2pix")  # its own method: --resume is the way on
+
+
 def test_python_resume_with_another_method_names_both(tmp_path, cyclegan_data, make_config):
     """train() from Python says what the CLI says (not that the weights do not match), and writes nothing."""
     run = make_checkpoint(tmp_path / "p2p")

@@ -175,7 +175,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     if not cfg.train.resume and not cfg.train.overwrite:  # as the run refuses it
         from pixmorph.train.checkpoint import refuse_to_start_over
 
-        refuse_to_start_over(cfg.train.out)
+        refuse_to_start_over(cfg.train.out, cfg.method)
     d["data"]["options"] = layout_options(method_cls.data_layout, cfg.data.options)  # as training parses them
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)

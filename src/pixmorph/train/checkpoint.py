@@ -53,11 +53,29 @@ def holds_checkpoint(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "checkpoint").exists() or (Path(run_dir) / ".checkpoint.old").exists()
 
 
-def refuse_to_start_over(out: str | Path) -> None:
-    """A new run (no --resume, no --overwrite) in a folder that holds a checkpoint: refused, in one line."""
-    if holds_checkpoint(out):
-        raise FileExistsError(f"{out}: holds a checkpoint already: continue it with --resume, or start over "
-                              f"with --overwrite")
+def refuse_to_start_over(out: str | Path, method: str | None = None) -> None:
+    """A new run (no --resume, no --overwrite) in a folder that holds a checkpoint: refused, in one line; a run of
+    another ``method`` than the one asked for is named (--resume would refuse it)."""
+    if not holds_checkpoint(out):
+        return
+    held = _held_config(Path(out)).get("method")
+    if method and held and held != method:
+        raise FileExistsError(f"{out}: holds a {held} run already; you asked for {method}: give another --out, or "
+                              f"start over with --overwrite (that run goes on with `pixmorph train {held} --out {out} "
+                              f"--resume`)")
+    raise FileExistsError(f"{out}: holds a checkpoint already: continue it with --resume, or start over "
+                          f"with --overwrite")
+
+
+def _held_config(out: Path) -> dict[str, Any]:
+    """The config of the run in folder ``out``: its config.json, else its checkpoint's; {} when there is none
+    or it is unreadable (training says so)."""
+    saved = out / CONFIG
+    try:
+        config = json.loads(saved.read_text()) if saved.is_file() else read_config(find_checkpoint(out))
+    except (ValueError, CheckpointError, OSError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def check_resumed_method(out: str | Path, method: str) -> None:
@@ -65,12 +83,8 @@ def check_resumed_method(out: str | Path, method: str) -> None:
     (ValueError), before that run's weights or options are refused. No run there, or an unreadable one: nothing
     (training says so)."""
     out = Path(out)
-    saved = out / CONFIG
-    try:
-        config = json.loads(saved.read_text()) if saved.is_file() else read_config(find_checkpoint(out))
-        held = config.get("method")
-    except (ValueError, CheckpointError, OSError, AttributeError):
-        return
+    config = _held_config(out)
+    held = config.get("method")
     if held is None and "classifier" in config:  # `pixmorph classifier train` folders hold checkpoints too
         raise ValueError(f"{out} holds a classifier (pixmorph classifier), not a training run: give another --out")
     if held and held != method:

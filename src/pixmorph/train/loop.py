@@ -221,7 +221,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
                 distributed.shutdown()
             return run_dir
     elif not t.overwrite:
-        ckpt.refuse_to_start_over(run_dir)
+        ckpt.refuse_to_start_over(run_dir, cfg.method)
     replacing = not t.resume and ckpt.holds_checkpoint(run_dir)
     if world.is_main:
         _clear_the_last_runs_outputs(run_dir, t.resume, replacing)
