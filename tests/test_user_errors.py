@@ -589,6 +589,17 @@ def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, wri
                       f"trainA/ and trainB/ with matching names"]
 
 
+def test_eval_with_a_direction_the_checkpoint_lacks_is_one_line_without_file_names(tmp_path, write_image,
+                                                                                    monkeypatch, capsys):
+    """It was said per batch of files: 'a.png, b.png (+6 more): direction 'BtoA': ...', after loading every input."""
+    run = make_checkpoint(tmp_path / "run")
+    for i in range(3):
+        write_image(tmp_path / "pairs" / f"{i}.png", 64, 32)
+    line = one_line_error(monkeypatch, capsys, "eval", "--checkpoint", run, "--input", tmp_path / "pairs",
+                          "--side-by-side", "--direction", "BtoA", "--metrics", "psnr", "--device", "cpu")
+    assert line == "error: --direction BtoA: this pix2pix checkpoint has AtoB"
+
+
 @pytest.mark.parametrize("command", ["translate", "eval"])
 def test_plain_images_given_as_side_by_side_inputs_get_a_one_line_warning(tmp_path, write_image, monkeypatch, capsys,
                                                                            command):

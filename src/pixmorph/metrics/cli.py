@@ -66,9 +66,13 @@ def _translator_and_direction(checkpoint: str, direction: str | None, device: st
 
     translator = load(checkpoint, device=device, precision="fp32")
     try:
-        return translator, direction or translator.default_direction()
+        direction = direction or translator.default_direction()
     except ValueError as err:
         raise ValueError(f"{err}: --direction to:CLASS") from None
+    if direction not in translator.directions:  # said as `pixmorph translate` says it, before any file is read
+        raise ValueError(f"--direction {direction}: this {translator.config.method} checkpoint has "
+                         f"{', '.join(translator.directions)}{translator.direction_note()}")
+    return translator, direction
 
 
 def _accuracy_text(top1: float, top5: float | None) -> str:
