@@ -574,6 +574,26 @@ def test_ctrl_c_while_the_command_starts_is_aborted_not_a_traceback(monkeypatch,
     assert (code, lines) == (130, ["aborted"])
 
 
+def test_gray_data_for_rgb_networks_is_one_line_naming_the_settings(tmp_path, layouts, cyclegan_data, monkeypatch,
+                                                                     capsys):
+    """pix2pix and CycleGAN with --set data.channels=1 (and the networks' default 3 channels) failed in the first
+    step with a RuntimeError traceback from a convolution; with the model's channels set too, they train."""
+    data = layouts.side_by_side(tmp_path / "data")
+    pix2pix = ["train", "pix2pix", "--data", data, "--steps", 1, "--batch-size", 1, "--workers", 0, "--load-size", 32,
+               "--crop-size", 32, "--device", "cpu", *[f"--set=model.{k}={v}" for k, v in TINY_PIX2PIX_MODEL.items()],
+               "--set", "train.tensorboard=false", "--set", "data.channels=1"]
+    line = one_line_error(monkeypatch, capsys, *pix2pix, "--out", tmp_path / "p2p")
+    assert line == ("error: data.channels=1: the pix2pix networks are built for model.in_channels=3, "
+                    "model.out_channels=3: set both to 1 too (--set model.in_channels=1 --set model.out_channels=1)")
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "cg",
+                          "--steps", 1, *TINY_CYCLEGAN, "--set", "data.channels=1")
+    assert line.startswith("error: data.channels=1: the cyclegan networks are built for model.in_channels=3")
+    assert not (tmp_path / "p2p").exists() and not (tmp_path / "cg").exists()
+    code, _ = main_error(monkeypatch, capsys, *pix2pix, "--out", tmp_path / "gray", "--set", "model.in_channels=1",
+                         "--set", "model.out_channels=1")
+    assert code == 0 and pixmorph.load(tmp_path / "gray")(str(data / "train" / "pair_0.png")).mode == "L"
+
+
 def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, write_image, monkeypatch, capsys):
     for i in range(2):
         write_image(tmp_path / "data" / "train" / f"{i}.png", 32, 32)

@@ -174,6 +174,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     with terminal.said_by_rank_0(world):  # every process reads the same folders: one warning per skipped file, not N
         dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
+    _check_image_channels(method, cfg.data.channels)
     balanced = _balanced_batches(dataset, method, cfg)
     global_batch = t.batch_size * world.size  # train.batch_size is per process
     if len(dataset) < global_batch:
@@ -419,6 +420,18 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int
         raise ValueError(f"data.crop_size={crop}: the {method.name} generators take sides that are multiples of "
                          f"{stride} and at least {need}: use --crop-size {fits} (or a generator with fewer "
                          f"downsamplings)")
+
+
+def _check_image_channels(method: Method, channels: int) -> None:
+    """``data.channels`` other than the channels the image-to-image networks are built for (CycleGAN, pix2pix:
+    model.in_channels and out_channels, 3 unless set), said before the first step fails inside a convolution."""
+    if method.data_layout not in ("paired", "unpaired"):  # the others size their networks from the data or say so
+        return
+    built = {side: getattr(method.cfg, f"{side}_channels", channels) for side in ("in", "out")}
+    if set(built.values()) != {channels}:
+        raise ValueError(f"data.channels={channels}: the {method.name} networks are built for model.in_channels="
+                         f"{built['in']}, model.out_channels={built['out']}: set both to {channels} too (--set "
+                         f"model.in_channels={channels} --set model.out_channels={channels})")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
