@@ -198,6 +198,36 @@ def test_a_second_ctrl_c_says_what_the_run_folder_holds_and_how_to_resume(tmp_pa
                             f"continue from it with `pixmorph train cyclegan --out {out} --resume`")
 
 
+def test_a_new_run_aborted_before_its_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C twice in a new run after it logged (stats.jsonl) and drew samples, before any checkpoint: the
+    folder stayed with those files and a config.json, though the message says there is nothing to --resume."""
+    import pytest
+
+    from pixmorph.cli import main
+    from pixmorph.methods.cyclegan import CycleGAN
+
+    original = CycleGAN.train_step
+    calls = {"n": 0}
+
+    def ctrl_c_twice_at_step_4(self, batch, update):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, update)
+
+    monkeypatch.setattr(CycleGAN, "train_step", ctrl_c_twice_at_step_4)
+    data, out = write_unpaired(tmp_path / "data"), tmp_path / "new" / "run"
+    monkeypatch.setattr(sys, "argv", ["pixmorph", *train_command(data, out, "--set", "train.threads=1", "--set",
+                                                                 "train.log_every=1", "--set", "train.sample_every=2",
+                                                                 "--set", "train.checkpoint_every=100")[3:]])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 130
+    assert "nothing to --resume" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_start_over_stopped_before_its_first_save_leaves_the_last_run_as_it_was(tmp_path, monkeypatch, capsys):
     """`--overwrite` by mistake, then Ctrl-C: the first save replaced the last run's checkpoint with the new
     run's step 1, and its logs and samples were gone already. Now the last run's checkpoint, logs and samples

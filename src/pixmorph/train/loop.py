@@ -36,6 +36,7 @@ from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
 from pixmorph.train.schedules import Plan, build_schedulers, plan, schedule_position
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+RUN_LOGS = ("stats.jsonl", "samples", "tensorboard")  # a run's logs and sample grids, of no use without its checkpoint
 
 
 class TrainingDiverged(RuntimeError):
@@ -130,9 +131,15 @@ def _first_missing(folder: Path) -> Path | None:
 
 def _remove_if_empty(folder: Path, top: Path) -> None:
     """Remove ``folder`` and its parents up to ``top`` if ``folder`` holds no file at any depth but the
-    ``config.json`` a run writes before its first step and the run's lock file (only empty subfolders)."""
+    ``config.json`` a run writes before its first step, the run's lock file and its logs and sample grids
+    (a run aborted before its first checkpoint has written them; only empty subfolders besides)."""
     leftovers = {folder / "config.json", folder / LOCK}
-    if not folder.is_dir() or any(p.is_file() and p not in leftovers for p in folder.rglob("*")):
+    logs = [folder / name for name in RUN_LOGS]
+
+    def left_by_the_run(path: Path) -> bool:
+        return path in leftovers or any(path == log or log in path.parents for log in logs)
+
+    if not folder.is_dir() or any(p.is_file() and not left_by_the_run(p) for p in folder.rglob("*")):
         return
     shutil.rmtree(folder, ignore_errors=True)
     for parent in folder.parents:
@@ -371,7 +378,7 @@ def _clear_the_last_runs_outputs(run_dir: Path, resuming: bool, replacing: bool)
     elif replacing:
         set_aside.set_aside(run_dir)
     else:
-        for old_output in ("stats.jsonl", "samples", "tensorboard"):  # not primitive/: it may hold this run's input
+        for old_output in RUN_LOGS:  # not primitive/: it may hold this run's input
             path = run_dir / old_output
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
