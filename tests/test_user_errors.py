@@ -238,6 +238,22 @@ def test_export_check_size_below_one_is_refused(tmp_path, monkeypatch, capsys, s
     assert not list(tmp_path.glob("*.onnx"))
 
 
+def test_half_precision_with_the_onnx_runtime_is_refused(cyclegan_run, tmp_path, write_image, monkeypatch, capsys):
+    """`--runtime onnx --precision bf16` (and load(runtime="onnx", precision="bf16")) ran float32 without a word,
+    and the Translator said its precision was bf16."""
+    write_image(tmp_path / "photos" / "a.png", 16, 16)
+    for onnx in (["--runtime", "onnx"], ["--onnx", tmp_path / "none.onnx"]):
+        code, lines = main_error(monkeypatch, capsys, "translate", cyclegan_run, tmp_path / "photos", "--out",
+                                 tmp_path / "o", *onnx, "--precision", "bf16")
+        assert code == 2 and lines == ["error: Invalid value for '--precision': bf16 is for the PyTorch runtime; ONNX "
+                                       "Runtime runs the exported float32 files: drop --precision, or give --runtime "
+                                       "torch (see `pixmorph translate --help`)"]
+    assert not (tmp_path / "o").exists()
+    for options in ({"precision": "fp16"}, {"channels_last": True}):
+        with pytest.raises(ValueError, match=r"is for runtime='torch'; ONNX Runtime runs the exported float32 files"):
+            pixmorph.load(cyclegan_run, runtime="onnx", **options)
+
+
 # ---------------------------------------------------------------------------
 # 4. --resume of a run of another method
 

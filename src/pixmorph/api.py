@@ -299,6 +299,10 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
         raise ValueError(f"unknown runtime {runtime!r}: use torch or onnx")
     if onnx is not None and runtime != "onnx":
         raise ValueError(f"onnx={str(onnx)!r} is for runtime='onnx'; runtime={runtime!r} would ignore it")
+    if runtime == "onnx" and (precision in ("bf16", "fp16") or channels_last):
+        given = f"precision={precision!r}" if precision in ("bf16", "fp16") else "channels_last=True"
+        raise ValueError(f"{given} is for runtime='torch'; ONNX Runtime runs the exported float32 files and would "
+                         f"ignore it")
     folder = ckpt.find_checkpoint(checkpoint)
     saved = ckpt.read_config(folder)
     if not isinstance(saved.get("run"), dict):

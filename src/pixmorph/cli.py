@@ -230,6 +230,9 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         raise click.BadParameter("--onnx FILE runs ONNX Runtime; drop --runtime torch (or --onnx)",
                                  param_hint="'--onnx'")
     runtime = "onnx" if onnx_prefix else runtime or "torch"
+    if runtime == "onnx" and precision in ("bf16", "fp16"):
+        raise click.BadParameter(f"{precision} is for the PyTorch runtime; ONNX Runtime runs the exported float32 "
+                                 f"files: drop --precision, or give --runtime torch", param_hint="'--precision'")
     if to_class:
         to_class = to_class.removeprefix("to:")  # --to to:boot, as the direction is written
         if direction not in (None, f"to:{to_class}"):
