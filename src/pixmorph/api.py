@@ -119,6 +119,7 @@ class Translator:
                 check_onnx_size(onnx[d], g)
         self.generators = onnx
         self.runtime = "onnx"
+        self.precision, self.channels_last = "fp32", False  # what the exported files run (auto had said bf16)
         return self
 
     @property
