@@ -202,6 +202,25 @@ def test_onnx_takes_the_prefix_or_a_file_export_wrote(exported, cyclegan_run, tm
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["cg.AtoB.onnx", "cg.BtoA.onnx"]
 
 
+def test_an_export_stopped_half_way_leaves_the_last_files_as_they_were(cyclegan_run, tmp_path, monkeypatch):
+    """Ctrl-C (or a full disk) after the graph was written but before its checkpoint record was added left a file
+    without that record in place of the last good export (or, in a new prefix, a file that loads with a warning)."""
+    import onnx
+
+    pytest.importorskip("onnxruntime")
+    kept = {e.path: e.path.read_bytes() for e in export_onnx(cyclegan_run, tmp_path / "m.onnx")}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx, "save", interrupted)
+    for prefix in (tmp_path / "m.onnx", tmp_path / "new" / "n.onnx"):
+        with pytest.raises(KeyboardInterrupt):
+            export_onnx(cyclegan_run, prefix)
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["m.AtoB.onnx", "m.BtoA.onnx"]
+
+
 def test_translator_reads_image_files_and_refuses_bad_sizes(cyclegan_run, tmp_path, write_image):
     translator = pixmorph.load(cyclegan_run, precision="fp32")
     path = write_image(tmp_path / "horse.png", 21, 17, mode="RGBA")

@@ -16,6 +16,7 @@ for this one.
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,17 +242,24 @@ def export_generator(generator: nn.Module, path: str | Path, example: Tensor,
     if size is not None and tuple(example.shape[-2:]) != size:
         raise ValueError(f"{path}: this translator's networks take {size[0]}x{size[1]} images only, "
                          f"not an example of {example.shape[-2]}x{example.shape[-1]}")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        # dynamo=False: the TorchScript exporter needs no onnxscript and keeps the traced shape ops dynamic.
-        torch.onnx.export(module, (example.float().cpu(),), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["translated"], dynamic_axes=axes)
-    onnx = require("onnx")
-    if metadata or recorded:
-        model = onnx.load(str(path))
-        onnx.helper.set_model_props(model, {**recorded, **(metadata or {})})
-        onnx.save(model, str(path))
-    onnx.checker.check_model(str(path))
+    # Written beside it and moved in when complete: an export stopped half-way (Ctrl-C, a full disk) leaves no
+    # truncated file, or one without its checkpoint's record, and a re-export leaves the last file as it was.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            # dynamo=False: the TorchScript exporter needs no onnxscript and keeps the traced shape ops dynamic.
+            torch.onnx.export(module, (example.float().cpu(),), str(partial), dynamo=False, opset_version=OPSET,
+                              input_names=["image"], output_names=["translated"], dynamic_axes=axes)
+        onnx = require("onnx")
+        if metadata or recorded:
+            model = onnx.load(str(partial))
+            onnx.helper.set_model_props(model, {**recorded, **(metadata or {})})
+            onnx.save(model, str(partial))
+        onnx.checker.check_model(str(partial))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
