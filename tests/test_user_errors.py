@@ -257,6 +257,26 @@ def test_half_precision_with_the_onnx_runtime_is_refused(cyclegan_run, tmp_path,
         assert (onnx.precision, onnx.channels_last) == ("fp32", False)
 
 
+def test_a_run_folder_before_its_first_checkpoint_says_so(tmp_path, write_image, monkeypatch, capsys):
+    """translate/serve/export of a run still training towards its first checkpoint (its config.json written)
+    said it was 'not a pixmorph checkpoint ... give a run folder', which it is."""
+    import shutil
+
+    run = make_checkpoint(tmp_path / "run")
+    shutil.rmtree(run / "checkpoint")
+    write_image(tmp_path / "photos" / "a.png", 32, 32)
+    expected = (f"{run}: a run folder without a checkpoint yet: its training saves one every train.checkpoint_every "
+                f"steps, after train.checkpoint_minutes, and when it stops")
+    line = one_line_error(monkeypatch, capsys, "translate", run, tmp_path / "photos", "--out", tmp_path / "o")
+    assert line == f"error: {expected}"
+    with pytest.raises(ckpt.CheckpointError, match=f"^{re.escape(expected)}$"):
+        pixmorph.load(run)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"something": "else"}')
+    with pytest.raises(ckpt.CheckpointError, match="not a pixmorph checkpoint"):
+        pixmorph.load(tmp_path / "other")
+
+
 # ---------------------------------------------------------------------------
 # 4. --resume of a run of another method
 

@@ -37,7 +37,18 @@ def find_checkpoint(path: str | Path) -> Path:
             return candidate
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint or run folder")
+    if (path / CONFIG).is_file() and "train" in _json_or_empty(path / CONFIG):  # training writes it at its start
+        raise CheckpointError(f"{path}: a run folder without a checkpoint yet: its training saves one every "
+                              f"train.checkpoint_every steps, after train.checkpoint_minutes, and when it stops")
     raise CheckpointError(f"{path}: not a pixmorph checkpoint (no {WEIGHTS} and {CONFIG}; give a run folder or its checkpoint/)")
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def read_config(ckpt: Path) -> dict[str, Any]:
