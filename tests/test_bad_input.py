@@ -570,7 +570,8 @@ def test_pix2pix_crop_below_the_unet_gets_settings_that_fit_before_training(tmp_
     from pixmorph.methods.pix2pix import Pix2Pix, Pix2PixConfig
 
     method = Pix2Pix(Pix2PixConfig(ngf=8, ndf=8, num_downs=6))
-    with pytest.raises(ValueError, match=r"set model.num_downs=5 .* multiple of 32 \(--crop-size 64\)"):
+    with pytest.raises(ValueError, match=r"--crop-size 64 or more .* new run .* set model.num_downs=5 and a crop size "
+                                         r"that is a multiple of 32 \(--crop-size 32\)$"):
         method.check_training_size(60, 60)
     cfg = make_config("pix2pix", layouts.paired_folders(tmp_path / "data", size=64), tmp_path / "run")
     cfg.model.update(ngf=8, ndf=8, num_downs=6)

@@ -75,11 +75,11 @@ class Pix2Pix(Method):
         if side >= stride:
             return
         depth = max(MIN_DOWNS, side.bit_length() - 1)
-        crop = max(1, round(side / 2**depth)) * 2**depth
+        crop = max(1, side // 2**depth) * 2**depth  # within the images
         raise ValueError(f"pix2pix: {width}x{height} training images are smaller than the U-Net's "
-                         f"{self.cfg.num_downs} halvings need ({stride} px): set model.num_downs={depth} and train at "
-                         f"a crop size that is a multiple of {2**depth} (--crop-size {crop}), or at --crop-size "
-                         f"{stride} or more")
+                         f"{self.cfg.num_downs} halvings need ({stride} px): train at --crop-size {stride} or more "
+                         f"(a multiple of {stride}), or, starting a new run (a resumed one keeps its network), set "
+                         f"model.num_downs={depth} and a crop size that is a multiple of {2**depth} (--crop-size {crop})")
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:

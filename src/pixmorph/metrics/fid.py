@@ -132,9 +132,9 @@ class InceptionFeatures:
 
 
 def _warn_small(counts: dict[str, int]) -> None:
-    small = [f"{name} has {n}" for name, n in counts.items() if n < FEATURE_DIM]
+    small = [f"{n} images in {name}" for name, n in counts.items() if n < FEATURE_DIM]
     if small:
-        warnings.warn(f"FID: {' and '.join(small)} images, fewer than the {FEATURE_DIM} feature dimensions: the "
+        warnings.warn(f"FID: {' and '.join(small)}, fewer than the {FEATURE_DIM} feature dimensions: the "
                       f"covariance is rank-deficient and FID is biased upward; compare FIDs only at equal image "
                       f"counts, and use 10,000 or more (at least {FEATURE_DIM}) to compare with published figures",
                       SmallSampleWarning, stacklevel=3)
