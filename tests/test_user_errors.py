@@ -677,6 +677,24 @@ def test_plain_images_given_as_side_by_side_inputs_get_a_one_line_warning(tmp_pa
                       f"whole images"]
 
 
+def test_side_by_side_with_skip_bad_skips_an_unreadable_first_file(tmp_path, monkeypatch, capsys):
+    """The side-by-side check read the first file whole: one whose header reads and pixels do not (which
+    --skip-bad leaves out with a warning) stopped the translation of the readable files with an error."""
+    import numpy as np
+    from PIL import Image
+
+    run = make_checkpoint(tmp_path / "run")
+    (tmp_path / "pairs").mkdir()
+    cut = tmp_path / "pairs" / "a_cut.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(cut, quality=95)
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.7)])  # its header reads, its pixels do not
+    Image.new("RGB", (64, 32)).save(tmp_path / "pairs" / "b.png")
+    code, lines = main_error(monkeypatch, capsys, "translate", run, tmp_path / "pairs", "--out", tmp_path / "out",
+                             "--side-by-side", "--skip-bad", "--device", "cpu")
+    assert code == 0 and any("skipped" in line and "a_cut.jpg" in line for line in lines), lines
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
 def test_side_by_side_inputs_translate_without_a_warning(tmp_path, write_image, monkeypatch, capsys):
     run = make_checkpoint(tmp_path / "run")
     write_image(tmp_path / "pairs" / "0.png", 64, 32)

@@ -152,8 +152,13 @@ def _warn_unless_side_by_side(path: Path) -> None:
 
 def warn_unless_side_by_side_input(path: Path, half: str) -> None:
     """One line when the first file given to translate with ``--side-by-side`` is not about twice as wide as
-    high: whole images would be cut in two, and only their ``half`` half translated (and scored)."""
-    if size := _size_unless_side_by_side(path):
+    high: whole images would be cut in two, and only their ``half`` half translated (and scored). A file that
+    does not read says nothing here: it is skipped (--skip-bad) or refused where it is read."""
+    try:
+        size = _size_unless_side_by_side(path)
+    except (ImageReadError, OSError):
+        return
+    if size:
         warnings.warn(f"{path}: {size}, not a side-by-side pair (A|B, twice as wide as high): --side-by-side "
                       f"translates only its {'left' if half == 'A' else 'right'} half; drop --side-by-side to "
                       f"translate whole images")
