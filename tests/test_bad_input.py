@@ -417,6 +417,19 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     assert isinstance(result.exception, TrainingDiverged), result.output
     assert not run.exists()
 
+
+def test_a_new_run_that_diverges_before_its_first_checkpoint_keeps_its_logs(tmp_path, cyclegan_data, make_config,
+                                                                            monkeypatch):
+    """A run that logged its losses and then diverged keeps them (they show how it diverged) and says where;
+    it was removed with the folder like a run that trained nothing."""
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=3))
+    run = tmp_path / "new" / "run"
+    cfg = make_config("cyclegan", cyclegan_data, run, log_every=1, max_steps=5)
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg, progress=False)
+    assert f"the losses until then are in {run / 'stats.jsonl'}" in str(info.value)
+    assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [1, 2]
+
 @pytest.mark.parametrize("bad", ["model", "data"])
 def test_a_refused_start_leaves_no_new_folder_behind(tmp_path, cyclegan_data, make_config, bad):
     """The run lock creates the run folder (and its missing parents) before the config and the data are

@@ -113,7 +113,7 @@ def train(cfg: RunConfig, progress: bool = True,
         if main and new is not None and not (run_dir / "checkpoint").exists():
             for f in written:
                 f.unlink(missing_ok=True)
-            _remove_if_empty(run_dir, new)
+            _remove_if_empty(run_dir, new, keep_logs=isinstance(error, TrainingDiverged))  # how it diverged
         if isinstance(error, KeyboardInterrupt) and not isinstance(error, stopping.StoppedAndSaved):
             raise stopping.TrainingAborted(resume.aborted_state(run_dir, cfg.method)) from None
         raise
@@ -129,12 +129,13 @@ def _first_missing(folder: Path) -> Path | None:
     return missing
 
 
-def _remove_if_empty(folder: Path, top: Path) -> None:
+def _remove_if_empty(folder: Path, top: Path, keep_logs: bool = False) -> None:
     """Remove ``folder`` and its parents up to ``top`` if ``folder`` holds no file at any depth but the
     ``config.json`` a run writes before its first step, the run's lock file and its logs and sample grids
-    (a run aborted before its first checkpoint has written them; only empty subfolders besides)."""
+    (a run aborted before its first checkpoint has written them, unless ``keep_logs``; only empty subfolders
+    besides)."""
     leftovers = {folder / "config.json", folder / LOCK}
-    logs = [folder / name for name in RUN_LOGS]
+    logs = [] if keep_logs else [folder / name for name in RUN_LOGS]
 
     def left_by_the_run(path: Path) -> bool:
         return path in leftovers or any(path == log or log in path.parents for log in logs)

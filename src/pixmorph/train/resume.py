@@ -28,7 +28,9 @@ def last_good(run_dir: Path) -> str:
     try:
         return f"the last good checkpoint is in {ckpt.find_checkpoint(run_dir)} ({advice})"
     except ckpt.CheckpointError:
-        return f"no checkpoint was saved before ({advice})"
+        logged = run_dir / "stats.jsonl"
+        losses = f"; the losses until then are in {logged}" if logged.is_file() else ""
+        return f"no checkpoint was saved before{losses} ({advice})"
 
 
 def read_checkpoint(run_dir: Path, world: distributed.World) -> tuple[Path, dict] | None:
