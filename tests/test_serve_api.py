@@ -501,3 +501,19 @@ def test_the_palette_of_an_exact_segmentation_keeps_its_small_labels():
     seg = np.zeros((100, 100, 3), np.uint8)
     seg[40:42, 40:42] = (255, 0, 0)  # 4 pixels, no interior: a label all the same
     assert [tuple(c) for c in region_colours(seg).tolist()] == [(0, 0, 0), (255, 0, 0)]
+
+
+def test_a_pix2pix_upload_shaped_like_an_a_b_pair_gets_a_warning(tmp_path):
+    """A pix2pix dataset file (A|B side by side) uploaded to the page was translated whole without a word: the
+    output is a translation of both halves squeezed into one. It says which half to give (here A, the left)."""
+    import warnings
+
+    from pixmorph.serve.models import load_models
+    from test_user_errors import make_checkpoint
+
+    [model] = load_models([str(make_checkpoint(tmp_path / "p2p"))], device="cpu", precision="fp32").values()
+    with pytest.warns(UserWarning, match=r"^64x32, about twice as wide as high: .* give its A half \(the left one\)"):
+        model.translate(Image.new("RGB", (64, 32)), None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.translate(Image.new("RGB", (32, 32)), None)

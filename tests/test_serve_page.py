@@ -206,6 +206,30 @@ def test_translate_shows_the_servers_error_for_a_non_image_and_goes_on(page, ser
     assert shown_image(page, "#translate-results .result:first-child img.output").size == (24, 20)
 
 
+def test_translate_shows_the_servers_warning_beside_the_result(browser, served_models, tmp_path):
+    """A pix2pix dataset file (A|B side by side) is translated whole; the server's warning saying which half to
+    give is shown in the result's row (it came in a header the page did not show for translations)."""
+    from pixmorph.serve.app import create_app
+    from pixmorph.serve.models import load_models
+    from serving import running
+    from test_user_errors import make_checkpoint
+
+    pair = tmp_path / "pair.png"
+    pair.write_bytes(png(64, 32, seed=5))
+    p2p = load_models([f"p2p={make_checkpoint(tmp_path / 'p2p')}"], device="cpu", precision="fp32")
+    with running(create_app({**served_models, **p2p})) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_function("document.body.dataset.ready === 'true'", timeout=WAIT_MS)
+        page.select_option("#translate-model", "p2p")
+        page.set_input_files("#translate-files", str(pair))
+        wait_for_decoded(page, "#translate-results img.output")
+        page.wait_for_selector("#translate-results .result .warning", timeout=WAIT_MS)
+        warning = page.inner_text("#translate-results .result .warning")
+        page.close()
+    assert warning.startswith("warning: 64x32, about twice as wide as high") and "give its A half" in warning
+
+
 # ---- few-shot ---------------------------------------------------------------------------------------------
 
 def test_fewshot_translates_each_content_image_as_the_class(page, tmp_path):

@@ -167,7 +167,12 @@ def warn_unless_side_by_side_input(path: Path, half: str) -> None:
 def _size_unless_side_by_side(path: Path) -> str | None:
     """``WxH`` of a file that is not about twice as wide as high, else None."""
     w, h = read_image(path).size
-    return f"{w}x{h}" if abs(w / (2 * h) - 1) > 0.25 else None
+    return None if looks_side_by_side(w, h) else f"{w}x{h}"
+
+
+def looks_side_by_side(width: int, height: int) -> bool:
+    """About twice as wide as high, as an A|B pair of two square halves is."""
+    return abs(width / (2 * height) - 1) <= 0.25
 
 
 def _match_by_name(files_A: list[Path], files_B: list[Path]) -> list[tuple[Path, Path]]:

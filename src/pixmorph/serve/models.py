@@ -85,6 +85,8 @@ class ServedModel:
         direction = direction or self.translator.default_direction()
         if direction not in directions:
             raise ValueError(f"direction {direction!r}: model {self.name} has {', '.join(directions)}")
+        if self.method == "pix2pix":
+            _warn_if_a_pair(image, direction, self.translator.config.data.options)
         return self.translator(image, direction=direction)
 
     def fewshot(self, content: Image.Image, class_images: Sequence[Image.Image]) -> Image.Image:
@@ -125,6 +127,18 @@ class ServedModel:
 
             self._fewshot = FewShotTranslator(self.translator)
         return self._fewshot
+
+
+def _warn_if_a_pair(image: Image.Image, direction: str, data_options: dict | None) -> None:
+    """An upload shaped like a pix2pix dataset file (A|B side by side) is translated whole, as any image is: say
+    which half to give (``pixmorph translate --side-by-side`` cuts it; the page takes images as they are)."""
+    from pixmorph.data.folders import input_half, looks_side_by_side
+
+    if looks_side_by_side(*image.size):
+        half = input_half(direction, data_options)
+        warnings.warn(f"{image.width}x{image.height}, about twice as wide as high: if this is an A|B pair (a pix2pix "
+                      f"dataset file), the pair was translated as one image; give its {half} half (the "
+                      f"{'left' if half == 'A' else 'right'} one) alone")
 
 
 def png_bytes(image: Image.Image) -> bytes:
