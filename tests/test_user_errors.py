@@ -636,13 +636,13 @@ def test_gray_data_for_rgb_networks_is_one_line_naming_the_settings(tmp_path, la
 def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, write_image, monkeypatch, capsys):
     for i in range(2):
         write_image(tmp_path / "data" / "train" / f"{i}.png", 32, 32)
-    monkeypatch.setattr(sys, "argv", ["pixmorph", "train", "pix2pix", "--data", str(tmp_path / "data"), "--out",
-                                      str(tmp_path / "run"), "--steps", "1", "--batch-size", "1", "--workers", "0",
-                                      "--load-size", "32", "--crop-size", "32", "--device", "cpu",
-                                      *[f"--set=model.{k}={v}" for k, v in TINY_PIX2PIX_MODEL.items()],
-                                      "--set", "train.tensorboard=false"])
-    main()
-    warned = [line for line in capsys.readouterr().err.splitlines() if "side-by-side" in line]
+    code, _, err = run_main(monkeypatch, capsys, "train", "pix2pix", "--data", tmp_path / "data", "--out",
+                            tmp_path / "run", "--steps", "1", "--batch-size", "1", "--workers", "0", "--load-size",
+                            "32", "--crop-size", "32", "--device", "cpu",
+                            *[f"--set=model.{k}={v}" for k, v in TINY_PIX2PIX_MODEL.items()],
+                            "--set", "train.tensorboard=false")
+    warned = [line for line in err.splitlines() if "side-by-side" in line]
+    assert code == 0, err
     assert warned == [f"warning: {tmp_path / 'data' / 'train' / '0.png'}: 32x32, not a side-by-side pair (A|B, twice "
                       f"as wide as high): its left and right halves are taken as A and B; separate images go in "
                       f"trainA/ and trainB/ with matching names"]
@@ -668,10 +668,9 @@ def test_plain_images_given_as_side_by_side_inputs_get_a_one_line_warning(tmp_pa
     out = ["--out", tmp_path / "out"] if command == "translate" else []
     args = [run, tmp_path / "photos"] if command == "translate" else ["--checkpoint", run, "--input", tmp_path / "photos",
                                                                       "--metrics", "psnr"]
-    monkeypatch.setattr(sys, "argv", ["pixmorph", command, *map(str, args), *map(str, out), "--side-by-side",
-                                      "--device", "cpu"])
-    main()
-    warned = [line for line in capsys.readouterr().err.splitlines() if "side-by-side pair" in line]
+    code, _, err = run_main(monkeypatch, capsys, command, *args, *out, "--side-by-side", "--device", "cpu")
+    warned = [line for line in err.splitlines() if "side-by-side pair" in line]
+    assert code == 0, err
     assert warned == [f"warning: {tmp_path / 'photos' / '0.png'}: 32x32, not a side-by-side pair (A|B, twice as wide "
                       f"as high): --side-by-side translates only its left half; drop --side-by-side to translate "
                       f"whole images"]
