@@ -468,6 +468,16 @@ def test_classifier_trains_on_any_class_folder_root(glyph_like_root, tmp_path):
     assert scored["top1"] > 0.5  # --label auto: the class is each file's folder
 
 
+def test_classifier_of_a_cyclegan_dataset_has_classes_a_and_b(tmp_path):
+    """trainA, trainB, testA, testB were four classes, two of them the same domain: a translation to B scored about
+    half right at best. They are the domains A and B, each with its own test folder."""
+    for folder, value in (("trainA", 0), ("testA", 0), ("trainB", 255), ("testB", 255)):
+        write_items(tmp_path / "h2z" / folder, [np.full((8, 8), value, np.uint8)] * 3, ["1.png", "2.png", "3.png"])
+    clf = train_classifier(tmp_path / "h2z", tmp_path / "clf", epochs=20, width=4, batch_size=6, image_size=8)
+    assert clf.classes == ["A", "B"] and clf.test_accuracy["n_test"] == 6
+    assert clf.label_index("B") == 1
+
+
 def test_class_folder_root_needs_two_classes(tmp_path):
     write_items(tmp_path / "only" / "a", [np.zeros((8, 8), np.uint8)] * 3, ["1.png", "2.png", "3.png"])
     with pytest.raises(ValueError, match="1 class folder"):

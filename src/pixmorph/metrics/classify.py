@@ -194,10 +194,24 @@ def _read_split(files: list[Path], size: int) -> np.ndarray:
     return out
 
 
+UNPAIRED_FOLDERS = ("trainA", "trainB", "testA", "testB")
+
+
+def _unpaired_class_files(root: Path) -> dict[str, tuple[list[Path], list[Path]]] | None:
+    """The CycleGAN layout as two classes, A and B, with their own test folders (not four classes named trainA,
+    trainB, testA and testB, of which two are the same domain); None for any other layout."""
+    from pixmorph.metrics.folders import image_files
+
+    if not all((root / name).is_dir() for name in UNPAIRED_FOLDERS):
+        return None
+    return {c: (image_files(root / f"train{c}"), image_files(root / f"test{c}")) for c in "AB"}
+
+
 def class_folder_domain(root: str | os.PathLike, *, test_fraction: float = 0.1, image_size: int = IMAGE_SIZE,
                         flip: bool = False, name: str | None = None) -> Domain:
-    """A domain from class folders: ``ROOT/{train,test}/<class>/*`` or ``ROOT/<class>/*`` (then every
-    ``round(1 / test_fraction)``-th file of each class, in name order, is a test image). Images are read
+    """A domain from class folders: ``ROOT/{train,test}/<class>/*``, the CycleGAN layout ``ROOT/{train,test}{A,B}``
+    (classes A and B), or ``ROOT/<class>/*`` (then every ``round(1 / test_fraction)``-th file of each class, in
+    name order, is a test image). Images are read
     as RGB and kept gray when every one of them is gray. ``flip``: mirror images keep their class
     (not so for characters)."""
     from pixmorph.metrics.folders import image_files
@@ -205,7 +219,9 @@ def class_folder_domain(root: str | os.PathLike, *, test_fraction: float = 0.1, 
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (expected class folders ROOT/<class>/*.png)")
-    if (root / "train").is_dir() and (root / "test").is_dir():
+    if (unpaired := _unpaired_class_files(root)) is not None:
+        split_files, layout = unpaired, "trainA/testA as class A, trainB/testB as class B"
+    elif (root / "train").is_dir() and (root / "test").is_dir():
         train_dirs, test_dirs = _class_dirs(root / "train"), _class_dirs(root / "test")
         layout = "train/<class>, test/<class>"
         if extra := sorted(set(test_dirs) - set(train_dirs)):
