@@ -478,6 +478,22 @@ def test_classifier_of_a_cyclegan_dataset_has_classes_a_and_b(tmp_path):
     assert clf.label_index("B") == 1
 
 
+def test_classifier_takes_the_name_of_a_builtin_task(tmp_path, monkeypatch):
+    """`pixmorph classifier train fashion-classes` (or sneaker2boot), the names --data takes, were 'no classifier
+    domain'; the task's folder had to be found with `pixmorph data path` first."""
+    from pixmorph.data import builtin
+    from pixmorph.metrics.classify import get_domain
+
+    prepare = builtin.prepare_task
+    monkeypatch.setattr(builtin, "prepare_task", lambda name: prepare(name, tmp_path, n_train=4, n_test=2))
+    domain = get_domain("sneaker2boot")
+    assert domain.name == "sneaker2boot" and domain.classes == ("A", "B")
+    assert len(domain.load("test")[1]) == 4
+    assert len(get_domain("fashion-classes").classes) == 10
+    with pytest.raises(ValueError, match=r"'fashion-edges-paired'.*built-in task of class folders or A and B \(fashion-cl"):
+        get_domain("fashion-edges-paired")
+
+
 def test_class_folder_root_needs_two_classes(tmp_path):
     write_items(tmp_path / "only" / "a", [np.zeros((8, 8), np.uint8)] * 3, ["1.png", "2.png", "3.png"])
     with pytest.raises(ValueError, match="1 class folder"):

@@ -272,8 +272,21 @@ def get_domain(domain: str | os.PathLike | Domain, **folder_options) -> Domain:
         return DOMAINS[str(domain)]()
     if Path(domain).expanduser().is_dir():
         return class_folder_domain(domain, **folder_options)
-    raise ValueError(f"no classifier domain {str(domain)!r}: give a class-folder root (ROOT/<class>/*.png) "
-                     f"or one of {', '.join(sorted(DOMAINS))}")
+    tasks = _class_folder_tasks()
+    if str(domain) in tasks:  # the name a user gives as --data: its folder, built first when needed
+        from pixmorph.data.builtin import prepare_task
+
+        return class_folder_domain(prepare_task(str(domain)), name=str(domain), **folder_options)
+    raise ValueError(f"no classifier domain {str(domain)!r}: give a class-folder root (ROOT/<class>/*.png), "
+                     f"one of {', '.join(sorted(DOMAINS))} or a built-in task of class folders or A and B "
+                     f"({', '.join(tasks)})")
+
+
+def _class_folder_tasks() -> list[str]:
+    """Built-in tasks whose folders a classifier reads: class folders, or unpaired A and B."""
+    from pixmorph.data.builtin import TASKS
+
+    return sorted(name for name, task in TASKS.items() if task.layout in ("classes", "unpaired"))
 
 
 def domain_of(config: dict) -> Domain:

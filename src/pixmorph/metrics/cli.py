@@ -217,7 +217,8 @@ def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size
 
     DOMAIN is a built-in domain (fashion) or a class-folder root: ROOT/train/<class>/*.png with
     ROOT/test/<class>/*.png, ROOT/<class>/*.png (every 10th image held out for the test), or a CycleGAN
-    dataset ROOT/{trainA,trainB,testA,testB} (classes A and B)."""
+    dataset ROOT/{trainA,trainB,testA,testB} (classes A and B); a built-in task's name (fashion-classes,
+    sneaker2boot, ...) reads its folder."""
     from pixmorph.metrics.classify import DOMAINS, default_classifier_dir, train_classifier
     from pixmorph.train.loop import resolve_device
 
