@@ -212,6 +212,8 @@ def test_missing_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert message.startswith("Fashion-MNIST not found")
     assert "apt-get install dataset-fashion-mnist" in message
     assert builtin.ENV_DATA_DIR in message
+    assert message.endswith(f"(it is set, to {empty}, which holds no train-images-idx3-ubyte and "
+                            "train-labels-idx1-ubyte, .gz or not: give the folder of those files)")
     assert downloads == [1]  # the download fallback was reached, but stubbed out
     with pytest.raises(FileNotFoundError):
         builtin.prepare_task("fashion-edges", tmp_path / "root", n_train=2, n_test=2)

@@ -129,7 +129,17 @@ def _find_split_files(split: Split) -> tuple[Path, Path]:
     found = _split_files(_torchvision_root() / "FashionMNIST" / "raw", split)
     if found:
         return found
-    raise FileNotFoundError(_MISSING_MESSAGE)
+    raise FileNotFoundError(_MISSING_MESSAGE + _data_dir_note(split))
+
+
+def _data_dir_note(split: Split) -> str:
+    """Why a folder the user named was passed over (a parent of the files, say): the files it lacks."""
+    folder = os.environ.get(ENV_DATA_DIR)
+    if not folder:
+        return ""
+    stem = _IDX_STEMS[split]
+    return (f" (it is set, to {folder}, which holds no {stem}-images-idx3-ubyte and {stem}-labels-idx1-ubyte, "
+            ".gz or not: give the folder of those files)")
 
 
 @functools.lru_cache(maxsize=4)
