@@ -22,6 +22,7 @@ from pixmorph.metrics.classify import labels_from_file_names, load_classifier, t
 from pixmorph.metrics.evaluator import Evaluator, evaluate, format_table
 from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
 from pixmorph.metrics.pairs import psnr, ssim
+from serving import served_runs  # noqa: F401  (fixture)
 
 N = 12  # images per folder: enough for FID to order noise levels, small enough for CPU
 
@@ -587,6 +588,18 @@ def test_eval_of_a_checkpoint_names_the_input_files_not_its_temporary_ones(tmp_p
     assert isinstance(result.exception, ValueError) and "pixmorph-eval-" not in message, result.output
     assert message.startswith(f"{inputs / 'item0.jpg'} is 16x16 but its reference {tmp_path / 'wide' / 'item0.png'} "
                               f"is 32x16 (and 1 more pairs): paired metrics need equal sizes")
+
+
+def test_eval_of_a_funit_checkpoint_says_it_scored_reconstructions(tmp_path, served_runs, write_image):
+    """FUNIT's default direction renders each image as its own class: eval --checkpoint scored those
+    reconstructions as if they were the model's translations, and said only 'translated ... reconstruct'."""
+    for i in range(2):
+        write_image(tmp_path / "inputs" / f"{i}.png", 16, 16, seed=i)
+    result = run_eval("--ref", tmp_path / "inputs", "--checkpoint", served_runs.funit, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1", "--device", "cpu", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    assert "warning: a FUNIT checkpoint's translations here are reconstructions" in result.stderr
+    assert "pixmorph fewshot" in json.loads((tmp_path / "e.json").read_text())["warnings"][0]
 
 
 def test_pairs_of_unequal_sizes_fail_before_inception_and_suggest_side_by_side(tmp_path, write_image, monkeypatch):

@@ -75,6 +75,16 @@ def _translator_and_direction(checkpoint: str, direction: str | None, device: st
     return translator, direction
 
 
+def _what_was_scored(translator, direction: str) -> str | None:
+    """A warning when the translations scored are not what the method is for: FUNIT's default direction
+    renders each image as its own class (a reconstruction), not as a class shown by K examples."""
+    if translator.config.method == "funit" and direction == "reconstruct":
+        return ("a FUNIT checkpoint's translations here are reconstructions (each image rendered as its own class), "
+                "not few-shot translations: render those with `pixmorph fewshot CKPT --content IMG... "
+                "--class-images FILES_OR_DIR --out DIR` and score that folder with `pixmorph eval DIR --ref REAL`")
+    return None
+
+
 def _accuracy_text(top1: float, top5: float | None) -> str:
     """``top-1 X, top-5 Y``; top-5 is None for classifiers of 5 classes or fewer (it would always be 1)."""
     return f"top-1 {top1:.4f}" + (f", top-5 {top5:.4f}" if top5 is not None else "")
@@ -179,6 +189,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         if not kept:  # translated into a temporary folder, deleted by now: give GENERATED to keep the images
             result["generated"] = None
     result["warnings"] = [named(message) for message in _warned(records)]
+    if checkpoint is not None and (note := _what_was_scored(translator, direction)):
+        result["warnings"].insert(0, note)
     for message in result["warnings"]:
         click.echo(f"warning: {message}", err=True)
     shown = result if result["generated"] is not None else {**result, "generated": f"translated from {input_dir}"}
