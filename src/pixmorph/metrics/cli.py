@@ -75,6 +75,18 @@ def _translator_and_direction(checkpoint: str, direction: str | None, device: st
     return translator, direction
 
 
+def _metric_names(ctx, param, value: str | None) -> str | None:
+    """--metrics checked as it is read: a mistyped name is a usage error (exit code 2), as a mistyped --lpips-net is."""
+    from pixmorph.metrics.evaluator import parse_metrics
+
+    if value is not None:
+        try:
+            parse_metrics(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
+
+
 def _what_was_scored(translator, direction: str) -> str | None:
     """A warning when the translations scored are not what the method is for: FUNIT's default direction
     renders each image as its own class (a reconstruction), not as a class shown by K examples."""
@@ -101,7 +113,7 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
               help="Classifier checkpoint for top-1/top-5 (default: the one `pixmorph classifier train fashion` writes).")
 @click.option("--label", help="Target class of the outputs (name or index), or 'auto': each file's class from its "
                               "folder (<class>/x.png) or built-in name (test_000123.png). Adds top-1/top-5.")
-@click.option("--metrics", "metrics", help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc "
+@click.option("--metrics", "metrics", callback=_metric_names, help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc "
                                            "(default: all that apply).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures to this JSON file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
