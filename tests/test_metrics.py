@@ -543,6 +543,17 @@ def test_eval_command_shows_progress_while_inception_reads(fashion_folders):
     assert "Inception features: 100%" in result.output and f"{N}/{N}" in result.output
 
 
+def test_classifier_test_without_a_classifier_says_how_to_build_one(tmp_path, monkeypatch, capsys):
+    """It said '...classifiers/fashion: no such checkpoint or run folder', not what eval --label says."""
+    from conftest import run_main
+
+    monkeypatch.setenv("PIXMORPH_CACHE", str(tmp_path))
+    code, _, err = run_main(monkeypatch, capsys, "classifier", "test", "--device", "cpu")
+    assert code == 1
+    assert err == (f"error: no CHECKPOINT given and no Fashion-MNIST classifier at {tmp_path / 'classifiers' / 'fashion'}: "
+                   "build it with `pixmorph classifier train fashion`, or give a classifier checkpoint\n")
+
+
 def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
     result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "fid,sharpness")
     assert result.exit_code == 2, result.output  # a usage error, as a mistyped --lpips-net: it was exit code 1

@@ -266,6 +266,9 @@ def classifier_test(checkpoint, device) -> None:
     from pixmorph.train.loop import resolve_device
 
     path = checkpoint or default_classifier_dir("fashion")
+    if checkpoint is None and not Path(path).exists():  # said as eval --label says it, not as a missing run folder
+        raise FileNotFoundError(f"no CHECKPOINT given and no Fashion-MNIST classifier at {path}: build it with "
+                                "`pixmorph classifier train fashion`, or give a classifier checkpoint")
     clf = load_classifier(path, str(resolve_device(device)))
     images, labels = domain_of(clf.config).load("test")
     acc = clf.topk_accuracy(images_to_tensor(images), torch.from_numpy(labels))
