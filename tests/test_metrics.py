@@ -637,6 +637,21 @@ def test_pairs_of_unequal_sizes_fail_before_inception_and_suggest_side_by_side(t
         evaluate(tmp_path / "out", tmp_path / "square", pairs=True, metrics="l1")
 
 
+def test_a_one_image_folder_fails_before_inception(tmp_path, write_image, monkeypatch):
+    """FID and KID of a one-image reference were refused only after both folders' Inception features."""
+    def no_features(self, files, images=None):
+        raise AssertionError("Inception features computed before the counts were checked")
+
+    monkeypatch.setattr(Evaluator, "features", no_features)
+    for i in range(3):
+        write_image(tmp_path / "out" / f"{i}.png", 16, 16, seed=i)
+    write_image(tmp_path / "one" / "0.png", 16, 16)
+    with pytest.raises(ValueError, match=r"^FID: .*one \(reference\) has 1 image\(s\); a covariance needs at least 2$"):
+        evaluate(tmp_path / "out", tmp_path / "one", metrics="fid")
+    with pytest.raises(ValueError, match=r"^KID: .* have 3 and 1 images; KID needs at least 2 in each$"):
+        evaluate(tmp_path / "out", tmp_path / "one", metrics="kid")
+
+
 def test_format_table_aligns_rows():
     table = format_table([{"method": "a", "fid": 1.5, "psnr": float("inf")}, {"method": "longer", "fid": 12.25}])
     lines = table.splitlines()

@@ -111,10 +111,11 @@ class Evaluator:
                                   "n_generated": len(gen_files), "n_reference": len(ref_files)}
         if set(PAIRED_METRICS) & wanted:  # before the Inception features: pairs of unequal sizes fail fast
             matched, gens, refs = self._pairs(gen_files, gen_images, ref_files, reference)
+        names = (f"{generated} (generated)", f"{reference} (reference)")
         if {"fid", "kid"} & wanted:
+            _check_counts(wanted, names, len(gen_files), len(ref_files))  # before minutes of Inception features
             f_gen = self.features(gen_files, gen_images)
             f_ref = self.features(ref_files)
-            names = (f"{generated} (generated)", f"{reference} (reference)")
             result["inception"] = self.inception.description
             if "fid" in wanted:
                 from pixmorph.metrics.fid import fid_from_features
@@ -220,6 +221,16 @@ class Evaluator:
         return {**{f"top{k}": value for k, value in acc.items()}, "label": str(label),
                 "classifier": str(self.classifier_path),
                 "classifier_test_top1": clf.test_accuracy.get("top1")}
+
+
+def _check_counts(wanted: set[str], names: tuple[str, str], n_gen: int, n_ref: int) -> None:
+    """What FID and KID refuse for their image counts, said before any feature is computed."""
+    from pixmorph.metrics.fid import check_fid_counts, check_kid_counts
+
+    if "fid" in wanted:
+        check_fid_counts(names, n_gen, n_ref)
+    if "kid" in wanted:
+        check_kid_counts(names, n_gen, n_ref)
 
 
 def evaluate(generated: str | os.PathLike, reference: str | os.PathLike, *, pairs: bool = False,

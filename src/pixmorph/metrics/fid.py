@@ -164,11 +164,22 @@ def frechet_distance(features_1: np.ndarray, features_2: np.ndarray) -> float:
     return float(diff @ diff + (l1 * l1).sum() + (l2 * l2).sum() - 2 * nuclear)
 
 
+def check_fid_counts(names: tuple[str, str], n_1: int, n_2: int) -> None:
+    """FID needs a covariance of each set: 2 images or more."""
+    for name, n in zip(names, (n_1, n_2)):
+        if n < 2:
+            raise ValueError(f"FID: {name} has {n} image(s); a covariance needs at least 2")
+
+
+def check_kid_counts(names: tuple[str, str], n_1: int, n_2: int) -> None:
+    if min(n_1, n_2) < MIN_KID_SUBSET:
+        raise ValueError(f"KID: {names[0]} and {names[1]} have {n_1} and {n_2} images; "
+                         f"KID needs at least {MIN_KID_SUBSET} in each")
+
+
 def fid_from_features(features_1: Tensor, features_2: Tensor, names: tuple[str, str] = ("set 1", "set 2")) -> float:
     """Frechet distance between Gaussians fitted to two N x D feature sets (see :func:`frechet_distance`)."""
-    for f, name in zip((features_1, features_2), names):
-        if f.shape[0] < 2:
-            raise ValueError(f"FID: {name} has {f.shape[0]} image(s); a covariance needs at least 2")
+    check_fid_counts(names, features_1.shape[0], features_2.shape[0])
     _warn_small({names[0]: features_1.shape[0], names[1]: features_2.shape[0]})
     return frechet_distance(features_1.detach().cpu().double().numpy(), features_2.detach().cpu().double().numpy())
 
@@ -191,9 +202,7 @@ def kid_from_features(features_1: Tensor, features_2: Tensor, subsets: int = KID
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
     n_1, n_2 = features_1.shape[0], features_2.shape[0]
-    if min(n_1, n_2) < MIN_KID_SUBSET:
-        raise ValueError(f"KID: {names[0]} and {names[1]} have {n_1} and {n_2} images; "
-                         f"KID needs at least {MIN_KID_SUBSET} in each")
+    check_kid_counts(names, n_1, n_2)
     used, size = kid_subsets_used(n_1, n_2, subsets, subset_size)
     if size < subset_size:
         what = f"one subset of all {size} images of each set" if used == 1 else f"subsets of {size} images"
