@@ -378,6 +378,10 @@ def test_data_path_prints_a_built_in_tasks_folder(tmp_path, monkeypatch):
     assert result.exit_code == 0 and result.output.strip() == str(tmp_path / "glyphs-prepared")
     result = invoke("data", "path", "horse2zebra")
     assert result.exit_code == 2 and "'horse2zebra' is no built-in task" in result.output
+    # a public dataset's name says where `data get` puts it (it said only the built-in names)
+    assert "horse2zebra is a download, `pixmorph data get horse2zebra` puts it in datasets/horse2zebra;" in result.output
+    result = invoke("data", "path", "pix2pix/facades")
+    assert "`pixmorph data get pix2pix/facades` puts it in datasets/pix2pix/facades;" in result.output
 
 
 def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, capsys):

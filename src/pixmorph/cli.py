@@ -372,10 +372,12 @@ def data_get(name: str, root: str) -> None:
 @click.argument("name")
 def data_path(name: str) -> None:
     """The folder of built-in task NAME, prepared first if it is not yet (to read its files)."""
-    from pixmorph.data import builtin
+    from pixmorph.data import builtin, download
 
     if name not in builtin.TASKS:
-        raise click.BadParameter(f"{name!r} is no built-in task; those are {', '.join(sorted(builtin.TASKS))}",
+        where = (f": {name} is a download, `pixmorph data get {name}` puts it in {download.dataset_dir(name)}"
+                 if name in download.DATASETS else "")
+        raise click.BadParameter(f"{name!r} is no built-in task{where}; those are {', '.join(sorted(builtin.TASKS))}",
                                  param_hint="NAME")
     click.echo(builtin.prepare_task(name))
 
