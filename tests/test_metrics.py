@@ -560,6 +560,9 @@ def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
     assert "Invalid value for '--metrics': unknown metric(s) sharpness: choose from fid,kid," in result.output
     result = run_eval("--ref", fashion_folders["real"])
     assert result.exit_code == 2 and "give GENERATED" in result.output
+    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--lpips-weights", "alexnet.pth")
+    assert result.exit_code == 2, result.output  # it was 'name the LPIPS network', not which option, and exit code 1
+    assert "--lpips-weights is one network's file: add --lpips-net alex (for torchvision's AlexNet" in result.output
 
 
 def test_eval_translates_a_checkpoint_first(tmp_path, cyclegan_run, write_image):

@@ -158,6 +158,10 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("--side-by-side reads the A|B files of --input: give --checkpoint and --input")
     if ref is None and not side_by_side:
         raise click.UsageError("give --ref, the folder of real images to score against")
+    if lpips_weights and lpips_net == "auto":
+        raise click.UsageError("--lpips-weights is one network's file: add --lpips-net alex (for torchvision's "
+                               "AlexNet state dict) or --lpips-net stlpips-alex (for stlpips-pytorch's "
+                               "alex_shift_tolerant.pth)")
     pairs = pairs or (side_by_side and ref is None)  # against the other halves: pairs by name
     if json_path:  # before the metrics are computed, not after
         try:
