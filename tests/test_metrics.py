@@ -560,6 +560,10 @@ def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
     assert "Invalid value for '--metrics': unknown metric(s) sharpness: choose from fid,kid," in result.output
     result = run_eval("--ref", fashion_folders["real"])
     assert result.exit_code == 2 and "give GENERATED" in result.output
+    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "fid", "--label", "boot")
+    assert isinstance(result.exception, ValueError)  # the label was ignored: no top-1, and nothing said why
+    assert str(result.exception) == ("--label boot is the class for acc (top-1/top-5), which --metrics fid leaves "
+                                     "out: add acc, or leave --label out")
     result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--lpips-weights", "alexnet.pth")
     assert result.exit_code == 2, result.output  # it was 'name the LPIPS network', not which option, and exit code 1
     assert "--lpips-weights is one network's file: add --lpips-net alex (for torchvision's AlexNet" in result.output

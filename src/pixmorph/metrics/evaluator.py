@@ -163,6 +163,9 @@ class Evaluator:
             if self.explicit and "acc" in wanted:
                 raise ValueError("acc needs the target class: --label CLASS, or --label auto for built-in file names")
             wanted.discard("acc")
+        elif "acc" not in wanted:  # a label given for nothing: the user expects a top-1 that would not come
+            raise ValueError(f"--label {label} is the class for acc (top-1/top-5), which --metrics "
+                             f"{','.join(self.metrics)} leaves out: add acc, or leave --label out")
         return wanted
 
     def _labels(self, files: Sequence[Path], label: str | int) -> torch.Tensor:
