@@ -384,6 +384,22 @@ def test_data_path_prints_a_built_in_tasks_folder(tmp_path, monkeypatch):
     assert "`pixmorph data get pix2pix/facades` puts it in datasets/pix2pix/facades;" in result.output
 
 
+def test_data_path_says_when_it_builds_a_task(tmp_path, monkeypatch, capsys):
+    """The first `data path` of a task built it for about 10 s without a word; then it only prints the folder."""
+    from pixmorph.data import builtin
+
+    monkeypatch.setenv(builtin.ENV_CACHE, str(tmp_path))
+    def prepare(name):
+        builtin.task_folder(name).mkdir(parents=True, exist_ok=True)
+        return builtin.task_folder(name)
+
+    monkeypatch.setattr(builtin, "prepare_task", prepare)
+    folder = builtin.task_folder("sneaker2boot")
+    assert run_main(monkeypatch, capsys, "data", "path", "sneaker2boot") == (
+        0, f"{folder}\n", "building sneaker2boot (once, about 10 s)\n")
+    assert run_main(monkeypatch, capsys, "data", "path", "sneaker2boot") == (0, f"{folder}\n", "")
+
+
 def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, capsys):
     """Another image's edges would be stretched over this one: one line naming the primitive."""
     from PIL import Image

@@ -379,6 +379,8 @@ def data_path(name: str) -> None:
                  if name in download.DATASETS else "")
         raise click.BadParameter(f"{name!r} is no built-in task{where}; those are {', '.join(sorted(builtin.TASKS))}",
                                  param_hint="NAME")
+    if not builtin.task_folder(name).is_dir():  # the first time: seconds of silence otherwise
+        click.echo(f"building {name} (once, about 10 s)", err=True)
     click.echo(builtin.prepare_task(name))
 
 

@@ -381,6 +381,18 @@ def task_folder_name(name: str, n_train: int, n_test: int) -> str:
     return f"{name}-v{RECIPE_VERSION}-train{n_train}-test{n_test}"
 
 
+def task_folder(name: str, root: str | Path | None = None, *, n_train: int | None = None,
+                n_test: int | None = None) -> Path:
+    """The folder :func:`prepare_task` fills for task ``name`` (it may not exist yet)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown built-in task {name!r}; known: {', '.join(sorted(TASKS))}")
+    task = TASKS[name]
+    n_train = task.n_train if n_train is None else n_train
+    n_test = task.n_test if n_test is None else n_test
+    root = Path(root).expanduser() if root is not None else default_root()
+    return root / (task.folder or task_folder_name(name, n_train, n_test))
+
+
 def prepare_task(
     name: str,
     root: str | Path | None = None,
@@ -394,13 +406,10 @@ def prepare_task(
     returned as is. The build goes to a hidden temporary folder that is renamed
     into place only when complete.
     """
-    if name not in TASKS:
-        raise ValueError(f"unknown built-in task {name!r}; known: {', '.join(sorted(TASKS))}")
-    task = TASKS[name]
-    n_train = task.n_train if n_train is None else n_train
-    n_test = task.n_test if n_test is None else n_test
-    root = Path(root).expanduser() if root is not None else default_root()
-    final = root / (task.folder or task_folder_name(name, n_train, n_test))
+    final = task_folder(name, root, n_train=n_train, n_test=n_test)
+    n_train = TASKS[name].n_train if n_train is None else n_train
+    n_test = TASKS[name].n_test if n_test is None else n_test
+    root = final.parent
     if final.is_dir():
         return final
 

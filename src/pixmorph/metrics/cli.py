@@ -113,8 +113,8 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
               help="Classifier checkpoint for top-1/top-5 (default: the one `pixmorph classifier train fashion` writes).")
 @click.option("--label", help="Target class of the outputs (name or index), or 'auto': each file's class from its "
                               "folder (<class>/x.png) or built-in name (test_000123.png). Adds top-1/top-5.")
-@click.option("--metrics", "metrics", callback=_metric_names, help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc "
-                                           "(default: all that apply).")
+@click.option("--metrics", "metrics", callback=_metric_names,
+              help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc (default: all that apply).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures to this JSON file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--checkpoint", type=click.Path(exists=True),
