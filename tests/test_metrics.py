@@ -495,6 +495,15 @@ def test_classifier_takes_the_name_of_a_builtin_task(tmp_path, monkeypatch):
         get_domain("fashion-edges-paired")
 
 
+def test_classifier_of_a_builtin_domain_refuses_class_folder_options(tmp_path):
+    """`classifier train fashion --image-size 64 --flip` trained at 32 px without flips, and said nothing."""
+    result = run_cli("classifier", "train", "fashion", "--out", tmp_path / "clf", "--image-size", 64, "--flip",
+                     "--n-train", 64, "--epochs", 1, "--device", "cpu")  # quick, were it trained
+    assert result.exit_code == 2, result.output
+    assert "--image-size, --flip: for class folders; fashion is a built-in domain" in result.output
+    assert not (tmp_path / "clf").exists()
+
+
 def test_class_folder_root_needs_two_classes(tmp_path):
     write_items(tmp_path / "only" / "a", [np.zeros((8, 8), np.uint8)] * 3, ["1.png", "2.png", "3.png"])
     with pytest.raises(ValueError, match="1 class folder"):

@@ -250,6 +250,9 @@ def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size
     from pixmorph.metrics.classify import DOMAINS, default_classifier_dir, train_classifier
     from pixmorph.train.loop import resolve_device
 
+    if domain in DOMAINS and (given := _folder_options_given()):
+        raise click.UsageError(f"{', '.join(given)}: for class folders; {domain} is a built-in domain with its own "
+                               "image size and test set")
     folder = {} if domain in DOMAINS else {"image_size": image_size, "test_fraction": test_fraction, "flip": flip}
     out = Path(out) if out else default_classifier_dir(Path(domain).name)
     clf = train_classifier(domain, out, epochs=epochs, width=width, batch_size=batch_size, n_train=n_train,
@@ -257,6 +260,13 @@ def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size
     acc = clf.test_accuracy
     click.echo(f"test accuracy on {acc['n_test']} real {clf.config['domain']} images ({len(clf.classes)} classes): "
                f"{_accuracy_text(acc['top1'], acc.get('top5'))}\ncheckpoint: {out}")
+
+
+def _folder_options_given() -> list[str]:
+    """The class-folder options of `classifier train` given on the command line (a built-in domain ignored them)."""
+    ctx = click.get_current_context()
+    return [f"--{name.replace('_', '-')}" for name in ("image_size", "test_fraction", "flip")
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
 
 
 @classifier_group.command("test")
