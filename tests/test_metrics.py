@@ -668,6 +668,24 @@ def test_a_one_image_folder_fails_before_inception(tmp_path, write_image, monkey
         evaluate(tmp_path / "out", tmp_path / "one", metrics="kid")
 
 
+def test_eval_of_a_checkpoint_refuses_a_one_image_reference_before_translating(tmp_path, cyclegan_run, write_image,
+                                                                                monkeypatch):
+    """--checkpoint with a one-image --ref: FID was refused only after every input had been translated."""
+    import pixmorph.metrics.evaluator as evaluator_module
+
+    def translated(*args, **kwargs):
+        raise RuntimeError("translating")
+
+    monkeypatch.setattr(evaluator_module, "translate_folder", translated)
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"{i}.png", 16, 16, seed=i)
+    write_image(tmp_path / "one" / "0.png", 16, 16)
+    result = run_eval(tmp_path / "gen", "--ref", tmp_path / "one", "--checkpoint", cyclegan_run, "--input",
+                      tmp_path / "inputs", "--metrics", "fid", "--device", "cpu")
+    assert isinstance(result.exception, ValueError), result.output
+    assert str(result.exception) == f"FID: {tmp_path / 'one'} (reference) has 1 image(s); a covariance needs at least 2"
+
+
 def test_format_table_aligns_rows():
     table = format_table([{"method": "a", "fid": 1.5, "psnr": float("inf")}, {"method": "longer", "fid": 12.25}])
     lines = table.splitlines()

@@ -182,7 +182,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
             outputs = Path(generated or Path(tmp) / "generated")
             if not kept:
                 named.add(outputs, input_dir, "the translations of {}")
-            evaluator.check([outputs / f"{f.stem}.png" for f in image_files(input_dir)], pairs=pairs, label=label)
+            evaluator.check([outputs / f"{f.stem}.png" for f in image_files(input_dir)], pairs=pairs, label=label,
+                            reference=ref)
             translator, direction = _translator_and_direction(checkpoint, direction, dev)
             generated = translate_folder(translator, input_dir, outputs, direction, side_by_side=side_by_side)
             where = generated if kept else "a temporary folder (give GENERATED to keep the images)"

@@ -134,14 +134,19 @@ class Evaluator:
             result.update(self._accuracy(gen_images, labels, label))
         return result
 
-    def check(self, files: Sequence[Path], *, pairs: bool = False, label: str | int | None = None) -> None:
+    def check(self, files: Sequence[Path], *, pairs: bool = False, label: str | int | None = None,
+              reference: str | os.PathLike | None = None) -> None:
         """Refuse, before slow work (translating the images to score, say), what the names of the files to
         score already decide: metrics that do not apply, a missing classifier, and a ``label`` it does not know
-        (``auto``: a file whose folder or name gives no class it knows), and networks whose weights are missing."""
+        (``auto``: a file whose folder or name gives no class it knows), networks whose weights are missing,
+        and image counts FID or KID cannot use (with the ``reference`` folder)."""
         wanted = self._wanted(pairs, label)
         self._load_networks(wanted)
         if "acc" in wanted:
             self._labels(files, label)
+        if reference is not None and {"fid", "kid"} & wanted:
+            generated = f"{Path(files[0]).parent} (generated)" if files else "generated"
+            _check_counts(wanted, (generated, f"{reference} (reference)"), len(files), len(image_files(reference)))
 
     def _load_networks(self, wanted: set[str]) -> None:
         """Find and load the networks ``wanted`` needs before any image is read: missing weights are said at
