@@ -50,3 +50,10 @@ def test_shards_tile_the_global_stream():
 def test_labels_with_a_gap_are_refused():
     with pytest.raises(ValueError, match="0 .. C-1"):
         ClassBalancedSampler([0, 0, 2], seed=0)
+
+
+def test_no_two_classes_or_epochs_share_a_stream_however_many_classes():
+    classes = 1_100  # one image each: every key's seed is its class-epoch stream's first draw
+    keys = take(ClassBalancedSampler(list(range(classes)), seed=0), 2 * classes)
+    seeds = [seed for _, seed in keys]
+    assert len(set(seeds)) == len(seeds)

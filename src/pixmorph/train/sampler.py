@@ -7,6 +7,7 @@ each global batch, so N processes with batch b see what one process with batch N
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterator, Sequence
 
 import torch
@@ -73,9 +74,16 @@ class ClassBalancedSampler(SeededSampler):
             epoch, offset = divmod(n, len(self.members[c]))
             if (c, epoch) not in drawn:
                 drawn = {key: value for key, value in drawn.items() if key[0] != c}
-                g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_009 + c)
+                g = torch.Generator().manual_seed(_class_epoch_seed(self.seed, epoch, c))
                 order = self.members[c][torch.randperm(len(self.members[c]), generator=g)]
                 drawn[c, epoch] = order, torch.randint(0, 2**62, (len(order),), generator=g)
             order, sample_seeds = drawn[c, epoch]
             yield int(order[offset]), int(sample_seeds[offset])
             position += 1
+
+
+def _class_epoch_seed(seed: int, epoch: int, c: int) -> int:
+    """The generator seed of class ``c``'s ``epoch``: a hash, so that no two (seed, epoch, class) share one
+    whatever the number of classes (an arithmetic mix repeats once the classes outnumber its multiplier)."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{c}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
