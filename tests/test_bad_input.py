@@ -532,6 +532,26 @@ def test_real_write_failure_during_checkpoint(fails_in, existing_run):
     assert_intact(existing_run, before)
 
 
+def test_a_failing_config_write_keeps_the_old_config(tmp_path):
+    """RUN/config.json is rewritten on every resume: a full disk mid-write must not leave it cut short."""
+    from pixmorph.config import save_json
+
+    path = tmp_path / "config.json"
+    save_json({"old": 1}, path)
+    before = path.read_text()
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))
+    try:
+        with pytest.raises(OSError):
+            save_json({"new": "x" * 10_000}, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
 def test_training_into_a_run_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, layouts, make_config, existing_run):
     before = snapshot(existing_run)
     cfg = make_config("cyclegan", layouts.unpaired(tmp_path / "data"), existing_run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import re
 import types
 import typing
@@ -372,4 +373,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def save_json(d: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+    """Write ``d`` beside ``path`` and move it in whole: a full disk or a kill mid-write keeps the old file."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
