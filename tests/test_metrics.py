@@ -573,6 +573,10 @@ def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
     assert isinstance(result.exception, ValueError)  # the label was ignored: no top-1, and nothing said why
     assert str(result.exception) == ("--label boot is the class for acc (top-1/top-5), which --metrics fid leaves "
                                      "out: add acc, or leave --label out")
+    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--pairs", "--metrics", "fid,kid")
+    assert result.exit_code == 2, result.output  # --pairs was ignored: no paired figure, and nothing said why
+    assert "--pairs adds lpips,psnr,ssim,l1, which --metrics fid,kid leaves out: add one of them, or leave --pairs " \
+           "out" in " ".join(result.output.split())
     result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--lpips-weights", "alexnet.pth")
     assert result.exit_code == 2, result.output  # it was 'name the LPIPS network', not which option, and exit code 1
     assert "--lpips-weights is one network's file: add --lpips-net alex (for torchvision's AlexNet" in result.output
