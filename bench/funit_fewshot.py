@@ -95,7 +95,7 @@ def classifier(domain: Domain, folder: Path, epochs: float):
             return load_classifier(folder)
         except Exception:
             pass
-    return train_classifier(domain, folder, epochs=epochs, progress=False)
+    return train_classifier(domain, folder, epochs=epochs, progress=False, overwrite=True)
 
 
 def scores(images: torch.Tensor, ep: Episodes, font_clf, char_clf) -> dict[str, float]:

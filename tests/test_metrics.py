@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import types
 import warnings
@@ -22,6 +23,7 @@ from pixmorph.metrics.classify import labels_from_file_names, load_classifier, t
 from pixmorph.metrics.evaluator import Evaluator, evaluate, format_table
 from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
 from pixmorph.metrics.pairs import psnr, ssim
+from pixmorph.train import checkpoint as ckpt
 from serving import served_runs  # noqa: F401  (fixture)
 
 N = 12  # images per folder: enough for FID to order noise levels, small enough for CPU
@@ -477,6 +479,34 @@ def test_classifier_of_a_cyclegan_dataset_has_classes_a_and_b(tmp_path):
     clf = train_classifier(tmp_path / "h2z", tmp_path / "clf", epochs=20, width=4, batch_size=6, image_size=8)
     assert clf.classes == ["A", "B"] and clf.test_accuracy["n_test"] == 6
     assert clf.label_index("B") == 1
+
+
+def test_classifier_train_replaces_only_a_classifier_and_only_when_asked(tmp_path):
+    """The classifier is saved as the --out folder itself: a run folder given as --out was deleted whole, and a
+    classifier there (the default <cache>/classifiers/fashion too) was replaced without a word."""
+    def train_into(out, *args):
+        return run_cli("classifier", "train", tmp_path / "h2z", "--out", out, "--epochs", 2, "--width", 4,
+                       "--batch-size", 6, "--image-size", 8, "--device", "cpu", *args)
+
+    for folder, value in (("trainA", 0), ("testA", 0), ("trainB", 255), ("testB", 255)):
+        write_items(tmp_path / "h2z" / folder, [np.full((8, 8), value, np.uint8)] * 3, ["1.png", "2.png", "3.png"])
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "stats.jsonl").write_text("{}\n")
+    result = train_into(run, "--overwrite")
+    assert isinstance(result.exception, FileExistsError), result.output
+    assert str(result.exception).startswith(f"{run}: not empty and not a classifier checkpoint; give another --out")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint", "stats.jsonl"]
+
+    assert train_into(tmp_path / "clf").exit_code == 0
+    weights = (tmp_path / "clf" / ckpt.WEIGHTS).read_bytes()
+    result = train_into(tmp_path / "clf", "--seed", 1)
+    assert isinstance(result.exception, FileExistsError), result.output
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'clf'))} already holds a classifier \(h2z, top-1 [01]\.\d{{4}}\): "
+                        r"--overwrite to replace it, or another --out", str(result.exception))
+    assert (tmp_path / "clf" / ckpt.WEIGHTS).read_bytes() == weights
+    assert train_into(tmp_path / "clf", "--seed", 1, "--overwrite").exit_code == 0
+    assert (tmp_path / "clf" / ckpt.WEIGHTS).read_bytes() != weights
 
 
 def test_classifier_takes_the_name_of_a_builtin_task(tmp_path, monkeypatch):

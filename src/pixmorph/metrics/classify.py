@@ -330,7 +330,7 @@ def default_classifier_dir(domain: str = "fashion") -> Path:
 def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike, *, epochs: float = 3,
                      width: int = 32, batch_size: int = 128, lr: float = 2e-3, n_train: int | None = None,
                      n_test: int | None = None, seed: int = 0, device: str = "cpu", progress: bool = True,
-                     **folder_options) -> Classifier:
+                     overwrite: bool = False, **folder_options) -> Classifier:
     """Train a classifier on ``domain``'s real training images, test it on its test images, save it to ``out``.
 
     ``domain``: a registered name (``"fashion"``), a class-folder root (see the module docstring;
@@ -338,7 +338,9 @@ def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike,
     ``name``), or a :class:`Domain`. ``n_train``/``n_test`` take the first items of each split (quick
     runs); ``epochs`` may be fractional. Adam with a cosine learning-rate decay; shifts (and flips where
     the domain allows) as augmentation. The returned classifier's ``test_accuracy`` is also in the
-    checkpoint's config."""
+    checkpoint's config. An ``out`` that holds a classifier is replaced only with ``overwrite``; a folder
+    that holds anything else is never replaced."""
+    _check_out(Path(out), overwrite)
     for name, value in (("epochs", epochs), ("width", width), ("batch_size", batch_size), ("lr", lr)):
         if value <= 0:
             raise ValueError(f"{name}={value}: give a value above 0")
@@ -396,6 +398,22 @@ def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike,
     classifier.config = config
     ckpt.save_checkpoint(out, nn.ModuleDict({"classifier": net}), config, state=None)
     return classifier
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any training, an ``out`` the save would replace: the checkpoint is written as the folder
+    itself, so whatever else the folder held (a translation run, say) would be deleted with it."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    config = ckpt.read_config(out) if (out / ckpt.CONFIG).is_file() else {}
+    if config.get("kind") != KIND:
+        raise FileExistsError(f"{out}: not empty and not a classifier checkpoint; give another --out (the "
+                              "classifier is saved as the folder itself, which would replace what it holds)")
+    if not overwrite:
+        top1 = config.get("test_accuracy", {}).get("top1")
+        trained = f"{config.get('domain', '?')}, top-1 {top1:.4f}" if isinstance(top1, float) else config.get("domain", "?")
+        raise FileExistsError(f"{out} already holds a classifier ({trained}): --overwrite to replace it, "
+                              "or another --out")
 
 
 # ---------------------------------------------------------------------------

@@ -246,8 +246,9 @@ def classifier_group() -> None:
               help="Class folders: mirror images keep their class (augmentation).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace the classifier --out already holds (only a classifier).")
 def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size, test_fraction, flip, seed,
-                     device) -> None:
+                     device, overwrite) -> None:
     """Train a classifier on DOMAIN's real training images and report its accuracy on its test images.
 
     DOMAIN is a built-in domain (fashion) or a class-folder root: ROOT/train/<class>/*.png with
@@ -263,7 +264,7 @@ def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size
     folder = {} if domain in DOMAINS else {"image_size": image_size, "test_fraction": test_fraction, "flip": flip}
     out = Path(out) if out else default_classifier_dir(Path(domain).name)
     clf = train_classifier(domain, out, epochs=epochs, width=width, batch_size=batch_size, n_train=n_train,
-                           seed=seed, device=str(resolve_device(device)), **folder)
+                           seed=seed, device=str(resolve_device(device)), overwrite=overwrite, **folder)
     acc = clf.test_accuracy
     click.echo(f"test accuracy on {acc['n_test']} real {clf.config['domain']} images ({len(clf.classes)} classes): "
                f"{_accuracy_text(acc['top1'], acc.get('top5'))}\ncheckpoint: {out}")
