@@ -525,6 +525,24 @@ def test_classifier_takes_the_name_of_a_builtin_task(tmp_path, monkeypatch):
         get_domain("fashion-edges-paired")
 
 
+def test_classifier_takes_the_glyphs_task_its_fonts_as_classes(tmp_path, monkeypatch, glyph_like_root):
+    """`pixmorph classifier train glyphs` was 'no classifier domain': FUNIT's accuracy needs a classifier of every
+    font, the held-out ones too; its folder is <font>/<character>.png beside the list files."""
+    import shutil
+
+    from pixmorph.data import builtin
+    from pixmorph.metrics.classify import get_domain
+
+    root = tmp_path / "glyphs"
+    shutil.copytree(glyph_like_root, root)
+    (root / "train_list.txt").write_text("0/0_000.png\n")
+    (root / "fewshot.json").write_text("{}\n")
+    monkeypatch.setattr(builtin, "prepare_task", lambda name: root)
+    domain = get_domain("glyphs")
+    assert domain.name == "glyphs" and domain.classes == ("0", "b", "c")
+    assert len(domain.load("test")[1]) == 12  # every 10th of each class's 40
+
+
 def test_classifier_of_a_builtin_domain_refuses_class_folder_options(tmp_path):
     """`classifier train fashion --image-size 64 --flip` trained at 32 px without flips, and said nothing."""
     result = run_cli("classifier", "train", "fashion", "--out", tmp_path / "clf", "--image-size", 64, "--flip",

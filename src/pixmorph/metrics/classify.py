@@ -283,10 +283,11 @@ def get_domain(domain: str | os.PathLike | Domain, **folder_options) -> Domain:
 
 
 def _class_folder_tasks() -> list[str]:
-    """Built-in tasks whose folders a classifier reads: class folders, or unpaired A and B."""
+    """Built-in tasks whose folders a classifier reads: class folders (the glyphs' fonts too: FUNIT's accuracy
+    is a classifier's over every class, the held-out ones included), or unpaired A and B."""
     from pixmorph.data.builtin import TASKS
 
-    return sorted(name for name, task in TASKS.items() if task.layout in ("classes", "unpaired"))
+    return sorted(name for name, task in TASKS.items() if task.layout in ("classes", "fewshot", "unpaired"))
 
 
 def domain_of(config: dict) -> Domain:
