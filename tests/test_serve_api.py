@@ -61,6 +61,30 @@ def test_translate_takes_gray_rgba_and_16_bit_files(server):
         assert out.size == (22, 18)
 
 
+def test_translate_side_by_side_takes_the_half_the_direction_starts_from(server):
+    """An A|B pair (pix2pix's dataset files) could only be translated whole: side_by_side cuts it as
+    `pixmorph translate --side-by-side` does, BtoA from the right half."""
+    pair = Image.open(io.BytesIO(png(48, 24, seed=7)))
+    right = io.BytesIO()
+    pair.crop((24, 0, 48, 24)).save(right, format="PNG")
+
+    def translated(name: str, data: bytes, **fields) -> requests.Response:
+        return requests.post(f"{server}/api/translate", data={"model": "cyclegan", "direction": "BtoA", **fields},
+                             files={"image": (name, data, "image/png")})
+
+    buffer = io.BytesIO()
+    pair.save(buffer, format="PNG")
+    halved = translated("pair.png", buffer.getvalue(), side_by_side="true")
+    assert "X-Pixmorph-Warning" not in halved.headers
+    assert np.array_equal(np.asarray(image_of(halved)), np.asarray(image_of(translated("right.png", right.getvalue()))))
+    square = translated("square.png", png(24, 24), side_by_side="true")
+    assert image_of(square).size == (12, 24)
+    assert unquote(square.headers["X-Pixmorph-Warning"]).startswith(
+        "24x24, not a side-by-side pair (A|B, twice as wide as high): only its right half was translated")
+    narrow = translated("narrow.png", png(1, 24), side_by_side="true")
+    assert narrow.status_code == 422 and narrow.json()["detail"] == "1x24: width 1: expected A and B side by side (A|B)"
+
+
 def test_fewshot_renders_at_the_training_size_and_depends_on_the_class(server):
     content = ("content.png", png(16, 16, 1, "L"), "image/png")
     a = image_of(requests.post(f"{server}/api/fewshot", data={"model": "funit"},

@@ -226,8 +226,17 @@ def test_translate_shows_the_servers_warning_beside_the_result(browser, served_m
         wait_for_decoded(page, "#translate-results img.output")
         page.wait_for_selector("#translate-results .result .warning", timeout=WAIT_MS)
         warning = page.inner_text("#translate-results .result .warning")
+        page.check("#translate-pairs")  # the pair's A half alone, as `pixmorph translate --side-by-side` cuts it
+        page.set_input_files("#translate-files", str(pair))
+        page.wait_for_function("document.querySelectorAll('#translate-results .result').length === 2", timeout=WAIT_MS)
+        wait_for_decoded(page, "#translate-results .result:first-child img.output")
+        halved = shown_image(page, "#translate-results .result:first-child img.output")
+        caption = page.inner_text("#translate-results .result:first-child figcaption >> nth=1")
+        warned = page.eval_on_selector_all("#translate-results .result:first-child .warning", "w => w.length")
         page.close()
     assert warning.startswith("warning: 64x32, about twice as wide as high") and "give its A half" in warning
+    assert "'A|B pairs'" in warning
+    assert halved.size == (32, 32) and caption == "p2p, AtoB, one half of the pair" and warned == 0
 
 
 # ---- few-shot ---------------------------------------------------------------------------------------------

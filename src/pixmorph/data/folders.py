@@ -134,10 +134,14 @@ def read_input(path: Path, half: str | None = None) -> Image.Image:
 def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Image, Image.Image]:
     """The A (left) and B (right) halves of a pix2pix-layout file; ``mode=None``: as read. An odd width is
     split at its middle as the reference splits it, the last column left out so both halves are one size."""
-    img = read_image(path, mode=mode)
+    return split_halves(read_image(path, mode=mode), str(path))
+
+
+def split_halves(img: Image.Image, name: str) -> tuple[Image.Image, Image.Image]:
+    """The A (left) and B (right) halves of an A|B image (see :func:`split_side_by_side`); ``name`` for errors."""
     w, h = img.size
     if w < 2:
-        raise ValueError(f"{path}: width {w}: expected A and B side by side (A|B)")
+        raise ValueError(f"{name}: width {w}: expected A and B side by side (A|B)")
     half = w // 2
     return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
 

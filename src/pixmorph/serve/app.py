@@ -149,11 +149,14 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
     @app.post("/api/translate", responses={200: PNG})
     async def translate(model: Annotated[str, Form(description="a served model's name")],
                         image: Annotated[UploadFile, File(description="the image to translate")],
-                        direction: Annotated[str | None, Form(description="AtoB, BtoA, to:CLASS, ...")] = None
+                        direction: Annotated[str | None, Form(description="AtoB, BtoA, to:CLASS, ...")] = None,
+                        side_by_side: Annotated[bool, Form(description="the image is an A|B pair (pix2pix's "
+                                                           "layout): translate the half the direction starts "
+                                                           "from")] = False
                         ) -> Response:
         m = served(model, "translate")
         picture, _, _ = await decoded(image, "image", m.translator.image_mode)
-        return await run(m.translate, picture, direction)
+        return await run(m.translate, picture, direction, side_by_side)
 
     @app.post("/api/fewshot", responses={200: PNG})
     async def fewshot(model: Annotated[str, Form(description="a served FUNIT model's name")],

@@ -80,12 +80,16 @@ class ServedModel:
 
     # -- the work, each a blocking call made from the server's worker thread ---------------------------
 
-    def translate(self, image: Image.Image, direction: str | None) -> Image.Image:
+    def translate(self, image: Image.Image, direction: str | None, side_by_side: bool = False) -> Image.Image:
+        """``side_by_side``: ``image`` is an A|B pair (pix2pix's layout), and the half ``direction`` starts from
+        is translated, as ``pixmorph translate --side-by-side`` does."""
         directions = self.translator.directions
         direction = direction or self.translator.default_direction()
         if direction not in directions:
             raise ValueError(f"direction {direction!r}: model {self.name} has {', '.join(directions)}")
-        if self.method == "pix2pix":
+        if side_by_side:
+            image = _input_half_of(image, direction, self.translator.config.data.options)
+        elif self.method == "pix2pix":
             _warn_if_a_pair(image, direction, self.translator.config.data.options)
         return self.translator(image, direction=direction)
 
@@ -138,7 +142,22 @@ def _warn_if_a_pair(image: Image.Image, direction: str, data_options: dict | Non
         half = input_half(direction, data_options)
         warnings.warn(f"{image.width}x{image.height}, about twice as wide as high: if this is an A|B pair (a pix2pix "
                       f"dataset file), the pair was translated as one image; give its {half} half (the "
-                      f"{'left' if half == 'A' else 'right'} one) alone")
+                      f"{'left' if half == 'A' else 'right'} one) alone, or send it with side_by_side (the page: "
+                      f"'A|B pairs')")
+
+
+def _input_half_of(image: Image.Image, direction: str, data_options: dict | None) -> Image.Image:
+    """The half of an A|B upload that ``direction`` starts from; an upload that is not about twice as wide as
+    high is cut all the same, with a warning (as ``pixmorph translate --side-by-side`` warns)."""
+    from pixmorph.data.folders import input_half, looks_side_by_side, split_halves
+
+    half = input_half(direction, data_options)
+    side = "left" if half == "A" else "right"
+    a, b = split_halves(image, f"{image.width}x{image.height}")
+    if not looks_side_by_side(*image.size):
+        warnings.warn(f"{image.width}x{image.height}, not a side-by-side pair (A|B, twice as wide as high): only "
+                      f"its {side} half was translated; send it without side_by_side to translate the whole image")
+    return a if half == "A" else b
 
 
 def png_bytes(image: Image.Image) -> bytes:
