@@ -131,6 +131,32 @@ def test_the_processes_save_and_stop_when_their_launcher_is_killed(tmp_path, lay
     assert saved == logged >= 1
 
 
+def _decide(rank: int, port: int, seen: dict) -> None:
+    import torch.distributed as dist
+
+    from pixmorph.train import distributed
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    seen[rank] = distributed.as_main_sees(rank == 0, distributed.World(rank, 2))  # (the folder on rank 0's disk)
+    dist.destroy_process_group()
+
+
+def test_every_process_takes_the_first_ones_view_of_the_run_folder():
+    """Whether a start over replaces a checkpoint was read by each process from its own view of the folder: on
+    machines that do not share it, a stop before the first save broke out on one and waited in the save on the
+    others."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    seen = mp.Manager().dict()
+    mp.spawn(_decide, args=(port, seen), nprocs=2)
+    assert dict(seen) == {0: True, 1: True}
+
+
 def test_a_launcher_that_is_the_first_process_is_not_taken_for_dead():
     """In a container whose entrypoint is the launcher, a worker's parent is process 1: the check for a launcher
     that died before the request made every worker stop itself at start."""

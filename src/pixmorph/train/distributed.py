@@ -160,6 +160,16 @@ def gather_to_main(obj, world: World) -> list | None:
     return gathered
 
 
+def as_main_sees(value, world: World):
+    """The first process's ``value`` on every process: a decision read from the run folder, which the others
+    may not see as it does (a folder on the first machine's own disk), must be the same everywhere."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

@@ -231,7 +231,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
             return run_dir
     elif not t.overwrite:
         ckpt.refuse_to_start_over(run_dir, cfg.method)
-    replacing = not t.resume and ckpt.holds_checkpoint(run_dir)
+    # every process stops before a start over's first save, or none does (each would wait for the others)
+    replacing = distributed.as_main_sees(not t.resume and ckpt.holds_checkpoint(run_dir), world)
     if world.is_main:
         _clear_the_last_runs_outputs(run_dir, t.resume, replacing)
     if on_start is not None and world.is_main:
