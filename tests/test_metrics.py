@@ -495,8 +495,11 @@ def test_classifier_train_replaces_only_a_classifier_and_only_when_asked(tmp_pat
     (run / "stats.jsonl").write_text("{}\n")
     result = train_into(run, "--overwrite")
     assert isinstance(result.exception, FileExistsError), result.output
-    assert str(result.exception).startswith(f"{run}: not empty and not a classifier checkpoint; give another --out")
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint", "stats.jsonl"]
+    assert str(result.exception) == (f"{run}: holds checkpoint, stats.jsonl, which saving the classifier there would "
+                                     f"delete (the folder is replaced as a whole): give a new or empty folder as --out")
+    assert "%|" not in result.output and sorted(p.name for p in run.iterdir()) == ["checkpoint", "stats.jsonl"]
+    result = train_into(run / "stats.jsonl" / "clf")
+    assert isinstance(result.exception, NotADirectoryError) and "%|" not in result.output
 
     assert train_into(tmp_path / "clf").exit_code == 0
     weights = (tmp_path / "clf" / ckpt.WEIGHTS).read_bytes()

@@ -403,13 +403,18 @@ def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike,
 
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse, before any training, an ``out`` the save would replace: the checkpoint is written as the folder
-    itself, so whatever else the folder held (a translation run, say) would be deleted with it."""
-    if not out.is_dir() or not any(out.iterdir()):
+    itself, so whatever else the folder held (a translation run, ``--out .``) would be deleted with it."""
+    if file := next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None):
+        raise NotADirectoryError(f"{out}: {file} is a file, not a folder: give a new folder as --out")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not held:
         return
     config = ckpt.read_config(out) if (out / ckpt.CONFIG).is_file() else {}
-    if config.get("kind") != KIND:
-        raise FileExistsError(f"{out}: not empty and not a classifier checkpoint; give another --out (the "
-                              "classifier is saved as the folder itself, which would replace what it holds)")
+    others = [name for name in held if name not in (ckpt.WEIGHTS, ckpt.CONFIG)]
+    if config.get("kind") != KIND or others:
+        shown = ", ".join((others or held)[:4]) + (", ..." if len(others or held) > 4 else "")
+        raise FileExistsError(f"{out}: holds {shown}, which saving the classifier there would delete (the folder is "
+                              "replaced as a whole): give a new or empty folder as --out")
     if not overwrite:
         top1 = config.get("test_accuracy", {}).get("top1")
         trained = f"{config.get('domain', '?')}, top-1 {top1:.4f}" if isinstance(top1, float) else config.get("domain", "?")
