@@ -297,7 +297,7 @@ def test_a_failing_model_gives_a_one_line_500_and_the_server_goes_on(served_mode
     from pixmorph.serve.models import ServedModel
     from serving import running
 
-    def broken(self, image, direction):
+    def broken(self, image, direction, side_by_side):
         raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
 
     monkeypatch.setattr(ServedModel, "translate", broken)
