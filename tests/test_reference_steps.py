@@ -11,7 +11,8 @@ pixmorph's step runs as ``pixmorph train`` runs it on a CPU in fp32: its own nor
 modules, Winograd convolutions and the fused Adam. The reference side gets the same weights in stock torch
 modules (``nn.InstanceNorm2d``, ``nn.BatchNorm2d``, ``nn.Conv2d``, ``nn.ReflectionPad2d``). Each loss term,
 every gradient and every updated weight must agree over three steps, so a changed weight, reduction, update
-order or optimizer setting fails here.
+order or optimizer setting fails here. pix2pix's networks themselves are restated from ``models/networks.py``
+at the end (the step tests copy pixmorph's).
 """
 
 from __future__ import annotations
@@ -147,8 +148,10 @@ def test_cyclegan_step_is_the_references(speedups: bool):
 @pytest.mark.parametrize("speedups", [False, True], ids=["plain", "cpu-defaults"])
 def test_pix2pix_step_is_the_references(speedups: bool):
     torch.manual_seed(0)
-    # the paper's batch norm and dropout; a 5-level U-Net fits 32 px
-    method = Pix2Pix(Pix2PixConfig(ngf=8, ndf=8, num_downs=5))
+    # the paper's batch norm and dropout: a 6-level U-Net (64 px) has one dropout level (the reference puts
+    # dropout in the num_downs - 5 levels between the innermost and the ngf * 4 one; 5 levels have none)
+    method = Pix2Pix(Pix2PixConfig(ngf=8, ndf=8, num_downs=6))
+    assert sum(isinstance(m, nn.Dropout) for m in method.nets["G"].modules()) == 1
     ref = stock_copy(method.nets)
     update = as_trained(method, speedups)
     G, D = ref["G"], ref["D"]
@@ -157,7 +160,7 @@ def test_pix2pix_step_is_the_references(speedups: bool):
     def bce(pred, real: bool):
         return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, float(real)))
 
-    for step, batch in enumerate(batches(3, 3, 32)):
+    for step, batch in enumerate(batches(3, 3, 64)):
         torch.manual_seed(100 + step)  # the same dropout masks: G's forward is each side's first draw
         ours = method.train_step(batch, update)
 
@@ -181,3 +184,87 @@ def test_pix2pix_step_is_the_references(speedups: bool):
         assert_nets_equal(method.nets, ref, step)
         for (name, b), (_, c) in zip(method.nets.named_buffers(), ref.named_buffers()):  # running statistics
             torch.testing.assert_close(b, c, rtol=1e-4, atol=1e-5, msg=lambda m: f"step {step}, {name}: {m}")
+
+
+# -- pix2pix's networks rebuilt from the reference's recipes (models/networks.py) ------------------------------
+# The step test above runs the reference's losses over copies of pixmorph's own networks; these restate the
+# networks themselves, so a layer out of place (a dropout, a bias, a norm) fails here.
+
+
+class RefUnetBlock(nn.Module):
+    """``UnetSkipConnectionBlock`` with batch norm (``use_bias`` False: no bias before a norm)."""
+
+    def __init__(self, outer: int, inner: int, input_nc: int | None = None, sub: nn.Module | None = None,
+                 outermost: bool = False, innermost: bool = False, use_dropout: bool = False):
+        super().__init__()
+        input_nc = outer if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner, 4, 2, 1, bias=False)
+        downrelu, downnorm, uprelu, upnorm = nn.LeakyReLU(0.2, True), nn.BatchNorm2d(inner), nn.ReLU(True), nn.BatchNorm2d(outer)
+        self.outermost = outermost
+        if outermost:
+            model = [downconv, sub, uprelu, nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+        elif innermost:
+            model = [downrelu, downconv, uprelu, nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False), upnorm]
+        else:
+            model = [downrelu, downconv, downnorm, sub, uprelu, nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False),
+                     upnorm] + ([nn.Dropout(0.5)] if use_dropout else [])
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+def ref_unet(input_nc: int, output_nc: int, num_downs: int, ngf: int) -> nn.Module:
+    """``UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer=BatchNorm2d, use_dropout=True)``."""
+    block = RefUnetBlock(ngf * 8, ngf * 8, innermost=True)
+    for _ in range(num_downs - 5):
+        block = RefUnetBlock(ngf * 8, ngf * 8, sub=block, use_dropout=True)
+    block = RefUnetBlock(ngf * 4, ngf * 8, sub=block)
+    block = RefUnetBlock(ngf * 2, ngf * 4, sub=block)
+    block = RefUnetBlock(ngf, ngf * 2, sub=block)
+    return RefUnetBlock(output_nc, ngf, input_nc=input_nc, sub=block, outermost=True)
+
+
+def ref_patchgan(input_nc: int, ndf: int, n_layers: int) -> nn.Module:
+    """``NLayerDiscriminator(input_nc, ndf, n_layers, norm_layer=BatchNorm2d)``."""
+    seq = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    mult = 1
+    for n in range(1, n_layers):
+        prev, mult = mult, min(2**n, 8)
+        seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+    prev, mult = mult, min(2**n_layers, 8)
+    seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+    seq += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
+    return nn.Sequential(*seq)
+
+
+def load_in_order(ref: nn.Module, ours: nn.Module) -> None:
+    """pixmorph's parameters and buffers into ``ref`` one by one, in module order, shapes checked."""
+    for kind in ("parameters", "buffers"):
+        theirs, mine = list(getattr(ref, kind)()), list(getattr(ours, kind)())
+        assert [tuple(t.shape) for t in theirs] == [tuple(t.shape) for t in mine], kind
+        with torch.no_grad():
+            for t, m in zip(theirs, mine):
+                t.copy_(m)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_pix2pix_networks_are_the_references():
+    torch.manual_seed(0)
+    method = Pix2Pix(Pix2PixConfig(ngf=8, ndf=8, num_downs=7))  # two dropout levels
+    G, D = method.nets["G"], method.nets["D"]
+    ref_G, ref_D = ref_unet(3, 3, 7, 8), ref_patchgan(6, 8, 3)
+    load_in_order(ref_G, G)
+    load_in_order(ref_D, D)
+    assert [type(m) for m in ref_G.modules() if not isinstance(m, (RefUnetBlock, nn.Sequential))] == \
+        [nn.BatchNorm2d if isinstance(m, BatchNorm2d) else type(m) for m in G.modules()
+         if type(m).__name__ not in ("UnetLevel", "Sequential", "UnetGenerator")]
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    for train in (True, False):  # train: batch statistics and dropout (the same masks); eval: running statistics
+        G.train(train), ref_G.train(train), D.train(train), ref_D.train(train)
+        torch.manual_seed(7)
+        ours = G(x)
+        torch.manual_seed(7)
+        torch.testing.assert_close(ours, ref_G(x), rtol=1e-5, atol=1e-5)
+        xy = torch.cat([x, ours.detach()], 1)
+        torch.testing.assert_close(D(xy), ref_D(xy), rtol=1e-5, atol=1e-5)
