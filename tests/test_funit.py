@@ -345,3 +345,42 @@ def test_training_crops_keep_the_images_aspect(tmp_path):
         widths = np.diff(np.flatnonzero(np.diff(row.numpy().astype(int)) != 0))
         # halved to 70x35 (the shorter side to 35): stripes 2.5 px wide; squashed to 35x35 they were 1.25 px
         assert widths.size and 2 <= np.median(widths) <= 3, widths
+
+
+def test_translation_uses_the_averaged_generator(one_thread):
+    """FUNIT translates with G_ema (the reference's ``gen_test``), never the G being trained: after a few
+    steps the two differ, and the method, its translators and the few-shot translator all give G_ema's
+    output. The EMA itself: p_ema <- beta p_ema + (1 - beta) p after each G update, beta warmed up as
+    min(0.999, (1 + t) / (10 + t))."""
+    from pixmorph.api import Translator
+    from pixmorph.fewshot import FewShotTranslator
+    from pixmorph.methods.funit import Funit, FunitConfig
+    from pixmorph.train.loop import _make_update
+
+    torch.manual_seed(0)
+    method = Funit(FunitConfig(**{**TINY, "num_classes": 4}))
+    G, G_ema = method.nets["G"], method.nets["G_ema"]
+    update = _make_update(method, {k: torch.amp.GradScaler("cpu", enabled=False) for k in method.optimizers})
+    g = torch.Generator().manual_seed(1)
+    for t in range(3):
+        before = [p.detach().clone() for p in G_ema.parameters()]
+        batch = {"content": torch.rand(4, 1, SIZE, SIZE, generator=g) * 2 - 1, "content_label": torch.tensor([0, 1, 2, 3]),
+                 "class": torch.rand(4, 1, SIZE, SIZE, generator=g) * 2 - 1, "class_label": torch.tensor([3, 2, 1, 0])}
+        method.train_step(batch, update)
+        beta = min(0.999, (1 + t) / (10 + t))
+        for p_ema, p0, p in zip(G_ema.parameters(), before, G.parameters()):
+            torch.testing.assert_close(p_ema, beta * p0 + (1 - beta) * p)
+    method.nets.eval()
+    x, k_images = torch.rand(2, 1, SIZE, SIZE) * 2 - 1, torch.rand(2, 3, 1, SIZE, SIZE) * 2 - 1
+    with torch.no_grad():
+        want, trained_g = G_ema(x, k_images), G(x, k_images)
+        assert (want - trained_g).abs().max() > 1e-3  # the two generators differ: the checks below can tell
+        torch.testing.assert_close(method.translate(x, k_images), want)
+        torch.testing.assert_close(method.translators()["reconstruct"](x), G_ema(x, x))
+    config = run_config(Path("unused"), Path("unused"), 1, model={"num_classes": 4})
+    fewshot = FewShotTranslator(Translator(method, config, torch.device("cpu"), step=3, precision="fp32"))
+    assert fewshot.generator is G_ema
+    code = fewshot.class_code(list(k_images[0]))
+    torch.testing.assert_close(code, G_ema.class_code(k_images[:1]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fewshot.translate_code(x, code), G_ema(x, k_images[:1].expand(2, -1, -1, -1, -1)),
+                               atol=1e-5, rtol=1e-5)
