@@ -384,3 +384,27 @@ def test_translation_uses_the_averaged_generator(one_thread):
     torch.testing.assert_close(code, G_ema.class_code(k_images[:1]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fewshot.translate_code(x, code), G_ema(x, k_images[:1].expand(2, -1, -1, -1, -1)),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_a_training_step_runs_with_the_networks_compiled(monkeypatch, one_thread):
+    """``train.compile`` (on by default on CUDA) compiles every network in place; R1's double backward through
+    a compiled D failed ("torch.compile with aot_autograd does not currently support double backward"), so
+    FUNIT could not train on a GPU with the defaults. The R1 pass runs D eagerly; D's other passes stay
+    compiled. (Here with the aot_eager backend: AOTAutograd, where the limit is, without the C++ build.)"""
+    from pixmorph.methods.funit import Funit, FunitConfig
+    from pixmorph.train import speed
+    from pixmorph.train.loop import _make_update
+
+    compile_in_place = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compile_in_place(self, backend="aot_eager"))
+    torch.manual_seed(0)
+    method = Funit(FunitConfig(**{**TINY, "num_classes": 4}))
+    speed.apply_to_nets(method.nets, speed.Speed(channels_last=False, compile=True, compile_mode="default",
+                                                 fused_optimizer=False, cudnn_benchmark=False, tf32=False,
+                                                 pin_memory=False))
+    assert method.nets["D"]._compiled_call_impl is not None
+    update = _make_update(method, {k: torch.amp.GradScaler("cpu", enabled=False) for k in method.optimizers})
+    batch = {"content": torch.rand(4, 1, SIZE, SIZE) * 2 - 1, "content_label": torch.tensor([0, 1, 2, 3]),
+             "class": torch.rand(4, 1, SIZE, SIZE) * 2 - 1, "class_label": torch.tensor([3, 2, 1, 0])}
+    losses = method.train_step(batch, update)
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["D_gp"] > 0

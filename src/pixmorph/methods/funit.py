@@ -96,7 +96,9 @@ class Funit(Method):
         # Discriminator: hinge on real x_b and on the translation, R1 penalty on the real images.
         set_requires_grad(D, True)
         xb_real = xb.detach().requires_grad_(True)
-        resp_real, _ = D(xb_real, lb)
+        # D.forward, not D(...): R1 differentiates this pass twice, which a compiled D cannot (torch.compile's
+        # AOTAutograd has no double backward); forward runs eagerly even where the loop compiled D in place.
+        resp_real, _ = D.forward(xb_real, lb)
         loss_real = F.relu(1.0 - resp_real).mean()
         (grad,) = torch.autograd.grad(resp_real.float().mean(), xb_real, create_graph=True)
         loss_gp = grad.float().pow(2).sum() / xb.shape[0]
