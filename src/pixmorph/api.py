@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import tempfile
 import warnings
@@ -23,6 +24,7 @@ from pixmorph.train.speed import bf16_is_fast
 ImageLike = Union[Image.Image, Tensor, str, os.PathLike]  # a path is read as `pixmorph translate` reads it
 IMAGE_TYPES = (Image.Image, str, os.PathLike)  # what a list may hold besides tensors
 RUNTIMES = ("torch", "onnx")
+RANGE_SLACK = 1.5  # tensor values beyond +-1.5 are not images in [-1, 1]
 INFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -156,25 +158,28 @@ class Translator:
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], direction: str = "AtoB", size: int | None = None,
                  batch_size: int = 8) -> ImageLike | list[ImageLike]:
+        """Translate ``images`` and give back the same kind: a PIL image or an image file path -> a PIL image; a
+        CHW or NCHW float tensor in [-1, 1] -> a tensor of that shape (float32, on the CPU); a list or tuple -> a
+        list, each item as above. ``direction``: one of :attr:`directions`. ``size``: see the class;
+        ``batch_size``: images per generator call for tensors."""
         _check_size(size)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
-        if isinstance(images, (str, os.PathLike)):
-            return self([images], direction, size)[0]
-        if isinstance(images, Tensor):
-            _check_float(images)
-            batch = images.unsqueeze(0) if images.dim() == 3 else images
-            out = torch.cat([self.translate_batch(batch[i : i + batch_size], direction, size)
-                             for i in range(0, batch.shape[0], batch_size)])
-            return out[0] if images.dim() == 3 else out
-        if isinstance(images, Image.Image):
-            return self([images], direction, size)[0]
+        if isinstance(images, (*IMAGE_TYPES, Tensor)):
+            return self([images], direction, size, batch_size)[0]
         if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
             raise TypeError(_not_an_image(images))
-        if all(isinstance(x, Tensor) for x in images):
-            return [self(x, direction, size, batch_size) for x in images]
-        return [to_pil(self.translate_batch(self.input_tensor(_read(img)).unsqueeze(0), direction, size)[0])
-                for img in images]
+        return [self._translate_tensor(x, direction, size, batch_size) if isinstance(x, Tensor)
+                else to_pil(self.translate_batch(self.input_tensor(_read(x)).unsqueeze(0), direction, size)[0])
+                for x in images]
+
+    def _translate_tensor(self, images: Tensor, direction: str, size: int | None, batch_size: int) -> Tensor:
+        """A CHW image or an NCHW batch (of any length, 0 too), ``batch_size`` images per generator call."""
+        _check_tensor(images)
+        batch = images.unsqueeze(0) if images.dim() == 3 else images
+        out = torch.cat([self.translate_batch(batch[i : i + batch_size], direction, size)
+                         for i in range(0, max(len(batch), 1), batch_size)])
+        return out[0] if images.dim() == 3 else out
 
     def input_tensor(self, image: Image.Image) -> Tensor:
         """A PIL image in any mode as the generators take it (CHW in [-1, 1]): the method's own reading where
@@ -248,15 +253,29 @@ class Translator:
 
 
 def _check_size(size: int | None) -> None:
+    if size is not None and (not isinstance(size, numbers.Integral) or isinstance(size, bool)):
+        raise TypeError(f"size={size!r}: give one side in pixels (an int; the output is size x size), or None for "
+                        f"the full size")
     if size is not None and size < 1:
         raise ValueError(f"size={size}: give a side of 1 pixel or more, or None for the full size")
 
 
-def _check_float(images: Tensor) -> None:
-    """Integer tensors (8-bit pixels, 0-255) would be taken as values in [-1, 1] and translate to noise."""
+def _check_tensor(images: Tensor) -> None:
+    """A tensor the generators can take as images: floating point, CHW or NCHW, values in [-1, 1]. Integer tensors
+    (8-bit pixels, 0-255) and floats of 0-255 would translate to noise without a word."""
     if not images.is_floating_point():
         raise ValueError(f"a {images.dtype} tensor: tensors are images in [-1, 1] (floating point); from 8-bit "
                          f"pixels: x.float() / 127.5 - 1")
+    if images.dim() not in (3, 4):
+        hint = " (one grayscale H x W image: x[None])" if images.dim() == 2 else ""
+        raise ValueError(f"a tensor of shape {tuple(images.shape)}: give one image as C x H x W or a batch as "
+                         f"N x C x H x W{hint}")
+    if images.numel():
+        low, high = images.aminmax()
+        # some slack: a bicubic resize of [-1, 1] images overshoots a little
+        if low < -RANGE_SLACK or high > RANGE_SLACK:
+            raise ValueError(f"a tensor with values from {float(low):.4g} to {float(high):.4g}: tensors are images in "
+                             f"[-1, 1]; from 8-bit pixels (0-255): x / 127.5 - 1")
 
 
 def _not_an_image(images: object) -> str:

@@ -1,0 +1,72 @@
+"""The Python API as a user calls it: ``pixmorph.load(...)(images, ...)``. Untrained tiny models: what is checked
+here is what goes in and what comes out, not the translations themselves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from pixmorph.api import Translator
+from pixmorph.config import RunConfig
+from pixmorph.train.loop import build_method
+
+MODELS = {
+    "cyclegan": {"ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 1, "in_channels": 1, "out_channels": 1},
+    "funit": {"channels": 1, "nf": 4, "nf_mlp": 8, "latent_dim": 4, "n_res_blocks": 1, "n_down_content": 1,
+              "n_down_class": 2, "nf_dis": 4, "n_res_blocks_dis": 4},
+    "twostep": {"class_names": ["bag", "boot"], "channels": 1, "image_size": 16, "z_dim": 4, "embed_dim": 4,
+                "ngf": 4, "ndf": 4},
+}
+
+
+def untrained(method: str) -> Translator:
+    torch.manual_seed(0)
+    cfg = RunConfig.from_dict({"method": method, "model": MODELS[method], "data": {"channels": 1, "crop_size": 16}})
+    return Translator(build_method(cfg), cfg, torch.device("cpu"), 0, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def cyclegan() -> Translator:
+    return untrained("cyclegan")
+
+
+def test_tensors_that_are_not_chw_or_nchw_images_are_one_line_naming_their_shape(cyclegan):
+    """A 2-D tensor was refused as 'translate_batch takes an NCHW batch; got a tensor of shape (8, 16)': a function
+    the user did not call, and the shape of a slice the user never made."""
+    with pytest.raises(ValueError, match=r"^a tensor of shape \(16, 16\): give one image as C x H x W or a batch as "
+                                         r"N x C x H x W \(one grayscale H x W image: x\[None\]\)$"):
+        cyclegan(torch.zeros(16, 16))
+    with pytest.raises(ValueError, match=r"^a tensor of shape \(1, 1, 1, 16, 16\): give one image"):
+        cyclegan(torch.zeros(1, 1, 1, 16, 16))
+
+
+def test_float_tensors_of_0_to_255_are_refused(cyclegan):
+    """8-bit pixel values as floats translated to noise without a word, as integer tensors did before they were
+    refused; values a little past [-1, 1] (a bicubic resize's overshoot) still translate."""
+    with pytest.raises(ValueError, match=r"^a tensor with values from 0 to 255: tensors are images in \[-1, 1\]; "
+                                         r"from 8-bit pixels \(0-255\): x / 127.5 - 1$"):
+        cyclegan(torch.arange(256.0).reshape(1, 1, 16, 16))
+    assert cyclegan(torch.full((1, 16, 16), 1.1)).shape == (1, 16, 16)
+
+
+def test_an_empty_batch_gives_an_empty_batch(cyclegan):
+    """It was torch.cat's 'expected a non-empty list of Tensors' (an empty list already gave an empty list)."""
+    assert cyclegan(torch.zeros(0, 1, 16, 16)).shape == (0, 1, 16, 16)
+    assert cyclegan([]) == []
+
+
+def test_a_list_of_tensors_and_pil_images_gives_each_back_as_it_came(cyclegan):
+    """A list mixing them was an AttributeError from deep inside ('builtin_function_or_method' has no 'startswith':
+    a tensor's .mode is a method)."""
+    out = cyclegan([torch.zeros(1, 16, 16), Image.new("L", (20, 12))])
+    assert isinstance(out[0], torch.Tensor) and out[0].shape == (1, 16, 16)
+    assert isinstance(out[1], Image.Image) and out[1].size == (20, 12)
+
+
+@pytest.mark.parametrize("size", [32.5, (16, 32), "16", True])
+def test_a_size_that_is_not_an_int_is_one_line(cyclegan, size):
+    """A float or a (width, height) pair was a TypeError from torch's resize kernel, or '<' between tuple and int."""
+    with pytest.raises(TypeError, match=r"^size=.*: give one side in pixels \(an int; the output is size x size\), "
+                                        r"or None for the full size$"):
+        cyclegan(torch.zeros(1, 16, 16), size=size)
