@@ -70,3 +70,15 @@ def test_a_size_that_is_not_an_int_is_one_line(cyclegan, size):
     with pytest.raises(TypeError, match=r"^size=.*: give one side in pixels \(an int; the output is size x size\), "
                                         r"or None for the full size$"):
         cyclegan(torch.zeros(1, 16, 16), size=size)
+
+
+def test_a_model_translates_in_its_own_direction_when_none_is_named():
+    """The default direction was AtoB for every model: a FUNIT checkpoint, whose one direction is reconstruct, was
+    refused ('direction AtoB: this funit checkpoint has reconstruct') where `pixmorph translate` takes it."""
+    funit = untrained("funit")
+    assert funit(Image.new("L", (16, 16))).size == (16, 16)
+    torch.testing.assert_close(funit(torch.zeros(1, 16, 16)), funit(torch.zeros(1, 16, 16), "reconstruct"))
+    twostep = untrained("twostep")
+    with pytest.raises(ValueError, match=r"^this twostep model translates to a class: name one \(bag, boot\)"):
+        twostep(torch.zeros(1, 16, 16))
+    assert twostep(torch.zeros(1, 16, 16), "to:boot").shape == (1, 16, 16)

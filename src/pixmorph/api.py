@@ -135,6 +135,7 @@ class Translator:
 
     @property
     def directions(self) -> list[str]:
+        """What ``direction`` may be: AtoB, BtoA, reconstruct (FUNIT, two-step), to:CLASS (two-step)."""
         return list(self.generators)
 
     def direction_note(self) -> str:
@@ -156,12 +157,13 @@ class Translator:
         raise ValueError(f"this {self.config.method} model translates to a class: name one ({classes}); "
                          f"its directions: {', '.join(self.directions)}")
 
-    def __call__(self, images: ImageLike | Sequence[ImageLike], direction: str = "AtoB", size: int | None = None,
+    def __call__(self, images: ImageLike | Sequence[ImageLike], direction: str | None = None, size: int | None = None,
                  batch_size: int = 8) -> ImageLike | list[ImageLike]:
         """Translate ``images`` and give back the same kind: a PIL image or an image file path -> a PIL image; a
         CHW or NCHW float tensor in [-1, 1] -> a tensor of that shape (float32, on the CPU); a list or tuple -> a
-        list, each item as above. ``direction``: one of :attr:`directions`. ``size``: see the class;
-        ``batch_size``: images per generator call for tensors."""
+        list, each item as above. ``direction``: one of :attr:`directions`, or None for :meth:`default_direction`
+        (AtoB, or the model's only one; a two-step model needs its target class, ``"to:NAME"``). ``size``: see
+        the class; ``batch_size``: images per generator call for tensors."""
         _check_size(size)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
@@ -169,6 +171,8 @@ class Translator:
             return self([images], direction, size, batch_size)[0]
         if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
             raise TypeError(_not_an_image(images))
+        if direction is None:
+            direction = self.default_direction()
         return [self._translate_tensor(x, direction, size, batch_size) if isinstance(x, Tensor)
                 else to_pil(self.translate_batch(self.input_tensor(_read(x)).unsqueeze(0), direction, size)[0])
                 for x in images]
