@@ -358,6 +358,19 @@ def test_dry_run_prepares_no_built_in_task_but_checks_a_folder(tmp_path, monkeyp
     assert isinstance(result.exception, FileNotFoundError) and "no class folders" in str(result.exception)
 
 
+def test_a_python_config_is_completed_from_the_data_as_the_command_does(tmp_path, bars):
+    """train(RunConfig.from_dict(...)) of two-step was refused ('twostep needs its classes: set
+    model.class_names'), and given the classes it would have trained 1e6 epochs: only `pixmorph train` filled in
+    the data's classes, channels and size, and ended the run after step 2."""
+    cfg = RunConfig.from_dict({
+        "method": "twostep", "model": {"z_dim": 4, "embed_dim": 4, "ngf": 8, "ndf": 8, "step1_steps": 2, "step2_steps": 1},
+        "data": {"root": str(bars), "load_size": SIZE, "crop_size": SIZE, "channels": 1, "num_workers": 0},
+        "train": {"out": str(tmp_path / "run"), "batch_size": 4, "tensorboard": False}})
+    translator = pixmorph.load(train(cfg, progress=False))
+    assert translator.step == 3 and translator.method.cfg.class_names == CLASSES
+    assert translator(torch.zeros(1, 1, SIZE, SIZE), "to:vbar").shape == (1, 1, SIZE, SIZE)
+
+
 def test_stage_two_needs_a_finished_step_one(tmp_path, bars):
     cfg = run_config(bars, tmp_path / "run", 3, 3, model={"stage": "2"})
     with pytest.raises(ValueError, match="run model.stage=1 first"):

@@ -107,17 +107,13 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         any(o.split("=")[0].strip() == "data.options.kind" for o in overrides)  # so not guessed from the file
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
-    if hasattr(get_method(method), "complete_run_config"):  # what a method takes from its data (two-step: classes)
-        d = get_method(method).complete_run_config(d, dry_run=dry_run)
     cfg = RunConfig.from_dict(d)
-    method_cls = get_method(cfg.method)
-    from pixmorph.config import build_method_config
+    from pixmorph.train.loop import complete_config, train as run_training
 
-    cfg.model = dict(build_method_config(method_cls.Config, cfg.model).__dict__)
-    if dry_run:
-        click.echo(json.dumps(dry_run_config(cfg, method_cls, single_image), indent=2))
+    if dry_run:  # a run's config is completed by train() (what a method takes from its data: two-step's classes)
+        cfg = complete_config(cfg, dry_run=True)
+        click.echo(json.dumps(dry_run_config(cfg, get_method(cfg.method), single_image), indent=2))
         return
-    from pixmorph.train.loop import train as run_training
 
     primitive_files: list[Path] = []
 

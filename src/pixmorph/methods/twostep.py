@@ -23,7 +23,7 @@ The two steps run in one method: the first ``step1_steps`` calls of :meth:`TwoSt
 step 1, the next ``step2_steps`` step 2. The method counts its own steps and saves the count with the
 checkpoint, so a run stopped anywhere (inside step 1, between the steps, inside step 2) resumes exactly.
 ``model.stage`` runs them together (``both``) or one at a time (``1``, then ``2`` with ``--resume``):
-:meth:`TwoStep.complete_run_config`, which ``pixmorph train`` calls, ends the run at the stage's last step
+:meth:`TwoStep.complete_run_config`, which the loop's ``train()`` calls, ends the run at the stage's last step
 and fills in what the model reads from its data (class names, channels, image size).
 
 The auxiliary classifier learns classes from real images only by default (``d_cls_fake=False``). With
@@ -91,7 +91,7 @@ class TwoStepConfig(MethodConfig):
             self.class_names = [str(i) for i in range(self.num_classes)]
         if self.num_classes < 1:
             raise ValueError("twostep needs its classes: set model.class_names (the class folders, sorted; "
-                             "`pixmorph train twostep` fills it in from the data) or model.num_classes")
+                             "`pixmorph train twostep` and train() fill it in from the data) or model.num_classes")
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"model.num_classes={self.num_classes} but model.class_names has "
                              f"{len(self.class_names)} names: {self.class_names}")

@@ -78,9 +78,23 @@ def checkpoint_config(cfg: RunConfig, step: int, image_size: tuple[int, int] | N
     return config
 
 
+def complete_config(cfg: RunConfig, dry_run: bool = False) -> RunConfig:
+    """``cfg`` as ``pixmorph train`` runs it: what its method reads from its data filled in (a method's
+    ``complete_run_config``: two-step's classes, channels, image size and the last step of its stage; then a new
+    config is returned) and the model section checked and given every field. A ``dry_run`` writes nothing (a
+    built-in task is not prepared)."""
+    method_cls = get_method(cfg.method)
+    if hasattr(method_cls, "complete_run_config"):
+        cfg = RunConfig.from_dict(method_cls.complete_run_config(cfg.to_dict(), dry_run=dry_run))
+    cfg.model = dict(build_method_config(method_cls.Config, cfg.model).__dict__)
+    return cfg
+
+
 def train(cfg: RunConfig, progress: bool = True,
           on_start: Callable[[Dataset], list[Path]] | None = None) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
+    ``cfg`` is completed first (:func:`complete_config`), so a ``RunConfig.from_dict`` of any method trains as
+    ``pixmorph train`` with the same settings would.
     Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``. A second
     training in the same folder meanwhile is refused (train/run_lock.py). ``on_start`` (on the main process)
     writes the caller's own files into the run folder once the run is accepted: under the lock, after the
@@ -88,6 +102,7 @@ def train(cfg: RunConfig, progress: bool = True,
     is given the training dataset, as read before the last run's outputs were set aside, and returns the
     files. A run folder this call created is removed again when the run fails before its first checkpoint and
     holds nothing else (a refused start leaves no folder behind)."""
+    cfg = complete_config(cfg)
     run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
