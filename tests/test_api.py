@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from pixmorph.api import Translator
+from pixmorph.fewshot import FewShotTranslator
 from pixmorph.config import RunConfig
 from pixmorph.train.loop import build_method
 
@@ -22,7 +23,8 @@ MODELS = {
 
 def untrained(method: str) -> Translator:
     torch.manual_seed(0)
-    cfg = RunConfig.from_dict({"method": method, "model": MODELS[method], "data": {"channels": 1, "crop_size": 16}})
+    data = {"root": "no-such-data", "channels": 1, "crop_size": 16}  # FUNIT's source classes: none to warn of
+    cfg = RunConfig.from_dict({"method": method, "model": MODELS[method], "data": data})
     return Translator(build_method(cfg), cfg, torch.device("cpu"), 0, precision="fp32")
 
 
@@ -82,3 +84,17 @@ def test_a_model_translates_in_its_own_direction_when_none_is_named():
     with pytest.raises(ValueError, match=r"^this twostep model translates to a class: name one \(bag, boot\)"):
         twostep(torch.zeros(1, 16, 16))
     assert twostep(torch.zeros(1, 16, 16), "to:boot").shape == (1, 16, 16)
+
+
+def test_fewshot_class_images_may_be_a_folder_or_one_path(tmp_path, write_image):
+    """A folder of class images (as `pixmorph fewshot --class-images DIR` takes it) was read character by
+    character: '/: is a folder, not an image file'; one file given alone likewise."""
+    folder = tmp_path / "class"
+    files = [write_image(folder / f"{i}.png", 16, 16, mode="L", seed=i) for i in range(3)]
+    model = FewShotTranslator(untrained("funit"))
+    code = model.class_code(files)
+    for given in (str(folder), folder, [folder], [str(files[0]), folder / "1.png", Image.open(files[2])]):
+        torch.testing.assert_close(model.class_code(given), code)
+    torch.testing.assert_close(model.class_code(str(files[0])), model.class_code([files[0]]))
+    [image] = model(files[0], str(folder))
+    assert image.size == (16, 16)

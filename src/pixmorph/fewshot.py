@@ -1,7 +1,8 @@
 """Few-shot translation with a FUNIT checkpoint: ``load_fewshot(ckpt)(content, class_images)``.
 
 The class code is the mean over the K class images (any K >= 1, any sizes: each image is resized to the
-training size and encoded on its own). Images are converted to the model's channels (grayscale class
+training size and encoded on its own); they may be given as files, folders of them (as ``--class-images``
+takes them), PIL images or tensors. Images are converted to the model's channels (grayscale class
 images for an RGB model are fine, and the reverse). Content images are translated at the training size
 by default, or at ``size``.
 """
@@ -9,6 +10,7 @@ by default, or at ``size``.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence, Union
@@ -21,7 +23,7 @@ from pixmorph.api import Translator, load
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
 from pixmorph.images import list_images, read_image, to_pil, to_tensor
 
-ImageLike = Union[Image.Image, Tensor, str, Path]
+ImageLike = Union[Image.Image, Tensor, str, os.PathLike]
 
 
 class FewShotTranslator:
@@ -56,7 +58,7 @@ class FewShotTranslator:
 
     def _tensor(self, image: ImageLike) -> Tensor:
         """One CHW tensor in [-1, 1] with the model's channels."""
-        if isinstance(image, (str, Path)):
+        if isinstance(image, (str, os.PathLike)):
             image = read_image(image, mode=self.mode)
         if isinstance(image, Image.Image):
             image = to_tensor(image.convert(self.mode))
@@ -71,12 +73,14 @@ class FewShotTranslator:
         return x
 
     @torch.no_grad()
-    def class_code(self, class_images: Sequence[ImageLike]) -> Tensor:
-        """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter. Files of
+    def class_code(self, class_images: ImageLike | Sequence[ImageLike]) -> Tensor:
+        """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter. Images: one
+        or a sequence of files, folders (their images), PIL images and CHW tensors, or an NCHW tensor. Files of
         one of the model's training (source) classes give a warning: that is not a few-shot test."""
+        class_images = _class_images(class_images)
         if len(class_images) == 0:
             raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
-        warn_if_source_class(self, [Path(im) for im in class_images if isinstance(im, (str, Path))])
+        warn_if_source_class(self, [Path(im) for im in class_images if isinstance(im, (str, os.PathLike))])
         t = self.translator
         with t.autocast():
             codes = [self.generator.class_code(t.layout(resize_tensor(self._tensor(im)[None].to(self.device), self.image_size)))
@@ -94,11 +98,11 @@ class FewShotTranslator:
             y = self.generator.decode(self.generator.content_encoder(self.translator.layout(x)), code.expand(x.shape[0], -1))
         return crop_back(y, original).float().contiguous().cpu()
 
-    def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: Sequence[ImageLike] | Tensor,
+    def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: ImageLike | Sequence[ImageLike],
                  size: int | None = None) -> list[Image.Image] | Tensor:
-        """Translate content image(s) into the class shown by ``class_images`` (K images, or a code from
-        :meth:`class_code`, 1 x latent_dim, to reuse). Tensors in -> tensor out (N x C x S x S); PIL images or
-        paths in -> list of PIL images."""
+        """Translate content image(s) into the class shown by ``class_images`` (K images as :meth:`class_code`
+        takes them, or a code from it, 1 x latent_dim, to reuse). Tensors in -> tensor out (N x C x S x S); PIL
+        images or paths in -> list of PIL images."""
         is_code = isinstance(class_images, Tensor) and class_images.dim() <= 2
         code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
         if code.shape[1] != self.translator.method.cfg.latent_dim:
@@ -107,8 +111,21 @@ class FewShotTranslator:
         if isinstance(content, Tensor):
             batch = content[None] if content.dim() == 3 else content
             return self.translate_code(batch, code, size)
-        items = [content] if isinstance(content, (Image.Image, str, Path)) else list(content)
+        items = [content] if isinstance(content, (Image.Image, str, os.PathLike)) else list(content)
         return [to_pil(self.translate_code(self._tensor(c)[None], code, size)[0]) for c in items]
+
+
+def _class_images(class_images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """The K class images one by one: a lone file, folder, PIL image or CHW tensor is one item (a path is not a
+    sequence of characters), a folder stands for its images, an NCHW tensor for its N images."""
+    if isinstance(class_images, (str, os.PathLike, Image.Image)) or \
+            (isinstance(class_images, Tensor) and class_images.dim() == 3):
+        class_images = [class_images]
+    items: list[ImageLike] = []
+    for image in class_images:
+        is_folder = isinstance(image, (str, os.PathLike)) and Path(image).is_dir()
+        items.extend(list_images(image) if is_folder else [image])
+    return items
 
 
 def load_fewshot(checkpoint: str | Path, device: str = "cpu", precision: str = "auto") -> FewShotTranslator:
