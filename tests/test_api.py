@@ -9,6 +9,7 @@ from PIL import Image
 
 from pixmorph.api import Translator
 from pixmorph.fewshot import FewShotTranslator
+from pixmorph.methods import deepsim
 from pixmorph.config import RunConfig
 from pixmorph.train.loop import build_method
 
@@ -16,6 +17,7 @@ MODELS = {
     "cyclegan": {"ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 1, "in_channels": 1, "out_channels": 1},
     "funit": {"channels": 1, "nf": 4, "nf_mlp": 8, "latent_dim": 4, "n_res_blocks": 1, "n_down_content": 1,
               "n_down_class": 2, "nf_dis": 4, "n_res_blocks_dis": 4},
+    "deepsim": {"ngf": 4, "ndf": 4, "n_downsampling": 1, "n_blocks": 1, "in_channels": 1},
     "twostep": {"class_names": ["bag", "boot"], "channels": 1, "image_size": 16, "z_dim": 4, "embed_dim": 4,
                 "ngf": 4, "ndf": 4},
 }
@@ -98,3 +100,16 @@ def test_fewshot_class_images_may_be_a_folder_or_one_path(tmp_path, write_image)
     torch.testing.assert_close(model.class_code(str(files[0])), model.class_code([files[0]]))
     [image] = model(files[0], str(folder))
     assert image.size == (16, 16)
+
+
+def test_deepsim_render_and_edit_take_one_file_alone(tmp_path, write_image):
+    """render(model, "edit.png") read the path character by character ('/: is a folder, not an image file'); a PIL
+    image was a TypeError from pathlib."""
+    edges = write_image(tmp_path / "edges.png", 32, 32, mode="L")
+    model = untrained("deepsim")
+    [image] = deepsim.render(model, str(edges))
+    torch.testing.assert_close(image, deepsim.render(model, [edges])[0])
+    assert deepsim.edit(model, edges, out=tmp_path / "out") == [tmp_path / "out" / "edges.png"]
+    with pytest.raises(TypeError, match=r"^Image: give primitive files \(paths\); to render an image in memory, "
+                                        r"pixmorph.load\(run\)\(image\)$"):
+        deepsim.render(model, [Image.new("L", (32, 32))])

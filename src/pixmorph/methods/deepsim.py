@@ -20,12 +20,13 @@ Python API::
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ from pixmorph.nn.gan_loss import gan_loss
 from pixmorph.nn.global_generator import GlobalGenerator
 from pixmorph.nn.init import init_normal
 from pixmorph.nn.multiscale_discriminator import MultiscaleDiscriminator, feature_matching_loss
+
+if TYPE_CHECKING:
+    from pixmorph.api import Translator
 
 
 PERCEPTUAL_MIN_SIDE = 32  # shift-tolerant VGG16 fails below 24 px; sides are multiples of 16
@@ -400,16 +404,19 @@ def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = 
                       f"white, read as gray){where}", stacklevel=3)
 
 
-def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] | None = None,
-           device: str = "cpu", progress: bool = False) -> list[Tensor]:
+def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
+           edges: str | os.PathLike | Sequence[str | os.PathLike] | None = None, device: str = "cpu",
+           progress: bool = False) -> list[Tensor]:
     """Render edited primitive files with a DeepSIM model: ``model`` is a run or checkpoint folder, or a
-    :class:`pixmorph.api.Translator` from ``pixmorph.load``. The files are read as training read its
-    primitive (label colours, ``max_side`` and multiples of 16); ``edges``: for seg+edges models, one edge
-    map per segmentation. Returns one CHW image in [-1, 1] per primitive; ``progress``: a bar over them."""
+    :class:`pixmorph.api.Translator` from ``pixmorph.load``. The files (a list, or one path alone) are read as
+    training read its primitive (label colours, ``max_side`` and multiples of 16); ``edges``: for seg+edges
+    models, one edge map per segmentation. Returns one CHW image in [-1, 1] per primitive; ``progress``: a bar
+    over them."""
     from tqdm import tqdm
 
     from pixmorph.api import Translator, load
 
+    primitives, edges = _file_list(primitives), None if edges is None else _file_list(edges)
     translator = model if isinstance(model, Translator) else load(model, device=device)
     config = translator.config
     name = translator.checkpoint or "this model" if isinstance(model, Translator) else model  # not an object's repr
@@ -429,6 +436,17 @@ def render(model, primitives: Sequence[str | Path], edges: Sequence[str | Path] 
     return [translator.translate_batch(x[None])[0] for x in bar]
 
 
+def _file_list(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """Files as a list: one path alone is one file, not a sequence of characters. Anything but paths (a PIL
+    image) is one line saying what is taken."""
+    files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+    for f in files:
+        if not isinstance(f, (str, os.PathLike)):
+            raise TypeError(f"{type(f).__name__}: give primitive files (paths); to render an image in memory, "
+                            f"pixmorph.load(run)(image)")
+    return files
+
+
 def _warn_if_other_shape(path: str | Path, w: int, h: int, training_size: Sequence[int]) -> None:
     """One line when an edited primitive, read as training read its primitive (``max_side``, multiples of 16:
     ``w`` x ``h``), has another aspect ratio than the training image: it renders at its own shape, but the
@@ -441,12 +459,14 @@ def _warn_if_other_shape(path: str | Path, w: int, h: int, training_size: Sequen
                       f"trained on", stacklevel=3)
 
 
-def edit(checkpoint, primitives: Sequence[str | Path], out: str | Path,
-         edges: Sequence[str | Path] | None = None, device: str = "cpu") -> list[Path]:
+def edit(checkpoint: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
+         out: str | os.PathLike, edges: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+         device: str = "cpu") -> list[Path]:
     """:func:`render` the edited primitive files into ``out`` as ``<name>.png``; returns the written paths.
     ``checkpoint``: a run or checkpoint folder, or a :class:`pixmorph.api.Translator` from ``pixmorph.load``."""
     from pixmorph.images import check_distinct_outputs, save_image
 
+    primitives = _file_list(primitives)
     check_distinct_outputs(primitives, out)
     names = [Path(p).stem for p in primitives]
     images = render(checkpoint, primitives, edges, device, progress=True)
