@@ -3,6 +3,8 @@ here is what goes in and what comes out, not the translations themselves."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from PIL import Image
@@ -113,3 +115,16 @@ def test_deepsim_render_and_edit_take_one_file_alone(tmp_path, write_image):
     with pytest.raises(TypeError, match=r"^Image: give primitive files \(paths\); to render an image in memory, "
                                         r"pixmorph.load\(run\)\(image\)$"):
         deepsim.render(model, [Image.new("L", (32, 32))])
+
+
+def test_twostep_methods_name_the_size_their_networks_take():
+    """translator.method.translate(x, c) of images at another size was a matmul error ('mat1 and mat2 shapes cannot
+    be multiplied (1x256 and 64x4)')."""
+    method = untrained("twostep").method
+    assert method.translate(torch.zeros(2, 1, 16, 16), "boot").shape == (2, 1, 16, 16)
+    for x in (torch.zeros(1, 1, 32, 32), torch.zeros(1, 16, 16)):
+        with pytest.raises(ValueError, match=rf"^images of shape {re.escape(str(tuple(x.shape)))}: this model's networks "
+                                             r"take N x 1 x 16 x 16; pixmorph.load\(run\)\(images, 'to:CLASS'\) resizes"):
+            method.translate(x, "boot")
+    with pytest.raises(ValueError, match=r"^images of shape \(1, 3, 16, 16\)"):
+        method.reconstruct(torch.zeros(1, 3, 16, 16))

@@ -300,13 +300,23 @@ class TwoStep(Method):
             self.class_index(bad)  # raises, naming the classes
         return labels
 
+    def _check_images(self, x: Tensor) -> None:
+        """E and D take images at the model's size only (their dense heads fix it): say so, not a matmul error."""
+        c, s = self.cfg.channels, self.cfg.image_size
+        if x.dim() != 4 or tuple(x.shape[1:]) != (c, s, s):
+            raise ValueError(f"images of shape {tuple(x.shape)}: this model's networks take N x {c} x {s} x {s}; "
+                             f"pixmorph.load(run)(images, 'to:CLASS') resizes any size to it and back")
+
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
+        """``E(x)``: the latent codes (N x z_dim) of images (N x C x S x S, at the model's size)."""
+        self._check_images(x)
         return self.nets["E"](x)
 
     @torch.no_grad()
     def classify(self, x: Tensor) -> Tensor:
-        """The discriminator's class guess for images (N x C x S x S)."""
+        """The discriminator's class guess for images (N x C x S x S, at the model's size)."""
+        self._check_images(x)
         return self.nets["D"](x)[1].argmax(1)
 
     @torch.no_grad()
