@@ -128,3 +128,15 @@ def test_twostep_methods_name_the_size_their_networks_take():
             method.translate(x, "boot")
     with pytest.raises(ValueError, match=r"^images of shape \(1, 3, 16, 16\)"):
         method.reconstruct(torch.zeros(1, 3, 16, 16))
+
+
+def test_pixmorph_load_shows_the_options_it_takes():
+    """pixmorph.load was (checkpoint, device, **options): help() and an editor showed none of its options."""
+    import inspect
+
+    import pixmorph
+    from pixmorph import api
+
+    shown = inspect.signature(pixmorph.load).parameters
+    assert [(p.name, p.default) for p in shown.values()] == \
+        [(p.name, p.default) for p in inspect.signature(api.load).parameters.values()]

@@ -1,6 +1,12 @@
 """pixmorph: image-to-image translation with one CLI, one API and one training loop."""
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pixmorph.api import Translator
 
 __version__ = "0.1.0"
 
@@ -14,12 +20,17 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "20000"
 
 
-def load(checkpoint, device: str = "cpu", **options):
-    """Load a checkpoint folder and return a :class:`pixmorph.api.Translator` (options: runtime, onnx,
-    precision, channels_last; see :func:`pixmorph.api.load`)."""
-    from pixmorph.api import load as _load
+def load(checkpoint: str | os.PathLike, device: str = "cpu", runtime: str | None = None,
+         onnx: str | os.PathLike | None = None, precision: str = "auto",
+         channels_last: bool | None = None) -> Translator:
+    """Load a run folder or checkpoint folder (or a file in it) and return a :class:`pixmorph.api.Translator`:
+    ``translator(images, direction=None, size=None)``. ``device``: cpu, cuda, cuda:N or auto; ``precision``: auto
+    (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32), fp32, bf16 or fp16; ``runtime``/``onnx``: ONNX
+    Runtime, see :func:`pixmorph.api.load`."""
+    from pixmorph.api import load as _load  # here, not above: importing pixmorph must not import torch
 
-    return _load(checkpoint, device=device, **options)
+    return _load(checkpoint, device=device, runtime=runtime, onnx=onnx, precision=precision,
+                 channels_last=channels_last)
 
 
 __all__ = ["load", "__version__"]
