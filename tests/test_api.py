@@ -140,3 +140,17 @@ def test_pixmorph_load_shows_the_options_it_takes():
     shown = inspect.signature(pixmorph.load).parameters
     assert [(p.name, p.default) for p in shown.values()] == \
         [(p.name, p.default) for p in inspect.signature(api.load).parameters.values()]
+
+
+def test_a_config_takes_pathlib_paths_for_its_folders(tmp_path):
+    """RunConfig.from_dict refused a Path ('data.root: expected text (str), got PosixPath(...)'), and a TrainConfig
+    built with one failed at the first save ('Object of type PosixPath is not JSON serializable')."""
+    import json
+
+    from pixmorph.config import DataConfig, TrainConfig
+
+    given = RunConfig.from_dict({"data": {"root": tmp_path / "data"}, "train": {"out": tmp_path / "run"}})
+    built = RunConfig(data=DataConfig(root=tmp_path / "data"), train=TrainConfig(out=tmp_path / "run"))
+    for cfg in (given, built):
+        assert (cfg.data.root, cfg.train.out) == (str(tmp_path / "data"), str(tmp_path / "run"))
+        json.dumps(cfg.to_dict())

@@ -32,6 +32,7 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)  # settings of one data layout (see data/layouts.py)
 
     def __post_init__(self) -> None:
+        self.root = os.fspath(self.root)  # a pathlib.Path from Python: saved as text in config.json
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers={self.num_workers}: give 0 (load in the training process) or more")
 
@@ -69,6 +70,7 @@ class TrainConfig:
     winograd: bool | None = None  # CPU: Winograd 3x3 convolutions where they win (nn/winograd.py)
 
     def __post_init__(self) -> None:
+        self.out = os.fspath(self.out)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
         if self.batch_size < 1 or (self.max_steps is not None and self.max_steps < 0) or \
@@ -246,6 +248,8 @@ def coerce(value: Any, tp: Any) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):  # model.stage: 2
             return str(value)
+        if isinstance(value, os.PathLike):  # data.root, train.out from Python: a pathlib.Path
+            return str(os.fspath(value))
         raise _Mismatch
     if (origin or tp) in (list, tuple):
         if not isinstance(value, (list, tuple)):
