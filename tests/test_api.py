@@ -154,3 +154,22 @@ def test_a_config_takes_pathlib_paths_for_its_folders(tmp_path):
     for cfg in (given, built):
         assert (cfg.data.root, cfg.train.out) == (str(tmp_path / "data"), str(tmp_path / "run"))
         json.dumps(cfg.to_dict())
+
+
+def test_fewshot_refuses_what_the_translator_refuses_in_one_line():
+    """Few-shot took 8-bit tensors as values in [-1, 1] (noise out), and a 3-channel content tensor for a gray model,
+    a 2-D tensor or a NumPy array were torch's or Python's own errors from inside."""
+    import numpy as np
+
+    model = FewShotTranslator(untrained("funit"))
+    k = [Image.new("L", (16, 16))]
+    with pytest.raises(ValueError, match=r"^this funit model takes 1-channel images and got 3-channel ones"):
+        model(torch.zeros(1, 3, 16, 16), k)
+    for content in (torch.zeros(1, 1, 16, 16, dtype=torch.uint8), torch.full((1, 1, 16, 16), 200.0), torch.zeros(16, 16)):
+        with pytest.raises(ValueError, match=r"^a (torch.uint8 tensor|tensor with values|tensor of shape)"):
+            model(content, k)
+    with pytest.raises(ValueError, match=r"^a torch.uint8 tensor"):
+        model.class_code(torch.zeros(2, 1, 16, 16, dtype=torch.uint8))
+    for content, classes in ((np.zeros((16, 16), np.uint8), k), (7, k), (torch.zeros(1, 1, 16, 16), [np.zeros((16, 16))])):
+        with pytest.raises(TypeError, match=r"^(ndarray|int): give a PIL image, an image file path"):
+            model(content, classes)

@@ -170,7 +170,7 @@ class Translator:
         if isinstance(images, (*IMAGE_TYPES, Tensor)):
             return self([images], direction, size, batch_size)[0]
         if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
-            raise TypeError(_not_an_image(images))
+            raise TypeError(not_an_image(images))
         if direction is None:
             direction = self.default_direction()
         return [self._translate_tensor(x, direction, size, batch_size) if isinstance(x, Tensor)
@@ -179,7 +179,7 @@ class Translator:
 
     def _translate_tensor(self, images: Tensor, direction: str, size: int | None, batch_size: int) -> Tensor:
         """A CHW image or an NCHW batch (of any length, 0 too), ``batch_size`` images per generator call."""
-        _check_tensor(images)
+        check_image_tensor(images)
         batch = images.unsqueeze(0) if images.dim() == 3 else images
         out = torch.cat([self.translate_batch(batch[i : i + batch_size], direction, size)
                          for i in range(0, max(len(batch), 1), batch_size)])
@@ -264,7 +264,7 @@ def _check_size(size: int | None) -> None:
         raise ValueError(f"size={size}: give a side of 1 pixel or more, or None for the full size")
 
 
-def _check_tensor(images: Tensor) -> None:
+def check_image_tensor(images: Tensor) -> None:
     """A tensor the generators can take as images: floating point, CHW or NCHW, values in [-1, 1]. Integer tensors
     (8-bit pixels, 0-255) and floats of 0-255 would translate to noise without a word."""
     if not images.is_floating_point():
@@ -282,7 +282,7 @@ def _check_tensor(images: Tensor) -> None:
                              f"[-1, 1]; from 8-bit pixels (0-255): x / 127.5 - 1")
 
 
-def _not_an_image(images: object) -> str:
+def not_an_image(images: object) -> str:
     """What a call was given instead of images, and what it takes."""
     given = type(images).__name__
     if isinstance(images, (list, tuple)):

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from pixmorph.api import Translator, load
+from pixmorph.api import Translator, check_image_tensor, load, not_an_image
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
 from pixmorph.images import list_images, read_image, to_pil, to_tensor
 
@@ -58,10 +58,13 @@ class FewShotTranslator:
 
     def _tensor(self, image: ImageLike) -> Tensor:
         """One CHW tensor in [-1, 1] with the model's channels."""
+        if not isinstance(image, (Image.Image, Tensor, str, os.PathLike)):
+            raise TypeError(not_an_image(image))
         if isinstance(image, (str, os.PathLike)):
             image = read_image(image, mode=self.mode)
         if isinstance(image, Image.Image):
             image = to_tensor(image.convert(self.mode))
+        check_image_tensor(image)
         x = image.float()
         if x.dim() == 4 and x.shape[0] == 1:
             x = x[0]
@@ -109,8 +112,15 @@ class FewShotTranslator:
             raise ValueError(f"a class code of {code.shape[1]} values; this model's codes have "
                              f"{self.translator.method.cfg.latent_dim} (class_code(images) makes one)")
         if isinstance(content, Tensor):
+            check_image_tensor(content)
             batch = content[None] if content.dim() == 3 else content
+            channels = 1 if self.mode == "L" else 3
+            if batch.shape[1] != channels:  # as the translator refuses them (PIL content images are converted)
+                raise ValueError(f"this funit model takes {channels}-channel images and got {batch.shape[1]}-channel "
+                                 f"ones (a batch of shape {tuple(batch.shape)})")
             return self.translate_code(batch, code, size)
+        if not isinstance(content, (Image.Image, str, os.PathLike, list, tuple)):
+            raise TypeError(not_an_image(content))
         items = [content] if isinstance(content, (Image.Image, str, os.PathLike)) else list(content)
         return [to_pil(self.translate_code(self._tensor(c)[None], code, size)[0]) for c in items]
 
