@@ -173,3 +173,14 @@ def test_fewshot_refuses_what_the_translator_refuses_in_one_line():
     for content, classes in ((np.zeros((16, 16), np.uint8), k), (7, k), (torch.zeros(1, 1, 16, 16), [np.zeros((16, 16))])):
         with pytest.raises(TypeError, match=r"^(ndarray|int): give a PIL image, an image file path"):
             model(content, classes)
+
+
+def test_deepsim_make_config_reads_its_files_as_the_command_does(tmp_path, write_image):
+    """make_config(photo, edges="mine.png") trained on Canny edges of the photo, the file ignored; beside a
+    primitive, the edge map was dropped and a seg model trained where `--seg S --edges E` trains seg+edges."""
+    photo, seg = write_image(tmp_path / "photo.png", 32, 32), write_image(tmp_path / "seg.png", 32, 32)
+    edges = write_image(tmp_path / "edges.png", 32, 32, mode="L")
+    cfg = deepsim.make_config(photo, edges=edges, out=tmp_path / "run")
+    assert (cfg.data.options["primitive"], cfg.data.options["kind"], cfg.model["in_channels"]) == (str(edges), "edges", 1)
+    cfg = deepsim.make_config(photo, primitive=seg, edges=edges, out=tmp_path / "run")
+    assert (cfg.data.options["edges"], cfg.data.options["kind"], cfg.model["in_channels"]) == (str(edges), "seg+edges", 4)

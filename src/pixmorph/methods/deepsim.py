@@ -46,6 +46,7 @@ from pixmorph.nn.multiscale_discriminator import MultiscaleDiscriminator, featur
 
 if TYPE_CHECKING:
     from pixmorph.api import Translator
+    from pixmorph.config import RunConfig
 
 
 PERCEPTUAL_MIN_SIDE = 32  # shift-tolerant VGG16 fails below 24 px; sides are multiples of 16
@@ -270,26 +271,23 @@ class DeepSIM(Method):
 # Python API: a run config from files, and rendering edited primitives with a checkpoint.
 
 
-def make_config(image: str | Path, primitive: str = "auto-edges", kind: str | None = None, edges: str = "auto",
-                out: str | Path = "runs/deepsim", max_side: int | None = None, model: dict[str, Any] | None = None,
-                data: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
-                options: dict[str, Any] | None = None):
-    """A :class:`~pixmorph.config.RunConfig` for DeepSIM on ``image`` and ``primitive`` (a file,
-    ``auto-edges`` or ``auto-seg``), with ``model.in_channels`` set to the primitive's channels.
-    ``model``/``data``/``train``/``options`` override any field (``options``: data.options)."""
+def make_config(image: str | os.PathLike, primitive: str | os.PathLike | None = None, kind: str | None = None,
+                edges: str | os.PathLike | None = None, out: str | os.PathLike = "runs/deepsim",
+                max_side: int | None = None, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                train: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> RunConfig:
+    """A :class:`~pixmorph.config.RunConfig` for DeepSIM on ``image``, read as ``pixmorph train deepsim --image
+    IMAGE --primitive P --edges E --kind K --max-side N`` reads them: ``primitive`` a file, ``auto-edges`` or
+    ``auto-seg`` (neither given: Canny edges of the image); ``edges`` alone (a file, or ``auto``) is the edge map
+    the model takes, and beside a ``primitive`` the edge map of a seg+edges pair; ``image="example"`` writes the
+    built-in example into ``out/example`` and trains on it. ``model.in_channels`` is set to the primitive's
+    channels. ``model``/``data``/``train``/``options`` set any other field (``options``: data.options)."""
     from pixmorph.config import RunConfig
-    from pixmorph.data.single_image import SingleImageOptions
 
-    opts = {"primitive": str(primitive), "kind": kind, "edges": str(edges), "max_side": max_side, **(options or {})}
-    resolved = SingleImageOptions.from_dict(opts)
-    opts["kind"] = resolved.kind
-    _absolute_files(opts)
-    return RunConfig.from_dict({
-        "method": DeepSIM.name,
-        "model": {"in_channels": P.CHANNELS[resolved.kind], **(model or {})},
-        "data": {"root": str(image), "num_workers": 0, **(data or {}), "options": opts},
-        "train": {"out": str(out), **(train or {})},
-    })
+    d = {"model": dict(model or {}), "data": {**(data or {}), "options": {**(data or {}).get("options", {}), **(options or {})}},
+         "train": {"out": str(out), **(train or {})}}
+    d = apply_cli_options(d, os.fspath(image), None if primitive is None else os.fspath(primitive),
+                          None if edges is None else os.fspath(edges), kind, max_side)
+    return RunConfig.from_dict({"method": DeepSIM.name, **d})
 
 
 def apply_cli_options(d: dict[str, Any], image: str | None, primitive: str | None, edges: str | None,
