@@ -25,10 +25,10 @@ MODELS = {
 }
 
 
-def untrained(method: str) -> Translator:
+def untrained(method: str, **model) -> Translator:
     torch.manual_seed(0)
     data = {"root": "no-such-data", "channels": 1, "crop_size": 16}  # FUNIT's source classes: none to warn of
-    cfg = RunConfig.from_dict({"method": method, "model": MODELS[method], "data": data})
+    cfg = RunConfig.from_dict({"method": method, "model": {**MODELS[method], **model}, "data": data})
     return Translator(build_method(cfg), cfg, torch.device("cpu"), 0, precision="fp32")
 
 
@@ -184,3 +184,12 @@ def test_deepsim_make_config_reads_its_files_as_the_command_does(tmp_path, write
     assert (cfg.data.options["primitive"], cfg.data.options["kind"], cfg.model["in_channels"]) == (str(edges), "edges", 1)
     cfg = deepsim.make_config(photo, primitive=seg, edges=edges, out=tmp_path / "run")
     assert (cfg.data.options["edges"], cfg.data.options["kind"], cfg.model["in_channels"]) == (str(edges), "seg+edges", 4)
+
+
+def test_a_seg_edges_model_given_one_image_says_how_to_give_both_from_python(tmp_path, write_image):
+    """The translator and render pointed a Python caller to the command only ('use `pixmorph edit` with --edges')."""
+    seg_edges = untrained("deepsim", in_channels=4)
+    with pytest.raises(ValueError, match=r"from Python deepsim.render\(model, SEG, edges=EDGES\)\)$"):
+        seg_edges(Image.new("RGB", (32, 32)))
+    with pytest.raises(ValueError, match=r"\(--edges; edges= from Python; 1 needed for"):
+        deepsim.render(seg_edges, write_image(tmp_path / "seg.png", 32, 32))

@@ -242,7 +242,9 @@ class Translator:
         return crop_back(y, original).float().contiguous().cpu()
 
     def _channel_error(self, wanted: int, batch: Tensor) -> ValueError:
-        hint = " (seg+edges models: use `pixmorph edit` with --edges)" if self.config.method == "deepsim" else ""
+        from pixmorph.methods.deepsim import SEG_EDGES_HINT
+
+        hint = f" {SEG_EDGES_HINT}" if self.config.method == "deepsim" else ""
         return ValueError(f"this {self.config.method} model takes {wanted}-channel images and got "
                           f"{batch.shape[1]}-channel ones (a batch of shape {tuple(batch.shape)}){hint}")
 

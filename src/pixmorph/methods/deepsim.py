@@ -85,6 +85,11 @@ class DeepSIMConfig(MethodConfig):
     canny_sigma_max: float = 3.0
 
 
+# where a seg+edges model's two files go, from the command line and from Python
+SEG_EDGES_HINT = ("(seg+edges models: pixmorph edit RUN SEG --edges EDGES; from Python "
+                  "deepsim.render(model, SEG, edges=EDGES))")
+
+
 class PrimitiveRenderer(nn.Module):
     """The generator as translators see it: takes a 1- or 3-channel input for an edge (1) or
     segmentation (3) model, so ``pixmorph translate`` and :class:`pixmorph.api.Translator` (which read
@@ -104,7 +109,7 @@ class PrimitiveRenderer(nn.Module):
                 x = x.expand(-1, 3, -1, -1)
             else:
                 raise ValueError(f"this DeepSIM model takes {want}-channel primitives, got {x.shape[1]} channels "
-                                 "(seg+edges models: use `pixmorph edit` with --edges)")
+                                 f"{SEG_EDGES_HINT}")
         return self.generator(x)
 
 
@@ -283,8 +288,9 @@ def make_config(image: str | os.PathLike, primitive: str | os.PathLike | None = 
     channels. ``model``/``data``/``train``/``options`` set any other field (``options``: data.options)."""
     from pixmorph.config import RunConfig
 
-    d = {"model": dict(model or {}), "data": {**(data or {}), "options": {**(data or {}).get("options", {}), **(options or {})}},
-         "train": {"out": str(out), **(train or {})}}
+    data = dict(data or {})
+    data["options"] = {**data.get("options", {}), **(options or {})}
+    d = {"model": dict(model or {}), "data": data, "train": {"out": str(out), **(train or {})}}
     d = apply_cli_options(d, os.fspath(image), None if primitive is None else os.fspath(primitive),
                           None if edges is None else os.fspath(edges), kind, max_side)
     return RunConfig.from_dict({"method": DeepSIM.name, **d})
@@ -357,7 +363,8 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
             hint = f"; {drawn} looks like an edge map: give the segmentation first and it with --edges" \
                 if drawn and not edges else ""
             raise ValueError(f"this model takes seg+edges (a segmentation and its edge map, two files): give one edge "
-                             f"map per segmentation (--edges, {len(paths)} needed for {', '.join(map(str, paths))}, "
+                             f"map per segmentation (--edges; edges= from Python; {len(paths)} needed for "
+                             f"{', '.join(map(str, paths))}, "
                              f"{len(edges or [])} given){hint}")
     elif edges:
         raise ValueError(f"a second file, an edge map (--edges; the edges field of /api/edit), is for seg+edges "
