@@ -128,6 +128,11 @@ def test_twostep_methods_name_the_size_their_networks_take():
             method.translate(x, "boot")
     with pytest.raises(ValueError, match=r"^images of shape \(1, 3, 16, 16\)"):
         method.reconstruct(torch.zeros(1, 3, 16, 16))
+    assert method.sample(torch.randn(2, 4), "bag").shape == (2, 1, 16, 16)
+    for z in (torch.randn(2, 8), torch.randn(4)):
+        with pytest.raises(ValueError, match=rf"^z of shape {re.escape(str(tuple(z.shape)))}: this model's generator "
+                                             r"takes N x 4 codes \(torch.randn\(n, 4\)\)$"):
+            method.sample(z, "bag")
 
 
 def test_pixmorph_load_shows_the_options_it_takes():

@@ -332,7 +332,10 @@ class TwoStep(Method):
 
     @torch.no_grad()
     def sample(self, z: Tensor, c: Tensor | int | str) -> Tensor:
-        """``G(z, c)``; ``c``: a class (name or index) or N indices."""
+        """``G(z, c)``; ``z``: N x z_dim codes; ``c``: a class (name or index) or N indices."""
+        if z.dim() != 2 or z.shape[1] != self.cfg.z_dim:
+            raise ValueError(f"z of shape {tuple(z.shape)}: this model's generator takes N x {self.cfg.z_dim} codes "
+                             f"(torch.randn(n, {self.cfg.z_dim}))")
         return self.nets["G"](z, self.class_labels(c, z.shape[0]).to(z.device))
 
     @torch.no_grad()
