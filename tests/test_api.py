@@ -198,3 +198,12 @@ def test_a_seg_edges_model_given_one_image_says_how_to_give_both_from_python(tmp
         seg_edges(Image.new("RGB", (32, 32)))
     with pytest.raises(ValueError, match=r"\(--edges; edges= from Python; 1 needed for"):
         deepsim.render(seg_edges, write_image(tmp_path / "seg.png", 32, 32))
+
+
+def test_a_new_run_over_a_checkpoint_names_the_options_a_python_caller_sets(cyclegan_run, tmp_path):
+    """The refusal named only the command's --resume and --overwrite."""
+    from pixmorph.train import checkpoint
+
+    with pytest.raises(FileExistsError, match=r"continue it with --resume, or start over with --overwrite \(from "
+                                              r"Python: train.resume=True, or train.overwrite=True\)$"):
+        checkpoint.refuse_to_start_over(cyclegan_run)

@@ -75,7 +75,7 @@ def refuse_to_start_over(out: str | Path, method: str | None = None) -> None:
                               f"start over with --overwrite (that run goes on with `pixmorph train {held} --out {out} "
                               f"--resume`)")
     raise FileExistsError(f"{out}: holds a checkpoint already: continue it with --resume, or start over "
-                          f"with --overwrite")
+                          f"with --overwrite (from Python: train.resume=True, or train.overwrite=True)")
 
 
 def _held_config(out: Path) -> dict[str, Any]:
