@@ -207,3 +207,12 @@ def test_a_new_run_over_a_checkpoint_names_the_options_a_python_caller_sets(cycl
     with pytest.raises(FileExistsError, match=r"continue it with --resume, or start over with --overwrite \(from "
                                               r"Python: train.resume=True, or train.overwrite=True\)$"):
         checkpoint.refuse_to_start_over(cyclegan_run)
+
+
+def test_translators_say_what_they_are_in_a_notebook(cyclegan_run):
+    """repr was '<pixmorph.api.Translator object at 0x...>'."""
+    import pixmorph
+
+    assert repr(pixmorph.load(cyclegan_run, precision="fp32")) == \
+        f"Translator(cyclegan, step 3, directions: AtoB, BtoA; cpu, torch fp32, from {cyclegan_run / 'checkpoint'})"
+    assert repr(FewShotTranslator(untrained("funit"))) == "FewShotTranslator(funit, step 0, 16 px; cpu, torch fp32)"

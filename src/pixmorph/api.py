@@ -74,6 +74,11 @@ class Translator:
         if self.channels_last:
             method.nets.to(memory_format=torch.channels_last)
 
+    def __repr__(self) -> str:
+        where = f", from {self.checkpoint}" if self.checkpoint else ""
+        return (f"Translator({self.config.method}, step {self.step}, directions: {', '.join(self.directions)}; "
+                f"{self.device}, {self.runtime} {self.precision}{where})")
+
     def use_onnx(self, prefix: str | Path | None = None) -> "Translator":
         """Run the generators with ONNX Runtime: from the files ``pixmorph export --onnx PREFIX`` wrote (``PREFIX``
         or one of those files), or (``prefix=None``) exported now into a temporary folder.

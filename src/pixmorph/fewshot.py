@@ -41,6 +41,12 @@ class FewShotTranslator:
         self.image_size = int(translator.config.data.crop_size or 128)
         self.mode = translator.image_mode
 
+    def __repr__(self) -> str:
+        t = self.translator
+        where = f", from {t.checkpoint}" if t.checkpoint else ""
+        return (f"FewShotTranslator(funit, step {t.step}, {self.image_size} px; {t.device}, {t.runtime} "
+                f"{t.precision}{where})")
+
     @functools.cached_property
     def source_files(self) -> dict[str, set]:
         """The training (source) classes' names and files (resolved), read once from the training data;
