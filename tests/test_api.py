@@ -216,3 +216,16 @@ def test_translators_say_what_they_are_in_a_notebook(cyclegan_run):
     assert repr(pixmorph.load(cyclegan_run, precision="fp32")) == \
         f"Translator(cyclegan, step 3, directions: AtoB, BtoA; cpu, torch fp32, from {cyclegan_run / 'checkpoint'})"
     assert repr(FewShotTranslator(untrained("funit"))) == "FewShotTranslator(funit, step 0, 16 px; cpu, torch fp32)"
+
+
+def test_load_takes_any_file_of_a_run_and_names_the_runs_of_a_folder_of_runs(cyclegan_run):
+    """The run's config.json and the checkpoint's state.pt were 'not a pixmorph checkpoint' (its weights file and
+    config.json loaded), and a folder of runs did not say what it holds."""
+    import pixmorph
+    from pixmorph.train.checkpoint import CheckpointError
+
+    for file in (cyclegan_run / "config.json", cyclegan_run / "checkpoint" / "state.pt"):
+        assert pixmorph.load(file).checkpoint == cyclegan_run / "checkpoint"
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(cyclegan_run.parent))}: not a pixmorph checkpoint .*; "
+                                              rf"it holds run folders \({cyclegan_run.name}/\): give one$"):
+        pixmorph.load(cyclegan_run.parent)

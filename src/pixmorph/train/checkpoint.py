@@ -27,20 +27,22 @@ class CheckpointError(RuntimeError):
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder holding ``checkpoint/``, or a file of a checkpoint folder (its
-    ``weights.safetensors``, as a user may point at the weights)."""
-    path = Path(path)
-    if path.is_file() and path.name in (WEIGHTS, CONFIG) and (path.parent / WEIGHTS).is_file():
-        path = path.parent
+    """A checkpoint folder, or a run folder holding ``checkpoint/``, or a file of either (its
+    ``weights.safetensors``, ``config.json`` or ``state.pt``, as a user may point at a file)."""
+    given = Path(path)
+    path = given.parent if given.is_file() else given
     for candidate in (path, path / "checkpoint", path / ".checkpoint.old"):
         if (candidate / WEIGHTS).is_file() and (candidate / CONFIG).is_file():
             return candidate
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint or run folder")
+    if not given.exists():
+        raise CheckpointError(f"{given}: no such checkpoint or run folder")
     if (path / CONFIG).is_file() and "train" in _json_or_empty(path / CONFIG):  # training writes it at its start
         raise CheckpointError(f"{path}: a run folder without a checkpoint yet: its training saves one every "
                               f"train.checkpoint_every steps, after train.checkpoint_minutes, and when it stops")
-    raise CheckpointError(f"{path}: not a pixmorph checkpoint (no {WEIGHTS} and {CONFIG}; give a run folder or its checkpoint/)")
+    runs = sorted(f"{p.name}/" for p in path.iterdir() if p.is_dir() and (p / "checkpoint" / WEIGHTS).is_file())
+    held = f"; it holds run folders ({', '.join(runs[:5])}{', ...' if len(runs) > 5 else ''}): give one" if runs else ""
+    raise CheckpointError(f"{given}: not a pixmorph checkpoint (no {WEIGHTS} and {CONFIG}; give a run folder or its "
+                          f"checkpoint/){held}")
 
 
 def _json_or_empty(path: Path) -> dict[str, Any]:
