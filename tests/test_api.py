@@ -229,3 +229,11 @@ def test_load_takes_any_file_of_a_run_and_names_the_runs_of_a_folder_of_runs(cyc
     with pytest.raises(CheckpointError, match=rf"^{re.escape(str(cyclegan_run.parent))}: not a pixmorph checkpoint .*; "
                                               rf"it holds run folders \({cyclegan_run.name}/\): give one$"):
         pixmorph.load(cyclegan_run.parent)
+
+
+def test_fewshot_gives_a_chw_image_back_for_a_chw_image():
+    """A CHW content tensor came back as a 1 x C x S x S batch, where pixmorph.load's translator gives CHW."""
+    model = FewShotTranslator(untrained("funit"))
+    k = [Image.new("L", (16, 16))]
+    assert model(torch.zeros(1, 16, 16), k).shape == (1, 16, 16)
+    assert model(torch.zeros(2, 1, 16, 16), k).shape == (2, 1, 16, 16)

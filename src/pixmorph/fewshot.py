@@ -110,8 +110,9 @@ class FewShotTranslator:
     def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: ImageLike | Sequence[ImageLike],
                  size: int | None = None) -> list[Image.Image] | Tensor:
         """Translate content image(s) into the class shown by ``class_images`` (K images as :meth:`class_code`
-        takes them, or a code from it, 1 x latent_dim, to reuse). Tensors in -> tensor out (N x C x S x S); PIL
-        images or paths in -> list of PIL images."""
+        takes them, or a code from it, 1 x latent_dim, to reuse). A tensor in -> a tensor out (C x S x S for a CHW
+        image, N x C x S x S for a batch), as :class:`pixmorph.api.Translator` gives them; PIL images or paths in ->
+        a list of PIL images."""
         is_code = isinstance(class_images, Tensor) and class_images.dim() <= 2
         code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
         if code.shape[1] != self.translator.method.cfg.latent_dim:
@@ -124,7 +125,8 @@ class FewShotTranslator:
             if batch.shape[1] != channels:  # as the translator refuses them (PIL content images are converted)
                 raise ValueError(f"this funit model takes {channels}-channel images and got {batch.shape[1]}-channel "
                                  f"ones (a batch of shape {tuple(batch.shape)})")
-            return self.translate_code(batch, code, size)
+            out = self.translate_code(batch, code, size)
+            return out[0] if content.dim() == 3 else out
         if not isinstance(content, (Image.Image, str, os.PathLike, list, tuple)):
             raise TypeError(not_an_image(content))
         items = [content] if isinstance(content, (Image.Image, str, os.PathLike)) else list(content)
