@@ -237,3 +237,10 @@ def test_fewshot_gives_a_chw_image_back_for_a_chw_image():
     k = [Image.new("L", (16, 16))]
     assert model(torch.zeros(1, 16, 16), k).shape == (1, 16, 16)
     assert model(torch.zeros(2, 1, 16, 16), k).shape == (2, 1, 16, 16)
+
+
+def test_a_funit_translator_asked_for_a_class_points_a_python_caller_to_load_fewshot():
+    """The error named only the `pixmorph fewshot` command."""
+    with pytest.raises(ValueError, match=r"^direction 'to:cat': this funit checkpoint has reconstruct .*; from Python "
+                                         r"pixmorph.fewshot.load_fewshot\(CKPT\)\(content, class_images\)\)$"):
+        untrained("funit")(torch.zeros(1, 16, 16), "to:cat")

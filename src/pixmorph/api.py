@@ -150,7 +150,8 @@ class Translator:
             return " (trained B -> A with data.options.direction=BtoA: AtoB is input -> output, B half -> A half)"
         if self.config.method == "funit":  # its classes are shown by example images, not named
             return (" (to render images as a class, give K images of it: pixmorph fewshot CKPT --content IMG... "
-                    "--class-images FILES_OR_DIR --out DIR)")
+                    "--class-images FILES_OR_DIR --out DIR; from Python "
+                    "pixmorph.fewshot.load_fewshot(CKPT)(content, class_images))")
         return ""
 
     def default_direction(self) -> str:
