@@ -244,3 +244,13 @@ def test_a_funit_translator_asked_for_a_class_points_a_python_caller_to_load_few
     with pytest.raises(ValueError, match=r"^direction 'to:cat': this funit checkpoint has reconstruct .*; from Python "
                                          r"pixmorph.fewshot.load_fewshot\(CKPT\)\(content, class_images\)\)$"):
         untrained("funit")(torch.zeros(1, 16, 16), "to:cat")
+
+
+def test_a_checkpoint_of_another_method_names_the_python_call_that_takes_it():
+    """load_fewshot of a CycleGAN run and deepsim.render of one named only the commands that take them."""
+    with pytest.raises(ValueError, match=r"few-shot translation needs a funit one \(use `pixmorph translate` for "
+                                         r"cyclegan, or pixmorph.load\(CKPT\) from Python\)$"):
+        FewShotTranslator(untrained("cyclegan"))
+    with pytest.raises(ValueError, match=r"edit renders DeepSIM ones \(use `pixmorph translate`, or "
+                                         r"pixmorph.load\(CKPT\) from Python, for other methods\)$"):
+        deepsim.render(untrained("cyclegan"), ["edit.png"])

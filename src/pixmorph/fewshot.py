@@ -32,9 +32,10 @@ class FewShotTranslator:
     def __init__(self, translator: Translator):
         if translator.config.method != "funit":
             method = translator.config.method
-            instead = "pixmorph edit" if method == "deepsim" else "pixmorph translate"
+            command, python = (("pixmorph edit", "deepsim.render(CKPT, files)") if method == "deepsim"
+                               else ("pixmorph translate", "pixmorph.load(CKPT)"))
             raise ValueError(f"{translator.checkpoint or 'this checkpoint'}: a {method} checkpoint; few-shot "
-                             f"translation needs a funit one (use `{instead}` for {method})")
+                             f"translation needs a funit one (use `{command}` for {method}, or {python} from Python)")
         self.translator = translator
         self.generator = translator.method.nets["G_ema"]
         self.device = translator.device

@@ -427,7 +427,7 @@ def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike 
     name = translator.checkpoint or "this model" if isinstance(model, Translator) else model  # not an object's repr
     if config.method != DeepSIM.name:
         raise ValueError(f"{name}: a {config.method} checkpoint; edit renders DeepSIM ones "
-                         "(use `pixmorph translate` for other methods)")
+                         "(use `pixmorph translate`, or pixmorph.load(CKPT) from Python, for other methods)")
     kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
     if kind is None:
         raise ValueError(f"{name}: model.in_channels={translator.method.cfg.in_channels} is no primitive kind "
