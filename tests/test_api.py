@@ -254,3 +254,11 @@ def test_a_checkpoint_of_another_method_names_the_python_call_that_takes_it():
     with pytest.raises(ValueError, match=r"edit renders DeepSIM ones \(use `pixmorph translate`, or "
                                          r"pixmorph.load\(CKPT\) from Python, for other methods\)$"):
         deepsim.render(untrained("cyclegan"), ["edit.png"])
+
+
+@pytest.mark.parametrize("size", [32.5, 0])
+def test_fewshot_checks_size_as_the_translator_does(size):
+    """size=32.5 was torch's resize error, and size=0 translated at the training size without a word."""
+    model = FewShotTranslator(untrained("funit"))
+    with pytest.raises((TypeError, ValueError), match=r"^size=.*: give (one side in pixels|a side of 1 pixel)"):
+        model(torch.zeros(1, 1, 16, 16), [Image.new("L", (16, 16))], size=size)

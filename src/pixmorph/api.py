@@ -170,7 +170,7 @@ class Translator:
         list, each item as above. ``direction``: one of :attr:`directions`, or None for :meth:`default_direction`
         (AtoB, or the model's only one; a two-step model needs its target class, ``"to:NAME"``). ``size``: see
         the class; ``batch_size``: images per generator call for tensors."""
-        _check_size(size)
+        check_size(size)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
         if isinstance(images, (*IMAGE_TYPES, Tensor)):
@@ -225,7 +225,7 @@ class Translator:
         except KeyError:
             raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has "
                              f"{', '.join(self.generators)}{self.direction_note()}") from None
-        _check_size(size)
+        check_size(size)
         if batch.dim() != 4:
             raise ValueError(f"translate_batch takes an NCHW batch of images; got a tensor of shape "
                              f"{tuple(batch.shape)}")
@@ -264,7 +264,8 @@ class Translator:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def _check_size(size: int | None) -> None:
+def check_size(size: int | None) -> None:
+    """``size`` as the translators take it: one side in pixels (the output is size x size), or None."""
     if size is not None and (not isinstance(size, numbers.Integral) or isinstance(size, bool)):
         raise TypeError(f"size={size!r}: give one side in pixels (an int; the output is size x size), or None for "
                         f"the full size")

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from pixmorph.api import Translator, check_image_tensor, load, not_an_image
+from pixmorph.api import Translator, check_image_tensor, check_size, load, not_an_image
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
 from pixmorph.images import list_images, read_image, to_pil, to_tensor
 
@@ -114,6 +114,7 @@ class FewShotTranslator:
         takes them, or a code from it, 1 x latent_dim, to reuse). A tensor in -> a tensor out (C x S x S for a CHW
         image, N x C x S x S for a batch), as :class:`pixmorph.api.Translator` gives them; PIL images or paths in ->
         a list of PIL images."""
+        check_size(size)
         is_code = isinstance(class_images, Tensor) and class_images.dim() <= 2
         code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
         if code.shape[1] != self.translator.method.cfg.latent_dim:
