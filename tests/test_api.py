@@ -262,3 +262,17 @@ def test_fewshot_checks_size_as_the_translator_does(size):
     model = FewShotTranslator(untrained("funit"))
     with pytest.raises((TypeError, ValueError), match=r"^size=.*: give (one side in pixels|a side of 1 pixel)"):
         model(torch.zeros(1, 1, 16, 16), [Image.new("L", (16, 16))], size=size)
+
+
+def test_a_resume_with_nothing_left_names_the_option_a_python_caller_sets(cyclegan_run, tmp_path, capsys):
+    """It said to raise --steps, the command's flag, only."""
+    import json
+    import shutil
+
+    from pixmorph.train.loop import train
+
+    run = shutil.copytree(cyclegan_run, tmp_path / "run")
+    cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    cfg.train.out, cfg.train.resume = str(run), True
+    train(cfg, progress=False)
+    assert "nothing to train (raise --steps, train.max_steps from Python, or the epochs)" in capsys.readouterr().out

@@ -408,7 +408,8 @@ def test_a_run_that_stops_before_the_encoder_trained_says_so(tmp_path, bars):
     out = tmp_path / "run"
     args = ["train", "twostep", "--data", str(bars), "--out", str(out), "--set", "data.channels=1",
             "--batch-size", "4", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "train.log_every=1"]
-    with pytest.warns(UserWarning, match=r"--steps 2 ends inside step 1 \(model.step1_steps=20000\): the encoder"):
+    with pytest.warns(UserWarning, match=r"--steps 2 \(train.max_steps\) ends inside step 1 "
+                                         r"\(model.step1_steps=20000\): the encoder"):
         result = CliRunner().invoke(cli, [*args, "--steps", "2"])
     assert result.exit_code == 0, result.output
     with pytest.warns(UserWarning, match=r"saved at step 2, before the encoder trained .* lower model.step1_steps"):

@@ -240,7 +240,8 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
                   f"images, so the schedule ends at step {schedule.end}")
         if step >= last_step:
             if world.is_main:
-                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps or the epochs)")
+                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps, "
+                      f"train.max_steps from Python, or the epochs)")
             if world.distributed:
                 distributed.shutdown()
             return run_dir
