@@ -47,7 +47,7 @@ class Translator:
     ``size=None`` translates at full size (padded to the generator's stride and cropped back);
     ``size=N`` resizes to N x N first and returns N x N.
 
-    Speed: ``precision`` (``auto`` = bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32) runs the PyTorch generators under
+    Speed: ``precision`` (``auto``: see :func:`resolve_precision`) runs the PyTorch generators under
     autocast, ``channels_last`` (``None`` = on CUDA, and on the CPU in bf16, where oneDNN's convolutions
     work in channels_last) picks the memory layout, and
     ``runtime="onnx"`` runs them with ONNX Runtime instead (see :mod:`pixmorph.export`).
