@@ -118,13 +118,33 @@ def test_yaml_config_is_honoured_and_set_overrides_it(tmp_path, cyclegan_data):
     assert not run.exists(), "--dry-run must not create the run folder"
 
 
-def test_dry_run_without_config_file_uses_defaults(tmp_path):
-    result = invoke("train", "pix2pix", "--out", tmp_path / "run", "--dry-run")
-    ok(result)
-    resolved = json.loads(result.output)
-    assert resolved["method"] == "pix2pix"
-    assert resolved["model"]["num_downs"] == 8 and resolved["model"]["norm"] == "batch"
-    assert resolved["data"]["root"] == "fashion-edges"
+def test_dry_run_without_config_file_uses_defaults(tmp_path, cyclegan_data):
+    def resolved(*args):
+        result = invoke("train", *args, "--out", tmp_path / "run", "--dry-run")
+        ok(result)
+        return json.loads(result.output)
+
+    with_data = resolved("pix2pix", "--data", cyclegan_data)
+    assert with_data["method"] == "pix2pix"
+    assert with_data["model"]["num_downs"] == 8 and with_data["model"]["norm"] == "batch"
+
+
+def test_each_method_without_data_trains_on_its_own_builtin_task(tmp_path, cyclegan_data):
+    """Without --data every method took fashion-edges, CycleGAN's unpaired task: pix2pix failed on it ('3000 of 3000
+    A images unmatched'), FUNIT trained on two 'classes' A and B, two-step read gray images as RGB."""
+    def resolved(*args):
+        result = invoke("train", *args, "--out", tmp_path / "run", "--dry-run")
+        ok(result)
+        d = json.loads(result.output)
+        return d["data"]["root"], d["data"]["channels"], d["model"].get("num_downs")
+
+    assert resolved("cyclegan") == ("fashion-edges", 3, None)
+    assert resolved("pix2pix") == ("fashion-edges-paired", 3, 5)  # its 32 px pairs: a U-Net of 5 halvings
+    assert resolved("pix2pix", "--set", "model.num_downs=6") == ("fashion-edges-paired", 3, 6)
+    assert resolved("funit", "--steps", 1)[0] == "glyphs"
+    assert resolved("twostep")[:2] == ("fashion-classes", 1)
+    assert resolved("twostep", "--data", cyclegan_data)[:2] == (str(cyclegan_data), 3)  # given data: nothing added
+    assert resolved("pix2pix", "--data", cyclegan_data)[2] == 8
 
 
 def test_dry_run_prints_the_image_sizes_that_training_uses(tmp_path, cyclegan_data):

@@ -114,10 +114,14 @@ class RunConfig:
         train = {**get_method(method).train_defaults, **given}  # the paper's, where not given
         if given.get("epochs_decay") and "lr_policy" not in given and train.get("lr_policy") == "constant":
             train["lr_policy"] = "linear"  # decay epochs asked for of a method whose paper has none: a decay
+        data, model = dict(d.get("data") or {}), dict(d.get("model") or {})
+        if "root" not in data:  # no data given: the method's built-in task (pix2pix's is paired, FUNIT's glyphs)
+            task = get_method(method).default_task
+            data, model = {**task.get("data", {}), **data}, {**task.get("model", {}), **model}
         return cls(
             method=method,
-            model=dict(d.get("model") or {}),
-            data=_build(DataConfig, d.get("data") or {}, "data"),
+            model=model,
+            data=_build(DataConfig, data, "data"),
             train=_build(TrainConfig, train, "train"),
         )
 

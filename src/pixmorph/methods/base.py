@@ -53,6 +53,9 @@ class Method:
     # The paper's train settings where they differ from the generic ones (CycleGAN's: batch 1, 100 + 100
     # epochs, linear decay), used for those a config leaves out (RunConfig.from_dict, so `pixmorph train`).
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # The built-in task it trains on when a config gives no data.root (DataConfig's default, fashion-edges, is
+    # unpaired: CycleGAN's): {"data": ..., "model": ...}, the settings that task wants where a config leaves them out.
+    default_task: ClassVar[dict[str, dict[str, Any]]] = {}
     # (load, crop) size of images from a folder when data.load_size/crop_size are not given (a built-in task
     # decides its own size).
     reference_sizes: ClassVar[tuple[int, int]] = (286, 256)

@@ -68,6 +68,7 @@ class Funit(Method):
     name = "funit"
     Config = FunitConfig
     data_layout = "fewshot"
+    default_task = {"data": {"root": "glyphs"}}
     # The animal-faces config: batch 64, a constant learning rate, 100k iterations, 128 px crops from 140 px.
     train_defaults = {"batch_size": 64, "lr_policy": "constant", "epochs": 1e6, "epochs_decay": 0, "max_steps": 100_000}
     reference_sizes = (140, 128)

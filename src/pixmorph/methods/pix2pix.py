@@ -38,6 +38,7 @@ class Pix2Pix(Method):
     name = "pix2pix"
     Config = Pix2PixConfig
     data_layout = "paired"
+    default_task = {"data": {"root": "fashion-edges-paired"}, "model": {"num_downs": 5}}  # 32 px: 5 halvings
 
     def __init__(self, cfg: Pix2PixConfig):
         super().__init__(cfg)

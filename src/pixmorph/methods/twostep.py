@@ -121,6 +121,7 @@ class TwoStep(Method):
     Config = TwoStepConfig
     data_layout = "classes"
     balanced_batches = True  # the reference draws batch_size / C images of each class
+    default_task = {"data": {"root": "fashion-classes", "channels": 1}}
     train_defaults = {"batch_size": 64, "lr_policy": "constant", "epochs": 1e6, "epochs_decay": 0}  # the steps end a run
 
     def __init__(self, cfg: TwoStepConfig):
