@@ -54,7 +54,7 @@ def make_checkpoint(run: Path, method: str = "pix2pix", model: dict | None = Non
     """A run folder with an untrained checkpoint (no training: instant) and its config.json."""
     base = TINY_PIX2PIX_MODEL if method == "pix2pix" else {}
     cfg = RunConfig.from_dict({"method": method, "model": {**base, **(model or {})},
-                               "data": {"load_size": 32, "crop_size": 32, **(data or {})},
+                               "data": {"root": "fashion-edges", "load_size": 32, "crop_size": 32, **(data or {})},
                                "train": {"out": str(run), "tensorboard": False}})
     m = build_method(cfg)
     ckpt.save_checkpoint(run / "checkpoint", m.nets, checkpoint_config(cfg, 0), state=None)
