@@ -273,6 +273,30 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def test_images_below_the_encoders_least_side_are_padded(schemes, tmp_path, one_thread):
+    """A 1x1 image to `translate` (a reconstruction at full size) and a content image at `fewshot --size 1`:
+    the encoders' 7x7 reflection pads failed below 4 pixels with a traceback ("Padding size should be less
+    than the corresponding input dimension"); now they are padded up and cropped back, as CycleGAN's are.
+    A crop below that side is refused before training in one line naming the crop size that fits."""
+    from pixmorph.cli import cli
+
+    run = train(run_config(schemes[0], tmp_path / "run", steps=1), progress=False)
+    dot = tmp_path / "dot.png"
+    Image.new("L", (1, 1), 200).save(dot)
+    result = CliRunner().invoke(cli, ["translate", str(run), str(dot), "--out", str(tmp_path / "t"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "t" / "dot.png").size == (1, 1)
+    class_image = sorted((schemes[0] / schemes[2][0]).iterdir())[0]
+    result = CliRunner().invoke(fewshot_command, [str(run), "--content", str(dot), "--class-images", str(class_image),
+                                                  "--out", str(tmp_path / "f"), "--size", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "f" / "dot.png").size == (1, 1)
+    cfg = run_config(schemes[0], tmp_path / "small", steps=1)
+    cfg.data.crop_size = 2
+    with pytest.raises(ValueError, match=r"^data.crop_size=2: .* at least 4: use --crop-size 4"):
+        train(cfg, progress=False)
+
+
 def test_rgb_model_takes_grayscale_class_images(schemes, tmp_path, one_thread):
     """An RGB model (one training step is enough for shapes and plumbing) given gray class images."""
     run = train(run_config(schemes[0], tmp_path / "rgb", steps=1, model={"channels": 3}, channels=3), progress=False)

@@ -103,7 +103,7 @@ class FewShotTranslator:
         x = content.to(self.device, torch.float32)
         h, w = x.shape[-2:]
         x = resize_tensor(x, size or self.image_size)
-        x, original = pad_to_multiple(x, self.generator.stride)
+        x, original = pad_to_multiple(x, self.generator.stride, self.generator.min_size)
         with self.translator.autocast():
             y = self.generator.decode(self.generator.content_encoder(self.translator.layout(x)), code.expand(x.shape[0], -1))
         return crop_back(y, original).float().contiguous().cpu()

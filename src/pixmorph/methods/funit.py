@@ -173,7 +173,7 @@ class Reconstructor(nn.Module):
     def __init__(self, generator: FewShotGenerator):
         super().__init__()
         self.generator = generator
-        self.stride = generator.stride
+        self.stride, self.min_size = generator.stride, generator.min_size
 
     def forward(self, x: Tensor) -> Tensor:
         return self.generator(x, x)

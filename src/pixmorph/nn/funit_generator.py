@@ -121,6 +121,9 @@ class FewShotGenerator(nn.Module):
         n_params = sum(2 * a.channels for a in self.decoder.adain_layers())
         self.mlp = mlp(latent_dim, nf_mlp, n_params, n_mlp_blocks)
         self.stride = 2 ** max(n_down_content, 1)
+        # The least side both encoders take: their 7x7 reflection pads need 4 pixels, each 4x4/2 conv of the
+        # class encoder 2 at its input, and the content code 2 (its residual blocks pad by 1).
+        self.min_size = max(4, 2**n_down_class, 2 ** (n_down_content + 1))
 
     def class_code(self, class_images: Tensor) -> Tensor:
         if class_images.dim() == 4:
