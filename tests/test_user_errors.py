@@ -445,6 +445,26 @@ def test_translate_skip_bad_with_nothing_readable_fails(tmp_path, monkeypatch, c
     assert lines[1].startswith("error: no readable image") and "nothing to translate" in lines[1]
 
 
+def test_out_that_is_the_inputs_folder_is_refused_before_an_input_is_replaced(tmp_path, write_image, monkeypatch,
+                                                                              capsys):
+    """`translate IN --out IN` (and eval's GENERATED given as its --input) wrote each x.png's translation over
+    x.png itself: the user's images were gone, with exit code 0. Now one line names the input, before anything
+    is written."""
+    run = make_checkpoint(tmp_path / "run")
+    images = tmp_path / "images"
+    before = {f: f.read_bytes() for f in (write_image(images / n, 32, 32, seed=i) for i, n in enumerate(["a.png", "b.png"]))}
+    line = one_line_error(monkeypatch, capsys, "translate", run, images, "--out", images, "--device", "cpu")
+    assert line == (f"error: {images / 'a.png'}: its output would be written over it (--out {images} is its folder; "
+                    f"each input is written as <name>.png): give another --out")
+    line = one_line_error(monkeypatch, capsys, "eval", images, "--checkpoint", run, "--input", images, "--ref", images,
+                          "--pairs", "--metrics", "psnr", "--device", "cpu")
+    assert "a.png: its output would be written over it (GENERATED" in line
+    assert {f: f.read_bytes() for f in before} == before and sorted(images.iterdir()) == sorted(before)
+    jpeg = write_image(images / "c.jpg", 32, 32)  # written as c.png beside it: no input replaced
+    code, _, _ = run_main(monkeypatch, capsys, "translate", run, jpeg, "--out", images, "--device", "cpu")
+    assert code == 0 and (images / "c.png").is_file()
+
+
 def test_device_names_are_checked_in_one_line():
     import torch
 

@@ -259,13 +259,14 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     from pixmorph import load
     from pixmorph.api import Translator
     from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
-    from pixmorph.images import ImageReadError
+    from pixmorph.images import ImageReadError, check_distinct_outputs
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
     direction = direction or translator.default_direction()
     half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = image_files(inputs)
     out = Path(out)
+    check_distinct_outputs(files, out, option="GENERATED")
     seen: dict[str, Path] = {}
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     bad = []
