@@ -342,6 +342,36 @@ def test_corrupt_weights_file(existing_run):
     assert str(weights) in str(info.value)
 
 
+def _edited_checkpoint_config(saved: dict, edit: str):
+    if edit == "unknown option":
+        saved["run"]["model"]["bogus"] = 1
+    elif edit == "another method":
+        saved["run"]["method"] = "pix2pix"
+    else:  # valid JSON, not an object
+        saved = [1, 2]
+    return saved
+
+
+@pytest.mark.parametrize("edit, says", [
+    ("unknown option", "unknown model option(s): bogus; known: "),
+    ("another method", "unknown model option(s): lambda_A, "),
+    ("a list", "unreadable checkpoint config (a JSON list, not an object)"),
+])
+def test_a_checkpoint_config_that_does_not_build_names_the_file(existing_run, edit, says, monkeypatch, capsys):
+    """A checkpoint config.json edited by hand (or from another pixmorph version) with an option this version
+    lacks said `error: unknown model option(s): bogus; ...` without naming the file, and one holding a JSON list
+    ended in a traceback (AttributeError: 'list' object has no attribute 'get'). Both now name the file."""
+    config_file = existing_run / "checkpoint" / ckpt.CONFIG
+    config_file.write_text(json.dumps(_edited_checkpoint_config(json.loads(config_file.read_text()), edit)))
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "translate", str(existing_run), str(existing_run / "checkpoint"),
+                                      "--out", str(existing_run / "out")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {config_file}: {says}"), lines
+
+
 def test_resume_from_weights_only_checkpoint_names_state_file(existing_run, shared_data, make_config):
     (existing_run / "checkpoint" / ckpt.STATE).unlink()
     cfg = make_config("cyclegan", shared_data, existing_run, max_steps=5, resume=True)

@@ -346,8 +346,11 @@ def load(checkpoint: str | Path, device: str = "cpu", runtime: str | None = None
                                        "model; give it to `pixmorph eval --classifier`")
         raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG}: no run config ('run'): "
                                    "not a pixmorph translation checkpoint")
-    config = RunConfig.from_dict(saved["run"])
-    method = build_method(config)
+    try:  # a config edited by hand, or written by another version of pixmorph
+        config = RunConfig.from_dict(saved["run"])
+        method = build_method(config)
+    except (ValueError, TypeError) as e:
+        raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG}: {e}") from None
     ckpt.load_weights(folder, method.nets)
     if (unfinished := method.unfinished(int(saved.get("step", 0)))) is not None:
         warnings.warn(f"{folder}: {unfinished}", stacklevel=2)

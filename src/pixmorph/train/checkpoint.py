@@ -55,9 +55,13 @@ def _json_or_empty(path: Path) -> dict[str, Any]:
 
 def read_config(ckpt: Path) -> dict[str, Any]:
     try:
-        return json.loads((ckpt / CONFIG).read_text())
+        loaded = json.loads((ckpt / CONFIG).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{ckpt / CONFIG}: unreadable checkpoint config ({e})") from None
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"{ckpt / CONFIG}: unreadable checkpoint config (a JSON {type(loaded).__name__}, "
+                              f"not an object)")
+    return loaded
 
 
 def holds_checkpoint(run_dir: str | Path) -> bool:
