@@ -380,6 +380,28 @@ def test_resume_from_weights_only_checkpoint_names_state_file(existing_run, shar
     assert str(existing_run / "checkpoint" / ckpt.STATE) in str(info.value)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_resume_from_an_unreadable_state_file_is_one_line_and_keeps_the_run(existing_run, shared_data, make_config,
+                                                                           damage, monkeypatch, capsys):
+    """A cut-short state.pt (a copy interrupted, a full disk outside pixmorph) ended `--resume` in torch's
+    traceback (PytorchStreamReader failed reading zip archive ...), and an empty one in `aborted` with exit
+    code 130 (click takes an EOFError for Ctrl-D). Both are one line naming the file; the run is untouched."""
+    state = existing_run / "checkpoint" / ckpt.STATE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2] if damage == "truncated" else b"")
+    before = snapshot(existing_run)
+    cfg = make_config("cyclegan", shared_data, existing_run, max_steps=5, resume=True)
+    with pytest.raises(ckpt.CheckpointError, match=r"unreadable training state .*: training cannot resume from it"):
+        train(cfg, progress=False)
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "train", "cyclegan", "--out", str(existing_run), "--resume",
+                                      "--steps", "5"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {state}: unreadable training state ("), lines
+    assert_intact(existing_run, before)
+
+
 def test_folder_that_is_not_a_checkpoint(tmp_path, write_image, monkeypatch, capsys):
     folder = tmp_path / "photos"
     write_image(folder / "a.png", 8, 8)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -167,7 +168,12 @@ def load_state(ckpt: Path) -> dict[str, Any]:
     path = ckpt / STATE
     if not path.is_file():
         raise CheckpointError(f"{path}: missing: this checkpoint has weights only and cannot resume training")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as e:  # cut short or overwritten
+        reason = " ".join(str(e).split(". ")[0].split())[:160] or type(e).__name__
+        raise CheckpointError(f"{path}: unreadable training state ({reason}): training cannot resume from it; its "
+                              f"weights still translate and export") from None
 
 
 def rng_state() -> dict[str, Any]:
