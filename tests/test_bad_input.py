@@ -226,6 +226,17 @@ def test_a_bad_training_image_says_how_to_leave_it_out(tmp_path, layouts, make_c
         train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
 
 
+@pytest.mark.parametrize("name", ["a_cut.jpg", "z_cut.jpg"])  # among the sample grid's items, or read by a step
+def test_a_jpeg_cut_short_in_its_pixels_says_how_to_leave_it_out(tmp_path, layouts, write_image, make_config, name):
+    """Such a JPEG passes the up-front check and fails when decoded: its error lacked the data.skip_bad hint
+    that every other unreadable training image gets (pix2pix, FUNIT and two-step alike)."""
+    data = layouts.unpaired(tmp_path / "data", n=5)
+    truncate(write_image(data / "trainA" / name, 64, 64))
+    with pytest.raises(ImageReadError, match=rf"{name}: truncated or corrupt image .* \(--set data.skip_bad=true "
+                                             r"leaves unreadable training images out, each with a warning\)$"):
+        train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
+
+
 def test_skip_bad_trains_without_a_truncated_jpeg(tmp_path, layouts, write_image, make_config):
     data = layouts.unpaired(tmp_path / "data")
     truncate(write_image(data / "trainA" / "a_bad.jpg", 64, 64))  # header intact, pixel data cut

@@ -24,14 +24,16 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+SKIP_BAD_HINT = " (--set data.skip_bad=true leaves unreadable training images out, each with a warning)"
+
+
 def _images_in(folder: Path, skip_bad: bool) -> list[Path]:
     """The folder's images; with ``skip_bad`` every file is decoded once up front (a header check alone
     misses files cut short inside their pixel data) and the unreadable ones are left out with a warning."""
     try:
         files = check_images(list_images(folder), skip_bad=skip_bad)
     except ImageReadError as e:  # only without skip_bad: say that it exists
-        raise type(e)(f"{e} (--set data.skip_bad=true leaves unreadable training images out, each with a "
-                      f"warning)") from None
+        raise type(e)(f"{e}{SKIP_BAD_HINT}") from None
     if not skip_bad:
         return files
     good = []

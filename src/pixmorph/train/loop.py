@@ -23,8 +23,10 @@ from tqdm import tqdm
 
 import pixmorph
 from pixmorph.config import RunConfig, TrainConfig, build_method_config, save_json
+from pixmorph.data.folders import SKIP_BAD_HINT
 from pixmorph.data.layouts import build_dataset
 from pixmorph.data.resolve import resolve_data
+from pixmorph.images import ImageReadError
 from pixmorph.nn.norm import normalise_per_image
 from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
@@ -477,19 +479,26 @@ def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_fo
 
 def _next_batch(batches):
     """The next batch; an error raised in a loader worker comes back wrapped in the worker's traceback,
-    so it is raised again with its own one-line message."""
+    so it is raised again with its own one-line message. An image that fails here (a JPEG cut short inside
+    its pixel data passes the up-front check) gets the same hint as one that fails that check."""
     try:
         return next(batches)
     except Exception as e:
         text = str(e)
         if "Original Traceback" not in text:
+            if isinstance(e, ImageReadError):
+                raise _with_skip_bad_hint(e) from None
             raise
         last = [line for line in text.splitlines() if line.strip()][-1]
         try:
-            error = type(e)(last.split(": ", 1)[-1])
+            error = type(e)(last.split(": ", 1)[-1] + (SKIP_BAD_HINT if isinstance(e, ImageReadError) else ""))
         except Exception:
             raise e from None
         raise error from None
+
+
+def _with_skip_bad_hint(error: ImageReadError) -> ImageReadError:
+    return type(error)(f"{error}{SKIP_BAD_HINT}")
 
 
 def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler],
@@ -534,7 +543,10 @@ def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Pa
 
 def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:
     """The same few samples for every grid; drawn with fixed seeds so no training randomness is used."""
-    items = [dataset[(i % len(dataset), 1234 + i)] for i in range(min(n, len(dataset)))]
+    try:
+        items = [dataset[(i % len(dataset), 1234 + i)] for i in range(min(n, len(dataset)))]
+    except ImageReadError as e:  # one of them cut short inside its pixel data
+        raise _with_skip_bad_hint(e) from None
     return {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
 
 
