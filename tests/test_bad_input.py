@@ -517,6 +517,26 @@ def test_a_refused_start_leaves_no_new_folder_behind(tmp_path, cyclegan_data, ma
     assert not (tmp_path / "cli").exists()
 
 
+def test_a_new_run_in_a_folder_of_someone_elses_files_replaces_none_of_them(tmp_path, cyclegan_data, make_config):
+    """`train --out FOLDER` where FOLDER held a config.json and a samples/ folder of the user's (another program's)
+    replaced the config.json with the run's and, as the run failed before its first checkpoint, deleted samples/
+    (its 'logs'). Such a folder is refused before anything is written; one of other files trains beside them."""
+    folder = tmp_path / "mine"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "samples" / "keep.txt").write_text("mine")
+    (folder / "config.json").write_text('{"mine": 1}')
+    with pytest.raises(FileExistsError, match=r"mine: its config.json, samples are not a pixmorph run's, and a run "
+                                              r"there would replace or delete them: give another --out"):
+        train(make_config("cyclegan", cyclegan_data, folder, overwrite=True), progress=False)
+    assert (folder / "config.json").read_text() == '{"mine": 1}' and (folder / "samples" / "keep.txt").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "samples"]
+    (folder / "config.json").unlink()
+    shutil.rmtree(folder / "samples")
+    (folder / "notes.txt").write_text("mine")
+    run = train(make_config("cyclegan", cyclegan_data, folder), progress=False)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoint").is_dir()
+
+
 def test_a_start_refused_by_the_lock_leaves_the_running_trainings_folder_alone(tmp_path, cyclegan_data, make_config,
                                                                              monkeypatch):
     """A second training in a folder where one trains is refused by the run lock, and changes nothing there:
