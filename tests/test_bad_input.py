@@ -635,6 +635,30 @@ def test_a_failing_config_write_keeps_the_old_config(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
+def test_a_full_disk_while_translating_names_the_output_file(existing_run, tmp_path, write_image, monkeypatch, capsys):
+    """A real failing write (the file size limit, EFBIG; a full disk's ENOSPC takes the same path) of a
+    translation said `error: [Errno 27] File too large`, naming no file. Now the output file is named, the
+    outputs written before it stay, and no temporary file is left beside them."""
+    small = write_image(tmp_path / "in" / "a.png", 16, 16)
+    write_image(tmp_path / "in" / "b.png", 256, 256, seed=1)  # noise: its PNG is far over the limit
+    out = tmp_path / "out"
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (32768, old_limit[1]))
+    try:
+        monkeypatch.setattr(sys, "argv", ["pixmorph", "translate", str(existing_run), str(small.parent), "--out",
+                                          str(out), "--device", "cpu", "--batch-size", "1"])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert exit_info.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
+    assert lines == [f"error: {out / 'b.png'}: could not write it (File too large)"], lines
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
 def test_training_into_a_run_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, layouts, make_config, existing_run):
     before = snapshot(existing_run)
     cfg = make_config("cyclegan", layouts.unpaired(tmp_path / "data"), existing_run)

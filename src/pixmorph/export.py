@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from pixmorph.images import write_error
+
 OPSET = 17
 INSTALL_HINT = "pip install 'pixmorph[onnx]' (or: pip install onnx onnxruntime)"
 SOURCE = "pixmorph.weights_sha256"  # the metadata key that identifies the checkpoint a file was exported from
@@ -258,6 +260,8 @@ def export_generator(generator: nn.Module, path: str | Path, example: Tensor,
             onnx.save(model, str(partial))
         onnx.checker.check_model(str(partial))
         os.replace(partial, path)
+    except OSError as err:  # a full disk, a file size limit
+        raise write_error(path, err) from None
     finally:
         partial.unlink(missing_ok=True)
     return path

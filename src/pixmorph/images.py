@@ -36,6 +36,7 @@ __all__ = [
     "to_tensor",
     "to_pil",
     "save_image",
+    "write_error",
     "make_grid_image",
 ]
 
@@ -401,17 +402,28 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Pa
         raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
     if isinstance(image, torch.Tensor):
         image = to_pil(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_error(path, err) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             image.save(fh, format=image_format)
         os.chmod(tmp_name, FILE_MODE)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
         raise
     return path
+
+
+def write_error(path: str | os.PathLike, error: OSError) -> OSError:
+    """A failed write (a full disk, a file size limit, a read-only folder) as one line naming the file that was
+    being written, not the temporary file beside it nor an errno alone."""
+    return type(error)(f"{os.fspath(path)}: could not write it ({error.strerror or _one_line(error)})")
 
 
 def make_grid_image(rows: Sequence[Sequence[torch.Tensor]], pad: int = 2) -> Image.Image:
