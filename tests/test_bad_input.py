@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import resource
 import shutil
 import signal
@@ -657,6 +658,27 @@ def test_a_full_disk_while_translating_names_the_output_file(existing_run, tmp_p
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
     assert lines == [f"error: {out / 'b.png'}: could not write it (File too large)"], lines
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
+def test_a_full_disk_while_logging_names_the_log_and_keeps_the_checkpoint(existing_run, shared_data, make_config,
+                                                                          monkeypatch):
+    """A full disk when a step's losses are appended to stats.jsonl stopped training with `[Errno 28] No space
+    left on device`, naming no file; now stats.jsonl is named. The last checkpoint is intact."""
+    from pixmorph.train import report
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "a" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+
+    before = snapshot(existing_run)
+    monkeypatch.setattr(report, "open", full_disk, raising=False)
+    cfg = make_config("cyclegan", shared_data, existing_run, max_steps=5, resume=True, log_every=1)
+    with pytest.raises(OSError, match=rf"^{re.escape(str(existing_run / 'stats.jsonl'))}: could not write it "
+                                      r"\(No space left on device\)$"):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    assert_intact(existing_run, before)
 
 
 def test_training_into_a_run_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, layouts, make_config, existing_run):

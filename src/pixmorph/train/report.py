@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from pixmorph.images import make_grid_image
+from pixmorph.images import make_grid_image, write_error
 
 
 def save_samples(run_dir: Path, step: int, rows: list[list[Tensor]], columns: str = "") -> Path:
@@ -87,8 +87,11 @@ class StatsLog:
         os.replace(partial, self.path)
 
     def write(self, step: int, values: dict[str, float]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **values}) + "\n")
+        except OSError as err:  # a full disk: say which file, not an errno alone
+            raise write_error(self.path, err) from None
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(k, v, step)
