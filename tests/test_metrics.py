@@ -597,6 +597,29 @@ def test_eval_command_writes_table_and_json(tmp_path, fashion_folders):
     assert "PSNR dB" in result.output and "LPIPS" in result.output
 
 
+def test_eval_json_on_a_full_disk_names_the_file(tmp_path, fashion_folders, monkeypatch, capsys):
+    """A --json that could not be written (here a real file size limit, EFBIG, as a full disk's ENOSPC) said
+    `error: [Errno 27] File too large`, naming no file; the figures are printed before it all the same."""
+    import resource
+    import signal
+
+    from conftest import run_main
+
+    out = tmp_path / "eval.json"
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16, old_limit[1]))
+    try:
+        code, stdout, err = run_main(monkeypatch, capsys, "eval", fashion_folders["noise24"], "--ref",
+                                     fashion_folders["real"], "--pairs", "--metrics", "psnr", "--json", out,
+                                     "--device", "cpu")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert code == 1 and "PSNR dB" in stdout
+    assert err.strip().splitlines()[-1] == f"error: {out}: could not write it (File too large)"
+
+
 def test_eval_command_shows_progress_while_inception_reads(fashion_folders):
     result = run_eval(fashion_folders["noise8"], "--ref", fashion_folders["real"], "--metrics", "fid", "--device", "cpu")
     assert result.exit_code == 0, result.output

@@ -219,8 +219,13 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     shown = result if result["generated"] is not None else {**result, "generated": f"translated from {input_dir}"}
     click.echo(format_result(shown))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(to_json(result))
+        from pixmorph.images import write_error
+
+        try:
+            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_path).write_text(to_json(result))
+        except OSError as err:  # a full disk: the figures are printed above all the same
+            raise write_error(json_path, err) from None
         click.echo(f"json: {json_path}")
 
 
