@@ -297,6 +297,18 @@ def test_images_below_the_encoders_least_side_are_padded(schemes, tmp_path, one_
         train(cfg, progress=False)
 
 
+def test_fewshot_cli_shows_progress(schemes, tmp_path, one_thread):
+    """`pixmorph fewshot` over a folder of content images sat silent until its last line (translate and edit
+    show a progress bar)."""
+    run = train(run_config(schemes[0], tmp_path / "run", steps=1), progress=False)
+    root, sources, targets = schemes
+    result = CliRunner().invoke(fewshot_command, [str(run), "--content", str(root / sources[0]), "--class-images",
+                                                  str(root / targets[0]), "--out", str(tmp_path / "out"),
+                                                  "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "100%" in result.output and f"{len(CHARS)}/{len(CHARS)} [" in result.output
+
+
 def test_rgb_model_takes_grayscale_class_images(schemes, tmp_path, one_thread):
     """An RGB model (one training step is enough for shapes and plumbing) given gray class images."""
     run = train(run_config(schemes[0], tmp_path / "rgb", steps=1, model={"channels": 3}, channels=3), progress=False)

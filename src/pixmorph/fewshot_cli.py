@@ -84,9 +84,11 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = model.class_code([read_image(f, mode=model.mode) for f in class_files])
+    from tqdm import tqdm
+
     from pixmorph.images import save_image, to_tensor
 
-    for f, name in zip(files, names):
+    for f, name in tqdm(list(zip(files, names)), unit="img"):
         x = to_tensor(read_image(f, mode=model.mode))[None]
         save_image(model.translate_code(x, code, size)[0], out_dir / name)
     click.echo(f"{len(files)} image(s) translated with K={len(class_files)} class images into {out_dir}")
