@@ -237,6 +237,27 @@ def test_data_dir_env_var_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert got_labels.dtype == np.int64
 
 
+def test_a_cut_short_idx_file_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A .gz cut short (an interrupted copy or download) raised EOFError, which click takes for Ctrl-D at a
+    prompt: `pixmorph data path fashion-edges` said `aborted` with exit code 130, naming nothing. Now one
+    line names the file, exit code 1; and any other EOFError is an error, not `aborted`."""
+    from conftest import run_main
+
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    pixels = np.random.default_rng(0).integers(0, 256, 50 * 28 * 28, dtype=np.uint8).tobytes()
+    with gzip.open(images, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + np.array([50, 28, 28], ">u4").tobytes() + pixels)
+    images.write_bytes(images.read_bytes()[:5000])
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + np.array([50], ">u4").tobytes() + bytes(50))
+    monkeypatch.setenv(builtin.ENV_DATA_DIR, str(tmp_path))
+    monkeypatch.setenv("PIXMORPH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(images))}: unreadable \(.*\): the file is cut short"):
+        builtin.load_fashion_mnist("train")
+    monkeypatch.setattr(builtin, "_read_idx", lambda path: (_ for _ in ()).throw(EOFError("Ran out of input")))
+    code, _, err = run_main(monkeypatch, capsys, "data", "path", "fashion-edges")
+    assert code == 1 and err.strip().splitlines()[-1] == "error: a file ended too soon (Ran out of input)", err
+
+
 @needs_data
 def test_the_demo_runs_again_from_the_start(tmp_path: Path) -> None:
     """`pixmorph demo` twice in the same folder: the second run starts over (it stopped with "holds a checkpoint

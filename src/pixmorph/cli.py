@@ -412,6 +412,9 @@ def main() -> None:
     except click.exceptions.Abort as abort:
         from pixmorph.train.stopping import StoppedAndSaved, TrainingAborted
 
+        if isinstance(abort.__cause__, EOFError):  # click takes any EOFError for Ctrl-D at a prompt; pixmorph
+            click.echo(f"error: a file ended too soon ({abort.__cause__ or 'EOFError'})", err=True)  # asks none
+            sys.exit(1)
         if isinstance(abort.__cause__, TrainingAborted):
             click.echo(f"aborted without saving: {abort.__cause__}", err=True)
         elif not isinstance(abort.__cause__, StoppedAndSaved):  # saved: the loop has said where and how to go on

@@ -14,6 +14,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +147,11 @@ def _data_dir_note(split: Split) -> str:
 def _read_idx(path: Path) -> np.ndarray:
     """Parse an idx file of unsigned bytes (optionally gzipped); result is read-only."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as e:  # a download cut short; gzip's BadGzipFile is an OSError
+        raise ValueError(f"{path}: unreadable ({e}): the file is cut short or damaged; get it again") from None
     zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path}: not an idx file of unsigned bytes")
