@@ -531,11 +531,17 @@ def test_a_new_run_in_a_folder_of_someone_elses_files_replaces_none_of_them(tmp_
         train(make_config("cyclegan", cyclegan_data, folder, overwrite=True), progress=False)
     assert (folder / "config.json").read_text() == '{"mine": 1}' and (folder / "samples" / "keep.txt").is_file()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "samples"]
-    (folder / "config.json").unlink()
+    (folder / "config.json").unlink()  # a project's own samples/ alone: refused as well
+    with pytest.raises(FileExistsError, match=r"mine: its samples are not a pixmorph run's"):
+        train(make_config("cyclegan", cyclegan_data, folder), progress=False)
+    assert (folder / "samples" / "keep.txt").is_file()
     shutil.rmtree(folder / "samples")
+    (folder / "stats.jsonl").write_text('{"step": 1}\n')  # a failed start's own log: cleared as before
     (folder / "notes.txt").write_text("mine")
     run = train(make_config("cyclegan", cyclegan_data, folder), progress=False)
     assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoint").is_dir()
+    log = run / "stats.jsonl"
+    assert not log.is_file() or log.read_text() != '{"step": 1}\n'
 
 
 def test_a_start_refused_by_the_lock_leaves_the_running_trainings_folder_alone(tmp_path, cyclegan_data, make_config,

@@ -8,7 +8,6 @@ of every global batch, ``update`` averages the gradients, and only rank 0 writes
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -33,6 +32,7 @@ from pixmorph.methods import Method, get_method
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed, resume, set_aside, speed as speedups, stopping, terminal
 from pixmorph.train.cpu_share import CpuShare
+from pixmorph.train.foreign_files import refuse_another_programs_files
 from pixmorph.train.report import StatsLog, save_samples
 from pixmorph.train.run_lock import LOCK, RunFolderInUse, run_lock
 from pixmorph.train.sampler import ClassBalancedSampler, SeededSampler
@@ -110,7 +110,7 @@ def train(cfg: RunConfig, progress: bool = True,
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder}: a file, not a folder: give --out (train.out) a folder for the run")
-    _refuse_another_programs_files(run_dir)
+    refuse_another_programs_files(run_dir)
     new = _first_missing(run_dir)
     written: list[Path] = []
 
@@ -136,26 +136,6 @@ def train(cfg: RunConfig, progress: bool = True,
         if isinstance(error, KeyboardInterrupt) and not isinstance(error, stopping.StoppedAndSaved):
             raise stopping.TrainingAborted(resume.aborted_state(run_dir, cfg.method)) from None
         raise
-
-
-def _refuse_another_programs_files(run_dir: Path) -> None:
-    """A run writes its config.json into --out and clears the logs a failed start left there (RUN_LOGS): in a
-    folder that holds no run, a config.json that is not a run's or such logs are someone else's files, which
-    it would replace or delete. Other files are left alone, beside the run's."""
-    if ckpt.holds_checkpoint(run_dir):
-        return  # a run's folder: --resume or --overwrite decide (refuse_to_start_over)
-    saved = run_dir / "config.json"
-    if saved.is_file():
-        try:
-            config = json.loads(saved.read_text())
-        except (OSError, ValueError):
-            return  # most likely a run's own, cut short by a kill while it was written
-        if isinstance(config, dict) and {"method", "train"} <= config.keys():
-            return  # a run that stopped before its first checkpoint: its own logs
-    foreign = [name for name in ("config.json", *RUN_LOGS) if (run_dir / name).exists()]
-    if foreign:
-        raise FileExistsError(f"{run_dir}: its {', '.join(foreign)} are not a pixmorph run's, and a run there would "
-                              f"replace or delete them: give another --out (or move them away)")
 
 
 def _first_missing(folder: Path) -> Path | None:
