@@ -86,6 +86,37 @@ def test_mistyped_set_value_is_one_line_naming_it(tmp_path, cyclegan_data, monke
     assert line == f"error: {expected}"
 
 
+@pytest.mark.parametrize("args, expected, code", [
+    (["--epochs", "inf"], "Invalid value for '--epochs': 'inf' is not a finite number", 2),  # OverflowError traceback
+    (["--epochs", "nan"], "Invalid value for '--epochs': 'nan' is not a finite number", 2),  # 'cannot convert float NaN'
+    (["--time-budget", "nan"], "Invalid value for '--time-budget': 'nan' is not a finite number", 2),
+    (["--set", "model.lr=nan"], "--set model.lr=nan: give a finite number", 1),  # torch's 'Invalid learning rate: nan'
+    (["--set", "model.lambda_A=inf"], "--set model.lambda_A=inf: give a finite number", 1),  # trained on, into NaN
+])
+def test_nan_and_infinite_numbers_are_refused_naming_the_option(tmp_path, cyclegan_data, monkeypatch, capsys, args,
+                                                                 expected, code):
+    out = tmp_path / "run"
+    got, lines = main_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", out,
+                            "--steps", "1", *TINY_CYCLEGAN, *args)
+    assert got == code and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), lines
+    assert not out.exists()
+
+
+def test_nan_in_a_config_file_and_a_binary_config_file_name_the_file(tmp_path, monkeypatch, capsys):
+    nan, binary = tmp_path / "nan.yaml", tmp_path / "photo.yaml"
+    nan.write_text("model: {lr: .nan}\n")
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")  # said only: 'utf-8' codec can't decode byte 0x89 ...
+    assert one_line_error(monkeypatch, capsys, "train", "cyclegan", "--config", nan, "--dry-run") == \
+        f"error: {nan}: model.lr=nan: give a finite number"
+    assert one_line_error(monkeypatch, capsys, "train", "cyclegan", "--config", binary, "--dry-run") == \
+        f"error: {binary}: not a YAML text file (invalid start byte at byte 0)"
+
+
+def test_classifier_epochs_must_be_finite(tmp_path):
+    result = invoke("classifier", "train", tmp_path, "--out", tmp_path / "clf", "--epochs", "inf")
+    assert result.exit_code == 2 and "Invalid value for '--epochs': 'inf' is not a finite number" in result.output
+
+
 def test_set_values_are_converted_to_the_option_type(tmp_path):
     result = invoke("train", "cyclegan", "--out", tmp_path / "run", "--dry-run", "--set", "model.lr=1",
                     "--set", "train.max_steps=1e3", "--set", "train.time_budget=null", "--set", "model.norm=off")

@@ -15,6 +15,7 @@ import click
 from pixmorph.cli_deepsim import (apply_single_image, computed_primitive, dry_run_size, edit_command, guessed_kind_note,
                                    primitive_hint, save_training_primitive, single_image_options,
                                    warn_of_unlikely_primitives)
+from pixmorph.cli_types import FiniteFloat
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 
 if TYPE_CHECKING:
@@ -41,10 +42,10 @@ def cli() -> None:
 @click.option("--data", help="Data folder, or a built-in task (fashion-edges, sneaker2boot, ...).")
 @click.option("--out", help="Run folder (checkpoint/, samples/, stats.jsonl, config.json).")
 @click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--epochs", type=float, help="Epochs at the initial learning rate.")
-@click.option("--epochs-decay", type=float, help="Epochs of linear decay to 0.")
+@click.option("--epochs", type=FiniteFloat(), help="Epochs at the initial learning rate.")
+@click.option("--epochs-decay", type=FiniteFloat(), help="Epochs of linear decay to 0.")
 @click.option("--steps", type=int, help="Stop at this step.")
-@click.option("--time-budget", type=click.FloatRange(min=0),
+@click.option("--time-budget", type=FiniteFloat(min=0),
               help="Seconds of training, then save and stop (0: no limit; a --resume does not inherit it).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
@@ -324,7 +325,7 @@ def export(checkpoint: str, onnx_file: str, check_size: int | None) -> None:
 
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--minutes", default=10.0, show_default=True, help="Cap on training time (the demo schedule takes ~3 min on 2 idle cores).")
+@click.option("--minutes", default=10.0, show_default=True, type=FiniteFloat(min=0), help="Cap on training time (the demo schedule takes ~3 min on 2 idle cores).")
 @click.option("--device", default="auto", show_default=True)
 def demo(out: str, minutes: float, device: str) -> None:
     """Train CycleGAN on built-in fashion-edges for a few minutes, translate held-out edge maps, write a page."""

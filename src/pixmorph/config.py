@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import types
@@ -288,13 +289,21 @@ def check_values(kind: type, values: dict[str, Any], section: str, source: str =
     checked = dict(values)
     for name, value in values.items():
         if name in types_:
+            where = f"{source}: " if source else ""
             try:
-                checked[name] = coerce(value, types_[name])
+                checked[name] = finite(coerce(value, types_[name]), f"{where}{section}.{name}={value}")
             except _Mismatch:
-                where = f"{source}: " if source else ""
                 raise ValueError(f"{where}{section}.{name}: expected {describe(types_[name])}, "
                                  f"got {_shown(value)}") from None
     return checked
+
+
+def finite(value: Any, named: str) -> Any:
+    """``value``, unless it is a float NaN or infinity, which no option takes (``--epochs inf`` ended in an
+    OverflowError traceback, ``--set model.lr=nan`` in torch's 'Invalid learning rate: nan')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{named}: give a finite number")
+    return value
 
 
 def section_types(model_config: type | None = None) -> dict[str, type]:
@@ -354,7 +363,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str], model_config: type 
             if tp is str and value is not None and not isinstance(value, str):
                 value = raw.strip()  # --set model.stage=2, --set model.norm=off: the text as typed
             try:
-                value = coerce(value, tp)
+                value = finite(coerce(value, tp), f"--set {item}")
             except _Mismatch:
                 raise ValueError(f"--set {item}: expected {describe(tp)}") from None
         d.setdefault(section, {})[name] = value
@@ -366,6 +375,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         d = yaml.load(Path(path).read_text(), Loader=_Loader)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as e:  # an image or a binary given as the config
+        raise ValueError(f"{path}: not a YAML text file ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if d is None:

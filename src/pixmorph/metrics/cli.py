@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from pixmorph.cli_types import FiniteFloat
+
 COUNT = click.IntRange(min=1)  # counts and sizes: 0 or less is a usage error, not a crash or a silent 0
 
 
@@ -238,13 +240,13 @@ def classifier_group() -> None:
 @click.argument("domain")
 @click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder (default: <cache>/classifiers/NAME, "
                                                                "where `pixmorph eval` looks for fashion).")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True)
+@click.option("--epochs", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True)
 @click.option("--width", type=COUNT, default=32, show_default=True, help="Channels of the first convolutions.")
 @click.option("--batch-size", type=COUNT, default=128, show_default=True)
 @click.option("--n-train", type=COUNT, help="Use only the first N training images (quick runs).")
 @click.option("--image-size", type=COUNT, default=32, show_default=True,
               help="Class folders: images are resized to this square.")
-@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+@click.option("--test-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True,
               help="Class folders without train/ and test/: share of each class held out for the test.")
 @click.option("--flip/--no-flip", default=False, show_default=True,

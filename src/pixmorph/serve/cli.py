@@ -8,6 +8,8 @@ import socket
 
 import click
 
+from pixmorph.cli_types import FiniteFloat
+
 
 @click.command("serve")
 @click.argument("checkpoints", nargs=-1, required=True, metavar="[NAME=]RUN...")
@@ -18,7 +20,7 @@ import click
 @click.option("--device", default="auto", show_default=True, help="auto (a GPU when there is one), cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
-@click.option("--max-upload-mb", default=32.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-upload-mb", default=32.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Largest request body (all its files together).")
 @click.option("--max-pixels", default=4096 * 4096, show_default=True, type=click.IntRange(min=1),
               help="Largest image, in pixels.")
