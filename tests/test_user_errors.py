@@ -225,6 +225,19 @@ def test_onnx_file_of_another_checkpoint_is_refused(cyclegan_run, tmp_path, writ
     assert not (tmp_path / "o").exists()
 
 
+def test_a_damaged_onnx_file_is_one_line_naming_it(cyclegan_run, tmp_path, write_image, monkeypatch, capsys):
+    """A PREFIX.AtoB.onnx cut short or not ONNX at all ended in onnxruntime's traceback (InvalidProtobuf)."""
+    pytest.importorskip("onnxruntime")
+    damaged = tmp_path / "model.AtoB.onnx"
+    damaged.write_text("not a model")
+    photo = write_image(tmp_path / "photos" / "a.png", 16, 16)
+    line = one_line_error(monkeypatch, capsys, "translate", cyclegan_run, photo, "--out", tmp_path / "o",
+                          "--onnx", damaged)
+    assert line == (f"error: {damaged}: not a readable ONNX file (Protobuf parsing failed.): export it again with "
+                    f"`pixmorph export CKPT --onnx FILE`")
+    assert not (tmp_path / "o").exists()
+
+
 def test_onnx_option_implies_the_onnx_runtime(cyclegan_run, tmp_path, write_image, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
     write_image(tmp_path / "photos" / "a.png", 16, 16)

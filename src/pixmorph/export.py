@@ -348,7 +348,12 @@ class OnnxGenerator:
         providers = ["CPUExecutionProvider"]
         if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as e:  # onnxruntime's own types (InvalidProtobuf, Fail, ...): a damaged or foreign file
+            reason = " ".join(str(e).split()).split("failed:")[-1].strip()[:200]
+            raise ValueError(f"{self.path}: not a readable ONNX file ({reason}): export it again with "
+                             f"`pixmorph export CKPT --onnx FILE`") from None
         self.providers = self.session.get_providers()
         self.input_channels = _channel_dim(self.session.get_inputs()[0].shape)  # None when not fixed
         self.output_channels = _channel_dim(self.session.get_outputs()[0].shape)
