@@ -127,6 +127,21 @@ def test_list_files_split(tmp_path):
         split_classes(tmp_path, {"source_list": "bad_list.txt"})
 
 
+@pytest.mark.parametrize("file, content, says", [
+    ("fewshot.json", b"{bad json", "fewshot.json: unreadable (Expecting property name"),  # said without the file
+    ("fewshot.json", b"[1]", "fewshot.json: expected a JSON object of data options"),  # AttributeError traceback
+    ("train_list.txt", b"\xff\xfe\x00", "train_list.txt: not a text list file (invalid start byte at byte 0)"),
+])
+def test_a_damaged_fewshot_json_or_list_file_names_it(tmp_path, file, content, says):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        Image.new("L", (8, 8)).save(tmp_path / c / "0.png")
+    (tmp_path / file).write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        split_classes(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path}/{says}"), str(info.value)
+
+
 def test_class_code_ignores_the_order_of_the_k_images():
     torch.manual_seed(0)
     g = FewShotGenerator(channels=3, nf=8, nf_mlp=16, latent_dim=8, n_res=1, n_down_content=2, n_down_class=2).eval()

@@ -58,8 +58,12 @@ def read_list_file(path: Path, image_root: Path) -> dict[str, list[Path]]:
     """FUNIT list file: one ``class/filename`` line per image -> images by class, classes in order of appearance."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: list file not found")
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text list file ({e.reason} at byte {e.start})") from None
     by_class: dict[str, list[Path]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -78,7 +82,15 @@ def read_list_file(path: Path, image_root: Path) -> dict[str, list[Path]]:
 def task_options(root: Path, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``ROOT/fewshot.json`` (when present) overridden by ``options``."""
     info = root / "fewshot.json"
-    merged = json.loads(info.read_text()) if root.is_dir() and info.is_file() else {}
+    if not (root.is_dir() and info.is_file()):
+        return dict(options or {})
+    try:
+        merged = json.loads(info.read_text())
+    except ValueError as e:  # not JSON, or not text
+        raise ValueError(f"{info}: unreadable ({e})") from None
+    if not isinstance(merged, dict):
+        raise ValueError(f"{info}: expected a JSON object of data options ({', '.join(OPTIONS)}), not a "
+                         f"{type(merged).__name__}")
     merged.update(options or {})
     return merged
 
