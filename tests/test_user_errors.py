@@ -335,6 +335,19 @@ def test_resume_with_another_method_names_both(tmp_path, monkeypatch, capsys):
     assert line.startswith(f"error: {run} holds a pix2pix run; you asked for cyclegan")
 
 
+@pytest.mark.parametrize("text, says", [("{oops", "unreadable run config (Expecting property name"),
+                                         ("[1]", "not a run config (a JSON list, not an object)")])
+def test_resume_of_a_run_whose_config_json_is_damaged_names_it(tmp_path, monkeypatch, capsys, text, says):
+    """A run folder without a checkpoint whose config.json is damaged: `--resume` said only 'Expecting property
+    name enclosed in double quotes ...', and a JSON list ended in an AttributeError traceback."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(text)
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--out", run, "--resume", "--steps", 1)
+    assert line.startswith(f"error: {run / 'config.json'}: {says}"), line
+    assert (run / "config.json").read_text() == text
+
+
 def test_new_run_over_another_methods_run_names_both(tmp_path, cyclegan_data, monkeypatch, capsys, make_config):
     """`train cyclegan --out RUN` over a pix2pix run said to continue it with --resume, which then refused it."""
     run = make_checkpoint(tmp_path / "p2p")

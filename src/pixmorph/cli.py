@@ -144,7 +144,16 @@ def _config_that_ran(run: Path) -> dict:
         ran = ckpt.read_config(ckpt.find_checkpoint(run)).get("run")
     except ckpt.CheckpointError:
         ran = None
-    return ran if isinstance(ran, dict) else json.loads((run / "config.json").read_text())
+    if isinstance(ran, dict):
+        return ran
+    saved = run / "config.json"
+    try:
+        ran = json.loads(saved.read_text())
+    except ValueError as e:  # not JSON, or not text
+        raise ValueError(f"{saved}: unreadable run config ({e})") from None
+    if not isinstance(ran, dict):
+        raise ValueError(f"{saved}: not a run config (a JSON {type(ran).__name__}, not an object)")
+    return ran
 
 
 def merged(base: dict, changes: dict) -> dict:
