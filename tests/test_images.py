@@ -525,3 +525,27 @@ def test_two_inputs_written_to_one_output_name_the_remedy_that_works(tmp_path):
     with pytest.raises(ValueError, match="b/a.png: would be written to .*out/a.png like .*in/a.png: give their folders separate commands"):
         check_distinct_outputs([tmp_path / "in/a.png", tmp_path / "b/a.png"], tmp_path / "out")
     check_distinct_outputs([tmp_path / "in/a.png", tmp_path / "in/b.png"], tmp_path / "out")
+
+
+def test_a_file_without_read_permission_is_an_unreadable_image(tmp_path, monkeypatch):
+    """PermissionError passed by check_images (an OSError, `error: [Errno 13] Permission denied: ...`), so
+    skip_bad did not leave such a training image out. (Simulated: the tests may run as root, whom chmod 000
+    does not stop.)"""
+    import builtins
+
+    from pixmorph import images
+
+    locked = tmp_path / "locked.png"
+    Image.new("RGB", (4, 4)).save(locked)
+    Image.new("RGB", (4, 4)).save(tmp_path / "open.png")
+
+    def open_unless_locked(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "open", open_unless_locked, raising=False)
+    with pytest.raises(images.ImageReadError, match=r"locked.png: not readable \(permission denied\)$"):
+        images.read_image(locked)
+    with pytest.warns(images.BadImageWarning, match="locked.png: not readable"):
+        assert images.check_images([locked, tmp_path / "open.png"], skip_bad=True) == [tmp_path / "open.png"]

@@ -105,6 +105,13 @@ def _check_is_nonempty_file(path: Path) -> None:
         raise _fail(path, "empty file")
 
 
+def _open_for_reading(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except PermissionError:  # an ImageReadError, so that skip_bad leaves it out like any unreadable file
+        raise _fail(path, "not readable (permission denied)") from None
+
+
 def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
     try:
         with _pillow_pixel_limit(max_pixels):
@@ -215,7 +222,7 @@ def read_image(
     """
     path = Path(path)
     _check_is_nonempty_file(path)
-    with open(path, "rb") as fh:
+    with _open_for_reading(path) as fh:
         return decode_image(fh, path, mode=mode, min_size=min_size, max_pixels=max_pixels)
 
 
@@ -301,7 +308,7 @@ def _subfolders_hint(folder: Path, recursive: bool) -> str:
 
 def _verify(path: Path, min_size: int, max_pixels: int | None) -> None:
     _check_is_nonempty_file(path)
-    with open(path, "rb") as fh:
+    with _open_for_reading(path) as fh:
         img = _open(path, fh, max_pixels)
         _check_size(path, img, min_size, max_pixels)
         try:
