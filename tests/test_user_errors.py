@@ -522,6 +522,18 @@ def test_out_that_is_the_inputs_folder_is_refused_before_an_input_is_replaced(tm
     assert code == 0 and (images / "c.png").is_file()
 
 
+def test_a_file_name_with_a_line_break_stays_on_the_error_line(tmp_path, monkeypatch, capsys):
+    """`error: in/bad` and `name.png: not an image file ...` came on two lines; the warning of --skip-bad too."""
+    run = make_checkpoint(tmp_path / "run")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad\nname.png").write_text("not an image")
+    line = one_line_error(monkeypatch, capsys, "translate", run, tmp_path / "in", "--out", tmp_path / "out")
+    assert line == f"error: {tmp_path / 'in'}/bad\\nname.png: not an image file (unknown format or corrupt header)"
+    code, lines = main_error(monkeypatch, capsys, "translate", run, tmp_path / "in", "--out", tmp_path / "out",
+                             "--skip-bad")
+    assert code == 1 and len(lines) == 2 and lines[0].startswith("warning: ") and "bad\\nname.png" in lines[0]
+
+
 def test_device_names_are_checked_in_one_line():
     import torch
 

@@ -17,6 +17,7 @@ from pixmorph.cli_deepsim import (apply_single_image, computed_primitive, dry_ru
                                    warn_of_unlikely_primitives)
 from pixmorph.cli_types import FiniteFloat
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
+from pixmorph.messages import one_line
 
 if TYPE_CHECKING:
     from pixmorph.api import Translator
@@ -262,7 +263,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     except ImportError as e:  # onnxruntime missing: say how to install it
         raise click.ClickException(str(e)) from None
     for w in loading:  # one line each (an ONNX file too old to be checked against the checkpoint)
-        click.echo(f"warning: {w.message}", err=True)
+        click.echo(f"warning: {one_line(w.message)}", err=True)
     if onnx_prefix:  # FILE.BtoA.onnx names its direction
         from pixmorph.export import named_direction
 
@@ -288,7 +289,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         if half and files:
             warn_unless_side_by_side_input(files[0], half)
     for w in skipped:  # one line each, not Python's warning format
-        click.echo(f"warning: {w.message}", err=True)
+        click.echo(f"warning: {one_line(w.message)}", err=True)
     out_dir = Path(out)
     check_distinct_outputs(files, out_dir)
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
@@ -405,7 +406,7 @@ cli.add_command(serve_command)
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as the command's other messages are: one line, without the source line that raised it."""
-    print(f"warning: {message}", file=file or sys.stderr)
+    print(f"warning: {one_line(message)}", file=file or sys.stderr)
 
 
 def main() -> None:
@@ -433,11 +434,11 @@ def main() -> None:
     except click.ClickException as e:  # one line, as pixmorph's own errors (click's own show adds its usage)
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, click.UsageError) and ctx else ""
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        click.echo(f"error: {one_line(e.format_message())}{hint}", err=True)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: say it once
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {one_line(e)}", err=True)
         sys.exit(1)
     except (MemoryError, RuntimeError) as e:
         message = out_of_memory(e) or lost_process(e)

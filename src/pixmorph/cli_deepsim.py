@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import click
 
+from pixmorph.messages import one_line
+
 SINGLE_IMAGE_FLAGS = ("image", "primitive", "seg", "edges", "kind", "max_side")
 
 
@@ -223,5 +225,5 @@ def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_fi
         warnings.simplefilter("always")
         written = edit(translator, primitive_files, out, edges=edge_maps or None)
     for w in mismatched:  # one line each (a primitive that does not look like what the model takes)
-        click.echo(f"warning: {w.message}", err=True)
+        click.echo(f"warning: {one_line(w.message)}", err=True)
     click.echo(f"{len(written)} edited image{'' if len(written) == 1 else 's'} rendered into {out}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from pixmorph.messages import one_line
+
 
 LIST_FLAGS = ("--content", "--class-images")
 
@@ -74,7 +76,7 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     class_files = check_images(class_image_files(class_images))
     note = source_class_overlap(model, class_files)
     if note:
-        click.echo(f"warning: {note}", err=True)
+        click.echo(f"warning: {one_line(note)}", err=True)
     files = [f for p in map(Path, content) for f in (list_images(p) if p.is_dir() else [p])]
     files = check_images(files)
     names = [f"{f.stem}.png" for f in files]

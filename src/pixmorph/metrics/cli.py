@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from pixmorph.cli_types import FiniteFloat
+from pixmorph.messages import one_line
 
 COUNT = click.IntRange(min=1)  # counts and sizes: 0 or less is a usage error, not a crash or a silent 0
 
@@ -217,7 +218,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     if checkpoint is not None and (note := _what_was_scored(translator, direction)):
         result["warnings"].insert(0, note)
     for message in result["warnings"]:
-        click.echo(f"warning: {message}", err=True)
+        click.echo(f"warning: {one_line(message)}", err=True)
     shown = result if result["generated"] is not None else {**result, "generated": f"translated from {input_dir}"}
     click.echo(format_result(shown))
     if json_path:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from pixmorph.messages import one_line
 from pixmorph.train import distributed
 
 
@@ -23,7 +24,7 @@ def warnings_above(bar: tqdm) -> Iterator[None]:
     shown = warnings.showwarning
 
     def write(message, category, filename, lineno, file=None, line=None) -> None:
-        tqdm.write(f"warning: {message}", file=file or sys.stderr)
+        tqdm.write(f"warning: {one_line(message)}", file=file or sys.stderr)
 
     warnings.showwarning = write
     try:
