@@ -258,6 +258,19 @@ def test_a_cut_short_idx_file_is_one_line_naming_it(tmp_path: Path, monkeypatch:
     assert code == 1 and err.strip().splitlines()[-1] == "error: a file ended too soon (Ran out of input)", err
 
 
+def test_the_demo_does_not_write_over_a_page_of_its_folder(tmp_path: Path) -> None:
+    """`pixmorph demo --out .` in a folder with its own index.html wrote the demo's page over it (after minutes
+    of training); it is refused before anything is done."""
+    from pixmorph.demo import run_demo
+
+    page = tmp_path / "site" / "index.html"
+    page.parent.mkdir()
+    page.write_text("<html>my site</html>")
+    with pytest.raises(FileExistsError, match=r"index.html: not a page of the demo, which it would write over"):
+        run_demo(page.parent, minutes=0.01, device="cpu")
+    assert page.read_text() == "<html>my site</html>" and sorted(page.parent.iterdir()) == [page]
+
+
 @needs_data
 def test_the_demo_runs_again_from_the_start(tmp_path: Path) -> None:
     """`pixmorph demo` twice in the same folder: the second run starts over (it stopped with "holds a checkpoint

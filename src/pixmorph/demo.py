@@ -38,7 +38,13 @@ def l1_to_truth(translate, inputs: torch.Tensor, truth: torch.Tensor) -> float:
     return float((translate(inputs) - truth).abs().mean())
 
 
+PAGE_TITLE = "<title>pixmorph demo</title>"
+
+
 def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
+    page = out / "index.html"
+    if page.is_file() and PAGE_TITLE not in page.read_text(errors="replace"):  # `--out .` in a website's folder
+        raise FileExistsError(f"{page}: not a page of the demo, which it would write over: give another --out")
     out.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(out, minutes, str(resolve_device(device)))
     run_dir = train(cfg)
@@ -84,7 +90,7 @@ def _write_page(out: Path, files, edges, outputs, truth, result: dict) -> Path:
         rows.append(f"<tr><td>{html.escape(f.stem)}</td>{''.join(cells)}</tr>")
     page = out / "index.html"
     page.write_text(
-        "<!doctype html><meta charset=utf-8><title>pixmorph demo</title>"
+        f"<!doctype html><meta charset=utf-8>{PAGE_TITLE}"
         "<style>body{font-family:sans-serif}img{image-rendering:pixelated}</style>"
         "<h1>CycleGAN on fashion-edges: edge map &rarr; item</h1>"
         f"<p>Mean L1 to ground truth over {len(files)} held-out items: CycleGAN {result['l1_model']:.3f}, "
