@@ -448,6 +448,18 @@ def test_nan_loss_raises_and_keeps_previous_checkpoint(existing_run, shared_data
     assert_intact(existing_run, before)
 
 
+@pytest.mark.parametrize("precision, advice", [("fp32", "(try a lower learning rate)"),
+                                               ("bf16", "(try a lower learning rate, or train.precision=fp32)")])
+def test_a_diverged_run_suggests_fp32_only_when_it_did_not_train_in_it(tmp_path, cyclegan_data, make_config,
+                                                                       monkeypatch, precision, advice):
+    """A run trained in fp32 was told to 'try ... train.precision=fp32' when a loss became NaN."""
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=1))
+    cfg = make_config("cyclegan", cyclegan_data, tmp_path / "run", precision=precision, log_every=1)
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg, progress=False)
+    assert str(info.value).endswith(advice), str(info.value)
+
+
 def test_nan_weights_never_replace_a_good_checkpoint(tmp_path, cyclegan_data, make_config, monkeypatch):
     monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=2, poison_weights=True))
     cfg = make_config("cyclegan", cyclegan_data, tmp_path / "run", max_steps=4, log_every=4, checkpoint_every=1)

@@ -273,7 +273,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
 
     def save(at_step: int) -> None:
         nonlocal replacing
-        _check_finite(method, sums, steps_since_log, at_step, run_dir, world)  # never replace a good checkpoint with NaNs
+        _check_finite(method, sums, steps_since_log, at_step, run_dir, world, precision)  # never replace a good checkpoint with NaNs
         # each process's own method state (CycleGAN's history pools hold that process's fakes), for its resume
         method_states = distributed.gather_to_main(method.extra_state(), world)
         if not world.is_main:
@@ -341,7 +341,7 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
             stopped = finishing and distributed.any_rank(stop_requested(), world)
             if step % t.log_every == 0 or finishing:
                 elapsed = time.perf_counter() - t_log
-                means = _means(sums, steps_since_log, step, run_dir, world)
+                means = _means(sums, steps_since_log, step, run_dir, world, precision)
                 means["images_per_s"] = seen_since_log / max(elapsed, 1e-9)
                 if stats:
                     stats.write(step, means)
@@ -522,7 +522,7 @@ def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler],
 
 
 def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path,
-           world: distributed.World = distributed.World()) -> dict[str, float]:
+           world: distributed.World = distributed.World(), precision: str = "auto") -> dict[str, float]:
     """Mean losses since the last log over all processes (one host sync per interval, not per step);
     stops on NaN/inf."""
     if not sums:
@@ -531,16 +531,17 @@ def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path,
     values = distributed.average_scalars(torch.stack([sums[k] for k in names]), world).tolist()
     for k, v in zip(names, values):
         if not math.isfinite(v):
-            raise TrainingDiverged(f"loss {k} became {v} by step {step}; {resume.last_good(run_dir)}")
+            raise TrainingDiverged(f"loss {k} became {v} by step {step}; {resume.last_good(run_dir, precision)}")
     return {k: v / max(count, 1) for k, v in zip(names, values)}
 
 
 def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Path,
-                  world: distributed.World = distributed.World()) -> None:
-    _means(sums, count, step, run_dir, world)
+                  world: distributed.World = distributed.World(), precision: str = "auto") -> None:
+    _means(sums, count, step, run_dir, world, precision)
     for name, p in method.nets.named_parameters():
         if not torch.isfinite(p).all():
-            raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; {resume.last_good(run_dir)}")
+            raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; "
+                                   f"{resume.last_good(run_dir, precision)}")
 
 
 def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:

@@ -23,8 +23,9 @@ def aborted_state(run_dir: Path, method: str) -> str:
             f"`pixmorph train {method} --out {run_dir} --resume`")
 
 
-def last_good(run_dir: Path) -> str:
-    advice = "try a lower learning rate, or train.precision=fp32"
+def last_good(run_dir: Path, precision: str = "auto") -> str:
+    """Where a run that diverged can go on from, and what to change (``precision``: what the run trained in)."""
+    advice = "try a lower learning rate" + ("" if precision == "fp32" else ", or train.precision=fp32")
     try:
         return f"the last good checkpoint is in {ckpt.find_checkpoint(run_dir)} ({advice})"
     except ckpt.CheckpointError:
