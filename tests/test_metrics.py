@@ -817,13 +817,18 @@ def test_eval_prints_kid_without_a_spread_when_one_subset_is_all_images(tmp_path
     assert "± " in kid_line and "over 100 subsets of 5 images" in kid_line, kid_line
 
 
-@pytest.mark.parametrize("args, option", [(["--batch-size", "-1"], "--batch-size"), (["--batch-size", "0"], "--batch-size"),
-                                          (["--kid-subset-size", "0"], "--kid-subset-size")])
-def test_eval_refuses_counts_below_one(tmp_path, args, option):
-    """--batch-size -1 gave LPIPS 0.0000 (an empty range), 0 a traceback, --kid-subset-size 0 KID nan ± nan."""
+@pytest.mark.parametrize("args, option, least", [(["--batch-size", "-1"], "--batch-size", 1),
+                                                 (["--batch-size", "0"], "--batch-size", 1),
+                                                 (["--kid-subset-size", "0"], "--kid-subset-size", 2),
+                                                 (["--kid-subset-size", "1"], "--kid-subset-size", 2)])
+def test_eval_refuses_counts_below_one(tmp_path, args, option, least):
+    """--batch-size -1 gave LPIPS 0.0000 (an empty range), 0 a traceback, --kid-subset-size 0 KID nan ± nan, and
+    --kid-subset-size 1 too (the unbiased estimate divides by m(m-1)), after numpy's 'invalid value encountered
+    in scalar divide'."""
     (tmp_path / "ref").mkdir()
     result = run_eval(tmp_path / "ref", "--ref", tmp_path / "ref", *args)
-    assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output and ">=1" in result.output
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+    assert f">={least}" in result.output
 
 
 @pytest.mark.parametrize("args, option", [(["--batch-size", "0"], "--batch-size"), (["--width", "0"], "--width"),
@@ -932,6 +937,8 @@ def test_python_callers_get_the_same_count_checks_as_the_command(tmp_path):
     for option in ("batch_size", "kid_subset_size", "kid_subsets"):
         with pytest.raises(ValueError, match=f"{option}=-1"):
             Evaluator(**{option: -1})
+    with pytest.raises(ValueError, match="kid_subset_size=1: KID needs subsets of 2 or more images"):
+        Evaluator(kid_subset_size=1)
     with pytest.raises(ValueError, match="batch_size=0"):
         translate_folder(tmp_path / "ckpt", tmp_path / "in", tmp_path / "out", batch_size=0)
     with pytest.raises(ValueError, match="epochs=0"):

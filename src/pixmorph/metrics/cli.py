@@ -131,8 +131,8 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
 @click.option("--lpips-net", type=click.Choice(["auto", "alex", "stlpips-alex"]), default="auto", show_default=True,
               help="auto: the original LPIPS 'alex' when torchvision's AlexNet weights are here, else shift-tolerant.")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), help="Weight file of the chosen --lpips-net.")
-@click.option("--kid-subset-size", type=COUNT, default=1000, show_default=True,
-              help="Images per KID subset (lowered to fit).")
+@click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True,
+              help="Images per KID subset, 2 or more (lowered to fit).")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True)
 @click.option("--side-by-side", is_flag=True,
               help="--input holds A|B files (the pix2pix layout): the A halves are translated and, without --ref, "

@@ -56,6 +56,8 @@ class Evaluator:
                             ("batch_size", batch_size)):
             if value < 1:  # a batch of -1 scored nothing and printed LPIPS 0
                 raise ValueError(f"{name}={value}: give 1 or more")
+        if kid_subset_size < 2:  # the unbiased estimate divides by m(m-1): nan ± nan, and numpy's bare warning
+            raise ValueError(f"kid_subset_size={kid_subset_size}: KID needs subsets of 2 or more images")
         self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
         self._inception = self._lpips = self._classifier = None
         self._features: dict[tuple, torch.Tensor] = {}
