@@ -673,6 +673,16 @@ def test_eval_translates_a_checkpoint_first(tmp_path, cyclegan_run, write_image)
     assert json.loads((tmp_path / "t.json").read_text())["generated"] is None  # its temporary folder is gone
 
 
+def test_eval_of_a_checkpoint_shows_progress_while_it_translates(tmp_path, cyclegan_run, write_image):
+    """The inputs were translated without a word (minutes for a test set on a CPU); Inception had a bar."""
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, seed=i)
+    result = run_eval("--ref", tmp_path / "inputs", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "translating: 100%" in result.output and "3/3 [" in result.output
+
+
 def test_eval_of_a_checkpoint_names_the_input_files_not_its_temporary_ones(tmp_path, cyclegan_run, write_image):
     """Translated into a temporary folder (gone when the messages are read), an output is named by the input
     file it comes from, in warnings and errors alike."""

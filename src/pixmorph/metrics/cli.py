@@ -194,7 +194,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
             evaluator.check([outputs / f"{f.stem}.png" for f in image_files(input_dir)], pairs=pairs, label=label,
                             reference=ref)
             translator, direction = _translator_and_direction(checkpoint, direction, dev)
-            generated = translate_folder(translator, input_dir, outputs, direction, side_by_side=side_by_side)
+            generated = translate_folder(translator, input_dir, outputs, direction, side_by_side=side_by_side,
+                                         progress=True)
             where = generated if kept else "a temporary folder (give GENERATED to keep the images)"
             click.echo(f"translated {input_dir} {direction} into {where}", err=True)
             halves = side_by_side and ref is None  # the reference: the input files' other halves

@@ -251,11 +251,11 @@ def evaluate(generated: str | os.PathLike, reference: str | os.PathLike, *, pair
 
 def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | os.PathLike, out: str | os.PathLike,
                      direction: str | None = "AtoB", device: str = "cpu", batch_size: int = 16,
-                     side_by_side: bool = False) -> Path:
+                     side_by_side: bool = False, progress: bool = False) -> Path:
     """Translate every image under ``inputs`` into ``out`` as ``<stem>.png``, with a checkpoint (loaded in
     fp32, so that scores compare across machines) or a loaded Translator; ``direction=None``: its default.
     ``side_by_side``: inputs are A|B files (the pix2pix layout), of which the direction's source half is
-    translated (:func:`write_targets` writes the other halves)."""
+    translated (:func:`write_targets` writes the other halves). ``progress``: a bar over the images translated."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
@@ -285,7 +285,10 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         raise ImageReadError(f"{len(bad)} unreadable image(s): {'; '.join(bad[:5])}")
     if half and files:
         warn_unless_side_by_side_input(files[0], half)
-    translator.translate_files(groups.values(), direction, out, batch_size)
+    from tqdm import tqdm
+
+    with tqdm(total=sum(map(len, groups.values())), unit="img", desc="translating", disable=not progress) as bar:
+        translator.translate_files(groups.values(), direction, out, batch_size, done=bar.update)
     return out
 
 
