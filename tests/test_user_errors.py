@@ -185,6 +185,14 @@ def classifier_checkpoint(tmp_path) -> Path:
     return folder
 
 
+def test_a_classifier_config_without_its_network_names_the_file(classifier_checkpoint, monkeypatch, capsys):
+    """A classifier's config.json without its 'classifier' section (edited by hand) ended in KeyError: 'classifier'."""
+    config = classifier_checkpoint / ckpt.CONFIG
+    config.write_text(json.dumps({"kind": json.loads(config.read_text())["kind"]}))
+    line = one_line_error(monkeypatch, capsys, "classifier", "test", classifier_checkpoint, "--device", "cpu")
+    assert line == f"error: {config}: not a complete classifier config (no 'classifier')"
+
+
 def test_classifier_checkpoint_is_not_a_translation_model(classifier_checkpoint, tmp_path, write_image, monkeypatch,
                                                            capsys):
     expected = f"{classifier_checkpoint}: a classifier checkpoint (pixmorph classifier), not a translation model"

@@ -127,10 +127,15 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     if config.get("kind") != KIND:
         raise ckpt.CheckpointError(f"{folder}: not a pixmorph classifier (a translation checkpoint?); "
                                    "build one with `pixmorph classifier train fashion`")
-    arch = config["classifier"]
-    net = SmallCNN(len(arch["classes"]), arch["width"], arch["in_channels"])
+    try:
+        arch = config["classifier"]
+        net = SmallCNN(len(arch["classes"]), arch["width"], arch["in_channels"])
+        classes, names, image_size = arch["classes"], arch["names"], arch.get("image_size", IMAGE_SIZE)
+    except (KeyError, TypeError, ValueError) as e:  # edited by hand, or cut short
+        detail = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG}: not a complete classifier config ({detail})") from None
     ckpt.load_weights(folder, nn.ModuleDict({"classifier": net}))
-    return Classifier(net, arch["classes"], arch["names"], config, device, arch.get("image_size", IMAGE_SIZE))
+    return Classifier(net, classes, names, config, device, image_size)
 
 
 # ---------------------------------------------------------------------------
