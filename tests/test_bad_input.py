@@ -717,6 +717,21 @@ def test_pix2pix_images_too_small_for_the_unet_say_which_setting():
         method.train_step(batch, lambda loss, name: None)
 
 
+@pytest.mark.parametrize("method, layout", [("cyclegan", "unpaired"), ("pix2pix", "paired"), ("funit", "fewshot"),
+                                            ("twostep", "classes")])
+def test_data_that_is_a_file_is_said_to_be_a_file(method, layout, tmp_path, write_image, monkeypatch, capsys):
+    """`--data photo.png` for a folder layout said 'no trainA/ or trainB/ folder: ... photo.png/trainA/'."""
+    from conftest import run_main
+
+    photo = write_image(tmp_path / "photo.png", 16, 16)
+    code, _, err = run_main(monkeypatch, capsys, "train", method, "--data", photo, "--out", tmp_path / "run",
+                            "--steps", 1, "--device", "cpu")
+    assert code == 1
+    assert err.splitlines()[-1] == (f"error: {photo}: a file, not a folder: --data takes the dataset's folder "
+                                    f"({layout} layout)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_image_file_is_named_as_a_file(tmp_path):
     from pixmorph.data.resolve import resolve_root
 

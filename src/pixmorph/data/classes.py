@@ -33,6 +33,8 @@ CYCLEGAN_CLASSES = ("A", "B")
 def _class_folders(root: Path, phase: str) -> dict[str, Path]:
     """Class name -> folder, sorted by name, for either layout."""
     root = Path(root)
+    if root.is_file():
+        raise NotADirectoryError(f"{root}: a file, not a folder: --data takes the dataset's folder (classes layout)")
     base = root / phase
     if base.is_dir():
         folders = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")}

@@ -16,6 +16,7 @@ from pixmorph.config import DataConfig
 LayoutBuilder = Callable[[Path, DataConfig, str], Dataset]
 OptionsParser = Callable[[dict[str, Any]], dict[str, Any]]
 LAYOUTS: dict[str, LayoutBuilder] = {}
+FILE_LAYOUTS = {"single"}  # those whose data is a file (DeepSIM's one image); the others read a folder
 OPTIONS: dict[str, OptionsParser] = {}
 
 
@@ -46,6 +47,8 @@ def build_dataset(layout: str, root: Path, cfg: DataConfig, phase: str = "train"
         builder = LAYOUTS[layout]
     except KeyError:
         raise ValueError(f"no dataset for the data layout {layout!r} (known: {', '.join(sorted(LAYOUTS))})") from None
+    if layout not in FILE_LAYOUTS and root.is_file():  # said before a builder looks for root/trainA/ and the like
+        raise NotADirectoryError(f"{root}: a file, not a folder: --data takes the dataset's folder ({layout} layout)")
     return builder(root, cfg, phase)
 
 
