@@ -222,6 +222,18 @@ def test_text_file_with_image_extension(tmp_path):
     assert_one_line_naming(err, path, "not an image file")
 
 
+@pytest.mark.parametrize("head, kind", [(b"II*\x00", "TIFF"), (b"\x89PNG\r\n\x1a\n", "PNG"),
+                                        (b"RIFF\x00\x00\x00\x00WEBP", "WebP")])
+def test_a_file_of_a_known_format_pillow_cannot_open_is_not_called_not_an_image(tmp_path, head, kind):
+    """A 32-bit float RGB TIFF (which Pillow cannot open) was 'not an image file (unknown format or corrupt header)'."""
+    path = tmp_path / "scan.tif"
+    path.write_bytes(head + b"\x00" * 64)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    assert_one_line_naming(err, path, f"a {kind} file that Pillow cannot read (a variant it does not support, or a "
+                                      "corrupt header)")
+
+
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.jpg"
     path.write_bytes(b"")

@@ -112,12 +112,28 @@ def _open_for_reading(path: Path) -> BinaryIO:
         raise _fail(path, "not readable (permission denied)") from None
 
 
+# The first bytes of the formats a user is likely to have: a file that starts as one but does not open is a
+# variant Pillow cannot decode (a 32-bit float RGB TIFF, say), not 'not an image'.
+_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"GIF8": "GIF",
+               b"BM": "BMP"}
+
+
+def _unidentified(fh) -> str:
+    fh.seek(0)
+    head = fh.read(12)
+    kind = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else \
+        next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
+    if kind:
+        return f"a {kind} file that Pillow cannot read (a variant it does not support, or a corrupt header)"
+    return "not an image file (unknown format or corrupt header)"
+
+
 def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
     try:
         with _pillow_pixel_limit(max_pixels):
             return Image.open(fh)
     except UnidentifiedImageError:
-        raise _fail(path, "not an image file (unknown format or corrupt header)") from None
+        raise _fail(path, _unidentified(fh)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         detail = str(err).split(", could be decompression bomb")[0]  # Pillow's alarm adds nothing for a user
         raise _fail(path, f"image too large ({detail})", ImageTooLarge) from None
