@@ -70,6 +70,9 @@ def test_export_and_translate_cli(cyclegan_run, tmp_path, write_image):
     result = CliRunner().invoke(cli, ["export", str(cyclegan_run), "--onnx", str(tmp_path / "g.onnx")])
     assert result.exit_code == 0, result.output
     assert "max abs difference vs PyTorch" in result.output
+    # said at once (it was silent until every direction was exported), then each file as it is done
+    assert result.output.startswith(f"exporting the generators of {cyclegan_run}, each checked against PyTorch")
+    assert [line.split(":")[0] for line in result.output.splitlines()[1:]] == ["AtoB", "BtoA"]
     assert (tmp_path / "g.AtoB.onnx").is_file() and (tmp_path / "g.BtoA.onnx").is_file()
     write_image(tmp_path / "in" / "a.png", 37, 23)
     result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,6 +290,11 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     """Export every generator of ``checkpoint`` next to ``prefix`` (or next to the prefix of a file it names,
     ``out/model.AtoB.onnx``), each recording the checkpoint; checked at ``size`` x ``size`` (default: the
     training size: the crop, or DeepSIM's image) with a batch of 2."""
+    return list(export_each(checkpoint, prefix, size))
+
+
+def export_each(checkpoint: str | Path, prefix: str | Path, size: int | None = None) -> Iterator[Exported]:
+    """:func:`export_onnx`, giving each generator's file as soon as it is written and checked."""
     from pixmorph.api import load
 
     if size is not None and size < 1:  # not the default size in disguise (0 was taken as no size given)
@@ -299,13 +305,11 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     for generator in translator.generators.values():
         check_fixed_size(generator, size, translator.config.method)
     source = checkpoint_source(translator.checkpoint, translator.config.method, translator.step)
-    done: list[Exported] = []
     for direction, generator in translator.generators.items():
         x = check_batch(generator, size or translator.training_size)
         path = export_generator(generator, direction_file(prefix, direction), x[:1],
                                 {**source, "pixmorph.direction": direction})
-        done.append(Exported(direction, path, max_abs_diff(generator, path, x)))
-    return done
+        yield Exported(direction, path, max_abs_diff(generator, path, x))
 
 
 def check_fixed_size(generator: nn.Module, size: int | None, method: str) -> None:
