@@ -276,3 +276,21 @@ def test_a_resume_with_nothing_left_names_the_option_a_python_caller_sets(cycleg
     cfg.train.out, cfg.train.resume = str(run), True
     train(cfg, progress=False)
     assert "nothing to train (raise --steps, train.max_steps from Python, or the epochs)" in capsys.readouterr().out
+
+
+def test_a_run_goes_on_from_python_with_the_config_it_trained_with(cyclegan_run, tmp_path):
+    """From Python a resume took the config it was given: a key left out was the default, not the run's. The run's
+    own config is its checkpoint's, which RunConfig.of_run reads (the checkpoint's copy even where RUN/config.json
+    was not rewritten after it, a kill -9 between the two)."""
+    import json
+    import shutil
+
+    from pixmorph.train.loop import train
+
+    run = shutil.copytree(cyclegan_run, tmp_path / "run")
+    (run / "config.json").write_text(json.dumps({"method": "cyclegan", "train": {"batch_size": 5}}))
+    cfg = RunConfig.of_run(run)
+    assert cfg.model["ngf"] != 64 and cfg.train.batch_size == 2 and cfg.train.max_steps == 3
+    cfg.train.out, cfg.train.resume, cfg.train.max_steps = str(run), True, 4
+    train(cfg, progress=False)
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["step"] == 4

@@ -85,11 +85,11 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     out = flags["out"] or d.get("train", {}).get("out") or f"runs/{method}"
     saved = Path(out) / "config.json"
     if resume:
-        from pixmorph.train.checkpoint import check_resumed_method
+        from pixmorph.train.checkpoint import check_resumed_method, config_that_ran
 
         check_resumed_method(Path(out), method)
     if resume and saved.is_file():  # continue with the config that ran; a YAML, flags and --set apply on top
-        ran = _config_that_ran(Path(out))
+        ran = config_that_ran(Path(out))
         ran.get("train", {}).pop("time_budget", None)  # one invocation's limit, not the run's: give it again
         d = merged(ran, {k: v for k, v in d.items() if k != "method"})
     d["method"] = method
@@ -133,28 +133,6 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
         if primitive_files and computed_primitive(cfg.data.options or {}):
             click.echo(primitive_hint(run_dir, primitive_files, cfg.data.options or {}))
-
-
-def _config_that_ran(run: Path) -> dict:
-    """The run config its latest checkpoint was trained with, which the checkpoint keeps (RUN/config.json is
-    written just after it, so a kill -9 between the two leaves a start over's checkpoint beside the last run's
-    config.json); RUN/config.json where no checkpoint is readable."""
-    from pixmorph.train import checkpoint as ckpt
-
-    try:
-        ran = ckpt.read_config(ckpt.find_checkpoint(run)).get("run")
-    except ckpt.CheckpointError:
-        ran = None
-    if isinstance(ran, dict):
-        return ran
-    saved = run / "config.json"
-    try:
-        ran = json.loads(saved.read_text())
-    except ValueError as e:  # not JSON, or not text
-        raise ValueError(f"{saved}: unreadable run config ({e})") from None
-    if not isinstance(ran, dict):
-        raise ValueError(f"{saved}: not a run config (a JSON {type(ran).__name__}, not an object)")
-    return ran
 
 
 def merged(base: dict, changes: dict) -> dict:

@@ -104,6 +104,14 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def of_run(cls, run: str | os.PathLike) -> "RunConfig":
+        """The config run folder ``run`` trained with (its latest checkpoint's, as ``--resume`` reads it): set
+        ``train.resume`` on it to go on from Python as the command does."""
+        from pixmorph.train.checkpoint import config_that_ran
+
+        return cls.from_dict(config_that_ran(run))
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

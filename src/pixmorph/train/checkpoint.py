@@ -65,6 +65,27 @@ def read_config(ckpt: Path) -> dict[str, Any]:
     return loaded
 
 
+def config_that_ran(run: str | Path) -> dict[str, Any]:
+    """The run config its latest checkpoint was trained with, which the checkpoint keeps (RUN/config.json is
+    written just after it, so a kill -9 between the two leaves a start over's checkpoint beside the last run's
+    config.json); RUN/config.json where no checkpoint is readable."""
+    run = Path(run)
+    try:
+        ran = read_config(find_checkpoint(run)).get("run")
+    except CheckpointError:
+        ran = None
+    if isinstance(ran, dict):
+        return ran
+    saved = run / "config.json"
+    try:
+        ran = json.loads(saved.read_text())
+    except ValueError as e:  # not JSON, or not text
+        raise ValueError(f"{saved}: unreadable run config ({e})") from None
+    if not isinstance(ran, dict):
+        raise ValueError(f"{saved}: not a run config (a JSON {type(ran).__name__}, not an object)")
+    return ran
+
+
 def holds_checkpoint(run_dir: str | Path) -> bool:
     """Whether a run folder holds a checkpoint: RUN/checkpoint, or the last one as RUN/.checkpoint.old where a
     save was killed between its two renames (which find_checkpoint and --resume take)."""
