@@ -556,6 +556,25 @@ def test_a_new_run_in_a_folder_of_someone_elses_files_replaces_none_of_them(tmp_
     assert not log.is_file() or log.read_text() != '{"step": 1}\n'
 
 
+def test_a_failed_starts_own_logs_are_not_taken_for_someone_elses(tmp_path):
+    """A run that failed before its first checkpoint left logs that are its own: a stats.jsonl whose first line a
+    full disk cut short, a samples/ folder in which a file browser left its .DS_Store or Thumbs.db. Both were
+    refused as 'not a pixmorph run's', so the same command could not be run again there."""
+    from pixmorph.train.foreign_files import refuse_another_programs_files
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "samples" / "step_0000100.png").write_bytes(b"")
+    for name in (".DS_Store", "._step_0000100.png", "Thumbs.db", "desktop.ini"):
+        (run / "samples" / name).write_bytes(b"\0")
+    for cut in ('{"step": 100, "loss_G": 0.7', '{"st'):
+        (run / "stats.jsonl").write_text(cut)
+        refuse_another_programs_files(run)
+    (run / "stats.jsonl").write_text("epoch,loss\n1,0.5\n")  # someone else's file is still refused
+    with pytest.raises(FileExistsError, match="its stats.jsonl are not a pixmorph run's"):
+        refuse_another_programs_files(run)
+
+
 def test_a_start_refused_by_the_lock_leaves_the_running_trainings_folder_alone(tmp_path, cyclegan_data, make_config,
                                                                              monkeypatch):
     """A second training in a folder where one trains is refused by the run lock, and changes nothing there:

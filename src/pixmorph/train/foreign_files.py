@@ -18,6 +18,9 @@ _RUN_FILES = {  # what a run writes in these folders (save_image's temporary fil
     "samples": re.compile(r"^\.?(index\.html|step_\d+\.png)"),
     "tensorboard": re.compile(r"^events\.out\.tfevents\."),
 }
+# what a file browser leaves in a folder of images a user looked at (macOS Finder, Windows Explorer)
+_BROWSER_FILES = re.compile(r"^(\.DS_Store|\._.*|Thumbs\.db|desktop\.ini)$")
+_STATS_START = '{"step": '  # how a run's stats.jsonl begins (report.StatsLog)
 
 
 def refuse_another_programs_files(run_dir: Path) -> None:
@@ -35,14 +38,16 @@ def _not_a_runs(path: Path) -> bool:
     if not path.exists():
         return False
     if path.name in _RUN_FILES:
-        return not path.is_dir() or any(not _RUN_FILES[path.name].match(p.name) for p in path.iterdir())
+        return not path.is_dir() or any(not (_RUN_FILES[path.name].match(p.name) or _BROWSER_FILES.match(p.name))
+                                        for p in path.iterdir())
     try:
         text = path.read_text()
     except (OSError, ValueError):
         return True
     if path.name == "stats.jsonl":
-        first = text.split("\n", 1)[0]
-        return bool(first) and not _json_with(first, "step")
+        first = text.split("\n", 1)[0]  # a full disk may have cut the run's first line short
+        return bool(first) and not (_json_with(first, "step") or first.startswith(_STATS_START)
+                                    or _STATS_START.startswith(first))
     return _json_with(text, None) and not _json_with(text, "method", "train")
 
 
