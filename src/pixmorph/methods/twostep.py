@@ -270,8 +270,9 @@ class TwoStep(Method):
         step1 = build_method_config(TwoStepConfig, model).step1_steps
         if str(model.get("stage", "both")) == "both" and run["max_steps"] <= step1:
             warnings.warn(f"--steps {run['max_steps']} (train.max_steps) ends inside step 1 "
-                          f"(model.step1_steps={step1}): the encoder (step 2) does not train in this run, and the model cannot translate until it has; for a "
-                          f"short run lower model.step1_steps and model.step2_steps", stacklevel=2)
+                          f"(model.step1_steps={step1}): the encoder (step 2) does not train in this run, and the "
+                          f"model cannot translate until it has; for a short run lower model.step1_steps and "
+                          f"model.step2_steps", stacklevel=2)
         return d
 
     # ------------------------------------------------------------------ inference

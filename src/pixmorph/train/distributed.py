@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def gather_to_main(obj, world: World) -> list | None:
     return gathered
 
 
-def as_main_sees(value, world: World):
+def as_main_sees(value: T, world: World) -> T:
     """The first process's ``value`` on every process: a decision read from the run folder, which the others
     may not see as it does (a folder on the first machine's own disk), must be the same everywhere."""
     if not world.distributed:
