@@ -102,6 +102,15 @@ def test_nan_and_infinite_numbers_are_refused_naming_the_option(tmp_path, cycleg
     assert not out.exists()
 
 
+def test_a_finite_number_option_is_still_called_a_float(tmp_path):
+    """--epochs became a FiniteFloat (a click FloatRange), and with it 'FLOAT RANGE' in --help and "'abc' is not
+    a valid float range." for a mistyped value; it was, and is again, a float."""
+    result = invoke("train", "cyclegan", "--out", tmp_path / "run", "--epochs", "abc", "--dry-run")
+    assert result.exit_code == 2 and "'abc' is not a valid float." in result.output, result.output
+    shown = invoke("train", "--help").output
+    assert "--epochs FLOAT " in shown and "--time-budget FLOAT " in shown and "FLOAT RANGE" not in shown, shown
+
+
 def test_nan_in_a_config_file_and_a_binary_config_file_name_the_file(tmp_path, monkeypatch, capsys):
     nan, binary = tmp_path / "nan.yaml", tmp_path / "photo.yaml"
     nan.write_text("model: {lr: .nan}\n")

@@ -11,6 +11,8 @@ class FiniteFloat(click.FloatRange):
     """A number option that refuses nan and inf, which click's FloatRange lets through (nan passes every bound):
     a usage error naming the option, not an OverflowError traceback deep in a schedule."""
 
+    name = "float"  # FloatRange's 'float range': --help's metavar and "'abc' is not a valid float range."
+
     def convert(self, value, param, ctx) -> float:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
