@@ -411,3 +411,16 @@ def test_a_file_of_other_directions_is_named_as_such(exported, cyclegan_run, tmp
     with pytest.raises(FileNotFoundError, match=r"f.reconstruct.onnx: not an export of this cyclegan checkpoint's "
                                                 r"directions \(AtoB, BtoA\)"):
         pixmorph.load(cyclegan_run, onnx=other)
+
+
+def test_export_each_checks_the_checkpoint_when_called(tmp_path):
+    """export_each was a generator: a missing checkpoint (or a classifier's) raised only at the first item, after
+    `pixmorph export` had said 'exporting the generators of ...', so its error was not one line."""
+    from pixmorph.export import export_each
+    from pixmorph.train.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        export_each(tmp_path / "nowhere", tmp_path / "model.onnx")  # not iterated
+    with pytest.raises(ValueError, match="size=0"):
+        export_each(tmp_path / "nowhere", tmp_path / "model.onnx", size=0)
+    assert not any(tmp_path.iterdir())

@@ -303,10 +303,11 @@ def export(checkpoint: str, onnx_file: str, check_size: int | None) -> None:
     """Export every generator of CHECKPOINT to ONNX and check each against PyTorch."""
     from pixmorph.export import export_each
 
-    click.echo(f"exporting the generators of {checkpoint}, each checked against PyTorch (seconds to a minute each "
-               "on a CPU)", err=True)
     try:
-        for e in export_each(checkpoint, onnx_file, check_size):  # each said as it is done
+        exports = export_each(checkpoint, onnx_file, check_size)  # loads and checks: a bad checkpoint is one line
+        click.echo(f"exporting the generators of {checkpoint}, each checked against PyTorch (seconds to a minute "
+                   "each on a CPU)", err=True)
+        for e in exports:  # each said as it is done
             click.echo(f"{e.direction}: {e.path} (max abs difference vs PyTorch: {e.max_abs_diff:.2e})")
     except ImportError as e:
         raise click.ClickException(str(e)) from None

@@ -21,11 +21,15 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from pixmorph.images import write_error
+
+if TYPE_CHECKING:
+    from pixmorph.api import Translator
 
 OPSET = 17
 INSTALL_HINT = "pip install 'pixmorph[onnx]' (or: pip install onnx onnxruntime)"
@@ -294,7 +298,9 @@ def export_onnx(checkpoint: str | Path, prefix: str | Path, size: int | None = N
 
 
 def export_each(checkpoint: str | Path, prefix: str | Path, size: int | None = None) -> Iterator[Exported]:
-    """:func:`export_onnx`, giving each generator's file as soon as it is written and checked."""
+    """:func:`export_onnx`, giving each generator's file as soon as it is written and checked. The checkpoint is
+    loaded and checked by this call (not a generator itself), so its errors come before anything is said or
+    written; the iterator it returns exports."""
     from pixmorph.api import load
 
     if size is not None and size < 1:  # not the default size in disguise (0 was taken as no size given)
@@ -305,6 +311,11 @@ def export_each(checkpoint: str | Path, prefix: str | Path, size: int | None = N
     for generator in translator.generators.values():
         check_fixed_size(generator, size, translator.config.method)
     source = checkpoint_source(translator.checkpoint, translator.config.method, translator.step)
+    return _export_generators(translator, prefix, size, source)
+
+
+def _export_generators(translator: Translator, prefix: Path, size: int | None,
+                       source: dict[str, str]) -> Iterator[Exported]:
     for direction, generator in translator.generators.items():
         x = check_batch(generator, size or translator.training_size)
         path = export_generator(generator, direction_file(prefix, direction), x[:1],
