@@ -16,15 +16,17 @@ from pixmorph.config import DataConfig
 LayoutBuilder = Callable[[Path, DataConfig, str], Dataset]
 OptionsParser = Callable[[dict[str, Any]], dict[str, Any]]
 LAYOUTS: dict[str, LayoutBuilder] = {}
-FILE_LAYOUTS = {"single"}  # those whose data is a file (DeepSIM's one image); the others read a folder
+FILE_LAYOUTS: set[str] = set()  # those whose data is a file (DeepSIM's one image); the others read a folder
 OPTIONS: dict[str, OptionsParser] = {}
 
 
-def register_layout(name: str, options: OptionsParser | None = None):
+def register_layout(name: str, options: OptionsParser | None = None, reads_file: bool = False):
     """Register a layout's builder; ``options``: its parser of ``data.options`` (see :func:`layout_options`),
-    which the builder uses too."""
+    which the builder uses too; ``reads_file``: its data is one file, not a folder."""
     def add(builder: LayoutBuilder) -> LayoutBuilder:
         LAYOUTS[name] = builder
+        if reads_file:
+            FILE_LAYOUTS.add(name)
         if options is not None:
             OPTIONS[name] = options
         return builder

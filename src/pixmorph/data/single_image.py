@@ -169,7 +169,7 @@ def training_size(image: str | Path, max_side: int | None = None) -> tuple[int, 
         return None
 
 
-@register_layout("single", options=parse_options)
+@register_layout("single", options=parse_options, reads_file=True)
 def single(root: Path, cfg: DataConfig, phase: str) -> SingleImage:
     from pixmorph.data.folders import image_mode  # here: folders imports the layout registry too
 
