@@ -164,39 +164,80 @@ class Translator:
                          f"its directions: {', '.join(self.directions)}")
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], direction: str | None = None, size: int | None = None,
-                 batch_size: int = 8) -> ImageLike | list[ImageLike]:
+                 batch_size: int = 8, side_by_side: bool = False) -> ImageLike | list[ImageLike]:
         """Translate ``images`` and give back the same kind: a PIL image or an image file path -> a PIL image; a
         CHW or NCHW float tensor in [-1, 1] -> a tensor of that shape (float32, on the CPU); a list or tuple -> a
         list, each item as above. ``direction``: one of :attr:`directions`, or None for :meth:`default_direction`
         (AtoB, or the model's only one; a two-step model needs its target class, ``"to:NAME"``). ``size``: see
-        the class; ``batch_size``: images per generator call for tensors."""
+        the class. ``batch_size``: images per generator call: a list's images of one shape (after ``size``)
+        share calls, and an NCHW tensor is cut into calls of that many. ``side_by_side``: each image holds A and
+        B side by side (pix2pix's dataset files), and the half ``direction`` starts from is translated, as
+        ``pixmorph translate --side-by-side`` does: the output is that half's size."""
         check_size(size)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
         if isinstance(images, (*IMAGE_TYPES, Tensor)):
-            return self([images], direction, size, batch_size)[0]
+            return self([images], direction, size, batch_size, side_by_side)[0]
         if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
             raise TypeError(not_an_image(images))
         if direction is None:
             direction = self.default_direction()
-        return [self._translate_tensor(x, direction, size, batch_size) if isinstance(x, Tensor)
-                else to_pil(self.translate_batch(self.input_tensor(_read(x)).unsqueeze(0), direction, size)[0])
-                for x in images]
+        self.generator(direction)  # an unknown direction: said before any image is read
+        items = [self._item(x, direction, side_by_side) for x in images]
+        singles = [i for i, x in enumerate(items) if isinstance(x, Image.Image) or x.dim() == 3]
+        done = dict(zip(singles, self._translate_images([items[i] for i in singles], direction, size, batch_size)))
+        return [done[i] if i in done else self._translate_tensor(x, direction, size, batch_size)
+                for i, x in enumerate(items)]
+
+    def _item(self, image: ImageLike, direction: str, side_by_side: bool) -> Image.Image | Tensor:
+        """One item of a call's list as it is translated: a PIL image (a file read) as the generators read it, or a
+        checked tensor; with ``side_by_side``, the half ``direction`` starts from."""
+        from pixmorph.data.folders import input_half_of
+
+        options = self.config.data.options
+        if isinstance(image, Tensor):
+            check_image_tensor(image)
+            return input_half_of(image, direction, options) if side_by_side else image
+        name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        image = _read(image)
+        if side_by_side:
+            image = input_half_of(image, direction, options, name)
+        return self.input_image(image)
+
+    def _translate_images(self, images: Sequence[Image.Image | Tensor], direction: str, size: int | None,
+                          batch_size: int) -> list[Image.Image | Tensor]:
+        """PIL images (as :meth:`input_image` gives them) and CHW tensors -> their translations, each as it came (a
+        tensor: CHW on the CPU), in the same order; images of one shape once at ``size`` share generator calls,
+        ``batch_size`` at a time."""
+        from pixmorph.batches import equal_shape_batches
+
+        out: list = [None] * len(images)
+        for batch in equal_shape_batches([_shape_at(x, size) for x in images], batch_size):
+            translated = self.translate_batch(torch.stack([self._on_device(images[i], size) for i in batch]), direction)
+            for i, y in zip(batch, translated):  # a tensor cloned: not a view that keeps its whole batch alive
+                out[i] = to_pil(y) if isinstance(images[i], Image.Image) else y.clone()
+        return out
+
+    def _on_device(self, image: Image.Image | Tensor, size: int | None) -> Tensor:
+        """One CHW image in float32 on the translator's device, resized to ``size`` as :meth:`translate_batch` would."""
+        x = (to_tensor(image) if isinstance(image, Image.Image) else image).to(self.device, torch.float32)
+        return x if size is None else resize_tensor(x[None], size)[0]
 
     def _translate_tensor(self, images: Tensor, direction: str, size: int | None, batch_size: int) -> Tensor:
-        """A CHW image or an NCHW batch (of any length, 0 too), ``batch_size`` images per generator call."""
-        check_image_tensor(images)
-        batch = images.unsqueeze(0) if images.dim() == 3 else images
-        out = torch.cat([self.translate_batch(batch[i : i + batch_size], direction, size)
-                         for i in range(0, max(len(batch), 1), batch_size)])
-        return out[0] if images.dim() == 3 else out
+        """A checked NCHW batch (of any length, 0 too), ``batch_size`` images per generator call."""
+        return torch.cat([self.translate_batch(images[i : i + batch_size], direction, size)
+                          for i in range(0, max(len(images), 1), batch_size)])
+
+    def input_image(self, image: Image.Image) -> Image.Image:
+        """A PIL image in any mode as the generators take it (8-bit ``L`` or ``RGB``): the method's own reading where
+        it has one (a DeepSIM segmentation model colours label indices as training did), else alpha over white in
+        the training data's channels."""
+        own = self.method.input_image(image)
+        return own if own is not None else as_rgb(image).convert(self.image_mode)
 
     def input_tensor(self, image: Image.Image) -> Tensor:
-        """A PIL image in any mode as the generators take it (CHW in [-1, 1]): the method's own reading where
-        it has one (a DeepSIM segmentation model colours label indices as training did), else 8-bit with
-        alpha over white in the training data's channels."""
-        own = self.method.input_image(image)
-        return to_tensor(own if own is not None else as_rgb(image).convert(self.image_mode))
+        """A PIL image in any mode as the generators take it, as a CHW tensor in [-1, 1] (see :meth:`input_image`)."""
+        return to_tensor(self.input_image(image))
 
     def translate_files(self, groups: Iterable[list[tuple[Path, Tensor]]], direction: str, out_dir: Path,
                         batch_size: int, done: Callable[[int], None] | None = None) -> None:
@@ -220,11 +261,7 @@ class Translator:
     @torch.no_grad()
     def translate_batch(self, batch: Tensor, direction: str = "AtoB", size: int | None = None) -> Tensor:
         """One NCHW batch of equal-sized images in [-1, 1] -> translated batch on the CPU."""
-        try:
-            generator = self.generators[direction]
-        except KeyError:
-            raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has "
-                             f"{', '.join(self.generators)}{self.direction_note()}") from None
+        generator = self.generator(direction)
         check_size(size)
         if batch.dim() != 4:
             raise ValueError(f"translate_batch takes an NCHW batch of images; got a tensor of shape "
@@ -246,6 +283,14 @@ class Translator:
                 raise self._channel_error(wanted, batch) from None
             raise
         return crop_back(y, original).float().contiguous().cpu()
+
+    def generator(self, direction: str):
+        """The generator of ``direction``; an unknown one is a ValueError naming those there are."""
+        try:
+            return self.generators[direction]
+        except KeyError:
+            raise ValueError(f"direction {direction!r}: this {self.config.method} checkpoint has "
+                             f"{', '.join(self.generators)}{self.direction_note()}") from None
 
     def _channel_error(self, wanted: int, batch: Tensor) -> ValueError:
         from pixmorph.methods.deepsim import SEG_EDGES_HINT
@@ -298,6 +343,14 @@ def not_an_image(images: object) -> str:
         given = f"a {given} holding {', '.join(sorted({type(x).__name__ for x in images}))}"
     return (f"{given}: give a PIL image, an image file path, a CHW or NCHW tensor in [-1, 1], or a list of them "
             f"(a NumPy HWC uint8 array: PIL.Image.fromarray(array))")
+
+
+def _shape_at(image: Image.Image | Tensor, size: int | None) -> tuple[int, int, int]:
+    """(channels, height, width) of a CHW image once resized to ``size``: images of one such shape share a batch."""
+    channels = len(image.getbands()) if isinstance(image, Image.Image) else image.shape[0]
+    if size is not None:
+        return channels, size, size
+    return (channels, image.height, image.width) if isinstance(image, Image.Image) else tuple(image.shape)
 
 
 def _read(image: Image.Image | str | os.PathLike) -> Image.Image:

@@ -141,11 +141,33 @@ def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Imag
 
 def split_halves(img: Image.Image, name: str) -> tuple[Image.Image, Image.Image]:
     """The A (left) and B (right) halves of an A|B image (see :func:`split_side_by_side`); ``name`` for errors."""
-    w, h = img.size
-    if w < 2:
-        raise ValueError(f"{name}: width {w}: expected A and B side by side (A|B)")
-    half = w // 2
-    return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+    (a0, a1), (b0, b1) = half_columns(img.width, "A", name), half_columns(img.width, "B", name)
+    return img.crop((a0, 0, a1, img.height)), img.crop((b0, 0, b1, img.height))
+
+
+def half_columns(width: int, half: str, name: str) -> tuple[int, int]:
+    """The columns ``[start, stop)`` of the ``half`` (``A``, left, or ``B``) of an A|B image ``width`` wide; an
+    odd width is split at its middle, the last column left out (see :func:`split_side_by_side`)."""
+    if width < 2:
+        raise ValueError(f"{name}: width {width}: expected A and B side by side (A|B)")
+    middle = width // 2
+    return (0, middle) if half == "A" else (middle, 2 * middle)
+
+
+def input_half_of(image: Image.Image | torch.Tensor, direction: str, data_options: dict | None,
+                  name: str | None = None) -> Image.Image | torch.Tensor:
+    """The half of an A|B image (PIL, or a tensor: its last dimension is the width) that ``direction`` starts
+    from, cut as files are; one that is not about twice as wide as high is cut all the same, with a warning
+    (as ``pixmorph translate --side-by-side`` warns). ``name`` (a file) starts the messages."""
+    half = input_half(direction, data_options)
+    width, height = image.size if isinstance(image, Image.Image) else (image.shape[-1], image.shape[-2])
+    label = f"{width}x{height}" if name is None else f"{name}: {width}x{height}"
+    start, stop = half_columns(width, half, label)
+    if not looks_side_by_side(width, height):
+        warnings.warn(f"{label}, not a side-by-side pair (A|B, twice as wide as high): only its "
+                      f"{'left' if half == 'A' else 'right'} half was translated; give it without side_by_side to "
+                      f"translate the whole image", stacklevel=2)
+    return image.crop((start, 0, stop, height)) if isinstance(image, Image.Image) else image[..., start:stop]
 
 
 def _warn_unless_side_by_side(path: Path) -> None:

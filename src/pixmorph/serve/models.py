@@ -87,11 +87,9 @@ class ServedModel:
         direction = direction or self.translator.default_direction()
         if direction not in directions:
             raise ValueError(f"direction {direction!r}: model {self.name} has {', '.join(directions)}")
-        if side_by_side:
-            image = _input_half_of(image, direction, self.translator.config.data.options)
-        elif self.method == "pix2pix":
+        if self.method == "pix2pix" and not side_by_side:
             _warn_if_a_pair(image, direction, self.translator.config.data.options)
-        return self.translator(image, direction=direction)
+        return self.translator(image, direction=direction, side_by_side=side_by_side)
 
     def fewshot(self, content: Image.Image, class_images: Sequence[Image.Image]) -> Image.Image:
         return self._fewshot_translator()(content, list(class_images))[0]
@@ -144,20 +142,6 @@ def _warn_if_a_pair(image: Image.Image, direction: str, data_options: dict | Non
                       f"dataset file), the pair was translated as one image; give its {half} half (the "
                       f"{'left' if half == 'A' else 'right'} one) alone, or send it with side_by_side (the page: "
                       f"'A|B pairs')")
-
-
-def _input_half_of(image: Image.Image, direction: str, data_options: dict | None) -> Image.Image:
-    """The half of an A|B upload that ``direction`` starts from; an upload that is not about twice as wide as
-    high is cut all the same, with a warning (as ``pixmorph translate --side-by-side`` warns)."""
-    from pixmorph.data.folders import input_half, looks_side_by_side, split_halves
-
-    half = input_half(direction, data_options)
-    side = "left" if half == "A" else "right"
-    a, b = split_halves(image, f"{image.width}x{image.height}")
-    if not looks_side_by_side(*image.size):
-        warnings.warn(f"{image.width}x{image.height}, not a side-by-side pair (A|B, twice as wide as high): only "
-                      f"its {side} half was translated; send it without side_by_side to translate the whole image")
-    return a if half == "A" else b
 
 
 def png_bytes(image: Image.Image) -> bytes:
