@@ -21,7 +21,7 @@ from torch import Tensor
 
 from pixmorph.api import Translator, check_image_tensor, check_size, load, not_an_image
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
-from pixmorph.images import list_images, read_image, to_pil, to_tensor
+from pixmorph.images import check_images, list_images, read_image, to_pil, to_tensor
 
 ImageLike = Union[Image.Image, Tensor, str, os.PathLike]
 
@@ -87,7 +87,7 @@ class FewShotTranslator:
         """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter. Images: one
         or a sequence of files, folders (their images), PIL images and CHW tensors, or an NCHW tensor. Files of
         one of the model's training (source) classes give a warning: that is not a few-shot test."""
-        class_images = _class_images(class_images)
+        class_images = _image_items(class_images)
         if len(class_images) == 0:
             raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
         warn_if_source_class(self, [Path(im) for im in class_images if isinstance(im, (str, os.PathLike))])
@@ -109,12 +109,15 @@ class FewShotTranslator:
         return crop_back(y, original).float().contiguous().cpu()
 
     def __call__(self, content: ImageLike | Sequence[ImageLike], class_images: ImageLike | Sequence[ImageLike],
-                 size: int | None = None) -> list[Image.Image] | Tensor:
+                 size: int | None = None, batch_size: int = 8) -> list[Image.Image] | Tensor:
         """Translate content image(s) into the class shown by ``class_images`` (K images as :meth:`class_code`
         takes them, or a code from it, 1 x latent_dim, to reuse). A tensor in -> a tensor out (C x S x S for a CHW
-        image, N x C x S x S for a batch), as :class:`pixmorph.api.Translator` gives them; PIL images or paths in ->
-        a list of PIL images."""
+        image, N x C x S x S for a batch), as :class:`pixmorph.api.Translator` gives them; PIL images, files or
+        folders (their images, in :func:`~pixmorph.images.list_images`'s order) in -> a list of PIL images, one per
+        image. ``batch_size`` content images share a generator call."""
         check_size(size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: give 1 or more")
         is_code = isinstance(class_images, Tensor) and class_images.dim() <= 2
         code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
         if code.shape[1] != self.translator.method.cfg.latent_dim:
@@ -127,24 +130,33 @@ class FewShotTranslator:
             if batch.shape[1] != channels:  # as the translator refuses them (PIL content images are converted)
                 raise ValueError(f"this funit model takes {channels}-channel images and got {batch.shape[1]}-channel "
                                  f"ones (a batch of shape {tuple(batch.shape)})")
-            out = self.translate_code(batch, code, size)
-            return out[0] if content.dim() == 3 else out
+            translated = torch.cat([self.translate_code(batch[i : i + batch_size], code, size)
+                                    for i in range(0, max(len(batch), 1), batch_size)])
+            return translated[0] if content.dim() == 3 else translated
         if not isinstance(content, (Image.Image, str, os.PathLike, list, tuple)):
             raise TypeError(not_an_image(content))
-        items = [content] if isinstance(content, (Image.Image, str, os.PathLike)) else list(content)
-        return [to_pil(self.translate_code(self._tensor(c)[None], code, size)[0]) for c in items]
+        items = _image_items(content)
+        side = size or self.image_size
+        out: list[Image.Image] = []
+        for i in range(0, len(items), batch_size):  # resized here so that images of any size share a batch
+            chunk = items[i : i + batch_size]
+            batch = torch.cat([resize_tensor(self._tensor(c)[None].to(self.device), side) for c in chunk])
+            out.extend(to_pil(y) for y in self.translate_code(batch, code, size))
+        return out
 
 
-def _class_images(class_images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
-    """The K class images one by one: a lone file, folder, PIL image or CHW tensor is one item (a path is not a
-    sequence of characters), a folder stands for its images, an NCHW tensor for its N images."""
-    if isinstance(class_images, (str, os.PathLike, Image.Image)) or \
-            (isinstance(class_images, Tensor) and class_images.dim() == 3):
-        class_images = [class_images]
+def _image_items(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """Class or content images one by one: a lone file, folder, PIL image or CHW tensor is one item (a path is not a
+    sequence of characters), a folder stands for its images (as ``pixmorph fewshot`` lists them), an NCHW tensor for
+    its N images. The files, given or in folders, are checked as ``pixmorph fewshot`` checks them: a bad one stops
+    the call, naming the others."""
+    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, Tensor) and images.dim() == 3):
+        images = [images]
     items: list[ImageLike] = []
-    for image in class_images:
+    for image in images:
         is_folder = isinstance(image, (str, os.PathLike)) and Path(image).is_dir()
         items.extend(list_images(image) if is_folder else [image])
+    check_images([x for x in items if isinstance(x, (str, os.PathLike))])
     return items
 
 
