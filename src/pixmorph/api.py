@@ -7,7 +7,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
 
 import torch
 from PIL import Image
@@ -20,6 +20,9 @@ from pixmorph.nn.norm import normalise_per_image
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device
 from pixmorph.train.speed import bf16_is_fast
+
+if TYPE_CHECKING:
+    from pixmorph.latent import LatentModel
 
 ImageLike = Union[Image.Image, Tensor, str, os.PathLike]  # a path is read as `pixmorph translate` reads it
 IMAGE_TYPES = (Image.Image, str, os.PathLike)  # what a list may hold besides tensors
@@ -142,6 +145,14 @@ class Translator:
     def directions(self) -> list[str]:
         """What ``direction`` may be: AtoB, BtoA, reconstruct (FUNIT, two-step), to:CLASS (two-step)."""
         return list(self.generators)
+
+    @property
+    def latent(self) -> LatentModel:
+        """A two-step model's encoder and generator (encode, classify, translate, reconstruct, sample) on this
+        translator's device and in its precision: a :class:`pixmorph.latent.LatentModel`."""
+        from pixmorph.latent import LatentModel
+
+        return LatentModel(self)
 
     def direction_note(self) -> str:
         """What a model's direction names mean when its data were read the other way round (pix2pix trained with

@@ -1,0 +1,84 @@
+"""``pixmorph.load(run).latent``: two-step's encode / classify / translate / reconstruct / sample from Python, with the
+tensors moved to the model's device and its networks run in the translator's precision (the method's own functions
+take neither into account). Untrained tiny models on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixmorph.api import Translator
+from pixmorph.config import RunConfig
+from pixmorph.train.loop import build_method
+from test_api import MODELS, untrained
+
+
+def twostep(precision: str, channels: int = 1) -> Translator:
+    torch.manual_seed(0)
+    cfg = RunConfig.from_dict({"method": "twostep", "model": {**MODELS["twostep"], "channels": channels},
+                               "data": {"root": "no-such-data", "channels": channels, "crop_size": 16}})
+    return Translator(build_method(cfg), cfg, torch.device("cpu"), 0, precision=precision)
+
+
+def what_the_networks_see(translator: Translator) -> list[tuple]:
+    """(net, input dtype, input in channels_last, autocast dtype or None, output dtype) for each call."""
+    seen: list[tuple] = []
+    for name in ("E", "G", "D"):
+        def record(module, args, out, name=name):
+            x = args[0]
+            autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+            first = out[1] if isinstance(out, tuple) else out
+            seen.append((name, x.dtype, x.dim() == 4 and x.stride(1) == 1, autocast, first.dtype))
+        translator.method.nets[name].register_forward_hook(record)
+    return seen
+
+
+def test_latent_runs_the_networks_as_the_translator_runs_its_generators():
+    """translator.method.encode(x) and the rest ran on whatever x was (a CPU tensor for a CUDA model: torch's device
+    error) in float32 whatever the translator's precision: latent moves and casts the tensors to the translator's
+    device, runs under its autocast and layout, and gives float32 on the CPU."""
+    t = twostep("bf16", channels=3)
+    assert t.channels_last
+    seen = what_the_networks_see(t)
+    x = torch.rand(3, 3, 16, 16, dtype=torch.float64) * 2 - 1
+    z = t.latent.encode(x)
+    assert z.dtype == torch.float32 and z.device.type == "cpu" and z.shape == (3, 4)
+    assert seen == [("E", torch.float32, True, torch.bfloat16, torch.bfloat16)]
+    seen.clear()
+    out = t.latent.translate(x, "boot")
+    assert out.dtype == torch.float32 and out.shape == (3, 3, 16, 16)
+    assert [(name, autocast) for name, _, _, autocast, _ in seen] == [("E", torch.bfloat16), ("G", torch.bfloat16)]
+    assert all(dtype == torch.bfloat16 for *_, dtype in seen)
+    seen.clear()
+    assert t.latent.classify(x).dtype == torch.int64
+    assert t.latent.reconstruct(x).shape == t.latent.sample(torch.randn(3, 4, dtype=torch.float64), "bag").shape
+    assert {autocast for _, _, _, autocast, _ in seen} == {torch.bfloat16}
+    assert ("G", torch.float32, False, torch.bfloat16, torch.bfloat16) in seen  # z cast to float32
+
+
+def test_latent_in_fp32_gives_the_method_s_own_results():
+    t = twostep("fp32")
+    method, latent = t.method, t.latent
+    x, z = torch.rand(2, 1, 16, 16) * 2 - 1, torch.randn(2, 4)
+    labels = torch.tensor([1, 0])
+    torch.testing.assert_close(latent.encode(x), method.encode(x))
+    torch.testing.assert_close(latent.translate(x, labels), method.translate(x, labels))
+    torch.testing.assert_close(latent.reconstruct(x, "bag"), method.reconstruct(x, "bag"))
+    torch.testing.assert_close(latent.sample(z, 1), method.sample(z, 1))
+    assert torch.equal(latent.classify(x), method.classify(x))
+    assert repr(latent) == "LatentModel(twostep, z 4-d, classes: bag, boot; cpu, fp32)"
+
+
+def test_latent_refuses_what_the_translator_refuses():
+    latent = twostep("fp32").latent
+    with pytest.raises(ValueError, match=r"^a torch.uint8 tensor"):
+        latent.encode(torch.zeros(1, 1, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"^a tensor with values from 0 to 255"):
+        latent.translate(torch.arange(256.0).reshape(1, 1, 16, 16), "bag")
+    with pytest.raises(ValueError, match=r"^images of shape \(1, 16, 16\): this model's networks take N x 1 x 16 x 16"):
+        latent.encode(torch.zeros(1, 16, 16))
+    with pytest.raises(ValueError, match=r"^unknown class 'cat': this model knows bag, boot$"):
+        latent.sample(torch.randn(1, 4), "cat")
+    with pytest.raises(ValueError, match=r"^a cyclegan model has no latent space to give: latent is the two-step "
+                                         r"model's"):
+        untrained("cyclegan").latent
