@@ -43,11 +43,12 @@ def test_equal_shape_batches_keep_each_index_once_in_order():
     assert equal_shape_batches([], 4) == []
 
 
+@pytest.mark.parametrize("method", ["cyclegan", "pix2pix"])  # pix2pix: batch norm, each image by its own statistics
 @pytest.mark.parametrize("size", [None, 24])
-def test_a_list_is_translated_in_batches_of_one_shape_as_one_at_a_time(tmp_path, write_image, size):
+def test_a_list_is_translated_in_batches_of_one_shape_as_one_at_a_time(tmp_path, write_image, size, method):
     """A list was translated one image at a time whatever batch_size said (it applied to tensors only): images of
     one shape (once resized to size=) now share generator calls, and each comes back as before, in its place."""
-    translator = untrained("cyclegan")
+    translator = untrained("cyclegan") if method == "cyclegan" else pix2pix("AtoB")
     path = write_image(tmp_path / "gray.png", 16, 16, mode="L", seed=3)
     images = [gray(16, 16, 0), path, gray(20, 12, 1), torch.rand(1, 16, 16) * 2 - 1, gray(16, 16, 2),
               torch.rand(2, 1, 20, 12) * 2 - 1, gray(20, 12, 4), torch.rand(1, 12, 20).double() * 2 - 1]
