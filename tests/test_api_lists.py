@@ -129,3 +129,5 @@ def test_side_by_side_of_an_image_that_is_not_a_pair_warns_as_the_command_does(t
         assert cyclegan(torch.zeros(1, 16, 16), side_by_side=True).shape == (1, 16, 8)
     with pytest.raises(ValueError, match=r"^1x16: width 1: expected A and B side by side \(A\|B\)$"):
         cyclegan(Image.new("L", (1, 16)), side_by_side=True)
+    with pytest.warns(UserWarning, match=r"^16x0, not a side-by-side pair"), pytest.raises(RuntimeError):
+        cyclegan(torch.zeros(1, 0, 16), side_by_side=True)  # as without side_by_side: not a ZeroDivisionError

@@ -163,7 +163,7 @@ def input_half_of(image: Image.Image | torch.Tensor, direction: str, data_option
     width, height = image.size if isinstance(image, Image.Image) else (image.shape[-1], image.shape[-2])
     label = f"{width}x{height}" if name is None else f"{name}: {width}x{height}"
     start, stop = half_columns(width, half, label)
-    if not looks_side_by_side(width, height):
+    if not (height and looks_side_by_side(width, height)):
         warnings.warn(f"{label}, not a side-by-side pair (A|B, twice as wide as high): only its "
                       f"{'left' if half == 'A' else 'right'} half was translated; give it without side_by_side to "
                       f"translate the whole image", stacklevel=2)
