@@ -295,7 +295,7 @@ class Translator:
             raise
         return crop_back(y, original).float().contiguous().cpu()
 
-    def generator(self, direction: str):
+    def generator(self, direction: str) -> Callable[[Tensor], Tensor]:
         """The generator of ``direction``; an unknown one is a ValueError naming those there are."""
         try:
             return self.generators[direction]
