@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
+
+from PIL import Image
 
 import torch
 
@@ -11,6 +14,8 @@ from pixmorph.api import Translator, load
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.builtin import prepare_task
 from pixmorph.images import list_images, make_grid_image, read_image, save_image, to_tensor
+from pixmorph.messages import one_line
+from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device, train
 
 # A generator sized to 32 px images: the reference ResNet with fewer, narrower layers.
@@ -39,12 +44,54 @@ def l1_to_truth(translate, inputs: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 PAGE_TITLE = "<title>pixmorph demo</title>"
+MARK = {"Software": "pixmorph demo"}  # a PNG text chunk in every image the demo writes: its own, to write over
+_PAGE_IMAGE = re.compile(r".*_(input|output|truth)\.png$")  # the names _write_page gives (item_kind.png)
 
 
-def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
+def refuse_foreign_files(out: Path) -> None:
+    """A one-line FileExistsError, before any training, when ``out`` holds files the demo would write over that
+    are not its own earlier output (its page, its grid, its page's images, its run); another demo's folder is
+    its own to write over again."""
     page = out / "index.html"
     if page.is_file() and PAGE_TITLE not in page.read_text(errors="replace"):  # `--out .` in a website's folder
         raise FileExistsError(f"{page}: not a page of the demo, which it would write over: give another --out")
+    if page.is_file():
+        return  # the folder of an earlier demo (one from before the images were marked too)
+    foreign = [] if not (out / "demo_grid.png").exists() or _marked(out / "demo_grid.png") else ["demo_grid.png"]
+    images = out / "images"
+    if images.is_dir():
+        foreign += [f"images/{p.name}" for p in sorted(images.iterdir()) if _PAGE_IMAGE.match(p.name) and not _marked(p)]
+    elif images.exists():
+        foreign.append("images (a file)")
+    run = out / "run"
+    if ckpt.holds_checkpoint(run) and not _a_demo_run(run):
+        foreign.append("run/ (another run)")
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise FileExistsError(f"{one_line(out)}: its {', '.join(map(one_line, foreign[:3]))}{more} are not the demo's, "
+                              f"which it would write over: give another --out (or move them away)")
+
+
+def _marked(path: Path) -> bool:
+    """Whether ``path`` is an image the demo wrote (its PNG text chunk)."""
+    try:
+        with Image.open(path) as im:
+            return path.is_file() and im.info.get("Software") == MARK["Software"]
+    except (OSError, ValueError):
+        return False
+
+
+def _a_demo_run(run: Path) -> bool:
+    try:
+        ran = ckpt.config_that_ran(run)
+    except (OSError, ValueError):
+        return False
+    data = ran.get("data")
+    return ran.get("method") == "cyclegan" and isinstance(data, dict) and data.get("root") == "fashion-edges"
+
+
+def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
+    refuse_foreign_files(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(out, minutes, str(resolve_device(device)))
     run_dir = train(cfg)
@@ -74,7 +121,7 @@ def _write_grid(path: Path, edges, outputs, truth) -> Path:
     rows = [sum(triplets[i : i + 4], []) for i in range(0, len(triplets), 4)]
     grid = make_grid_image(rows, pad=2)
     grid = grid.resize((grid.width * 4, grid.height * 4), resample=0)  # 32 px items are small on screen
-    grid.save(path)
+    save_image(grid, path, png_text=MARK)
     return path
 
 
@@ -85,7 +132,7 @@ def _write_page(out: Path, files, edges, outputs, truth, result: dict) -> Path:
         cells = []
         for kind, t in (("input", edges[i]), ("output", outputs[i]), ("truth", truth[i])):
             name = f"{f.stem}_{kind}.png"
-            save_image(t, images / name)
+            save_image(t, images / name, png_text=MARK)
             cells.append(f'<td><img src="images/{html.escape(name)}" width=96></td>')
         rows.append(f"<tr><td>{html.escape(f.stem)}</td>{''.join(cells)}</tr>")
     page = out / "index.html"

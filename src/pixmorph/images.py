@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -412,12 +412,12 @@ def _default_file_mode() -> int:
 FILE_MODE = _default_file_mode()  # 0666 & ~umask: what open() gives a new file, which mkstemp does not
 
 
-def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike, png_text: dict[str, str] | None = None) -> Path:
     """Write an image (or a [-1, 1] tensor) atomically, creating parent folders.
 
     The format comes from the extension. The file is written to a temporary
     file in the same folder and moved into place, so a reader never sees a
-    half-written image.
+    half-written image. ``png_text``: text chunks for a PNG (who wrote it).
     """
     path = Path(path)
     image_format = Image.registered_extensions().get(path.suffix.lower())
@@ -432,7 +432,13 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Pa
         raise write_error(path, err) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=image_format)
+            if png_text and image_format == "PNG":
+                info = PngImagePlugin.PngInfo()
+                for key, value in png_text.items():
+                    info.add_text(key, value)
+                image.save(fh, format=image_format, pnginfo=info)
+            else:
+                image.save(fh, format=image_format)
         os.chmod(tmp_name, FILE_MODE)
         os.replace(tmp_name, path)
     except BaseException as err:
