@@ -230,6 +230,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph import load
     from pixmorph.data.transforms import resize_tensor
     from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
+    from pixmorph.fullsize_memory import check_translate_fits
     from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images
     from pixmorph.train.loop import resolve_device
 
@@ -270,6 +271,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         click.echo(f"warning: {one_line(w.message)}", err=True)
     out_dir = Path(out)
     check_distinct_outputs(files, out_dir)
+    check_translate_fits(translator, direction, files, batch_size, size, half)  # before a CPU's OOM kill
     groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for f in files:  # equal sizes share a batch
         try:

@@ -366,6 +366,15 @@ def check_images(
     return good
 
 
+def header_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
+    """(width, height) from the file's header, no pixel decoded; None when it cannot be read (reading it says why)."""
+    try:
+        with open(path, "rb") as fh, _pillow_pixel_limit(max_pixels), Image.open(fh) as img:
+            return img.size
+    except Exception:
+        return None
+
+
 def _others_hint(others: list[Path], shown: int = 3) -> str:
     if not others:
         return ""

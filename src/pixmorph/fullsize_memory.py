@@ -1,0 +1,153 @@
+"""Will a full-size translation fit in the CPU's memory? Checked before ``pixmorph translate`` reads a pixel.
+
+An image within the 256-megapixel read limit can still need far more memory than the machine has once the
+generator runs on it at full size (a 9-block ResNet holds ~1 KB of activations per pixel), and the kernel's
+OOM killer then ends the process without a word. The estimate here is made before any image is decoded, from
+the files' headers, and a file that would not fit is refused in one line naming the way out (``--size N``).
+
+How the estimate is made: the generator runs on fake tensors (shapes only, no memory, no arithmetic: a
+fraction of a second) at two probe sizes, and forward hooks record the largest activation a layer returns. Its growth
+between the two probes is the bytes per pixel of the largest activation (a two-step model, which resizes to
+its model size first, grows by its input and output alone). The peak of a pass is a few such activations
+alive at once (a layer's input, its output, a residual block's skip, the allocator's slack); measured as the
+growth of peak RSS (``ru_maxrss``) of a float32 no-grad pass on a 1024x1024 image over one on a 64x64 image,
+one thread, torch 2.14.1 on a 2-core CPU (the same per pixel at 2048x2048 and with two threads), the
+reference generators need: CycleGAN's ResNet (ngf 64, 9 blocks) 908 B/px, 3.5x the largest activation the
+probe finds (260 B/px); DeepSIM's global generator 983 B/px, 3.8x (260); FUNIT's (reconstruct, G(x, x))
+1845 B/px, 3.6x (517); pix2pix's U-Net 380 B/px, 3.0x (128). PEAK_FACTOR is 4: above all of them. bf16 needs
+less than the float32 figure, so the estimate errs on the side of refusing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PEAK_FACTOR = 4.0
+_PROBE_SIDES = (256, 512)  # the fake probe costs nothing at any size; two sizes separate fixed from per-pixel
+
+
+class TooLargeForMemory(ValueError):
+    """An image whose full-size translation needs more memory than is available; the message is one line."""
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: psutil's figure if installed, else /proc/meminfo's MemAvailable,
+    else os.sysconf's free pages; a cgroup's (a container's) limit when lower. None when nothing says."""
+    figure = None
+    try:
+        import psutil
+
+        figure = int(psutil.virtual_memory().available)
+    except Exception:  # not installed, or it cannot read the figure here
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        figure = int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+        if figure is None:
+            try:
+                figure = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError, AttributeError):
+                pass
+    try:  # cgroup v2: what is left under the container's limit
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            left = int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+            figure = left if figure is None else min(figure, left)
+    except (OSError, ValueError):
+        pass
+    return figure
+
+
+def bytes_per_pixel(generator: nn.Module, channels: int) -> tuple[float, float] | None:
+    """(fixed bytes, bytes per input pixel) of the largest activation ``generator`` returns from a layer, in
+    float32, from two passes on fake tensors (shapes only); None when the generator cannot run on them."""
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode  # what torch.compile traces with
+    except ImportError:
+        return None
+    stride, least = getattr(generator, "stride", 1), getattr(generator, "min_size", 1)
+    seen, largest = [0], []
+
+    def record(module, inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            seen[0] = max(seen[0], output.numel() * output.element_size())
+
+    hooks = [m.register_forward_hook(record) for m in generator.modules()]
+    try:
+        for side in _PROBE_SIDES:
+            side = max(side, least) + (-max(side, least)) % stride
+            seen[0] = 0
+            with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+                generator(torch.empty(1, channels, side, side))
+            largest.append((side * side, seen[0]))
+    except Exception:  # an operation fake tensors cannot run: no estimate (the translation goes on as before)
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+    (p0, b0), (p1, b1) = largest
+    per_pixel = max(0.0, (b1 - b0) / (p1 - p0))
+    return max(0.0, b0 - per_pixel * p0), per_pixel
+
+
+def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, channels: int, batch_size: int,
+               size: int | None = None, available: int | None = None) -> None:
+    """Refuse (:class:`TooLargeForMemory`, one line) the first file of ``(file, width, height)`` whose full-size
+    translation (in batches of up to ``batch_size`` images of its size) needs more than the available memory.
+    ``size``: images are resized to size x size first. Nothing is refused when no figure is known."""
+    if not files:
+        return
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    same_size: dict[tuple[int, int], int] = {}
+    for _, w, h in files:
+        shape = (size, size) if size else (w, h)
+        same_size[shape] = same_size.get(shape, 0) + 1
+    file, w, h = max(files, key=lambda f: (size * size if size else f[1] * f[2]))
+    pixels = size * size if size else w * h
+    per = bytes_per_pixel(generator, channels)
+    if per is None:
+        return
+    fixed, per_pixel = per
+    batch = min(batch_size, same_size[(size, size) if size else (w, h)])
+    need = PEAK_FACTOR * batch * (fixed + per_pixel * pixels)
+    if need <= available:
+        return
+    from pixmorph.messages import one_line
+
+    room = available / (PEAK_FACTOR * batch) - fixed  # what is left for the pixels of one image
+    side = int((room / per_pixel) ** 0.5) if room > 0 and per_pixel > 0 else 0
+    hint = f"--size {side // 64 * 64 or side}" if side >= 1 else "--size N"
+    batched = f" in batches of {batch}" if batch > 1 else ""
+    raise TooLargeForMemory(
+        f"{one_line(file)}: {w}x{h} pixels: translating it at full size{batched} needs about {_gib(need)} of memory "
+        f"and {_gib(available)} is available: give {hint} ({'or a smaller --batch-size, ' if batch > 1 else ''}or a machine with more memory)")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_translate_fits(translator, direction: str, files: Sequence[Path], batch_size: int, size: int | None,
+                         half: str | None = None) -> None:
+    """:func:`check_fits` for ``pixmorph translate``'s files on a CPU translator (a GPU's running out of memory
+    is an error the CLI reports; the CPU's is a kill). ``half``: the files are A|B pairs, half of each is read."""
+    if translator.device.type != "cpu" or not files:
+        return
+    from pixmorph.images import header_size
+
+    sized = [(f, w // 2 if half else w, h) for f in files if (wh := header_size(f)) for w, h in [wh]]
+    generator = translator.method.translators().get(direction)  # the PyTorch net, also for the ONNX runtime
+    channels = translator.input_channels.get(direction) or translator.config.data.channels or 3
+    if isinstance(generator, nn.Module):
+        check_fits(sized, generator, channels, batch_size, size)
