@@ -292,8 +292,23 @@ def test_weights_lookup_order(nowhere, monkeypatch):
     assert W.find_weights(W.INCEPTION) == given  # the environment variable before the hub cache
     with pytest.raises(W.WeightsNotFoundError, match=r"given path .*nope\.pt is not a file"):
         W.find_weights(W.INCEPTION, nowhere / "nope.pt")
-    with pytest.raises(W.WeightsNotFoundError, match=r"mine\.pt: not Inception-v3 FID weights"):
+    with pytest.raises(W.WeightsNotFoundError, match=r"mine\.pt: not an Inception-v3 FID weights file"):
         InceptionFeatures()  # a file that is not a network is named
+
+
+def test_another_networks_weights_are_one_short_line(tmp_path, fashion_folders, monkeypatch, capsys):
+    """`eval --inception-weights` with another model's state dict printed PyTorch's ~200-character list of
+    Inception's keys; it names the file and says what it is in one short line, with a count of the keys."""
+    from conftest import run_main
+
+    other = tmp_path / "resnet.pth"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3)).state_dict(), other)
+    code, _, err = run_main(monkeypatch, capsys, "eval", fashion_folders["real"], "--ref", fashion_folders["real"],
+                            "--metrics", "fid", "--inception-weights", other, "--device", "cpu")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert re.fullmatch(rf"error: {re.escape(str(other))}: not an Inception-v3 FID weights file: another network's "
+                        r"state dict \(\d+ Inception keys missing, e.g. \S+; 4 unknown keys\)", err.strip())
+    assert len(err.strip()) - len(str(other)) < 160
 
 
 def test_download_failure_is_reported(nowhere, monkeypatch):

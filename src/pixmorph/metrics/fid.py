@@ -20,6 +20,7 @@ images, seed 2020).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -58,6 +59,25 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
+def _why_not_inception(error: Exception) -> str:
+    """A short account of why a file did not load as the network: for another network's state dict, how many
+    of Inception's keys it lacks (the first named) and how many of its own keys Inception has no use for,
+    not PyTorch's list of every key."""
+    text = " ".join(str(error).split())
+
+    def keys(kind: str) -> list[str]:
+        found = re.search(kind + r' key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)', text)
+        return re.findall(r'"([^"]*)"', found.group(1)) if found else []
+
+    missing, unexpected, mismatched = keys("Missing"), keys("Unexpected"), text.count("size mismatch for ")
+    if not (missing or unexpected or mismatched):
+        return f" (TorchScript or torch-fidelity state dict): {text[:100]}{'...' if len(text) > 100 else ''}"
+    parts = [f"{len(missing)} Inception keys missing, e.g. {missing[0]}" if missing else "",
+             f"{len(unexpected)} unknown keys" if unexpected else "",
+             f"{mismatched} of another shape" if mismatched else ""]
+    return f": another network's state dict ({'; '.join(p for p in parts if p)})"
+
+
 class InceptionFeatures:
     """``features(images)``: uint8 RGB N x 3 x H x W -> float32 N x 2048 (on the CPU).
 
@@ -82,9 +102,8 @@ class InceptionFeatures:
                     self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                                            feature_extractor_weights_path=str(self.path))
             except Exception as e:  # noqa: BLE001 -- corrupt or foreign files raise many kinds of errors
-                raise W.WeightsNotFoundError(
-                    f"{self.path}: not Inception-v3 FID weights (TorchScript or torch-fidelity state dict): "
-                    f"{' '.join(str(e).split())[:200]}") from None
+                raise W.WeightsNotFoundError(f"{self.path}: not an Inception-v3 FID weights file"
+                                             f"{_why_not_inception(e)}") from None
         self.net = self.net.eval().to(self.device)
 
     @property
