@@ -37,6 +37,7 @@ from pixmorph.methods.funit import FunitConfig
 from pixmorph.images import make_grid_image
 from pixmorph.metrics.classify import Domain, load_classifier, topk_accuracy, train_classifier
 from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
+from pixmorph.messages import one_line
 from pixmorph.train.loop import train
 
 # CPU-sized: the paper's widths (nf 64, 10-block discriminator) take ~4 s a step at 32 px on a shared 2-core
@@ -89,12 +90,17 @@ def char_domain(source: np.ndarray, target: np.ndarray) -> Domain:
 
 
 def classifier(domain: Domain, folder: Path, epochs: float):
-    """Trained once per output folder (they depend only on the real glyphs), then reused."""
-    if (folder / "config.json").is_file() or (folder / "checkpoint").is_dir():
+    """Trained once per output folder (they depend only on the real glyphs), then reused. One that does not load
+    (an unreadable config.json, a file beside it that train_classifier would not delete, a kill mid-save) is
+    moved aside, said in one line, and trained again: train_classifier's overwrite replaces only a whole one."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         try:
             return load_classifier(folder)
-        except Exception:
-            pass
+        except Exception as e:  # noqa: BLE001 -- whatever it is, a new one is trained and the old kept aside
+            aside = next(p for n in range(1, 10**6) if not (p := folder.with_name(f"{folder.name}.broken{n}")).exists())
+            folder.rename(aside)
+            print(f"{one_line(folder)}: not a classifier that loads ({one_line(e)}): moved to {one_line(aside.name)}, "
+                  f"training a new one")
     return train_classifier(domain, folder, epochs=epochs, progress=False, overwrite=True)
 
 
