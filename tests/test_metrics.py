@@ -527,6 +527,31 @@ def test_classifier_train_replaces_only_a_classifier_and_only_when_asked(tmp_pat
     assert (tmp_path / "clf" / ckpt.WEIGHTS).read_bytes() != weights
 
 
+@pytest.mark.parametrize("accuracy", [0.9, "high", [0.9], None])
+def test_a_hand_edited_classifier_config_is_refused_in_one_line(tmp_path, accuracy):
+    """A classifier's config.json with a test_accuracy that is not a dict (hand-edited) raised AttributeError
+    ('float' object has no attribute 'get') where the folder was refused; an unreadable one said nothing of
+    what to do."""
+    import json
+
+    from pixmorph.metrics.classify import KIND, _check_out
+
+    clf = tmp_path / "clf"
+    clf.mkdir()
+    (clf / ckpt.WEIGHTS).write_bytes(b"")
+    (clf / ckpt.CONFIG).write_text(json.dumps({"kind": KIND, "domain": "fashion", "test_accuracy": accuracy}))
+    with pytest.raises(FileExistsError, match=rf"^{re.escape(str(clf))} already holds a classifier \(fashion\): "
+                                              r"--overwrite to replace it, or another --out$"):
+        _check_out(clf, overwrite=False)
+    _check_out(clf, overwrite=True)
+    (clf / ckpt.CONFIG).write_text('{"kind": "pixmorph-cl')  # cut short
+    with pytest.raises(FileExistsError) as caught:
+        _check_out(clf, overwrite=True)
+    assert str(caught.value).startswith(f"{clf / ckpt.CONFIG}: unreadable checkpoint config (")
+    assert str(caught.value).endswith(f"not known to be a classifier, so not replaced: delete {clf} to train one "
+                                      f"there, or give another --out") and "\n" not in str(caught.value)
+
+
 def test_classifier_takes_the_name_of_a_builtin_task(tmp_path, monkeypatch):
     """`pixmorph classifier train fashion-classes` (or sneaker2boot), the names --data takes, were 'no classifier
     domain'; the task's folder had to be found with `pixmorph data path` first."""

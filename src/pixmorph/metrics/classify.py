@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import pixmorph
+from pixmorph.messages import one_line
 from pixmorph.train import checkpoint as ckpt
 
 KIND = "pixmorph-classifier"
@@ -414,15 +415,21 @@ def _check_out(out: Path, overwrite: bool) -> None:
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if not held:
         return
-    config = ckpt.read_config(out) if (out / ckpt.CONFIG).is_file() else {}
+    try:
+        config = ckpt.read_config(out) if (out / ckpt.CONFIG).is_file() else {}
+    except ckpt.CheckpointError as e:  # cut short by a kill, or hand-edited: not known to be a classifier's
+        raise FileExistsError(f"{e}: not known to be a classifier, so not replaced: delete {out} to train one there, "
+                              f"or give another --out") from None
     others = [name for name in held if name not in (ckpt.WEIGHTS, ckpt.CONFIG)]
     if config.get("kind") != KIND or others:
         shown = ", ".join((others or held)[:4]) + (", ..." if len(others or held) > 4 else "")
         raise FileExistsError(f"{out}: holds {shown}, which saving the classifier there would delete (the folder is "
                               "replaced as a whole): give a new or empty folder as --out")
     if not overwrite:
-        top1 = config.get("test_accuracy", {}).get("top1")
-        trained = f"{config.get('domain', '?')}, top-1 {top1:.4f}" if isinstance(top1, float) else config.get("domain", "?")
+        accuracy = config.get("test_accuracy")  # a dict as saved; anything else (hand-edited) is left unsaid
+        top1 = accuracy.get("top1") if isinstance(accuracy, dict) else None
+        domain = one_line(config.get("domain", "?"))
+        trained = f"{domain}, top-1 {top1:.4f}" if isinstance(top1, float) else domain
         raise FileExistsError(f"{out} already holds a classifier ({trained}): --overwrite to replace it, "
                               "or another --out")
 
