@@ -458,6 +458,33 @@ def test_labels_come_from_builtin_file_names(tmp_path):
         labels_from_file_names([Path("holiday.png")])
 
 
+def test_label_auto_reads_built_in_names_for_a_fashion_classes_classifier(monkeypatch):
+    """`eval --label auto` with a classifier trained on the fashion-classes folders (classes: the slugs, sorted)
+    stopped at a flat folder of test_000123.png files ('flat' is not one of bag, boot, ...), though the names
+    give the class; they are read, as for the fashion classifier, each as the classifier numbers its class."""
+    import types
+
+    from pixmorph.metrics import classify
+    from pixmorph.metrics.classify import auto_labels
+
+    fashion_labels = np.array([9, 8, 0, 5])  # boot, bag, tshirt, sandal: Fashion-MNIST's numbering
+    monkeypatch.setattr(classify, "get_domain", lambda name: types.SimpleNamespace(
+        load=lambda split: (None, fashion_labels)))
+    slugs = ("bag", "boot", "coat", "dress", "pullover", "sandal", "shirt", "sneaker", "trouser", "tshirt")
+    clf = types.SimpleNamespace(classes=slugs, config={"domain": "fashion-classes"})
+    files = [Path(f"out/test_00000{i}.png") for i in range(4)]
+    assert auto_labels(files, clf).tolist() == [1, 0, 9, 5]
+    assert auto_labels([Path("boot/x.png"), Path("bag/y.png")], clf).tolist() == [1, 0]  # class folders first
+    few = types.SimpleNamespace(classes=("bag", "boot"), config={"domain": "bag2boot"})
+    assert auto_labels(files[:2], few).tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"^out/test_000002.png: a Fashion-MNIST tshirt by its name, a class this "
+                                         r"classifier does not know \(bag, boot\): give --label CLASS instead$"):
+        auto_labels(files, few)
+    other = types.SimpleNamespace(classes=("A", "B"), config={"domain": "sneaker2boot"})
+    with pytest.raises(ValueError, match=r"'out' is not one of A, B; give --label CLASS instead"):
+        auto_labels(files, other)
+
+
 @pytest.fixture(scope="module")
 def glyph_like_root(tmp_path_factory) -> Path:
     """ROOT/<class>/*.png with three classes of real items at 24x24 RGB, as another domain's data would come."""

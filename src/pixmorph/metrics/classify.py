@@ -460,12 +460,21 @@ def labels_from_file_names(files: Sequence[Path], domain: str = "fashion") -> Te
 
 def auto_labels(files: Sequence[Path], classifier: Classifier) -> Tensor:
     """The true class of each file: its folder's name when that is one of the classifier's classes
-    (``<class>/x.png``), else, for the Fashion-MNIST classifier, its built-in file name."""
+    (``<class>/x.png``), else, for a classifier of Fashion-MNIST classes (``fashion``, or one trained on the
+    ``fashion-classes`` folders, whose classes are the same slugs in another order), its built-in file name."""
+    from pixmorph.data.builtin import FASHION_CLASSES
+
     known = {c: i for i, c in enumerate(classifier.classes)}
     if all(Path(f).parent.name in known for f in files):
         return torch.tensor([known[Path(f).parent.name] for f in files], dtype=torch.long)
-    if classifier.config.get("domain") == "fashion":
-        return labels_from_file_names(files)
+    slugs = [c.slug for c in FASHION_CLASSES]
+    if classifier.config.get("domain") == "fashion" or (known and set(known) <= set(slugs)):
+        labels = labels_from_file_names(files).tolist()  # Fashion-MNIST's numbering: as a slug, then the classifier's
+        stray = next((i for i, label in enumerate(labels) if slugs[label] not in known), None)
+        if stray is not None:
+            raise ValueError(f"{files[stray]}: a Fashion-MNIST {slugs[labels[stray]]} by its name, a class this "
+                             f"classifier does not know ({', '.join(classifier.classes)}): give --label CLASS instead")
+        return torch.tensor([known[slugs[label]] for label in labels], dtype=torch.long)
     stray = next(f for f in files if Path(f).parent.name not in known)
     raise ValueError(f"{stray}: --label auto reads the class from the folder name, and {Path(stray).parent.name!r} "
                      f"is not one of {', '.join(classifier.classes)}; give --label CLASS instead")
