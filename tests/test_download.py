@@ -319,6 +319,16 @@ def test_unreachable_host_gives_offline_message(tmp_path):
     assert not (tmp_path / "horse2zebra").exists() and not (tmp_path / ".downloads").exists()
 
 
+def test_a_folder_name_with_spaces_or_a_line_break_is_named_as_it_is(tmp_path):
+    """The messages collapsed every run of whitespace, the folder's name included: `my  data` was named as
+    `my data`, a folder that is not there; a line break in a name is shown escaped, on one line."""
+    root = tmp_path / "my  data\nset"
+    with pytest.raises(DownloadError) as info:
+        download("horse2zebra", root, base_url=(tmp_path / "mirror").as_uri(), progress=False)
+    message = str(info.value)
+    assert f"unpack it into {tmp_path}/my  data\\nset/horse2zebra" in message and "\n" not in message, message
+
+
 def test_a_file_mirror_without_the_archive_says_so(tmp_path):
     (tmp_path / "mirror").mkdir()
     with pytest.raises(DownloadError) as info:

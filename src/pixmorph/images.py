@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from pixmorph.messages import collapse_whitespace
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
@@ -64,12 +66,8 @@ class BadImageWarning(UserWarning):
     """Issued by :func:`check_images` for each file it skips."""
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _fail(path: str | os.PathLike, problem: object, kind: type[ImageReadError] = ImageReadError) -> ImageReadError:
-    return kind(f"{os.fspath(path)}: {_one_line(problem)}")
+    return kind(f"{os.fspath(path)}: {collapse_whitespace(problem)}")
 
 
 # ---------------------------------------------------------------------------
@@ -461,7 +459,7 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike, png_t
 def write_error(path: str | os.PathLike, error: OSError) -> OSError:
     """A failed write (a full disk, a file size limit, a read-only folder) as one line naming the file that was
     being written, not the temporary file beside it nor an errno alone."""
-    return type(error)(f"{os.fspath(path)}: could not write it ({error.strerror or _one_line(error)})")
+    return type(error)(f"{os.fspath(path)}: could not write it ({error.strerror or collapse_whitespace(error)})")
 
 
 def make_grid_image(rows: Sequence[Sequence[torch.Tensor]], pad: int = 2) -> Image.Image:

@@ -46,6 +46,8 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+from pixmorph.messages import one_line
+
 MIRROR_ENV = "PIXMORPH_DATA_MIRROR"
 OFFICIAL_HOST = "http://efrosgans.eecs.berkeley.edu"
 DOWNLOADS_DIR = ".downloads"
@@ -187,17 +189,13 @@ def _remove_if_empty(folder: Path) -> None:
 # --- messages -----------------------------------------------------------------
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _msg(source: DatasetSource, url: str, problem: str) -> str:
-    return _one_line(f"dataset {source.name!r} ({url}): {problem}")
+    return one_line(f"dataset {source.name!r} ({url}): {problem}")
 
 
 def _offline_msg(source: DatasetSource, url: str, target: Path, reason: object) -> str:
     where = "no such file there" if url.startswith("file:") else "network unreachable?"
-    return _one_line(
+    return one_line(
         f"dataset {source.name!r}: cannot reach {url} ({where}): {reason}. "
         f"Download it elsewhere and unpack it into {target}, or set {MIRROR_ENV}"
     )

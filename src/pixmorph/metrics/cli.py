@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from pixmorph.cli_types import FiniteFloat
-from pixmorph.messages import one_line
+from pixmorph.messages import collapse_whitespace, one_line
 
 COUNT = click.IntRange(min=1)  # counts and sizes: 0 or less is a usage error, not a crash or a silent 0
 
@@ -20,7 +20,7 @@ COUNT = click.IntRange(min=1)  # counts and sizes: 0 or less is a usage error, n
 def _warned(records) -> list[str]:
     seen: dict[str, None] = {}
     for w in records:
-        seen.setdefault(" ".join(str(w.message).split()), None)
+        seen.setdefault(collapse_whitespace(w.message), None)
     return list(seen)
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from pixmorph.messages import collapse_whitespace
 from pixmorph.metrics import weights as W
 from pixmorph.metrics.folders import image_files, read_uint8, size_groups
 
@@ -63,7 +64,7 @@ def _why_not_inception(error: Exception) -> str:
     """A short account of why a file did not load as the network: for another network's state dict, how many
     of Inception's keys it lacks (the first named) and how many of its own keys Inception has no use for,
     not PyTorch's list of every key."""
-    text = " ".join(str(error).split())
+    text = collapse_whitespace(error)
 
     def keys(kind: str) -> list[str]:
         found = re.search(kind + r' key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)', text)

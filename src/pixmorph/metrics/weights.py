@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixmorph.images import FILE_MODE
+from pixmorph.messages import collapse_whitespace
 
 ENV_OFFLINE = "PIXMORPH_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30
@@ -157,4 +158,4 @@ def _download(url: str, target: Path) -> Path:
 
 def _reason(error: OSError) -> str:
     reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
-    return " ".join(str(reason).split())
+    return collapse_whitespace(reason)
