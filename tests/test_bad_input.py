@@ -830,3 +830,23 @@ def test_the_full_size_estimate_covers_the_reference_generators_peak():
     fixed, per_pixel = fullsize_memory.bytes_per_pixel(generator, 3)
     assert 908 <= fullsize_memory.PEAK_FACTOR * per_pixel <= 2 * 908
     assert fullsize_memory.available_memory() > 0
+
+
+def test_the_memory_check_counts_a_batch_of_images_of_one_size():
+    """Eight 1024x1024 images translate in one batch: the check is for the batch, not one image, and names
+    --batch-size; one image of them alone fits."""
+    from pixmorph import fullsize_memory
+    from pixmorph.config import RunConfig
+    from pixmorph.train.loop import build_method
+
+    generator = build_method(RunConfig.from_dict({"method": "cyclegan"})).translators()["AtoB"]
+    files = [(Path(f"in/{i}.png"), 1024, 1024) for i in range(8)]
+    one = 4 * 1100 * 1024 * 1024  # about what one 1024x1024 image needs (4 x ~270 B/px)
+    fullsize_memory.check_fits(files[:1], generator, 3, batch_size=8, available=one)
+    with pytest.raises(fullsize_memory.TooLargeForMemory,
+                       match=r"^in/0.png: 1024x1024 pixels: translating it at full size in batches of 8 needs about "
+                             r"\d+\.\d GiB of memory and 4\.3 GiB is available: give --size \d+ \(or a smaller "
+                             r"--batch-size, or a machine with more memory\)$"):
+        fullsize_memory.check_fits(files, generator, 3, batch_size=8, available=one)
+    with pytest.raises(fullsize_memory.TooLargeForMemory, match=r"translating it at --size 4096 needs about"):
+        fullsize_memory.check_fits(files[:1], generator, 3, batch_size=8, size=4096, available=one)

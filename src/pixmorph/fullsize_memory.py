@@ -21,6 +21,7 @@ less than the float32 figure, so the estimate errs on the side of refusing.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,37 +102,42 @@ def bytes_per_pixel(generator: nn.Module, channels: int) -> tuple[float, float] 
 
 def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, channels: int, batch_size: int,
                size: int | None = None, available: int | None = None) -> None:
-    """Refuse (:class:`TooLargeForMemory`, one line) the first file of ``(file, width, height)`` whose full-size
-    translation (in batches of up to ``batch_size`` images of its size) needs more than the available memory.
-    ``size``: images are resized to size x size first. Nothing is refused when no figure is known."""
+    """Refuse (:class:`TooLargeForMemory`, one line) files of ``(file, width, height)`` whose translation (in
+    batches of up to ``batch_size`` images of one size) needs more than the available memory, naming the first
+    file of the size that needs most. ``size``: images are resized to size x size first. Nothing is refused when
+    no figure is known."""
     if not files:
         return
     available = available_memory() if available is None else available
     if available is None:
         return
-    same_size: dict[tuple[int, int], int] = {}
-    for _, w, h in files:
-        shape = (size, size) if size else (w, h)
-        same_size[shape] = same_size.get(shape, 0) + 1
-    file, w, h = max(files, key=lambda f: (size * size if size else f[1] * f[2]))
-    pixels = size * size if size else w * h
+    shapes = Counter((size, size) if size else (w, h) for _, w, h in files)
     per = bytes_per_pixel(generator, channels)
     if per is None:
         return
     fixed, per_pixel = per
-    batch = min(batch_size, same_size[(size, size) if size else (w, h)])
-    need = PEAK_FACTOR * batch * (fixed + per_pixel * pixels)
-    if need <= available:
+
+    def need(shape: tuple[int, int], count: int) -> float:
+        return PEAK_FACTOR * min(batch_size, count) * (fixed + per_pixel * shape[0] * shape[1])
+
+    worst = max(shapes, key=lambda shape: need(shape, shapes[shape]))
+    needed = need(worst, shapes[worst])
+    if needed <= available:
         return
     from pixmorph.messages import one_line
 
-    room = available / (PEAK_FACTOR * batch) - fixed  # what is left for the pixels of one image
+    file, w, h = next(f for f in files if ((size, size) if size else f[1:]) == worst)
+    batch = min(batch_size, shapes[worst])
+    at_size = min(batch_size, len(files))  # with --size N, every image shares the batches
+    room = available / (PEAK_FACTOR * at_size) - fixed  # what is left for the pixels of one image
     side = int((room / per_pixel) ** 0.5) if room > 0 and per_pixel > 0 else 0
     hint = f"--size {side // 64 * 64 or side}" if side >= 1 else "--size N"
+    how = f"at --size {size}" if size else "at full size"
     batched = f" in batches of {batch}" if batch > 1 else ""
-    raise TooLargeForMemory(
-        f"{one_line(file)}: {w}x{h} pixels: translating it at full size{batched} needs about {_gib(need)} of memory "
-        f"and {_gib(available)} is available: give {hint} ({'or a smaller --batch-size, ' if batch > 1 else ''}or a machine with more memory)")
+    smaller_batch = "or a smaller --batch-size, " if batch > 1 else ""
+    raise TooLargeForMemory(f"{one_line(file)}: {w}x{h} pixels: translating it {how}{batched} needs about "
+                            f"{_gib(needed)} of memory and {_gib(available)} is available: give {hint} "
+                            f"({smaller_batch}or a machine with more memory)")
 
 
 def _gib(n: float) -> str:
