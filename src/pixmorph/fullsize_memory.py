@@ -19,6 +19,10 @@ less than the float32 figure, so the estimate errs on the side of refusing.
 
 To that, translate's way of reading is added: it decodes every input (float32, 12 bytes a pixel for RGB) before
 it translates the first, so those are held through every pass.
+
+Checked end to end: ``pixmorph translate`` of one 2048x2048 RGB image with a reference CycleGAN run (fp32, CPU)
+peaked at 4.39 GiB of RSS (``/usr/bin/time -v``), 0.86 GiB of which the process held before any image (torch,
+the model): 3.5 GiB for the translation, which the check estimates at 4.1 GiB.
 """
 
 from __future__ import annotations
