@@ -60,7 +60,8 @@ def refuse_foreign_files(out: Path) -> None:
     foreign = [] if not (out / "demo_grid.png").exists() or _marked(out / "demo_grid.png") else ["demo_grid.png"]
     images = out / "images"
     if images.is_dir():
-        foreign += [f"images/{p.name}" for p in sorted(images.iterdir()) if _PAGE_IMAGE.match(p.name) and not _marked(p)]
+        foreign += [f"images/{p.name}" for p in sorted(images.iterdir())
+                    if _PAGE_IMAGE.match(p.name) and not _marked(p)]
     elif images.exists():
         foreign.append("images (a file)")
     run = out / "run"

@@ -419,7 +419,8 @@ def _default_file_mode() -> int:
 FILE_MODE = _default_file_mode()  # 0666 & ~umask: what open() gives a new file, which mkstemp does not
 
 
-def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike, png_text: dict[str, str] | None = None) -> Path:
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike,
+               png_text: dict[str, str] | None = None) -> Path:
     """Write an image (or a [-1, 1] tensor) atomically, creating parent folders.
 
     The format comes from the extension. The file is written to a temporary
