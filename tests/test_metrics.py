@@ -579,6 +579,23 @@ def test_a_hand_edited_classifier_config_is_refused_in_one_line(tmp_path, accura
                                       f"there, or give another --out") and "\n" not in str(caught.value)
 
 
+def test_a_classifier_with_a_hand_edited_test_accuracy_still_tests(glyph_like_root, tmp_path, monkeypatch, capsys):
+    """`classifier test` of a classifier whose config.json holds a test_accuracy that is not a dict (hand-edited)
+    stopped with a TypeError traceback (dict(0.9)); it tests, saying no top-1 was recorded."""
+    import json
+
+    from conftest import run_main
+
+    out = tmp_path / "clf"
+    train_classifier(glyph_like_root, out, epochs=1, width=4, progress=False)
+    config = json.loads((out / ckpt.CONFIG).read_text())
+    for accuracy in (0.9, {"top1": "high"}):
+        (out / ckpt.CONFIG).write_text(json.dumps(config | {"test_accuracy": accuracy}))
+        code, stdout, err = run_main(monkeypatch, capsys, "classifier", "test", out, "--device", "cpu")
+        assert code == 0 and stdout.strip().endswith("(recorded at training: no top-1 in its config.json)"), err
+        assert load_classifier(out).test_accuracy == (accuracy if isinstance(accuracy, dict) else {})
+
+
 def test_classifier_takes_the_name_of_a_builtin_task(tmp_path, monkeypatch):
     """`pixmorph classifier train fashion-classes` (or sneaker2boot), the names --data takes, were 'no classifier
     domain'; the task's folder had to be found with `pixmorph data path` first."""

@@ -110,7 +110,8 @@ class Classifier:
 
     @property
     def test_accuracy(self) -> dict:
-        return dict(self.config.get("test_accuracy", {}))
+        recorded = self.config.get("test_accuracy")  # a dict as saved; a hand-edited other value: none recorded
+        return dict(recorded) if isinstance(recorded, dict) else {}
 
 
 def topk_accuracy(logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
