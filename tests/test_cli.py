@@ -369,6 +369,40 @@ def test_translate_keeps_each_input_size(tmp_path, cyclegan_run, inputs):
     assert np.abs(expected - got).max() <= 1
 
 
+def test_translate_reads_each_file_only_when_its_batch_comes(tmp_path, cyclegan_run, write_image, monkeypatch):
+    """A folder is not decoded whole before the first translation (its memory grew with its length): at most one
+    batch of files is read and not yet translated at any time, and images of one size still share batches."""
+    import pixmorph.data.folders as folders
+    from pixmorph.api import Translator
+
+    folder = tmp_path / "many"
+    for i in range(7):
+        write_image(folder / f"{i}.png", 24 if i % 2 else 16, 16, seed=i)
+    events: list = []
+    read_input, translate_batch = folders.read_input, Translator.translate_batch
+    monkeypatch.setattr(folders, "read_input", lambda f, half=None: events.append("read") or read_input(f, half))
+    monkeypatch.setattr(Translator, "translate_batch",
+                        lambda self, batch, *a, **k: events.append(len(batch)) or translate_batch(self, batch, *a, **k))
+    ok(invoke("translate", cyclegan_run, folder, "--out", tmp_path / "out", "--device", "cpu", "--batch-size", "2"))
+    pending = most = 0
+    for e in events:
+        pending = pending + 1 if e == "read" else pending - e
+        most = max(most, pending)
+    assert events.count("read") == 7 and most == 2 and sorted(e for e in events if e != "read") == [1, 2, 2, 2]
+    assert len(list((tmp_path / "out").glob("*.png"))) == 7
+
+
+def test_a_header_size_is_the_size_as_read_after_an_exif_rotation(tmp_path):
+    """Files are batched by the size their headers give before they are read: a quarter-turn EXIF orientation
+    swaps it, as reading the file does."""
+    from pixmorph.images import header_size, read_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    Image.new("RGB", (40, 20)).save(tmp_path / "turned.jpg", exif=exif)
+    assert header_size(tmp_path / "turned.jpg") == read_image(tmp_path / "turned.jpg").size == (20, 40)
+
+
 def test_translate_at_fixed_size(tmp_path, cyclegan_run, inputs):
     out = tmp_path / "out"
     ok(invoke("translate", cyclegan_run, inputs, "--out", out, "--size", 16, "--device", "cpu", "--precision", "fp32"))

@@ -250,24 +250,32 @@ class Translator:
         """A PIL image in any mode as the generators take it, as a CHW tensor in [-1, 1] (see :meth:`input_image`)."""
         return to_tensor(self.input_image(image))
 
-    def translate_files(self, groups: Iterable[list[tuple[Path, Tensor]]], direction: str, out_dir: Path,
-                        batch_size: int, done: Callable[[int], None] | None = None) -> None:
-        """(file, CHW input) items, grouped by shape, translated batch by batch into ``out_dir/<stem>.png``;
-        ``done(n)`` after each batch (a progress bar)."""
+    def translate_files(self, batches: Iterable[Sequence[Path]], direction: str, out_dir: Path,
+                        read: Callable[[Path], Tensor | None], done: Callable[[int], None] | None = None) -> int:
+        """Batches of files (of one size each, as their headers give it: :func:`file_batches`) translated into
+        ``out_dir/<stem>.png``. A file is read (``read(file)``: its CHW input, or None to skip it) only when its
+        batch comes, so a folder of any length takes the memory of one batch. ``done(n)`` after each batch (a
+        progress bar). Returns how many files were translated."""
+        from pixmorph.batches import equal_shape_batches
         from pixmorph.images import save_image
 
-        for items in groups:
-            for i in range(0, len(items), batch_size):
-                chunk = items[i : i + batch_size]
+        translated = 0
+        for files in batches:
+            items = [(f, x) for f in files if (x := read(f)) is not None]
+            # one call per shape: the decoded size can still differ from the header's (a malformed EXIF rotation)
+            for same in equal_shape_batches([tuple(x.shape) for _, x in items], max(len(items), 1)):
+                chunk = [items[i] for i in same]
                 try:
                     y = self.translate_batch(torch.stack([x for _, x in chunk]), direction)
                 except ValueError as err:  # say which files: the batch alone cannot
-                    files = ", ".join(str(f) for f, _ in chunk[:2]) + (f" (+{len(chunk) - 2} more)" if len(chunk) > 2 else "")
-                    raise ValueError(f"{files}: {err}") from None
+                    names = ", ".join(str(f) for f, _ in chunk[:2]) + (f" (+{len(chunk) - 2} more)" if len(chunk) > 2 else "")
+                    raise ValueError(f"{names}: {err}") from None
                 for (f, _), img in zip(chunk, y):
                     save_image(img, Path(out_dir) / f"{f.stem}.png")
-                if done is not None:
-                    done(len(chunk))
+            translated += len(items)
+            if done is not None:
+                done(len(files))
+        return translated
 
     @torch.no_grad()
     def translate_batch(self, batch: Tensor, direction: str = "AtoB", size: int | None = None) -> Tensor:
@@ -354,6 +362,18 @@ def not_an_image(images: object) -> str:
         given = f"a {given} holding {', '.join(sorted({type(x).__name__ for x in images}))}"
     return (f"{given}: give a PIL image, an image file path, a CHW or NCHW tensor in [-1, 1], or a list of them "
             f"(a NumPy HWC uint8 array: PIL.Image.fromarray(array))")
+
+
+def file_batches(files: Sequence[Path], batch_size: int, half: str | None = None, size: int | None = None
+                 ) -> list[list[Path]]:
+    """``files`` in batches of up to ``batch_size`` that translate at one size (``size`` x ``size`` when given, else
+    each file's, or its ``half``'s of an A|B file, read from its header): what :meth:`Translator.translate_files`
+    takes. An unreadable header is a batch of its own (reading the file says why)."""
+    from pixmorph.batches import equal_shape_batches
+    from pixmorph.data.folders import input_size
+
+    keys = [(size, size) if size is not None else (input_size(f, half) or ("unreadable", i)) for i, f in enumerate(files)]
+    return [[files[i] for i in batch] for batch in equal_shape_batches(keys, batch_size)]
 
 
 def _shape_at(image: Image.Image | Tensor, size: int | None) -> tuple[int, int, int]:

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import warnings
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -228,6 +227,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from tqdm import tqdm
 
     from pixmorph import load
+    from pixmorph.api import file_batches
     from pixmorph.data.transforms import resize_tensor
     from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
     from pixmorph.fullsize_memory import check_translate_fits
@@ -272,23 +272,24 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     out_dir = Path(out)
     check_distinct_outputs(files, out_dir)
     check_translate_fits(translator, direction, files, batch_size, size, half)  # before a CPU's OOM kill
-    groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
-    for f in files:  # equal sizes share a batch
+    def read(f: Path) -> torch.Tensor | None:  # when its batch comes: a folder takes one batch's memory
         try:
             x = translator.input_tensor(read_input(f, half))
         except ImageReadError as e:
             if not skip_bad:
                 raise
-            click.echo(f"warning: skipped {e}", err=True)
-            continue
-        if size is not None:  # resized as translate_batch would, so that images of any size share batches
-            x = resize_tensor(x[None], size)[0]
-        groups[tuple(x.shape)].append((f, x))
-    n_read = sum(map(len, groups.values()))
-    if n_read == 0:
-        raise ValueError(f"no readable image among {', '.join(inputs)}: nothing to translate")
-    with tqdm(total=n_read, unit="img") as bar:
-        translator.translate_files(groups.values(), direction, out_dir, batch_size, done=bar.update)
+            tqdm.write(f"warning: skipped {e}", file=sys.stderr)
+            return None
+        return x if size is None else resize_tensor(x[None], size)[0]  # as translate_batch would: batches share it
+
+    nothing = f"no readable image among {', '.join(inputs)}: nothing to translate"
+    if not files:
+        raise ValueError(nothing)
+    with tqdm(total=len(files), unit="img") as bar:  # equal sizes (from the headers) share a batch
+        n_read = translator.translate_files(file_batches(files, batch_size, half, size), direction, out_dir, read,
+                                            done=bar.update)
+    if n_read == 0:  # every file failed when decoded (--skip-bad)
+        raise ValueError(nothing)
     click.echo(f"{n_read} image{'' if n_read == 1 else 's'} translated {direction} into {out_dir}"
                f"{translator.direction_note()}")
 

@@ -17,8 +17,7 @@ probe finds (260 B/px); DeepSIM's global generator 983 B/px, 3.8x (260); FUNIT's
 1845 B/px, 3.6x (517); pix2pix's U-Net 380 B/px, 3.0x (128). PEAK_FACTOR is 4: above all of them. bf16 needs
 less than the float32 figure, so the estimate errs on the side of refusing.
 
-To that, translate's way of reading is added: it decodes every input (float32, 12 bytes a pixel for RGB) before
-it translates the first, so those are held through every pass.
+Translate reads a file only when its batch comes, so one batch is all that is held.
 
 Checked end to end: ``pixmorph translate`` of one 2048x2048 RGB image with a reference CycleGAN run (fp32, CPU)
 peaked at 4.39 GiB of RSS (``/usr/bin/time -v``), 0.86 GiB of which the process held before any image (torch,
@@ -127,10 +126,8 @@ def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, cha
     def need(shape: tuple[int, int], count: int) -> float:
         return PEAK_FACTOR * min(batch_size, count) * (fixed + per_pixel * shape[0] * shape[1])
 
-    # translate reads every input (float32 CHW) before it translates any: they are held through every pass
-    held = 4 * channels * sum(shape[0] * shape[1] * count for shape, count in shapes.items())
-    worst = max(shapes, key=lambda shape: need(shape, shapes[shape]))
-    needed = need(worst, shapes[worst]) + held
+    worst = max(shapes, key=lambda shape: need(shape, shapes[shape]))  # (a file is read when its batch comes)
+    needed = need(worst, shapes[worst])
     if needed <= available:
         return
     from pixmorph.messages import one_line
@@ -138,17 +135,15 @@ def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, cha
     file, w, h = next(f for f in files if ((size, size) if size else f[1:]) == worst)
     batch = min(batch_size, shapes[worst])
     at_size = min(batch_size, len(files))  # with --size N, every image shares the batches
-    room = available - PEAK_FACTOR * at_size * fixed  # for the pixels of a batch and of the inputs held
-    side = int((room / (PEAK_FACTOR * at_size * per_pixel + 4 * channels * len(files))) ** 0.5) if room > 0 else 0
+    room = available - PEAK_FACTOR * at_size * fixed  # for the pixels of a batch
+    side = int((room / (PEAK_FACTOR * at_size * per_pixel)) ** 0.5) if room > 0 else 0
     hint = f"--size {side // 64 * 64 or side}" if side >= 1 else "--size N"
     how = f"at --size {size}" if size else "at full size"
     batched = f" in batches of {batch}" if batch > 1 else ""
-    inputs = f" (with the {len(files)} inputs, all read first: {_gib(held)})" if len(files) > 1 else ""
     smaller_batch = "or a smaller --batch-size, " if batch > 1 else ""
-    fewer = "fewer files at a time, " if len(files) > 1 else ""
     raise TooLargeForMemory(f"{one_line(file)}: {w}x{h} pixels: translating it {how}{batched} needs about "
-                            f"{_gib(needed)} of memory{inputs} and {_gib(available)} is available: give {hint} "
-                            f"({smaller_batch}{fewer}or a machine with more memory)")
+                            f"{_gib(needed)} of memory and {_gib(available)} is available: give {hint} "
+                            f"({smaller_batch}or a machine with more memory)")
 
 
 def _gib(n: float) -> str:

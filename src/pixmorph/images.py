@@ -206,6 +206,9 @@ def _to_l_or_rgb(path: Path, img: Image.Image) -> Image.Image:
         raise _fail(path, f"unsupported colour mode {img.mode} ({err})") from None
 
 
+EXIF_ORIENTATION = 0x0112  # the EXIF tag exif_transpose reads
+
+
 def _exif_upright(img: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(img)
@@ -365,12 +368,15 @@ def check_images(
 
 
 def header_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
-    """(width, height) from the file's header, no pixel decoded; None when it cannot be read (reading it says why)."""
+    """(width, height) from the file's header, no pixel decoded, as :func:`read_image` gives it (an EXIF rotation by
+    a quarter turn swaps them); None when it cannot be read (reading it says why)."""
     try:
         with open(path, "rb") as fh, _pillow_pixel_limit(max_pixels), Image.open(fh) as img:
-            return img.size
+            width, height = img.size
+            quarter_turn = img.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
     except Exception:
         return None
+    return (height, width) if quarter_turn else (width, height)
 
 
 def _others_hint(others: list[Path], shown: int = 3) -> str:

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from pixmorph.config import DataConfig
 from pixmorph.data.layouts import register_layout
 from pixmorph.data.transforms import TrainTransform
-from pixmorph.images import BadImageWarning, ImageReadError, check_images, list_images, read_image
+from pixmorph.images import BadImageWarning, ImageReadError, check_images, header_size, list_images, read_image
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -131,6 +131,14 @@ def read_input(path: Path, half: str | None = None) -> Image.Image:
         return read_image(path, mode=None)
     a, b = split_side_by_side(path, mode=None)
     return b if half == "B" else a
+
+
+def input_size(path: Path, half: str | None = None) -> tuple[int, int] | None:
+    """(width, height) of what :func:`read_input` gives, from the file's header alone; None when unreadable."""
+    size = header_size(path)
+    if size is None or half is None:
+        return size
+    return size[0] // 2, size[1]
 
 
 def split_side_by_side(path: Path, mode: str | None = "RGB") -> tuple[Image.Image, Image.Image]:

@@ -19,7 +19,7 @@ import torch
 from pixmorph.metrics.folders import check_pair_sizes, image_files, match_pairs, read_uint8, to_float
 
 if TYPE_CHECKING:
-    from pixmorph.api import Translator
+    from pixmorph.api import Translator, file_batches
 
 ALL_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "l1", "acc")
 PAIRED_METRICS = ("lpips", "psnr", "ssim", "l1")
@@ -259,9 +259,9 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
-    from pixmorph.api import Translator
+    from pixmorph.api import Translator, file_batches
     from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
-    from pixmorph.images import ImageReadError, check_distinct_outputs
+    from pixmorph.images import check_distinct_outputs, check_images
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
     direction = direction or translator.default_direction()
@@ -270,25 +270,17 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     out = Path(out)
     check_distinct_outputs(files, out, option="GENERATED")
     seen: dict[str, Path] = {}
-    groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
-    bad = []
     for f in files:
         if (other := seen.setdefault(f.stem, f)) != f:
             raise ValueError(f"{f}: same name stem as {other}; outputs are written as <stem>.png")
-        try:
-            x = translator.input_tensor(read_input(f, half))
-        except (ImageReadError, OSError) as e:
-            bad.append(str(e))
-            continue
-        groups[tuple(x.shape)].append((f, x))
-    if bad:
-        raise ImageReadError(f"{len(bad)} unreadable image(s): {'; '.join(bad[:5])}")
+    check_images(files)  # every bad file named before the first output (a cut-short JPEG still shows when read)
     if half and files:
         warn_unless_side_by_side_input(files[0], half)
     from tqdm import tqdm
 
-    with tqdm(total=sum(map(len, groups.values())), unit="img", desc="translating", disable=not progress) as bar:
-        translator.translate_files(groups.values(), direction, out, batch_size, done=bar.update)
+    with tqdm(total=len(files), unit="img", desc="translating", disable=not progress) as bar:
+        translator.translate_files(file_batches(files, batch_size, half), direction, out,
+                                   lambda f: translator.input_tensor(read_input(f, half)), done=bar.update)
     return out
 
 
