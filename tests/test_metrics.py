@@ -834,7 +834,7 @@ def test_a_one_image_folder_fails_before_inception(tmp_path, write_image, monkey
     for i in range(3):
         write_image(tmp_path / "out" / f"{i}.png", 16, 16, seed=i)
     write_image(tmp_path / "one" / "0.png", 16, 16)
-    with pytest.raises(ValueError, match=r"^FID: .*one \(reference\) has 1 image\(s\); a covariance needs at least 2$"):
+    with pytest.raises(ValueError, match=r"^FID: .*one \(reference\): 1 image; a covariance needs at least 2$"):
         evaluate(tmp_path / "out", tmp_path / "one", metrics="fid")
     with pytest.raises(ValueError, match=r"^KID: .* have 3 and 1 images; KID needs at least 2 in each$"):
         evaluate(tmp_path / "out", tmp_path / "one", metrics="kid")
@@ -855,7 +855,7 @@ def test_eval_of_a_checkpoint_refuses_a_one_image_reference_before_translating(t
     result = run_eval(tmp_path / "gen", "--ref", tmp_path / "one", "--checkpoint", cyclegan_run, "--input",
                       tmp_path / "inputs", "--metrics", "fid", "--device", "cpu")
     assert isinstance(result.exception, ValueError), result.output
-    assert str(result.exception) == f"FID: {tmp_path / 'one'} (reference) has 1 image(s); a covariance needs at least 2"
+    assert str(result.exception) == f"FID: {tmp_path / 'one'} (reference): 1 image; a covariance needs at least 2"
 
 
 def test_format_table_aligns_rows():

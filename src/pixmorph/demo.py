@@ -91,7 +91,7 @@ def _a_demo_run(run: Path) -> bool:
     return ran.get("method") == "cyclegan" and isinstance(data, dict) and data.get("root") == "fashion-edges"
 
 
-def run_demo(out: Path, minutes: float = 3.0, device: str = "auto") -> dict:
+def run_demo(out: Path, minutes: float = 10.0, device: str = "auto") -> dict:
     refuse_foreign_files(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(out, minutes, str(resolve_device(device)))

@@ -188,7 +188,7 @@ def check_fid_counts(names: tuple[str, str], n_1: int, n_2: int) -> None:
     """FID needs a covariance of each set: 2 images or more."""
     for name, n in zip(names, (n_1, n_2)):
         if n < 2:
-            raise ValueError(f"FID: {name} has {n} image(s); a covariance needs at least 2")
+            raise ValueError(f"FID: {name}: {n} image{'' if n == 1 else 's'}; a covariance needs at least 2")
 
 
 def check_kid_counts(names: tuple[str, str], n_1: int, n_2: int) -> None:
