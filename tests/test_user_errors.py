@@ -719,6 +719,22 @@ def test_out_naming_a_file_is_one_line(tmp_path, cyclegan_data, monkeypatch, cap
     assert (tmp_path / "afile").read_text() == "keep me"
 
 
+def test_a_refused_out_is_said_before_the_config_is_completed(tmp_path, monkeypatch, capsys):
+    """Two-step completes its config from its data (its classes), which prepares a built-in task: a run refused
+    for its --out (a file, a folder holding a checkpoint) built the task first, or said a data error instead."""
+    from pixmorph.data import builtin
+
+    prepared = []
+    monkeypatch.setattr(builtin, "prepare_task", lambda name, *a, **k: prepared.append(name) or tmp_path / "none")
+    (tmp_path / "afile").write_text("keep me")
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    for out, said in ((tmp_path / "afile", "a file, not a folder"), (tmp_path / "run", "holds a checkpoint already")):
+        line = one_line_error(monkeypatch, capsys, "train", "twostep", "--data", "fashion-classes", "--out", out,
+                              "--steps", 1)
+        assert said in line, line
+    assert prepared == []
+
+
 def test_ctrl_c_while_the_command_starts_is_aborted_not_a_traceback(monkeypatch, capsys):
     """Ctrl-C in the first seconds of a command (torch being imported, before click runs) was a KeyboardInterrupt
     traceback through torch's import, exit code -2; later ones say `aborted`, exit code 130."""

@@ -96,8 +96,8 @@ def complete_config(cfg: RunConfig, dry_run: bool = False) -> RunConfig:
 def train(cfg: RunConfig, progress: bool = True,
           on_start: Callable[[Dataset], list[Path]] | None = None) -> Path:
     """Train ``cfg.method`` on ``cfg.data``; returns the run folder (its ``checkpoint/`` is the latest).
-    ``cfg`` is completed first (:func:`complete_config`), so a ``RunConfig.from_dict`` of any method trains as
-    ``pixmorph train`` with the same settings would.
+    ``cfg`` is completed (:func:`complete_config`) once its run folder is accepted, so a ``RunConfig.from_dict``
+    of any method trains as ``pixmorph train`` with the same settings would.
     Ctrl-C or SIGTERM saves a checkpoint at the end of the step, then raises ``KeyboardInterrupt``. A second
     training in the same folder meanwhile is refused (train/run_lock.py). ``on_start`` (on the main process)
     writes the caller's own files into the run folder once the run is accepted: under the lock, after the
@@ -105,7 +105,8 @@ def train(cfg: RunConfig, progress: bool = True,
     is given the training dataset, as read before the last run's outputs were set aside, and returns the
     files. A run folder this call created is removed again when the run fails before its first checkpoint and
     holds nothing else (a refused start leaves no folder behind)."""
-    cfg = complete_config(cfg)
+    # The run folder's checks come before the config is completed: they are cheap, and completing it can be
+    # slow and write (two-step reads its classes from the data, preparing a built-in task, maybe downloading).
     run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
@@ -121,7 +122,11 @@ def train(cfg: RunConfig, progress: bool = True,
     try:
         with run_lock(run_dir, take=main):
             try:
-                return _train(cfg, progress, start)
+                if cfg.train.resume:  # before anything is built: another method's run would fail later, on its weights
+                    ckpt.check_resumed_method(run_dir, cfg.method)
+                elif not cfg.train.overwrite:
+                    ckpt.refuse_to_start_over(run_dir, cfg.method)
+                return _train(complete_config(cfg), progress, start)
             except BaseException:
                 if main:  # a start over that ends before its first save: the last run's outputs come back
                     set_aside.restore(run_dir)
@@ -181,8 +186,6 @@ def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
 
 def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] | None = None) -> Path:
     t = cfg.train
-    if t.resume:  # before anything is built: another method's run would fail later, on its weights
-        ckpt.check_resumed_method(t.out, cfg.method)
     world, device = distributed.init(resolve_device(t.device))
     precision = resolve_precision(t.precision, device)
     speed = speedups.resolve(t, device, precision)
@@ -249,8 +252,6 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
             if world.distributed:
                 distributed.shutdown()
             return run_dir
-    elif not t.overwrite:
-        ckpt.refuse_to_start_over(run_dir, cfg.method)
     # every process stops before a start over's first save, or none does (each would wait for the others)
     replacing = distributed.as_main_sees(not t.resume and ckpt.holds_checkpoint(run_dir), world)
     if world.is_main:
