@@ -157,6 +157,75 @@ def test_every_process_takes_the_first_ones_view_of_the_run_folder():
     assert dict(seen) == {0: True, 1: True}
 
 
+ON_ITS_OWN_DISK = """
+import os, sys
+from pathlib import Path
+from pixmorph.config import RunConfig
+from pixmorph.train.loop import train
+base, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+out = base / f"run{os.environ['RANK']}"  # the same --out on two machines' own disks: each sees its own folder
+cfg = RunConfig.from_dict({"method": "cyclegan", "data": {"root": str(base / "data"), "load_size": 16,
+                           "crop_size": 16, "num_workers": 0},
+                           "model": {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 1, "pool_size": 0},
+                           "train": {"out": str(out), "max_steps": 2, "device": "cpu", "batch_size": 1,
+                                     "tensorboard": False, "precision": "fp32", "resume": resume}})
+try:
+    train(cfg, progress=False)
+except Exception as error:
+    print(f"{type(error).__name__}: {error}", flush=True)
+    sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("case", ["refused on 0", "refused on 1", "unreadable on 1", "other step on 0"])
+def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_it(tmp_path, layouts, case):
+    """What a process reads from a run folder on its own machine's disk can fail there only (a start over refused
+    beside a checkpoint, another program's files, an unreadable checkpoint): the others went on into the first
+    collective and waited there (NCCL: until its timeout; gloo: a lost connection, and the error unsaid where
+    it was not rank 0's). Now every process stops at once with the same error, another process's named. The
+    processes are started as two machines' launchers would (no torchrun agent here to stop the others)."""
+    import socket
+
+    layouts.unpaired(tmp_path / "data", n=4, size=(16, 16))
+    run0, run1 = tmp_path / "run0", tmp_path / "run1"
+    if case == "refused on 0":
+        (run0 / "checkpoint").mkdir(parents=True)
+        said = f"FileExistsError: {run0}: holds a checkpoint already"
+    elif case == "refused on 1":
+        run1.mkdir()
+        (run1 / "config.json").write_text('{"theirs": 1}')
+        said = f"FileExistsError: {run1}: its config.json are not a pixmorph run's"
+    elif case == "unreadable on 1":
+        (run1 / "checkpoint").mkdir(parents=True)
+        for name in ("weights.safetensors", "config.json"):  # (and no training state)
+            (run1 / "checkpoint" / name).write_text("{}")
+        said = f"CheckpointError: {run1 / 'checkpoint' / 'state.pt'}: missing"
+    else:
+        pixmorph_train(["--data", str(tmp_path / "data"), "--out", str(run0), "--steps", "1", "--load-size", "16",
+                        "--crop-size", "16", "--workers", "0", "--device", "cpu", "--batch-size", "1"])
+        said = f"ValueError: {run0}: --resume: the processes found checkpoints of different steps (0, 1; step 0"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    processes = [subprocess.Popen([sys.executable, "-c", ON_ITS_OWN_DISK, str(tmp_path),
+                                   "resume" if case in ("unreadable on 1", "other step on 0") else "new"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**cli_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+                 for rank in (0, 1)]
+    try:
+        ended = [p.communicate(timeout=120) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    lines = [out.strip().splitlines()[-1] if out.strip() else err[-2000:] for out, err in ended]
+    if case == "other step on 0":  # each names its own folder, here of another name
+        lines[1] = lines[1].replace(str(run1), str(run0))
+    assert [p.returncode for p in processes] == [1, 1], lines
+    assert lines[0] == lines[1] and lines[0].startswith(said), lines
+    assert lines[0].endswith(" (process 1 of 2)") == case.endswith("on 1"), lines
+
+
 def test_a_launcher_that_is_the_first_process_is_not_taken_for_dead():
     """In a container whose entrypoint is the launcher, a worker's parent is process 1: the check for a launcher
     that died before the request made every worker stop itself at start."""

@@ -26,6 +26,9 @@ has no CPU ``SyncBatchNorm``, so CPU processes normalise over their own shard.
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -173,6 +176,15 @@ def as_main_sees(value: T, world: World) -> T:
     return box[0]
 
 
+def all_values(value: T, world: World) -> list[T]:
+    """``value`` of every process, in rank order, on every process."""
+    if not world.distributed:
+        return [value]
+    values: list = [None] * world.size
+    dist.all_gather_object(values, value)
+    return values
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
@@ -186,3 +198,63 @@ def any_rank(flag: bool, world: World) -> bool:
     value = torch.tensor([float(flag)], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+@contextmanager
+def failing_together(world: World) -> Iterator[Callable[[], None]]:
+    """An error that some processes raise before the first collective reaches every process, instead of the
+    others waiting in that collective until it times out (NCCL: ten minutes; a run folder or a checkpoint on
+    one machine's own disk is seen by its processes only). The block is given ``agreed``, to call just before
+    its first collective: there, and at the block's end if the block ends first, every process says whether it
+    failed, and if any did, every one raises the error of the first that did (its type and message; another
+    process's named), which the CLI prints once. Errors after ``agreed`` pass through unchanged. Before
+    ``agreed`` the block must run no collective: a process that failed would not reach it."""
+    said = False
+
+    def agree(error: BaseException | None = None) -> None:
+        nonlocal said
+        said = True
+        if not world.distributed:
+            return
+        failures: list = [None] * world.size
+        try:
+            dist.all_gather_object(failures, None if error is None else _portable(error))
+        except Exception:
+            if error is not None:  # the others are gone: this process's own error is the one to say
+                raise error from None
+            raise
+        rank, failure = next(((r, f) for r, f in enumerate(failures) if f is not None), (None, None))
+        if failure is None:
+            return
+        if error is not None and rank == 0 == world.rank:
+            raise error
+        kind, message = failure
+        if rank != 0:
+            message = f"{message} (process {rank} of {world.size})"
+        try:
+            same = kind(message)
+        except Exception:  # a class that takes other arguments
+            same = RuntimeError(message)
+        raise (same if str(same) == message else RuntimeError(message)) from error
+
+    try:
+        yield agree
+    except BaseException as error:
+        if said:
+            raise
+        agree(error)
+        raise  # (not distributed)
+    else:
+        if not said:
+            agree()
+
+
+def _portable(error: BaseException) -> tuple[type, str]:
+    """What another process rebuilds ``error`` from: its class (RuntimeError for one defined where another
+    process cannot import it) and its message."""
+    kind = type(error)
+    try:
+        pickle.loads(pickle.dumps(kind))
+    except Exception:
+        kind = RuntimeError
+    return kind, str(error)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shutil
 import time
 import warnings
@@ -105,9 +104,18 @@ def train(cfg: RunConfig, progress: bool = True,
     is given the training dataset, as read before the last run's outputs were set aside, and returns the
     files. A run folder this call created is removed again when the run fails before its first checkpoint and
     holds nothing else (a refused start leaves no folder behind)."""
+    world, device = distributed.init(resolve_device(cfg.train.device))
+    # (a run folder seen by one machine only refuses a run there alone: all must stop, not wait for it)
+    with distributed.failing_together(world) as agreed:
+        return _train_in_folder(cfg, world, device, agreed, progress, on_start)
+
+
+def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.device, agreed: Callable[[], None],
+                     progress: bool, on_start: Callable[[Dataset], list[Path]] | None) -> Path:
+    """:func:`train` once the processes are joined: the run folder checked, locked, cleaned up after a failure."""
     # The run folder's checks come before the config is completed: they are cheap, and completing it can be
     # slow and write (two-step reads its classes from the data, preparing a built-in task, maybe downloading).
-    run_dir, main = Path(cfg.train.out), os.environ.get("RANK", "0") == "0"
+    run_dir, main = Path(cfg.train.out), world.is_main
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder}: a file, not a folder: give --out (train.out) a folder for the run")
@@ -126,7 +134,7 @@ def train(cfg: RunConfig, progress: bool = True,
                     ckpt.check_resumed_method(run_dir, cfg.method)
                 elif not cfg.train.overwrite:
                     ckpt.refuse_to_start_over(run_dir, cfg.method)
-                return _train(complete_config(cfg), progress, start)
+                return _train(complete_config(cfg), world, device, agreed, progress, start)
             except BaseException:
                 if main:  # a start over that ends before its first save: the last run's outputs come back
                     set_aside.restore(run_dir)
@@ -184,9 +192,9 @@ def _balanced_batches(dataset, method: Method, cfg: RunConfig) -> bool:
     return cfg.data.balance_classes
 
 
-def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] | None = None) -> Path:
+def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agreed: Callable[[], None],
+           progress: bool, on_start: Callable[[Dataset], None] | None = None) -> Path:
     t = cfg.train
-    world, device = distributed.init(resolve_device(t.device))
     precision = resolve_precision(t.precision, device)
     speed = speedups.resolve(t, device, precision)
     speedups.apply_to_backend(speed, t, device)
@@ -235,12 +243,17 @@ def _train(cfg: RunConfig, progress: bool, on_start: Callable[[Dataset], None] |
     scalers = {name: torch.amp.GradScaler(device.type, enabled=precision == "fp16") for name in method.optimizers}
 
     method.nets.to(device).train()
+    if resumed:
+        resume.restore(*resumed, method, schedulers, scalers, world)
+    agreed()  # the first collective: every process raises an error that any process raised above
     if world.distributed:
         distributed.sync_batch_norm(method.nets, device)
         distributed.broadcast_weights(method.nets)
     if t.resume:
-        if resumed:
-            resume.restore(*resumed, method, schedulers, scalers, world)
+        if world.distributed and len(steps := set(distributed.all_values(step, world))) > 1:
+            raise ValueError(f"{run_dir}: --resume: the processes found checkpoints of different steps "
+                             f"({', '.join(map(str, sorted(steps)))}; step 0: none found): the run folder must be on "
+                             f"storage every machine sees")
         if state.get("global_batch", global_batch) != global_batch and world.is_main:
             print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data and the "
                   f"learning-rate schedule go on from image {images_seen}; steps from here count {global_batch} "
