@@ -437,6 +437,30 @@ def test_translation_uses_the_averaged_generator(one_thread):
                                atol=1e-5, rtol=1e-5)
 
 
+def test_the_r1_penalty_does_not_underflow_in_fp16(one_thread):
+    """R1's gradient d D(x) / d x was taken without loss scaling: in fp16 (CPU autocast here) a D whose outputs
+    move little with its input (its head scaled down) had every gradient inside it below fp16's least number,
+    and the penalty was 0. Taken by the loop's ``update.grad`` it is fp32's, to fp16's rounding."""
+    from pixmorph.methods.funit import Funit, FunitConfig
+    from pixmorph.train.loop import _make_update
+
+    def penalty(precision: str) -> float:
+        torch.manual_seed(0)
+        method = Funit(FunitConfig(**{**TINY, "num_classes": 4}))
+        with torch.no_grad():
+            method.nets["D"].head.weight.mul_(1e-6)
+        update = _make_update(method, {k: torch.amp.GradScaler("cpu", enabled=precision == "fp16")
+                                       for k in method.optimizers})
+        g = torch.Generator().manual_seed(1)
+        batch = {"content": torch.rand(4, 1, SIZE, SIZE, generator=g) * 2 - 1, "content_label": torch.arange(4),
+                 "class": torch.rand(4, 1, SIZE, SIZE, generator=g) * 2 - 1, "class_label": torch.arange(4).flip(0)}
+        with torch.autocast("cpu", dtype=torch.float16, enabled=precision == "fp16"):
+            return float(method.train_step(batch, update)["D_gp"])
+
+    fp32 = penalty("fp32")
+    assert fp32 > 0 and penalty("fp16") == pytest.approx(fp32, rel=0.05, abs=0)
+
+
 def test_a_training_step_runs_with_the_networks_compiled(monkeypatch, one_thread):
     """``train.compile`` (on by default on CUDA) compiles every network in place; R1's double backward through
     a compiled D failed ("torch.compile with aot_autograd does not currently support double backward"), so

@@ -174,6 +174,34 @@ def test_a_network_used_after_its_update_sees_the_new_weights_under_autocast():
     assert not torch.equal(after, before) and torch.equal(after, fresh)
 
 
+def test_a_gradient_for_a_penalty_does_not_underflow_in_fp16():
+    """``update.grad`` (FUNIT's R1 penalty on d D(x) / d x): in fp16 the gradients inside the network of a mean
+    over many outputs fall below fp16's least number (6e-8) and become 0; the loop takes it of the output scaled
+    by the loss scale, as the losses' backward is, and unscales it. Without scaling (fp32, bf16): as autograd."""
+    from types import SimpleNamespace
+
+    from pixmorph.train.loop import _make_update
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 16, 3, padding=1)
+    torch.nn.init.normal_(net.weight, std=1e-4)
+    x = torch.rand(2, 1, 32, 32, requires_grad=True)
+    method = SimpleNamespace(optimizers={"D": torch.optim.SGD(net.parameters(), lr=1.0)})
+    truth = torch.autograd.grad(net(x).mean(), x)[0]
+    for scaled in (False, True):
+        update = _make_update(method, {"D": torch.amp.GradScaler("cpu", enabled=scaled)})
+        with torch.autocast("cpu", dtype=torch.float16):
+            out = net(x).float().mean()
+            grad = update.grad(out, x, "D")
+        assert grad.requires_grad  # (a penalty on it trains D)
+        if scaled:
+            torch.testing.assert_close(grad, truth, rtol=5e-2, atol=0)  # (fp16 weights: 3 digits)
+        else:
+            assert truth.abs().min() > 0 and torch.equal(grad, torch.zeros_like(grad))  # what FUNIT got in fp16
+    update = _make_update(method, {"D": torch.amp.GradScaler("cpu", enabled=False)})
+    torch.testing.assert_close(update.grad(net(x).mean(), x, "D"), truth)
+
+
 @pytest.mark.slow
 def test_pix2pix_learns_paired_edges(tmp_path):
     """The paired reference: after a short training on A|B files its L1 to the truth beats the baselines."""

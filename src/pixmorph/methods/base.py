@@ -9,14 +9,21 @@ gradient synchronisation) for a named optimizer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
-# update(loss, optimizer_name): backward of ``loss`` then one step of that optimizer.
-Update = Callable[[Tensor, str], None]
+class Update(Protocol):
+    """What ``train_step`` is given. ``update(loss, name)``: backward of ``loss``, then one step of optimizer
+    ``name``. ``update.grad(output, inputs, name)``: d ``output`` / d ``inputs`` (a scalar output), kept
+    differentiable for a penalty on it (FUNIT's R1), taken as ``name``'s backward takes its loss's gradients
+    (with the loop's loss scaling, so that in fp16 they do not underflow)."""
+
+    def __call__(self, loss: Tensor, name: str) -> None: ...
+
+    def grad(self, output: Tensor, inputs: Tensor, name: str) -> Tensor: ...
 
 METHODS: dict[str, type["Method"]] = {}
 

@@ -101,7 +101,7 @@ class Funit(Method):
         # AOTAutograd has no double backward); forward runs eagerly even where the loop compiled D in place.
         resp_real, _ = D.forward(xb_real, lb)
         loss_real = F.relu(1.0 - resp_real).mean()
-        (grad,) = torch.autograd.grad(resp_real.float().mean(), xb_real, create_graph=True)
+        grad = update.grad(resp_real.float().mean(), xb_real, "D")  # (loss-scaled in fp16: no underflow)
         loss_gp = grad.float().pow(2).sum() / xb.shape[0]
         with torch.no_grad():
             xt = G(xa, xb)

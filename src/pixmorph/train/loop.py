@@ -518,13 +518,22 @@ def _with_skip_bad_hint(error: ImageReadError) -> ImageReadError:
 
 
 def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler],
-                 world: distributed.World = distributed.World()):
-    def update(loss: torch.Tensor, name: str) -> None:
-        optimizer, scaler = method.optimizers[name], scalers[name]
+                 world: distributed.World = distributed.World()) -> _Update:
+    return _Update(method, scalers, world)
+
+
+class _Update:
+    """The ``update`` a method's ``train_step`` is given (methods/base.py ``Update``)."""
+
+    def __init__(self, method: Method, scalers: dict[str, torch.amp.GradScaler], world: distributed.World):
+        self.method, self.scalers, self.world = method, scalers, world
+
+    def __call__(self, loss: torch.Tensor, name: str) -> None:
+        optimizer, scaler = self.method.optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if world.distributed:
-            distributed.average_gradients(optimizer, world)
+        if self.world.distributed:
+            distributed.average_gradients(optimizer, self.world)
         scaler.step(optimizer)
         scaler.update()
         # The step runs inside the step's autocast region and changed the weights in place: the bf16/fp16
@@ -532,7 +541,15 @@ def _make_update(method: Method, scalers: dict[str, torch.amp.GradScaler],
         # same step (pix2pix, FUNIT and two-step run D's update before G's loss through D) would see them.
         torch.clear_autocast_cache()
 
-    return update
+    def grad(self, output: torch.Tensor, inputs: torch.Tensor, name: str) -> torch.Tensor:
+        scaler = self.scalers[name]
+        if not scaler.is_enabled():
+            return torch.autograd.grad(output, inputs, create_graph=True)[0]
+        # fp16: the gradient of the output times the loss scale, unscaled after (torch's AMP recipe for gradient
+        # penalties): unscaled, the fp16 gradients inside the network fall below 6e-8 and become 0. The scale
+        # as a tensor (scale() of a one), so that nothing waits for the device.
+        scale = scaler.scale(torch.ones((), device=output.device))
+        return torch.autograd.grad(output * scale, inputs, create_graph=True)[0] / scale
 
 
 def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path,
