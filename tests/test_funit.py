@@ -476,10 +476,45 @@ def test_a_training_step_runs_with_the_networks_compiled(monkeypatch, one_thread
     method = Funit(FunitConfig(**{**TINY, "num_classes": 4}))
     speed.apply_to_nets(method.nets, speed.Speed(channels_last=False, compile=True, compile_mode="default",
                                                  fused_optimizer=False, cudnn_benchmark=False, tf32=False,
-                                                 pin_memory=False))
+                                                 pin_memory=False), method.step_modules())
     assert method.nets["D"]._compiled_call_impl is not None
     update = _make_update(method, {k: torch.amp.GradScaler("cpu", enabled=False) for k in method.optimizers})
     batch = {"content": torch.rand(4, 1, SIZE, SIZE) * 2 - 1, "content_label": torch.tensor([0, 1, 2, 3]),
              "class": torch.rand(4, 1, SIZE, SIZE) * 2 - 1, "class_label": torch.tensor([3, 2, 1, 0])}
     losses = method.train_step(batch, update)
     assert all(torch.isfinite(v) for v in losses.values()) and losses["D_gp"] > 0
+
+
+def test_train_compile_compiles_the_passes_the_generator_step_runs(schemes, tmp_path, monkeypatch, one_thread):
+    """FUNIT's G step calls G's parts (its content code is decoded twice), not G: compiling G in place left
+    those passes eager, and only the no-grad G(x_a, x_b) of D's step ran compiled. With train.compile the loop
+    compiles the method's step_modules; here a backend that runs each graph as traced records which module's
+    compiled code ran, and whether with gradients (a training pass)."""
+    from pixmorph.train import speed
+
+    ran: set[tuple[int, bool]] = set()
+    compile_in_place = torch.nn.Module.compile
+
+    def compile_recording(module: torch.nn.Module, *args, **kwargs) -> None:
+        def backend(graph: torch.fx.GraphModule, example_inputs):
+            def run(*inputs):
+                ran.add((id(module), torch.is_grad_enabled()))
+                return graph.forward(*inputs)
+            return run
+        compile_in_place(module, backend=backend)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", compile_recording)
+    monkeypatch.setattr(speed, "_can_compile", lambda device: True)  # (no C++ compiler needed: nothing is built)
+    torch._dynamo.reset()
+    cfg = run_config(schemes[0], tmp_path / "run", steps=2)
+    cfg.train.compile = True
+    cfg.train.batch_size = 4
+    from pixmorph.train import loop
+
+    built = []
+    build = loop.build_method
+    monkeypatch.setattr(loop, "build_method", lambda config: built.append(build(config)) or built[-1])
+    train(cfg, progress=False)
+    G, D = built[0].nets["G"], built[0].nets["D"]
+    for part in (G.content_encoder, G.class_encoder, G.mlp, G.decoder, D):
+        assert (id(part), True) in ran, type(part).__name__

@@ -78,6 +78,11 @@ class Method:
         """One training step on ``batch``; returns detached scalar losses by name."""
         raise NotImplementedError
 
+    def step_modules(self) -> list[nn.Module]:
+        """The modules ``train_step`` calls (``train.compile`` compiles these): its networks, or the parts of
+        one that it calls directly instead of the network."""
+        return list(self.nets.values())
+
     @torch.no_grad()
     def visuals(self, batch: dict[str, Tensor]) -> list[list[Tensor]]:
         """Rows of images (each CHW in [-1, 1]) for the sample grid."""

@@ -133,6 +133,11 @@ class Funit(Method):
                   "G_rec": loss_rec}
         return {k: v.detach() for k, v in losses.items()}
 
+    def step_modules(self) -> list[nn.Module]:
+        # The G step calls G's parts (one content code decoded twice), not G; G_ema only draws sample grids.
+        G = self.nets["G"]
+        return [G.content_encoder, G.class_encoder, G.mlp, G.decoder, self.nets["D"]]
+
     def _check_batch(self, x: Tensor, labels: Tensor) -> None:
         if x.shape[1] != self.cfg.channels:
             raise ValueError(f"funit: the data gives {x.shape[1]}-channel images, the model is built for "

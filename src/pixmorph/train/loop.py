@@ -271,7 +271,7 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
         _clear_the_last_runs_outputs(run_dir, t.resume, replacing)
     if on_start is not None and world.is_main:
         on_start(dataset)
-    speedups.apply_to_nets(method.nets, speed)
+    speedups.apply_to_nets(method.nets, speed, method.step_modules())
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
     # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
     # first save replaces both, so a run that fails first leaves the old one resumable as it was.

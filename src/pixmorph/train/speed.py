@@ -69,9 +69,9 @@ def apply_to_backend(speed: Speed, t: TrainConfig, device: torch.device) -> None
     torch.backends.cudnn.allow_tf32 = speed.tf32
 
 
-def apply_to_nets(nets: nn.ModuleDict, speed: Speed) -> None:
+def apply_to_nets(nets: nn.ModuleDict, speed: Speed, compiled: list[nn.Module] | None = None) -> None:
     """Layout, convolution algorithm and compilation in place, so parameter names (and checkpoints) stay
-    as they are."""
+    as they are. ``compiled``: the modules to compile (the method's ``step_modules``; None: every network)."""
     if speed.winograd:
         for net in nets.values():
             use_winograd(net)
@@ -79,7 +79,7 @@ def apply_to_nets(nets: nn.ModuleDict, speed: Speed) -> None:
         nets.to(memory_format=torch.channels_last)
     if speed.compile:
         # "reduce-overhead" records CUDA graphs: the batch shape must stay the same (drop_last batches do)
-        for net in nets.values():
+        for net in nets.values() if compiled is None else compiled:
             net.compile(mode=None if speed.compile_mode == "default" else speed.compile_mode)
 
 
