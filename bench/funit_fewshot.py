@@ -33,18 +33,15 @@ from pixmorph.config import DataConfig, RunConfig, TrainConfig, apply_overrides
 from pixmorph.data.fewshot_eval import Episodes, l1, make_episodes
 from pixmorph.data.glyphs import CHARACTERS, load_glyphs, prepare_glyphs
 from pixmorph.fewshot import load_fewshot
-from pixmorph.methods.funit import FunitConfig
+from pixmorph.methods.funit import GLYPHS_MODEL, FunitConfig
 from pixmorph.images import make_grid_image
 from pixmorph.metrics.classify import Domain, load_classifier, topk_accuracy, train_classifier
 from pixmorph.metrics.fid import InceptionFeatures, SmallSampleWarning, fid_from_features
 from pixmorph.messages import one_line
 from pixmorph.train.loop import train
 
-# CPU-sized: the paper's widths (nf 64, 10-block discriminator) take ~4 s a step at 32 px on a shared 2-core
-# box; these ~1-2 s. Because the budget is minutes, not 100k steps: a 10x learning rate, reconstruction
-# weight 1 (paper 0.1) and two downsamplings in the content encoder (paper 3), so content survives early.
-MODEL = dict(channels=1, nf=16, nf_mlp=64, latent_dim=32, n_res_blocks=1, n_mlp_blocks=3, n_down_content=2,
-             n_down_class=3, nf_dis=16, n_res_blocks_dis=4, lr_gen=1e-3, lr_dis=1e-3, r_w=1.0)
+# CPU-sized: FUNIT's networks and learning rates for its built-in glyphs task (see pixmorph/methods/funit.py).
+MODEL = GLYPHS_MODEL
 
 
 def train_funit(root: Path, out: Path, minutes: float | None, batch_size: int, steps: int | None = None,

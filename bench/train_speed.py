@@ -193,7 +193,7 @@ def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[M
     options = TrainConfig(channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
                           fused_optimizer=args.fused, winograd=args.winograd)
     chosen = speed.resolve(options, device)
-    speed.apply_to_nets(method.nets, chosen)
+    speed.apply_to_nets(method.nets, chosen, method.step_modules())  # (FUNIT: the parts its step calls)
     speed.apply_to_optimizers(method.optimizers, chosen)
     batch = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v for k, v in batch.items()}
     # As in pixmorph.train.loop.train: a GradScaler per optimizer, enabled only for fp16, and autocast.

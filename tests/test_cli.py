@@ -140,11 +140,28 @@ def test_each_method_without_data_trains_on_its_own_builtin_task(tmp_path, cycle
 
     assert resolved("cyclegan") == ("fashion-edges", 3, None)
     assert resolved("pix2pix") == ("fashion-edges-paired", 3, 5)  # its 32 px pairs: a U-Net of 5 halvings
+    assert resolved("pix2pix", "--data", "fashion-edges-paired") == ("fashion-edges-paired", 3, 5)  # named: the same
     assert resolved("pix2pix", "--set", "model.num_downs=6") == ("fashion-edges-paired", 3, 6)
-    assert resolved("funit", "--steps", 1)[0] == "glyphs"
+    assert resolved("funit", "--steps", 1)[:2] == ("glyphs", 1)
     assert resolved("twostep")[:2] == ("fashion-classes", 1)
-    assert resolved("twostep", "--data", cyclegan_data)[:2] == (str(cyclegan_data), 3)  # given data: nothing added
+    assert resolved("twostep", "--data", "fashion-classes")[:2] == ("fashion-classes", 1)
+    assert resolved("twostep", "--data", cyclegan_data)[:2] == (str(cyclegan_data), 3)  # other data: nothing added
     assert resolved("pix2pix", "--data", cyclegan_data)[2] == 8
+
+
+def test_funit_on_its_glyphs_task_takes_networks_sized_to_them(tmp_path):
+    """FUNIT on glyphs with the paper's networks (nf 64, a 10-block discriminator, batch 64: built for 128-px
+    animal faces) took 86 s a step on 2 CPU cores, so a user's `train funit --steps 20` ran half an hour. Without
+    --data, or with --data glyphs, it takes the networks the README's glyph figures use; a setting given wins."""
+    def resolved(*args):
+        result = invoke("train", "funit", *args, "--out", tmp_path / "run", "--dry-run")
+        ok(result)
+        d = json.loads(result.output)
+        return d["model"]["nf"], d["model"]["n_res_blocks_dis"], d["model"]["channels"], d["train"]["batch_size"], \
+            d["train"]["max_steps"]
+
+    assert resolved() == resolved("--data", "glyphs") == (16, 4, 1, 16, 3300)
+    assert resolved("--set", "model.nf=32", "--batch-size", "8", "--steps", "10") == (32, 4, 1, 8, 10)
 
 
 def test_dry_run_prints_the_image_sizes_that_training_uses(tmp_path, cyclegan_data):

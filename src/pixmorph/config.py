@@ -119,14 +119,16 @@ class RunConfig:
         from pixmorph.methods import get_method
 
         method = d.get("method", "cyclegan")
-        given = d.get("train") or {}
+        data, model, given = dict(d.get("data") or {}), dict(d.get("model") or {}), dict(d.get("train") or {})
+        # No data given, or the method's own built-in task named: that task and its settings (pix2pix's is paired,
+        # FUNIT's glyphs with networks sized to them), under whatever is given.
+        task = get_method(method).default_task
+        if data.get("root", task.get("data", {}).get("root")) == task.get("data", {}).get("root"):
+            data, model = {**task.get("data", {}), **data}, {**task.get("model", {}), **model}
+            given = {**task.get("train", {}), **given}
         train = {**get_method(method).train_defaults, **given}  # the paper's, where not given
         if given.get("epochs_decay") and "lr_policy" not in given and train.get("lr_policy") == "constant":
             train["lr_policy"] = "linear"  # decay epochs asked for of a method whose paper has none: a decay
-        data, model = dict(d.get("data") or {}), dict(d.get("model") or {})
-        if "root" not in data:  # no data given: the method's built-in task (pix2pix's is paired, FUNIT's glyphs)
-            task = get_method(method).default_task
-            data, model = {**task.get("data", {}), **data}, {**task.get("model", {}), **model}
         return cls(
             method=method,
             model=model,

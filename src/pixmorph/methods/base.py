@@ -61,7 +61,8 @@ class Method:
     # epochs, linear decay), used for those a config leaves out (RunConfig.from_dict, so `pixmorph train`).
     train_defaults: ClassVar[dict[str, Any]] = {}
     # The built-in task it trains on when a config gives no data.root (DataConfig's default, fashion-edges, is
-    # unpaired: CycleGAN's): {"data": ..., "model": ...}, the settings that task wants where a config leaves them out.
+    # unpaired: CycleGAN's): {"data": ..., "model": ..., "train": ...}, the settings that task wants where a config
+    # leaves them out, also when the config names that task as its data.root.
     default_task: ClassVar[dict[str, dict[str, Any]]] = {}
     # (load, crop) size of images from a folder when data.load_size/crop_size are not given (a built-in task
     # decides its own size).
