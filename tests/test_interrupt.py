@@ -312,6 +312,28 @@ def test_a_start_over_killed_after_its_first_save_keeps_its_own_outputs(tmp_path
     assert (run / "stats.jsonl").read_text() == "start over\n" and not (run / ".replaced").exists()
 
 
+def test_a_run_folder_copied_after_a_killed_start_over_keeps_the_last_runs_outputs(tmp_path):
+    """The checkpoint that the set-aside outputs go with was known by its folder's inode: in a copy of the run folder
+    (cp -r, a move to another disk, a backup restored) it differed, so a --resume took the copy's checkpoint for the
+    start over's and deleted the last run's logs and samples. Each save's own id (config.json) stays with a copy."""
+    import shutil
+
+    import torch
+
+    from pixmorph.train import set_aside
+    from pixmorph.train.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint", torch.nn.ModuleDict({"G": torch.nn.Linear(1, 1)}), {"method": "cyclegan"}, None)
+    (run / "stats.jsonl").write_text("last run\n")
+    set_aside.set_aside(run)  # a start over, killed before its first save
+    (run / "stats.jsonl").write_text("killed start\n")
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    set_aside.restore(copy)  # --resume in the copy
+    assert (copy / "stats.jsonl").read_text() == "last run\n" and not (copy / ".replaced").exists()
+
+
 def test_a_start_over_killed_while_setting_aside_loses_nothing(tmp_path, monkeypatch):
     """kill -9 with some of the last run's outputs moved aside and the others not yet: a --resume finds them all."""
     import pytest

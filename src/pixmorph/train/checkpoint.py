@@ -10,6 +10,7 @@ import os
 import pickle
 import random
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,8 @@ def save_checkpoint(folder: str | Path, nets: nn.ModuleDict, config: dict[str, A
         tmp.mkdir(parents=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in nets.state_dict().items()}
         save_weights_file(weights, tmp / WEIGHTS)
+        # save_id: which save this is, kept when the folder is copied or moved to another disk (set_aside.py)
+        config = {**config, "save_id": uuid.uuid4().hex}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if state is not None:
             torch.save(state, tmp / STATE)

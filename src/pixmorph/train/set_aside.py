@@ -90,10 +90,17 @@ def _replaces(aside: Path) -> dict:
 
 
 def _checkpoint_id(run_dir: Path) -> str:
-    """The checkpoint folder's identity: each save writes a new folder, which replaces the last (renamed to
-    ``.checkpoint.old`` meanwhile: the same folder)."""
+    """The checkpoint's identity: the save_id its config.json holds (each save writes a new one, which stays when the
+    run folder is copied or moved to another disk), else, for a checkpoint saved before ids, its folder's inode
+    (each save writes a new folder, which replaces the last, renamed to ``.checkpoint.old`` meanwhile)."""
     for folder in (run_dir / "checkpoint", run_dir / ".checkpoint.old"):
         if folder.is_dir():
+            try:
+                save_id = json.loads((folder / "config.json").read_text()).get("save_id")
+            except (OSError, ValueError, AttributeError):
+                save_id = None
+            if isinstance(save_id, str):
+                return save_id
             st = os.stat(folder)
             return f"{st.st_dev}:{st.st_ino}"
     return ""
