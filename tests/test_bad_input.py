@@ -853,3 +853,22 @@ def test_the_memory_check_counts_a_batch_of_images_of_one_size():
         fullsize_memory.check_fits(files[:1], generator, 3, batch_size=8, size=4096, available=one)
     many = [(Path(f"in/{i}.png"), 512 + i, 512) for i in range(400)]  # 400 sizes, one image of each: read
     fullsize_memory.check_fits(many, generator, 3, batch_size=1, available=2**30)  # one at a time, 0.3 GiB a pass
+
+
+def test_the_memory_left_in_a_container_counts_its_page_cache_as_free(tmp_path, monkeypatch):
+    """cgroup v2's memory.current counts the page cache of files read earlier (a dataset, the checkpoint), which
+    the kernel gives back before an OOM kill: taken as used, a container that had read 7 GiB of files under an
+    8 GiB limit was said to have under 1 GiB left, and translate refused images that fit."""
+    from pixmorph import fullsize_memory
+
+    gib = 2**30
+    (tmp_path / "memory.max").write_text(f"{8 * gib}\n")
+    (tmp_path / "memory.current").write_text(f"{7 * gib + gib // 2}\n")
+    (tmp_path / "memory.stat").write_text(f"anon {gib // 2}\nfile {7 * gib}\nactive_file {gib}\n"
+                                          f"inactive_file {6 * gib}\n")
+    monkeypatch.setattr(fullsize_memory, "CGROUP", tmp_path)
+    monkeypatch.setitem(sys.modules, "psutil", None)  # (the figure of the container's files alone)
+    monkeypatch.setattr(fullsize_memory, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("none")),
+                        raising=False)
+    monkeypatch.setattr(fullsize_memory.os, "sysconf", lambda name: (_ for _ in ()).throw(ValueError(name)))
+    assert fullsize_memory.available_memory() == 8 * gib - (7 * gib + gib // 2) + 6 * gib
