@@ -62,7 +62,7 @@ def test_a_list_is_translated_in_batches_of_one_shape_as_one_at_a_time(tmp_path,
     assert len(together) == len(images)
     for got, want in zip(together, one_by_one):
         assert_same(got, want)
-    assert together[2].size == (20, 12) if size is None else (24, 24)
+    assert together[2].size == ((20, 12) if size is None else (24, 24))
     calls.clear()
     in_twos = translator(images, size=size, batch_size=2)
     assert max(calls) == 2 and sum(calls) == 9
