@@ -171,9 +171,9 @@ def check_translate_fits(translator, direction: str, files: Sequence[Path], batc
     is an error the CLI reports; the CPU's is a kill). ``half``: the files are A|B pairs, half of each is read."""
     if translator.device.type != "cpu" or not files:
         return
-    from pixmorph.images import header_size
+    from pixmorph.data.folders import input_size
 
-    sized = [(f, w // 2 if half else w, h) for f in files if (wh := header_size(f)) for w, h in [wh]]
+    sized = [(f, *wh) for f in files if (wh := input_size(f, half))]
     generator = translator.method.translators().get(direction)  # the PyTorch net, also for the ONNX runtime
     channels = translator.input_channels.get(direction) or translator.config.data.channels or 3
     if isinstance(generator, nn.Module):
