@@ -19,7 +19,7 @@ import torch
 from pixmorph.metrics.folders import check_pair_sizes, image_files, match_pairs, read_uint8, to_float
 
 if TYPE_CHECKING:
-    from pixmorph.api import Translator, file_batches
+    from pixmorph.api import Translator
 
 ALL_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "l1", "acc")
 PAIRED_METRICS = ("lpips", "psnr", "ssim", "l1")
