@@ -256,9 +256,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
             direction = translator.default_direction()
         except ValueError as err:
             raise ValueError(f"{err}: --to CLASS") from None
-    if direction not in translator.directions:  # before any file is read or the progress bar is drawn
-        raise ValueError(f"direction {direction!r}: this {translator.config.method} checkpoint has "
-                         f"{', '.join(translator.directions)}{translator.direction_note()}")
+    translator.generator(direction)  # an unknown direction: said before any file is read or the progress bar is drawn
     half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     with warnings.catch_warnings(record=True) as skipped:
