@@ -373,7 +373,8 @@ def header_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PI
     try:
         with open(path, "rb") as fh, _pillow_pixel_limit(max_pixels), Image.open(fh) as img:
             width, height = img.size
-            quarter_turn = img.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+            # Image's own getexif: a PNG's decodes every pixel first, to find an eXIf chunk after the image data
+            quarter_turn = Image.Image.getexif(img).get(EXIF_ORIENTATION) in (5, 6, 7, 8)
     except Exception:
         return None
     return (height, width) if quarter_turn else (width, height)
