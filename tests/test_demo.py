@@ -23,9 +23,10 @@ def _demo_output(out: Path) -> None:
     _write_page(out, names, edges, outputs, truth, {"l1_model": 0.1, "l1_identity": 0.5, "l1_untrained": 0.7})
 
 
-@pytest.mark.parametrize("name", ["demo_grid.png", "images/cat_output.png"])
+@pytest.mark.parametrize("name", ["demo_grid.png", "images/test_000001_output.png"])
 def test_the_demo_does_not_write_over_a_users_image(tmp_path: Path, name: str) -> None:
-    """A user's demo_grid.png or images/*_output.png in --out was written over after minutes of training."""
+    """A user's demo_grid.png or images/test_000001_output.png (a name the demo's page gives its held-out items'
+    images) in --out was written over after minutes of training."""
     mine = tmp_path / "out" / name
     mine.parent.mkdir(parents=True)
     Image.new("RGB", (4, 4), (1, 2, 3)).save(mine)
@@ -35,6 +36,13 @@ def test_the_demo_does_not_write_over_a_users_image(tmp_path: Path, name: str) -
     message = str(caught.value)
     assert "\n" not in message and name in message and "are not the demo's" in message and "--out" in message
     assert mine.read_bytes() == before and not (tmp_path / "out" / "run").exists()  # refused before training
+
+
+def test_the_demo_leaves_other_images_of_an_images_folder_alone(tmp_path: Path) -> None:
+    """An images/ folder of the user's own photos (cat_output.png) holds nothing the demo writes: not refused."""
+    (tmp_path / "out" / "images").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "out" / "images" / "cat_output.png")
+    refuse_foreign_files(tmp_path / "out")
 
 
 def test_the_demo_does_not_start_over_another_run(tmp_path: Path) -> None:
@@ -53,8 +61,8 @@ def test_the_demo_writes_over_its_own_earlier_output(tmp_path: Path) -> None:
     refuse_foreign_files(out)  # a finished demo's folder
     (out / "index.html").unlink()  # one stopped between its images and its page
     refuse_foreign_files(out)
-    (out / "images" / "mine_truth.png").write_text("notes, not an image")
-    with pytest.raises(FileExistsError, match=r"its images/mine_truth.png are not the demo's"):
+    (out / "images" / "test_000009_truth.png").write_text("notes, not an image")
+    with pytest.raises(FileExistsError, match=r"its images/test_000009_truth.png are not the demo's"):
         refuse_foreign_files(out)  # a file of its names that it did not write
 
 

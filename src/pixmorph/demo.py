@@ -45,7 +45,7 @@ def l1_to_truth(translate, inputs: torch.Tensor, truth: torch.Tensor) -> float:
 
 PAGE_TITLE = "<title>pixmorph demo</title>"
 MARK = {"Software": "pixmorph demo"}  # a PNG text chunk in every image the demo writes: its own, to write over
-_PAGE_IMAGE = re.compile(r".*_(input|output|truth)\.png$")  # the names _write_page gives (item_kind.png)
+_PAGE_IMAGE = re.compile(r"test_\d+_(input|output|truth)\.png$")  # the names _write_page gives the task's items
 
 
 def refuse_foreign_files(out: Path) -> None:
