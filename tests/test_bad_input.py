@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import re
 import resource
 import shutil
@@ -55,15 +56,16 @@ def shared_data(cyclegan_run) -> Path:
     return cyclegan_run.parent / "data"
 
 
-def nan_train_step(from_call: int = 1, poison_weights: bool = False):
-    """A CycleGAN.train_step that trains normally, then (from call ``from_call`` on) returns NaN losses."""
+def nan_train_step(from_call: int = 1, poison_weights: bool = False, calls_at: set[int] | None = None):
+    """A CycleGAN.train_step that trains normally, then (from call ``from_call`` on, or at the calls ``calls_at``)
+    returns NaN losses."""
     original = CycleGAN.train_step
     calls = {"n": 0}
 
     def train_step(self, batch, update):
         calls["n"] += 1
         losses = original(self, batch, update)
-        if calls["n"] >= from_call:
+        if calls["n"] in calls_at if calls_at is not None else calls["n"] >= from_call:
             if poison_weights:
                 with torch.no_grad():
                     for p in self.nets.parameters():
@@ -458,6 +460,21 @@ def test_a_diverged_run_suggests_fp32_only_when_it_did_not_train_in_it(tmp_path,
     with pytest.raises(TrainingDiverged) as info:
         train(cfg, progress=False)
     assert str(info.value).endswith(advice), str(info.value)
+
+
+def test_an_fp16_step_that_overflowed_is_skipped_not_a_divergence(tmp_path, cyclegan_data, make_config, monkeypatch):
+    """In fp16 the loss scaler skips a step whose losses overflowed (and lowers its scale): FUNIT's loss-scaled R1
+    gradient can overflow so at a high scale. One such step stopped the run as diverged; it is left out of the
+    logged means. A loss that overflows in every step since the last log still stops it."""
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(calls_at={2}))
+    run = train(make_config("cyclegan", cyclegan_data, tmp_path / "run", precision="fp16", max_steps=4, log_every=4),
+                progress=False)
+    logged = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert logged["step"] == 4 and all(math.isfinite(v) for v in logged.values())
+    monkeypatch.setattr(CycleGAN, "train_step", nan_train_step(from_call=1))
+    cfg = make_config("cyclegan", cyclegan_data, tmp_path / "run2", precision="fp16", max_steps=4, log_every=2)
+    with pytest.raises(TrainingDiverged, match=r"in every step since the last log"):
+        train(cfg, progress=False)
 
 
 def test_nan_weights_never_replace_a_good_checkpoint(tmp_path, cyclegan_data, make_config, monkeypatch):

@@ -287,7 +287,8 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
 
     def save(at_step: int) -> None:
         nonlocal replacing
-        _check_finite(method, sums, steps_since_log, at_step, run_dir, world, precision)  # never replace a good checkpoint with NaNs
+        # never replace a good checkpoint with NaNs
+        _check_finite(method, sums, steps_since_log, at_step, run_dir, world, precision, finite_steps or None)
         # each process's own method state (CycleGAN's history pools hold that process's fakes), for its resume
         method_states = distributed.gather_to_main(method.extra_state(), world)
         if not world.is_main:
@@ -312,6 +313,9 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
         distributed.barrier(world)
 
     sums: dict[str, torch.Tensor] = {}
+    # fp16: a step whose losses overflowed is one the loss scaler skips (its gradients are not finite) and lowers
+    # its scale for: counted apart, not as divergence, unless a loss overflowed in every step since the last log
+    finite_steps: dict[str, torch.Tensor] = {}
     seen_since_log, steps_since_log, t_log, t_start = 0, 0, time.perf_counter(), time.perf_counter()
     t_saved = t_start
     if world.distributed and world.is_main:
@@ -343,7 +347,12 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
             images_seen += global_batch
             steps_since_log += 1
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0) + v.float()
+                v = v.float()
+                if precision == "fp16":
+                    finite = torch.isfinite(v)
+                    v = torch.where(finite, v, 0.0)
+                    finite_steps[k] = finite_steps.get(k, 0) + finite.float()
+                sums[k] = sums.get(k, 0) + v
             if t.time_budget:  # the bar ends where the budget or the schedule ends, whichever comes first
                 spent = time.perf_counter() - t_start
                 rate = (step - first_step) / max(spent, 1e-9)
@@ -355,12 +364,12 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
             stopped = finishing and distributed.any_rank(stop_requested(), world)
             if step % t.log_every == 0 or finishing:
                 elapsed = time.perf_counter() - t_log
-                means = _means(sums, steps_since_log, step, run_dir, world, precision)
+                means = _means(sums, steps_since_log, step, run_dir, world, precision, finite_steps or None)
                 means["images_per_s"] = seen_since_log / max(elapsed, 1e-9)
                 if stats:
                     stats.write(step, means)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                sums, seen_since_log, t_log = {}, 0, time.perf_counter()
+                sums, finite_steps, seen_since_log, t_log = {}, {}, 0, time.perf_counter()
                 steps_since_log = 0
             if world.is_main and (step % t.sample_every == 0 or finishing):
                 _write_samples(method, sample_batch, run_dir, step)
@@ -553,22 +562,31 @@ class _Update:
 
 
 def _means(sums: dict[str, torch.Tensor], count: int, step: int, run_dir: Path,
-           world: distributed.World = distributed.World(), precision: str = "auto") -> dict[str, float]:
+           world: distributed.World = distributed.World(), precision: str = "auto",
+           finite_steps: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """Mean losses since the last log over all processes (one host sync per interval, not per step);
-    stops on NaN/inf."""
+    stops on NaN/inf. ``finite_steps`` (fp16): each loss's sum is over the steps it was finite in, counted
+    here; a loss that was finite in none of them stops the run."""
     if not sums:
         return {}
     names = list(sums)
-    values = distributed.average_scalars(torch.stack([sums[k] for k in names]), world).tolist()
-    for k, v in zip(names, values):
-        if not math.isfinite(v):
-            raise TrainingDiverged(f"loss {k} became {v} by step {step}; {resume.last_good(run_dir, precision)}")
-    return {k: v / max(count, 1) for k, v in zip(names, values)}
+    counts = [finite_steps[k] if finite_steps else float(count) for k in names]
+    values = distributed.average_scalars(torch.stack([sums[k] for k in names] +
+                                                     [torch.as_tensor(c, device=sums[names[0]].device).float()
+                                                      for c in counts]), world).tolist()
+    values, counts = values[:len(names)], values[len(names):]
+    for k, v, n in zip(names, values, counts):
+        if not math.isfinite(v) or n == 0:
+            became = v if n else "inf/NaN in every step since the last log (fp16 overflow: not a skipped step)"
+            raise TrainingDiverged(f"loss {k} became {became} by step {step}; "
+                                   f"{resume.last_good(run_dir, precision)}")
+    return {k: v / n for k, v, n in zip(names, values, counts)}
 
 
 def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Path,
-                  world: distributed.World = distributed.World(), precision: str = "auto") -> None:
-    _means(sums, count, step, run_dir, world, precision)
+                  world: distributed.World = distributed.World(), precision: str = "auto",
+                  finite_steps: dict[str, torch.Tensor] | None = None) -> None:
+    _means(sums, count, step, run_dir, world, precision, finite_steps)
     for name, p in method.nets.named_parameters():
         if not torch.isfinite(p).all():
             raise TrainingDiverged(f"weight {name} became NaN/inf by step {step}; "
