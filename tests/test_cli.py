@@ -519,6 +519,22 @@ def test_load_translates_a_list_of_tensors(cyclegan_run):
     assert [tuple(t.shape) for t in out] == [(3, 16, 16), (3, 12, 20)]
 
 
+def test_load_translates_a_folder_as_its_images(cyclegan_run, inputs, tmp_path):
+    """`translate RUN folder/` takes a folder; pixmorph.load(RUN)(folder) said 'is a folder, not an image file'. A
+    folder stands for its images (in translate's order), alone or in a list; an empty one is one line."""
+    translator = pixmorph.load(cyclegan_run)
+    from_folder = translator(inputs)
+    names = ["gray.png", "odd.png", "square.png"]  # gray.jpg, odd.png, square.png: translate's order
+    assert [im.size for im in from_folder] == [INPUT_SIZES[n] for n in names]
+    one = translator(inputs / "square.png")
+    mixed = translator([inputs / "square.png", str(inputs)])
+    assert [im.size for im in mixed] == [(16, 16)] + [im.size for im in from_folder]
+    assert np.array_equal(np.asarray(mixed[0]), np.asarray(one))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"empty: no image files \(looked for .*\)$"):
+        translator(tmp_path / "empty")
+
+
 def test_load_refuses_what_is_not_an_image_in_one_line(cyclegan_run):
     """A NumPy array (from scikit-image or OpenCV) was an AttributeError from deep inside ('no attribute mode'), and
     an 8-bit tensor (0-255) translated as if its values were in [-1, 1]."""

@@ -178,7 +178,8 @@ class Translator:
                  batch_size: int = 8, side_by_side: bool = False) -> ImageLike | list[ImageLike]:
         """Translate ``images`` and give back the same kind: a PIL image or an image file path -> a PIL image; a
         CHW or NCHW float tensor in [-1, 1] -> a tensor of that shape (float32, on the CPU); a list or tuple -> a
-        list, each item as above. ``direction``: one of :attr:`directions`, or None for :meth:`default_direction`
+        list, each item as above; a folder (alone or in a list) stands for its images, as ``pixmorph translate``
+        lists them: a PIL image each, in a list. ``direction``: one of :attr:`directions`, or None for :meth:`default_direction`
         (AtoB, or the model's only one; a two-step model needs its target class, ``"to:NAME"``). ``size``: see
         the class. ``batch_size``: images per generator call: a list's images of one shape (after ``size``)
         share calls, and an NCHW tensor is cut into calls of that many. ``side_by_side``: each image holds A and
@@ -187,10 +188,13 @@ class Translator:
         check_size(size)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
+        if _is_folder(images):
+            images = [images]  # a folder stands for its images: a list back
         if isinstance(images, (*IMAGE_TYPES, Tensor)):
             return self([images], direction, size, batch_size, side_by_side)[0]
         if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
             raise TypeError(not_an_image(images))
+        images = [f for x in images for f in (_folder_images(x) if _is_folder(x) else [x])]
         if direction is None:
             direction = self.default_direction()
         self.generator(direction)  # an unknown direction: said before any image is read
@@ -374,6 +378,17 @@ def file_batches(files: Sequence[Path], batch_size: int, half: str | None = None
 
     keys = [(size, size) if size is not None else (input_size(f, half) or ("unreadable", i)) for i, f in enumerate(files)]
     return [[files[i] for i in batch] for batch in equal_shape_batches(keys, batch_size)]
+
+
+def _is_folder(image: object) -> bool:
+    return isinstance(image, (str, os.PathLike)) and Path(image).is_dir()
+
+
+def _folder_images(folder: str | os.PathLike) -> list[Path]:
+    """The images of a folder given among a call's images, as ``pixmorph translate`` lists them (none: an error)."""
+    from pixmorph.images import list_images
+
+    return list_images(folder)
 
 
 def _shape_at(image: Image.Image | Tensor, size: int | None) -> tuple[int, int, int]:
