@@ -849,6 +849,22 @@ def test_the_full_size_estimate_covers_the_reference_generators_peak():
     assert fullsize_memory.available_memory() > 0
 
 
+def test_the_memory_check_counts_reading_a_huge_file_before_its_resize():
+    """--size N shrinks the pass, not the read: each file is decoded at full size first, so a 16000x15000 photo
+    (240 MP, under the read limit) took ~4 GiB whatever --size was, and the check passed it at --size 256."""
+    from pixmorph import fullsize_memory
+    from pixmorph.config import RunConfig
+    from pixmorph.train.loop import build_method
+
+    generator = build_method(RunConfig.from_dict({"method": "cyclegan"})).translators()["AtoB"]
+    huge = [(Path("in/huge.jpg"), 16000, 15000)]
+    with pytest.raises(fullsize_memory.TooLargeForMemory,
+                       match=r"^in/huge.jpg: 16000x15000 pixels: reading it needs about 4\.0 GiB of memory \(before "
+                             r"any --size resize\) and 2\.0 GiB is available: give a smaller copy of the file"):
+        fullsize_memory.check_fits(huge, generator, 3, batch_size=1, size=256, available=2 * 2**30)
+    fullsize_memory.check_fits(huge, generator, 3, batch_size=1, size=256, available=6 * 2**30)
+
+
 def test_the_memory_check_counts_a_batch_of_images_of_one_size():
     """Eight 1024x1024 images translate in one batch: the check is for the batch, not one image, and names
     --batch-size; one image of them alone fits."""

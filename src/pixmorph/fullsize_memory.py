@@ -17,7 +17,8 @@ probe finds (260 B/px); DeepSIM's global generator 983 B/px, 3.8x (260); FUNIT's
 1845 B/px, 3.6x (517); pix2pix's U-Net 380 B/px, 3.0x (128). PEAK_FACTOR is 4: above all of them. bf16 needs
 less than the float32 figure, so the estimate errs on the side of refusing.
 
-Translate reads a file only when its batch comes, so one batch is all that is held.
+Translate reads a file only when its batch comes, so one batch is all that is held; each file is read at full
+size (6 bytes a value: Pillow's image, a copy, the float32 tensor) before a ``--size`` resize, so that counts too.
 
 Checked end to end: ``pixmorph translate`` of one 2048x2048 RGB image with a reference CycleGAN run (fp32, CPU)
 peaked at 4.39 GiB of RSS (``/usr/bin/time -v``), 0.86 GiB of which the process held before any image (torch,
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 PEAK_FACTOR = 4.0
+DECODE_BYTES_PER_VALUE = 6  # a full-size read: Pillow's 8-bit image and its copy (1 + 1) and the float32 tensor (4)
 CGROUP = Path("/sys/fs/cgroup")  # cgroup v2's files of this process's container
 _PROBE_SIDES = (256, 512)  # the fake probe costs nothing at any size; two sizes separate fixed from per-pixel
 
@@ -132,6 +134,15 @@ def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, cha
     available = available_memory() if available is None else available
     if available is None:
         return
+    from pixmorph.messages import one_line
+
+    # Each file is decoded at full size (8-bit, then float32) and only then resized to ``size``: one at a time.
+    big, big_w, big_h = max(files, key=lambda f: f[1] * f[2])
+    decode = DECODE_BYTES_PER_VALUE * channels * big_w * big_h
+    if decode > available:
+        raise TooLargeForMemory(f"{one_line(big)}: {big_w}x{big_h} pixels: reading it needs about {_gib(decode)} of "
+                                f"memory (before any --size resize) and {_gib(available)} is available: give a "
+                                f"smaller copy of the file (or use a machine with more memory)")
     shapes = Counter((size, size) if size else (w, h) for _, w, h in files)
     per = bytes_per_pixel(generator, channels)
     if per is None:
@@ -142,15 +153,13 @@ def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, cha
         return PEAK_FACTOR * min(batch_size, count) * (fixed + per_pixel * shape[0] * shape[1])
 
     worst = max(shapes, key=lambda shape: need(shape, shapes[shape]))  # (a file is read when its batch comes)
-    needed = need(worst, shapes[worst])
+    needed = need(worst, shapes[worst]) + decode
     if needed <= available:
         return
-    from pixmorph.messages import one_line
-
     file, w, h = next(f for f in files if ((size, size) if size else f[1:]) == worst)
     batch = min(batch_size, shapes[worst])
     at_size = min(batch_size, len(files))  # with --size N, every image shares the batches
-    room = available - PEAK_FACTOR * at_size * fixed  # for the pixels of a batch
+    room = available - PEAK_FACTOR * at_size * fixed - decode  # for the pixels of a batch
     side = int((room / (PEAK_FACTOR * at_size * per_pixel)) ** 0.5) if room > 0 else 0
     hint = f"--size {side // 64 * 64 or side}" if side >= 1 else "--size N"
     how = f"at --size {size}" if size else "at full size"
