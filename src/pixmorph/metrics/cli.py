@@ -304,6 +304,7 @@ def classifier_test(checkpoint, device) -> None:
     images, labels = domain_of(clf.config).load("test")
     acc = clf.topk_accuracy(images_to_tensor(images), torch.from_numpy(labels))
     recorded = clf.test_accuracy.get("top1")
-    recorded = f"top-1 {recorded:.4f}" if isinstance(recorded, (int, float)) else "no top-1 in its config.json"
+    is_number = isinstance(recorded, (int, float)) and not isinstance(recorded, bool)  # (a hand-edited true is not)
+    recorded = f"top-1 {recorded:.4f}" if is_number else "no top-1 in its config.json"
     click.echo(f"{path}: {_accuracy_text(acc[1], acc.get(5))} on {len(labels)} real test images "
                f"(recorded at training: {recorded})")
