@@ -589,7 +589,7 @@ def test_a_classifier_with_a_hand_edited_test_accuracy_still_tests(glyph_like_ro
     out = tmp_path / "clf"
     train_classifier(glyph_like_root, out, epochs=1, width=4, progress=False)
     config = json.loads((out / ckpt.CONFIG).read_text())
-    for accuracy in (0.9, {"top1": "high"}):
+    for accuracy in (0.9, {"top1": "high"}, {"top1": True}):
         (out / ckpt.CONFIG).write_text(json.dumps(config | {"test_accuracy": accuracy}))
         code, stdout, err = run_main(monkeypatch, capsys, "classifier", "test", out, "--device", "cpu")
         assert code == 0 and stdout.strip().endswith("(recorded at training: no top-1 in its config.json)"), err
