@@ -164,6 +164,11 @@ from pixmorph.config import RunConfig
 from pixmorph.train.loop import train
 base, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
 out = base / f"run{os.environ['RANK']}"  # the same --out on two machines' own disks: each sees its own folder
+if sys.argv[2] == "full disk" and os.environ["RANK"] == "0":  # what the first process alone writes fails
+    import pixmorph.train.loop as loop
+    def full(*args):
+        raise OSError(28, "No space left on device")
+    loop.save_json = full
 cfg = RunConfig.from_dict({"method": "cyclegan", "data": {"root": str(base / "data"), "load_size": 16,
                            "crop_size": 16, "num_workers": 0},
                            "model": {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 1, "pool_size": 0},
@@ -177,7 +182,8 @@ except Exception as error:
 """
 
 
-@pytest.mark.parametrize("case", ["refused on 0", "refused on 1", "unreadable on 1", "other step on 0"])
+@pytest.mark.parametrize("case", ["refused on 0", "refused on 1", "unreadable on 1", "other step on 0",
+                                  "full disk on 0"])
 def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_it(tmp_path, layouts, case):
     """What a process reads from a run folder on its own machine's disk can fail there only (a start over refused
     beside a checkpoint, another program's files, an unreadable checkpoint): the others went on into the first
@@ -200,6 +206,8 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
         for name in ("weights.safetensors", "config.json"):  # (and no training state)
             (run1 / "checkpoint" / name).write_text("{}")
         said = f"CheckpointError: {run1 / 'checkpoint' / 'state.pt'}: missing"
+    elif case == "full disk on 0":  # the run's config.json, which the first process alone writes
+        said = "OSError: [Errno 28] No space left on device"
     else:
         pixmorph_train(["--data", str(tmp_path / "data"), "--out", str(run0), "--steps", "1", "--load-size", "16",
                         "--crop-size", "16", "--workers", "0", "--device", "cpu", "--batch-size", "1"])
@@ -208,7 +216,8 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     processes = [subprocess.Popen([sys.executable, "-c", ON_ITS_OWN_DISK, str(tmp_path),
-                                   "resume" if case in ("unreadable on 1", "other step on 0") else "new"],
+                                   "resume" if case in ("unreadable on 1", "other step on 0") else
+                                   "full disk" if case == "full disk on 0" else "new"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**cli_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})

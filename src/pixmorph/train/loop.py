@@ -245,6 +245,18 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
     method.nets.to(device).train()
     if resumed:
         resume.restore(*resumed, method, schedulers, scalers, world)
+    # What the first process alone writes comes before the first collective, so that its failing (a full disk)
+    # stops every process: past it, the others would wait for it in their first step.
+    replacing = not t.resume and ckpt.holds_checkpoint(run_dir)  # the first process's view decides (below)
+    # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
+    # first save replaces both, so a run that fails first leaves the old one resumable as it was.
+    config_pending = ckpt.holds_checkpoint(run_dir)
+    if world.is_main and not (t.resume and step >= last_step):
+        _clear_the_last_runs_outputs(run_dir, t.resume, replacing)
+        if on_start is not None:
+            on_start(dataset)
+        if not config_pending:
+            save_json(cfg.to_dict(), run_dir / "config.json")
     agreed()  # the first collective: every process raises an error that any process raised above
     if world.distributed:
         distributed.sync_batch_norm(method.nets, device)
@@ -266,18 +278,9 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
                 distributed.shutdown()
             return run_dir
     # every process stops before a start over's first save, or none does (each would wait for the others)
-    replacing = distributed.as_main_sees(not t.resume and ckpt.holds_checkpoint(run_dir), world)
-    if world.is_main:
-        _clear_the_last_runs_outputs(run_dir, t.resume, replacing)
-    if on_start is not None and world.is_main:
-        on_start(dataset)
+    replacing = distributed.as_main_sees(replacing, world)
     speedups.apply_to_nets(method.nets, speed, method.step_modules())
     speedups.apply_to_optimizers(method.optimizers, speed)  # after the resume: saved groups carry their own flag
-    # Beside a checkpoint (starting over, or resumed with other settings) its config.json stays with it until the
-    # first save replaces both, so a run that fails first leaves the old one resumable as it was.
-    config_pending = ckpt.holds_checkpoint(run_dir)
-    if world.is_main and not config_pending:
-        save_json(cfg.to_dict(), run_dir / "config.json")
 
     loader = _loader(dataset, cfg, balanced, images_seen, world, speed.pin_memory)
     sample_batch = _fixed_batch(dataset, device)
