@@ -732,6 +732,23 @@ def test_dry_run_refuses_what_the_run_would_refuse(tmp_path, cyclegan_data):
         assert isinstance(result.exception, FileExistsError) and "continue it with --resume" in str(result.exception)
 
 
+def test_dry_run_refuses_the_run_folder_the_run_would_refuse(tmp_path, cyclegan_data):
+    """--dry-run printed the config for an --out that is a file, or that holds another program's config.json,
+    which the run then refused; it checks the folder first, as the run does."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    theirs = tmp_path / "project"
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"learning_rate": 0.1}')
+    for out, error, words in ((a_file, NotADirectoryError, "a file, not a folder"),
+                              (a_file / "run", NotADirectoryError, "a file, not a folder"),
+                              (theirs, FileExistsError, "not a pixmorph run's")):
+        for dry in (["--dry-run"], ["--steps", "1"]):
+            result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", out, *TINY_CYCLEGAN, *dry)
+            assert isinstance(result.exception, error) and words in str(result.exception), result.output
+    assert a_file.read_text() == "mine" and (theirs / "config.json").read_text() == '{"learning_rate": 0.1}'
+
+
 def test_dry_run_prints_the_data_options_as_the_run_parses_them(tmp_path, write_image):
     """--dry-run printed data.options as given while the rest was resolved: DeepSIM's without their defaults,
     and a bad one (FUNIT's target_class for target_classes, a max_side below 16) passed; the run parses them."""

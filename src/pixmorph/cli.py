@@ -109,9 +109,10 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
     cfg = RunConfig.from_dict(d)
-    from pixmorph.train.loop import complete_config, train as run_training
+    from pixmorph.train.loop import check_run_folder, complete_config, train as run_training
 
     if dry_run:  # a run's config is completed by train() (what a method takes from its data: two-step's classes)
+        check_run_folder(cfg)  # first, as the run checks it: completing the config can take a while
         cfg = complete_config(cfg, dry_run=True)
         click.echo(json.dumps(dry_run_config(cfg, get_method(cfg.method), single_image), indent=2))
         return
@@ -156,10 +157,6 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     if root and not example and not Path(root).expanduser().exists() and not builtin.is_builtin(root):
         raise FileNotFoundError(f"{root}: no such file or folder, and not a built-in task "
                                 f"(built-in: {', '.join(sorted(builtin.TASKS))})")
-    if not cfg.train.resume and not cfg.train.overwrite:  # as the run refuses it
-        from pixmorph.train.checkpoint import refuse_to_start_over
-
-        refuse_to_start_over(cfg.train.out, cfg.method)
     d["data"]["options"] = layout_options(method_cls.data_layout, cfg.data.options)  # as training parses them
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)

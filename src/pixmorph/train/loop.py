@@ -116,10 +116,7 @@ def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.dev
     # The run folder's checks come before the config is completed: they are cheap, and completing it can be
     # slow and write (two-step reads its classes from the data, preparing a built-in task, maybe downloading).
     run_dir, main = Path(cfg.train.out), world.is_main
-    for folder in (run_dir, *run_dir.parents):
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"{folder}: a file, not a folder: give --out (train.out) a folder for the run")
-    refuse_another_programs_files(run_dir)
+    _refuse_the_folder(run_dir)
     new = _first_missing(run_dir)
     written: list[Path] = []
 
@@ -130,10 +127,7 @@ def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.dev
     try:
         with run_lock(run_dir, take=main):
             try:
-                if cfg.train.resume:  # before anything is built: another method's run would fail later, on its weights
-                    ckpt.check_resumed_method(run_dir, cfg.method)
-                elif not cfg.train.overwrite:
-                    ckpt.refuse_to_start_over(run_dir, cfg.method)
+                _check_the_start(cfg)
                 return _train(complete_config(cfg), world, device, agreed, progress, start)
             except BaseException:
                 if main:  # a start over that ends before its first save: the last run's outputs come back
@@ -149,6 +143,29 @@ def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.dev
         if isinstance(error, KeyboardInterrupt) and not isinstance(error, stopping.StoppedAndSaved):
             raise stopping.TrainingAborted(resume.aborted_state(run_dir, cfg.method)) from None
         raise
+
+
+def check_run_folder(cfg: RunConfig) -> None:
+    """What :func:`train` refuses in ``cfg.train.out`` before it builds anything (``--dry-run`` checks it too):
+    a file for a folder, another program's files, another method's run to resume, or a checkpoint that a start
+    over without ``overwrite`` would replace."""
+    _refuse_the_folder(Path(cfg.train.out))
+    _check_the_start(cfg)
+
+
+def _refuse_the_folder(run_dir: Path) -> None:
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder}: a file, not a folder: give --out (train.out) a folder for the run")
+    refuse_another_programs_files(run_dir)
+
+
+def _check_the_start(cfg: RunConfig) -> None:
+    """(under the run's lock in a run: what another training is writing there is not judged half-written)"""
+    if cfg.train.resume:  # before anything is built: another method's run would fail later, on its weights
+        ckpt.check_resumed_method(Path(cfg.train.out), cfg.method)
+    elif not cfg.train.overwrite:
+        ckpt.refuse_to_start_over(cfg.train.out, cfg.method)
 
 
 def _first_missing(folder: Path) -> Path | None:
