@@ -556,11 +556,15 @@ def test_device_names_are_checked_in_one_line():
 
     from pixmorph.train.loop import resolve_device
 
-    with pytest.raises(ValueError, match=r"^device 'gpu': use auto, cpu, cuda or cuda:N$"):
-        resolve_device("gpu")
+    for name in ("gpu", "xpu", "meta", "privateuseone"):  # xpu and meta: a traceback from the first tensor moved
+        with pytest.raises(ValueError, match=rf"^device '{name}': use auto, cpu, cuda, cuda:N or mps$"):
+            resolve_device(name)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available here: use the CPU \\(--device cpu"):
             resolve_device("cuda")
+    if not torch.backends.mps.is_available():  # it was "PyTorch is not linked with support for mps devices"
+        with pytest.raises(ValueError, match="Apple's Metal \\(MPS\\) is not available here: use the CPU"):
+            resolve_device("mps")
     assert resolve_device("cpu").type == "cpu"
 
 

@@ -46,13 +46,19 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when there is a GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    """``auto`` (CUDA when there is a GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (an Apple GPU,
+    never chosen by ``auto``: no Apple machine tests it here)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):  # xpu, meta...: a traceback deep in a network
+        raise ValueError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} asked for, but Apple's Metal (MPS) is not available here: use the CPU "
+                         f"(--device cpu; device=\"cpu\" from Python)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use the CPU (--device cpu; "
                          f"device=\"cpu\" from Python)")
