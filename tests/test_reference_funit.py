@@ -1,5 +1,5 @@
 """One FUNIT training step of pixmorph against the reference's (NVlabs/FUNIT, Liu et al. 2019), written here
-in plain torch from the reference's formulas and run from the same weights on the same batch.
+in plain torch from the reference's formulas and run from the same weights on the same batch; and five steps.
 
 pixmorph's side is its own: ``Funit.train_step(batch, update)`` with the loop's ``_make_update`` and the fp32
 speed settings ``pixmorph train`` applies on this CPU (``train/speed.py``). The reference side restates:
@@ -153,18 +153,22 @@ def _ref_discriminator(D, x: Tensor, y: Tensor, as_the_code_runs: bool = False) 
     return out[torch.arange(x.shape[0]), y], feat
 
 
-def _ref_step(G, D, G_ema, batch: dict[str, Tensor], as_the_code_runs: bool = False
+def _ref_optimizers(G, D) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """trainer.py Trainer.__init__: (dis_opt, gen_opt), made once per training run."""
+    return tuple(torch.optim.RMSprop(net.parameters(), lr=LR, alpha=ALPHA, eps=EPS, weight_decay=WEIGHT_DECAY,
+                                     momentum=0, centered=False) for net in (D, G))
+
+
+def _ref_step(G, D, G_ema, batch: dict[str, Tensor], as_the_code_runs: bool = False, optimizers=None
               ) -> tuple[dict[str, Tensor], dict[str, list[Tensor]]]:
-    """train.py's iteration: trainer.dis_update, then trainer.gen_update (with update_average)."""
+    """train.py's iteration: trainer.dis_update, then trainer.gen_update (with update_average).
+    ``optimizers``: the run's ``_ref_optimizers`` (their RMSprop state carries over); new ones by default."""
     gen, mean = _RefGenerator(G), lambda t: t.mean(3).mean(2)
 
     def dis(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return _ref_discriminator(D, x, y, as_the_code_runs)
 
-    dis_opt = torch.optim.RMSprop(D.parameters(), lr=LR, alpha=ALPHA, eps=EPS, weight_decay=WEIGHT_DECAY,
-                                  momentum=0, centered=False)
-    gen_opt = torch.optim.RMSprop(G.parameters(), lr=LR, alpha=ALPHA, eps=EPS, weight_decay=WEIGHT_DECAY,
-                                  momentum=0, centered=False)
+    dis_opt, gen_opt = optimizers or _ref_optimizers(G, D)
     xa, la, xb, lb = batch["content"], batch["content_label"], batch["class"].clone(), batch["class_label"]
     grads = {}
 
@@ -320,3 +324,32 @@ def test_discriminator_forward_in_both_forms(one_thread, as_code):
             ref_resp, ref_feat = _ref_discriminator(D, x, y, as_the_code_runs=form)
             same = _close(resp, ref_resp, 1e-5) and _close(feat, ref_feat, 1e-5)
             assert same == (form == as_code), (as_code, form)
+
+
+def test_several_training_steps_are_the_reference(one_thread):
+    """Five steps on new batches, in float64 so that rounding, which RMSprop's early steps amplify, stays below the
+    tolerance: what carries over between steps (RMSprop's running mean of g^2, the EMA of G) beside the step.
+    (The discriminator's two forms differ only within a step: the step tests run both.)"""
+    method, ref, _ = _setup()
+    for nets in (method.nets, ref):
+        for net in nets.values():
+            net.double()
+    update = _make_update(method, {k: torch.amp.GradScaler("cpu", enabled=False) for k in method.optimizers})
+    optimizers = _ref_optimizers(ref["G"], ref["D"])
+    g = torch.Generator().manual_seed(5)
+    for step in range(5):
+        batch = {"content": torch.rand(N, 3, SIZE, SIZE, generator=g, dtype=torch.float64) * 2 - 1,
+                 "content_label": torch.randint(0, 3, (N,), generator=g),
+                 "class": torch.rand(N, 3, SIZE, SIZE, generator=g, dtype=torch.float64) * 2 - 1,
+                 "class_label": torch.randint(0, 3, (N,), generator=g)}
+        ours = method.train_step({k: v.clone() for k, v in batch.items()}, update)
+        theirs, _ = _ref_step(ref["G"], ref["D"], ref["G_ema"], batch, optimizers=optimizers)
+        for k in theirs:
+            # (rtol: pixmorph takes R1's gradient norm in float32, for fp16 training; 1e-7 of D_gp here)
+            assert torch.allclose(ours[k].double(), theirs[k], rtol=1e-6, atol=1e-12), (step, k, float(ours[k]),
+                                                                                         float(theirs[k]))
+    dead = _dead_biases(method.nets["G"])
+    for net in ("D", "G", "G_ema"):
+        for (n, p), q in zip(method.nets[net].named_parameters(), ref[net].parameters()):
+            if n not in dead:
+                assert _close(p.detach(), q.detach(), 1e-6), (net, n, float((p - q).detach().abs().max()))
