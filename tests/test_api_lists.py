@@ -3,6 +3,8 @@ them (``side_by_side``). Untrained tiny models, fp32 on the CPU."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from PIL import Image
 from pixmorph.api import Translator
 from pixmorph.batches import equal_shape_batches
 from pixmorph.config import RunConfig
+from pixmorph.images import read_image
 from pixmorph.train.loop import build_method
 from test_api import untrained
 
@@ -76,14 +79,74 @@ def test_a_tensor_of_a_list_is_its_own_not_a_view_of_its_batch():
     assert out[0].untyped_storage().nbytes() == out[0].numel() * 4
 
 
-def test_a_bad_file_in_a_list_stops_it_before_any_translation(tmp_path):
+def test_a_bad_file_in_a_list_stops_it_before_any_translation(tmp_path, write_image):
+    """Files are read when their batch comes, but checked first: one whose header does not read, or a PNG cut short
+    (its header reads), is named before the first generator call, not after the batches before it."""
     translator = untrained("cyclegan")
     calls = counting_calls(translator, "AtoB")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     with pytest.raises(ValueError, match=rf"^{bad}: "):
         translator([gray(16, 16, 0), bad])
+    good = [write_image(tmp_path / f"good{i}.png", 16, 16, mode="L", seed=i) for i in range(2)]
+    cut = write_image(tmp_path / "cut.png", 16, 16, mode="L", seed=5)
+    cut.write_bytes(cut.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=rf"^{cut}: truncated or corrupt image"):
+        translator([*good, cut], batch_size=1)
     assert calls == []
+
+
+def folder_of_files(folder, write_image, pairs: bool = False) -> list:
+    """Gray files of two shapes (A|B pairs twice as wide), in the order the folder lists them."""
+    shapes = [(16, 16), (24, 24), (16, 16), (16, 16), (24, 24), (16, 16), (16, 16)]
+    return [write_image(folder / f"{i}.png", w * (2 if pairs else 1), h, mode="L", seed=i)
+            for i, (w, h) in enumerate(shapes)]
+
+
+@pytest.mark.parametrize("side_by_side", [False, True])
+def test_files_are_read_when_their_batch_comes_and_translate_as_read_up_front(tmp_path, write_image, monkeypatch,
+                                                                              side_by_side):
+    """A list of files (or a folder) was read whole before the first generator call, so its memory grew with its
+    length; each file is now read when its batch comes (batches planned from the headers, as `pixmorph translate`
+    plans them), and the results are those of the images read first, in the same order."""
+    import pixmorph.api
+
+    files = folder_of_files(tmp_path / "in", write_image, pairs=side_by_side)
+    translator = untrained("cyclegan")
+    read_up_front = [read_image(f, mode=None) for f in files]
+    if side_by_side:
+        read_up_front = [x.crop((0, 0, x.width // 2, x.height)) for x in read_up_front]
+    want = translator(read_up_front, batch_size=2)
+
+    reads: list[Path] = []
+    read = pixmorph.api.read_image
+    monkeypatch.setattr(pixmorph.api, "read_image", lambda path, **kw: reads.append(path) or read(path, **kw))
+    read_at_calls: list[int] = []
+    translator.generators["AtoB"].register_forward_hook(lambda *_: read_at_calls.append(len(reads)))
+    for given in (tmp_path / "in", str(tmp_path / "in"), files, [str(f) for f in files]):
+        reads.clear(), read_at_calls.clear()
+        got = translator(given, batch_size=2, side_by_side=side_by_side)
+        assert len(got) == len(files)
+        for g, w in zip(got, want):
+            assert_same(g, w)
+        # five 16x16 files in batches of 2, 2, 1, then the two 24x24 ones: each batch's files read before its call
+        assert read_at_calls == [2, 4, 5, 7] and len(reads) == len(files)
+
+
+def test_a_file_whose_header_gives_another_shape_gets_a_call_of_its_own(tmp_path, write_image, monkeypatch):
+    """The planned batch holds files whose headers agree; one whose pixels turn out another shape (a malformed
+    EXIF rotation) is translated in a call of its shape rather than failing to stack."""
+    import pixmorph.data.folders
+
+    files = folder_of_files(tmp_path, write_image)
+    translator = untrained("cyclegan")
+    want = translator([read_image(f, mode=None) for f in files])
+    monkeypatch.setattr(pixmorph.data.folders, "input_size", lambda path, half=None: (16, 16))
+    calls = counting_calls(translator, "AtoB")
+    got = translator(files)
+    assert sorted(calls) == [2, 5]
+    for g, w in zip(got, want):
+        assert_same(g, w)
 
 
 def pix2pix(direction: str) -> Translator:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable, Sequence, Union
 
 import torch
 from PIL import Image
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from pixmorph.config import RunConfig
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
-from pixmorph.images import as_rgb, read_image, to_pil, to_tensor
+from pixmorph.images import as_rgb, check_images, read_image, to_pil, to_tensor
 from pixmorph.nn.norm import normalise_per_image
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, resolve_device
@@ -182,7 +183,8 @@ class Translator:
         lists them: a PIL image each, in a list. ``direction``: one of :attr:`directions`, or None for :meth:`default_direction`
         (AtoB, or the model's only one; a two-step model needs its target class, ``"to:NAME"``). ``size``: see
         the class. ``batch_size``: images per generator call: a list's images of one shape (after ``size``)
-        share calls, and an NCHW tensor is cut into calls of that many. ``side_by_side``: each image holds A and
+        share calls, and an NCHW tensor is cut into calls of that many; files are checked first and read when their
+        batch comes (their translations, returned together, still add up). ``side_by_side``: each image holds A and
         B side by side (pix2pix's dataset files), and the half ``direction`` starts from is translated, as
         ``pixmorph translate --side-by-side`` does: the output is that half's size."""
         check_size(size)
@@ -198,9 +200,12 @@ class Translator:
         if direction is None:
             direction = self.default_direction()
         self.generator(direction)  # an unknown direction: said before any image is read
-        items = [self._item(x, direction, side_by_side) for x in images]
-        singles = [i for i, x in enumerate(items) if isinstance(x, Image.Image) or x.dim() == 3]
-        done = dict(zip(singles, self._translate_images([items[i] for i in singles], direction, size, batch_size)))
+        # files stay paths until their batch comes (a folder of any length is read one batch at a time)
+        items = [x if _is_file(x) else self._item(x, direction, side_by_side) for x in images]
+        check_images([x for x in items if _is_file(x)])  # a bad file: named before any translation, as translate does
+        singles = [i for i, x in enumerate(items) if not (isinstance(x, Tensor) and x.dim() == 4)]
+        done = dict(zip(singles, self._translate_images([items[i] for i in singles], direction, size, batch_size,
+                                                        side_by_side)))
         return [done[i] if i in done else self._translate_tensor(x, direction, size, batch_size)
                 for i, x in enumerate(items)]
 
@@ -219,19 +224,45 @@ class Translator:
             image = input_half_of(image, direction, options, name)
         return self.input_image(image)
 
-    def _translate_images(self, images: Sequence[Image.Image | Tensor], direction: str, size: int | None,
-                          batch_size: int) -> list[Image.Image | Tensor]:
-        """PIL images (as :meth:`input_image` gives them) and CHW tensors -> their translations, each as it came (a
-        tensor: CHW on the CPU), in the same order; images of one shape once at ``size`` share generator calls,
-        ``batch_size`` at a time."""
+    def _translate_images(self, images: Sequence[Image.Image | Tensor | str | os.PathLike], direction: str,
+                          size: int | None, batch_size: int, side_by_side: bool = False) -> list[Image.Image | Tensor]:
+        """PIL images (as :meth:`input_image` gives them), CHW tensors and image files -> their translations, each as
+        it came (a tensor: CHW on the CPU; a file: a PIL image), in the same order; images of one shape once at
+        ``size`` (a file's from its header) share generator calls, ``batch_size`` at a time. A file is read only
+        when its batch comes, so the files take the memory of one batch (the translations still add up)."""
         from pixmorph.batches import equal_shape_batches
 
         out: list = [None] * len(images)
-        for batch in equal_shape_batches([_shape_at(x, size) for x in images], batch_size):
-            translated = self.translate_batch(torch.stack([self._on_device(images[i], size) for i in batch]), direction)
-            for i, y in zip(batch, translated):  # a tensor cloned: not a view that keeps its whole batch alive
-                out[i] = to_pil(y) if isinstance(images[i], Image.Image) else y.clone()
+        planned = [self._planned_shape(x, direction, size, side_by_side) for x in images]
+        for batch in equal_shape_batches(planned, batch_size):
+            ready = [self._item(images[i], direction, side_by_side) if _is_file(images[i]) else images[i]
+                     for i in batch]
+            # one call per shape: a file's decoded shape can differ from its header's (a malformed EXIF rotation)
+            for same in equal_shape_batches([_shape_at(x, size) for x in ready], batch_size):
+                x = torch.stack([self._on_device(ready[j], size) for j in same])
+                for j, y in zip(same, self.translate_batch(x, direction)):  # a tensor cloned: not a view of its batch
+                    out[batch[j]] = to_pil(y) if isinstance(ready[j], Image.Image) else y.clone()
         return out
+
+    def _planned_shape(self, image: Image.Image | Tensor | str | os.PathLike, direction: str, size: int | None,
+                       side_by_side: bool) -> Hashable:
+        """What :meth:`_translate_images` batches ``image`` by: its shape once at ``size``, a file's as its header
+        gives it (with the channels :meth:`input_image` gives every file)."""
+        if not _is_file(image):
+            return _shape_at(image, size)
+        if size is not None:
+            return self._file_channels, size, size
+        from pixmorph.data.folders import input_half, input_size
+
+        half = input_half(direction, self.config.data.options) if side_by_side else None
+        width_height = input_size(Path(image), half)
+        # a header that does not read: a batch of its own (reading the file says why)
+        return ("unread", os.fspath(image)) if width_height is None else (self._file_channels, *width_height[::-1])
+
+    @functools.cached_property
+    def _file_channels(self) -> int:
+        """The channels :meth:`input_image` gives a file (whatever its own mode): the data's, or a DeepSIM model's."""
+        return len(self.input_image(Image.new("RGB", (1, 1), "white")).getbands())
 
     def _on_device(self, image: Image.Image | Tensor, size: int | None) -> Tensor:
         """One CHW image in float32 on the translator's device, resized to ``size`` as :meth:`translate_batch` would."""
@@ -382,6 +413,11 @@ def file_batches(files: Sequence[Path], batch_size: int, half: str | None = None
 
 def _is_folder(image: object) -> bool:
     return isinstance(image, (str, os.PathLike)) and Path(image).is_dir()
+
+
+def _is_file(image: object) -> bool:
+    """An image file given by its path (a folder was expanded to its files before)."""
+    return isinstance(image, (str, os.PathLike))
 
 
 def _folder_images(folder: str | os.PathLike) -> list[Path]:
