@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -115,6 +116,69 @@ def test_deepsim_render_and_edit_take_one_file_alone(tmp_path, write_image):
     with pytest.raises(TypeError, match=r"^Image: give primitive files \(paths\); to render an image in memory, "
                                         r"pixmorph.load\(run\)\(image\)$"):
         deepsim.render(model, [Image.new("L", (32, 32))])
+
+
+def edge_map(path, width: int, height: int, seed: int):
+    """A drawn edge map: black horizontal lines on white."""
+    lines = np.full((height, width), 255, np.uint8)
+    lines[np.random.default_rng(seed).integers(0, height, 4)] = 0
+    Image.fromarray(lines).save(path)
+    return path
+
+
+def rendering_calls(model: Translator) -> list[int]:
+    """The batch sizes the renderer is called with, appended as it runs; not the memory estimate's probes, which
+    run it on fake tensors (shapes only)."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    sizes: list[int] = []
+    model.generators["AtoB"].register_forward_hook(
+        lambda module, args, out: None if isinstance(args[0], FakeTensor) else sizes.append(args[0].shape[0]))
+    return sizes
+
+
+@pytest.mark.parametrize("norm, per_image", [("instance", None), ("batch", True), ("batch", False)])
+def test_deepsim_renders_primitives_of_one_shape_together_as_one_at_a_time(tmp_path, norm, per_image):
+    """render (and `pixmorph edit`) drew one primitive per generator call; primitives of one shape now share calls,
+    batch_size (default 8) at a time, and each renders as it did alone: the generator normalises image by image
+    (instance norm, or batch norm of a model trained at batch 1), or by batch norm's running statistics."""
+    from pixmorph.nn.norm import normalise_per_image
+
+    files = [edge_map(tmp_path / f"{i}.png", 48 if i % 3 == 0 else 32, 32, seed=i) for i in range(7)]
+    model = untrained("deepsim", norm=norm)
+    if per_image is not None:
+        normalise_per_image(model.method.nets, per_image)
+    calls = rendering_calls(model)
+    alone = deepsim.render(model, files, batch_size=1)
+    assert calls == [1] * 7
+    calls.clear()
+    together = deepsim.render(model, files)
+    assert sorted(calls) == [3, 4]  # the three 48x32 maps (0, 3, 6), the four 32x32 ones
+    assert [x.shape for x in together] == [x.shape for x in alone]
+    for got, want in zip(together, alone):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        assert got.untyped_storage().nbytes() == got.numel() * 4  # its own, not a view of its batch
+    calls.clear()
+    written = deepsim.edit(model, files, out=tmp_path / "out", batch_size=2)
+    assert sorted(calls) == [1, 2, 2, 2] and [p.name for p in written] == [f"{i}.png" for i in range(7)]
+
+
+def test_deepsim_render_batches_no_more_than_fit_in_memory(tmp_path, monkeypatch):
+    """A batch of 8 full-size primitives needs 8 times one's memory, and a CPU's running out is a kill without a
+    word: the batch is cut to what the memory estimate (pixmorph.fullsize_memory) says fits, one at the least."""
+    import pixmorph.fullsize_memory as memory
+
+    model = untrained("deepsim")
+    fixed, per_pixel = memory.bytes_per_pixel(model.method.renderer, 1)
+    one = memory.PEAK_FACTOR * (fixed + per_pixel * 32 * 32)
+    cpu = torch.device("cpu")
+    assert memory.batch_that_fits(model.method.renderer, 1, 32 * 32, 8, cpu, available=int(2.5 * one)) == 2
+    assert memory.batch_that_fits(model.method.renderer, 1, 32 * 32, 8, cpu, available=100 * int(one)) == 8
+    files = [edge_map(tmp_path / f"{i}.png", 32, 32, seed=i) for i in range(4)]
+    calls = rendering_calls(model)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10)
+    deepsim.render(model, files)
+    assert calls == [1] * 4
 
 
 def test_twostep_methods_name_the_size_their_networks_take():

@@ -205,8 +205,10 @@ def warn_of_unlikely_primitives(options: dict[str, Any]) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Primitives of one size rendered per generator call (fewer where memory is short).")
 def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_files: tuple[str, ...],
-                 device: str, precision: str) -> None:
+                 device: str, precision: str, batch_size: int) -> None:
     """Render edited PRIMITIVES (edge maps / segmentations: files or folders) with a DeepSIM CHECKPOINT (run
     or checkpoint folder)."""
     from pixmorph import load
@@ -223,7 +225,7 @@ def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_fi
     translator = load(checkpoint, device=str(resolve_device(device)), precision=precision)
     with warnings.catch_warnings(record=True) as mismatched:
         warnings.simplefilter("always")
-        written = edit(translator, primitive_files, out, edges=edge_maps or None)
+        written = edit(translator, primitive_files, out, edges=edge_maps or None, batch_size=batch_size)
     for w in mismatched:  # one line each (a primitive that does not look like what the model takes)
         click.echo(f"warning: {one_line(w.message)}", err=True)
     click.echo(f"{len(written)} edited image{'' if len(written) == 1 else 's'} rendered into {out}")

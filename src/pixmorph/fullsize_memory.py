@@ -170,6 +170,26 @@ def check_fits(files: Sequence[tuple[Path, int, int]], generator: nn.Module, cha
                             f"({smaller_batch}or a machine with more memory)")
 
 
+def batch_that_fits(generator: nn.Module, channels: int, pixels: int, batch_size: int, device: torch.device,
+                    available: int | None = None) -> int:
+    """The largest batch, up to ``batch_size``, of images of ``pixels`` pixels whose pass through ``generator`` fits
+    the memory ``device`` has free (a CPU's: :func:`available_memory`; a GPU's: what CUDA says), by the estimate
+    above; at least 1 (one at a time is refused nowhere), and ``batch_size`` when nothing says."""
+    if batch_size <= 1:
+        return batch_size
+    if available is None:
+        if device.type == "cuda":
+            available = torch.cuda.mem_get_info(device)[0]
+        elif device.type == "cpu":
+            available = available_memory()
+    per = bytes_per_pixel(generator, channels) if available is not None else None
+    if per is None:
+        return batch_size
+    fixed, per_pixel = per
+    one = PEAK_FACTOR * (fixed + per_pixel * pixels)
+    return max(1, min(batch_size, int(available // one))) if one > 0 else batch_size
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 

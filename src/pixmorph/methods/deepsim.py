@@ -411,15 +411,19 @@ def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = 
 
 def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
            edges: str | os.PathLike | Sequence[str | os.PathLike] | None = None, device: str = "cpu",
-           progress: bool = False) -> list[Tensor]:
+           progress: bool = False, batch_size: int = 8) -> list[Tensor]:
     """Render edited primitive files with a DeepSIM model: ``model`` is a run or checkpoint folder, or a
     :class:`pixmorph.api.Translator` from ``pixmorph.load``. The files (a list, or one path alone) are read as
     training read its primitive (label colours, ``max_side`` and multiples of 16); ``edges``: for seg+edges
-    models, one edge map per segmentation. Returns one CHW image in [-1, 1] per primitive; ``progress``: a bar
-    over them."""
-    from tqdm import tqdm
-
+    models, one edge map per segmentation. Primitives of one shape share generator calls, ``batch_size`` at a
+    time (each renders as it would alone: no norm of the generator mixes the images of a batch). Returns one CHW image in
+    [-1, 1] per primitive, in order; ``progress``: a bar over them."""
     from pixmorph.api import Translator, load
+    from pixmorph.batches import equal_shape_batches
+    from pixmorph.fullsize_memory import batch_that_fits
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: give 1 or more")
 
     primitives, edges = _file_list(primitives), None if edges is None else _file_list(edges)
     translator = model if isinstance(model, Translator) else load(model, device=device)
@@ -437,8 +441,17 @@ def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike 
     if translator.image_size:
         for path, x in zip(primitives, inputs):
             _warn_if_other_shape(path, x.shape[-1], x.shape[-2], translator.image_size)
-    bar = tqdm(inputs, unit="image", disable=not progress or len(inputs) < 2, leave=False)
-    return [translator.translate_batch(x[None])[0] for x in bar]
+    if len(inputs) > 1:  # no batch larger than fits in memory (a CPU's running out is a kill): one at a time ran
+        batch_size = batch_that_fits(translator.method.renderer, inputs[0].shape[0],
+                                     max(x.shape[-1] * x.shape[-2] for x in inputs), batch_size, translator.device)
+    out: list = [None] * len(inputs)
+    with tqdm(total=len(inputs), unit="image", disable=not progress or len(inputs) < 2, leave=False) as bar:
+        for batch in equal_shape_batches([tuple(x.shape) for x in inputs], batch_size):
+            rendered = translator.translate_batch(torch.stack([inputs[i] for i in batch]))
+            for i, y in zip(batch, rendered):
+                out[i] = y.clone()  # not a view that keeps its whole batch alive
+            bar.update(len(batch))
+    return out
 
 
 def _file_list(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
@@ -466,7 +479,7 @@ def _warn_if_other_shape(path: str | Path, w: int, h: int, training_size: Sequen
 
 def edit(checkpoint: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
          out: str | os.PathLike, edges: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-         device: str = "cpu") -> list[Path]:
+         device: str = "cpu", batch_size: int = 8) -> list[Path]:
     """:func:`render` the edited primitive files into ``out`` as ``<name>.png``; returns the written paths.
     ``checkpoint``: a run or checkpoint folder, or a :class:`pixmorph.api.Translator` from ``pixmorph.load``."""
     from pixmorph.images import check_distinct_outputs, save_image
@@ -474,5 +487,5 @@ def edit(checkpoint: str | os.PathLike | Translator, primitives: str | os.PathLi
     primitives = _file_list(primitives)
     check_distinct_outputs(primitives, out)
     names = [Path(p).stem for p in primitives]
-    images = render(checkpoint, primitives, edges, device, progress=True)
+    images = render(checkpoint, primitives, edges, device, progress=True, batch_size=batch_size)
     return [save_image(y, Path(out) / f"{name}.png") for name, y in zip(names, images)]
