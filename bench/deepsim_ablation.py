@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 import yaml
 from machine import cpu_model  # bench/ is on sys.path when run as a script
 from PIL import Image
 
-import pixmorph
 from pixmorph.data import primitives as P
 from pixmorph.data import tps
 from pixmorph.images import make_grid_image, to_pil, to_tensor

@@ -26,6 +26,7 @@ from pathlib import Path
 import warnings
 
 import numpy as np
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 from PIL import Image
 

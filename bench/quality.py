@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 from PIL import Image
 
-import pixmorph
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.builtin import TASKS, prepare_task
 from pixmorph.metrics.classify import default_classifier_dir, train_classifier

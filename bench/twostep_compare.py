@@ -37,10 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 import yaml
 
-import pixmorph
 from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.builtin import prepare_task
 from pixmorph.images import list_images, make_grid_image, read_image, to_tensor
