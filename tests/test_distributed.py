@@ -164,16 +164,29 @@ from pixmorph.config import RunConfig
 from pixmorph.train.loop import train
 base, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
 out = base / f"run{os.environ['RANK']}"  # the same --out on two machines' own disks: each sees its own folder
+def full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+every = {"sample full": {"sample_every": 1}, "checkpoint full": {"checkpoint_every": 1},
+         "stats full": {"log_every": 1}}.get(sys.argv[2], {})
 if sys.argv[2] == "full disk" and os.environ["RANK"] == "0":  # what the first process alone writes fails
     import pixmorph.train.loop as loop
-    def full(*args):
-        raise OSError(28, "No space left on device")
     loop.save_json = full
+if sys.argv[2] == "sample full" and os.environ["RANK"] == "0":  # the first sample grid, at step 1 of 2
+    from PIL import Image
+    Image.Image.save = full
+if sys.argv[2] == "checkpoint full" and os.environ["RANK"] == "0":  # the second save (step 2 of 2)
+    import pixmorph.train.checkpoint as ckpt
+    write = ckpt.save_weights_file
+    ckpt.save_weights_file = lambda *a: full() if ckpt.saved else (setattr(ckpt, "saved", 1), write(*a))[1]
+    ckpt.saved = 0
+if sys.argv[2] == "stats full" and os.environ["RANK"] == "0":  # stats.jsonl's line of step 1 of 2
+    import pixmorph.train.report as report
+    report.open = full
 cfg = RunConfig.from_dict({"method": "cyclegan", "data": {"root": str(base / "data"), "load_size": 16,
                            "crop_size": 16, "num_workers": 0},
                            "model": {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 1, "pool_size": 0},
                            "train": {"out": str(out), "max_steps": 2, "device": "cpu", "batch_size": 1,
-                                     "tensorboard": False, "precision": "fp32", "resume": resume}})
+                                     "tensorboard": False, "precision": "fp32", "resume": resume, **every}})
 try:
     train(cfg, progress=False)
 except Exception as error:
@@ -182,16 +195,36 @@ except Exception as error:
 """
 
 
+def start_as_two_machines(tmp_path, mode: str) -> list[str]:
+    """ON_ITS_OWN_DISK in two processes, started as two machines' launchers would (no torchrun agent here to stop
+    the others); the last line each printed, once both have stopped."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    processes = [subprocess.Popen([sys.executable, "-c", ON_ITS_OWN_DISK, str(tmp_path), mode],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**cli_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+                 for rank in (0, 1)]
+    try:
+        ended = [p.communicate(timeout=120) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    lines = [out.strip().splitlines()[-1] if out.strip() else err[-2000:] for out, err in ended]
+    assert [p.returncode for p in processes] == [1, 1], lines
+    return lines
+
+
 @pytest.mark.parametrize("case", ["refused on 0", "refused on 1", "unreadable on 1", "other step on 0",
                                   "full disk on 0"])
 def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_it(tmp_path, layouts, case):
     """What a process reads from a run folder on its own machine's disk can fail there only (a start over refused
     beside a checkpoint, another program's files, an unreadable checkpoint): the others went on into the first
     collective and waited there (NCCL: until its timeout; gloo: a lost connection, and the error unsaid where
-    it was not rank 0's). Now every process stops at once with the same error, another process's named. The
-    processes are started as two machines' launchers would (no torchrun agent here to stop the others)."""
-    import socket
-
+    it was not rank 0's). Now every process stops at once with the same error, another process's named."""
     layouts.unpaired(tmp_path / "data", n=4, size=(16, 16))
     run0, run1 = tmp_path / "run0", tmp_path / "run1"
     if case == "refused on 0":
@@ -212,27 +245,31 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
         pixmorph_train(["--data", str(tmp_path / "data"), "--out", str(run0), "--steps", "1", "--load-size", "16",
                         "--crop-size", "16", "--workers", "0", "--device", "cpu", "--batch-size", "1"])
         said = f"ValueError: {run0}: --resume: the processes found checkpoints of different steps (0, 1; step 0"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    processes = [subprocess.Popen([sys.executable, "-c", ON_ITS_OWN_DISK, str(tmp_path),
-                                   "resume" if case in ("unreadable on 1", "other step on 0") else
-                                   "full disk" if case == "full disk on 0" else "new"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**cli_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-                 for rank in (0, 1)]
-    try:
-        ended = [p.communicate(timeout=120) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    lines = [out.strip().splitlines()[-1] if out.strip() else err[-2000:] for out, err in ended]
+    lines = start_as_two_machines(tmp_path, "resume" if case in ("unreadable on 1", "other step on 0") else
+                                  "full disk" if case == "full disk on 0" else "new")
     if case == "other step on 0":  # each names its own folder, here of another name
         lines[1] = lines[1].replace(str(run1), str(run0))
-    assert [p.returncode for p in processes] == [1, 1], lines
     assert lines[0] == lines[1] and lines[0].startswith(said), lines
     assert lines[0].endswith(" (process 1 of 2)") == case.endswith("on 1"), lines
+
+
+@pytest.mark.parametrize("case", ["sample full", "checkpoint full", "stats full"])
+def test_the_first_processes_failing_to_write_in_the_steps_stops_all_with_its_error(tmp_path, layouts, case):
+    """The first process alone writes the stats' lines, the sample grids and the checkpoint; where that failed (a
+    full disk), the others went on into their next collective and waited there for it (NCCL: ten minutes) or
+    lost the connection (gloo), and said no error of their own. Now every process stops there with its line. A
+    checkpoint that fails to save leaves the last one as it was."""
+    layouts.unpaired(tmp_path / "data", n=4, size=(16, 16))
+    run0 = tmp_path / "run0"
+    said = {"sample full": f"OSError: {run0 / 'samples' / 'step_0000001.png'}: could not write it (No space left "
+                           f"on device)",
+            "checkpoint full": f"CheckpointError: {run0 / 'checkpoint'}: could not write checkpoint (No space left on "
+                               f"device); the previous checkpoint at {run0 / 'checkpoint'} is intact",
+            "stats full": f"OSError: {run0 / 'stats.jsonl'}: could not write it (No space left on device)"}[case]
+    lines = start_as_two_machines(tmp_path, case)
+    assert lines == [said, said], lines
+    if case == "checkpoint full":
+        assert json.loads((run0 / "checkpoint" / "config.json").read_text())["step"] == 1
 
 
 def test_a_launcher_that_is_the_first_process_is_not_taken_for_dead():

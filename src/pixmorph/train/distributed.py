@@ -185,11 +185,6 @@ def all_values(value: T, world: World) -> list[T]:
     return values
 
 
-def barrier(world: World) -> None:
-    if world.distributed:
-        dist.barrier()
-
-
 def any_rank(flag: bool, world: World) -> bool:
     """True on every process when ``flag`` is true on any: all must stop at the same step."""
     if not world.distributed:
@@ -208,7 +203,10 @@ def failing_together(world: World) -> Iterator[Callable[[], None]]:
     its first collective: there, and at the block's end if the block ends first, every process says whether it
     failed, and if any did, every one raises the error of the first that did (its type and message; another
     process's named), which the CLI prints once. Errors after ``agreed`` pass through unchanged. Before
-    ``agreed`` the block must run no collective: a process that failed would not reach it."""
+    ``agreed`` the block must run no collective: a process that failed would not reach it. A block that the first
+    process alone runs (its writing of a file, which the others skip) ends in the same agreement: the others wait
+    there for it, as in a barrier, and stop with its error. An error raised for another process's records that
+    process in ``raised_by`` (:func:`raised_by`)."""
     said = False
 
     def agree(error: BaseException | None = None) -> None:
@@ -235,7 +233,10 @@ def failing_together(world: World) -> Iterator[Callable[[], None]]:
             same = kind(message)
         except Exception:  # a class that takes other arguments
             same = RuntimeError(message)
-        raise (same if str(same) == message else RuntimeError(message)) from error
+        same = same if str(same) == message else RuntimeError(message)
+        if rank != world.rank:
+            same.raised_by = rank
+        raise same from error
 
     try:
         yield agree
@@ -247,6 +248,12 @@ def failing_together(world: World) -> Iterator[Callable[[], None]]:
     else:
         if not said:
             agree()
+
+
+def raised_by(error: BaseException, world: World) -> int:
+    """The rank of the process whose error ``error`` is: another's where :func:`failing_together` raised that
+    process's error here, else this process's."""
+    return getattr(error, "raised_by", world.rank)
 
 
 def _portable(error: BaseException) -> tuple[type, str]:

@@ -311,16 +311,15 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
     autocast_dtype = PRECISIONS[precision]
     update = _make_update(method, scalers, world)
 
-    def save(at_step: int) -> None:
-        nonlocal replacing
+    def training_state(at_step: int) -> dict | None:
+        """What the checkpoint of ``at_step`` holds besides the weights, on the first process (None on the
+        others). Every process takes part: its checks and its gathering are collectives."""
         # never replace a good checkpoint with NaNs
         _check_finite(method, sums, steps_since_log, at_step, run_dir, world, precision, finite_steps or None)
         # each process's own method state (CycleGAN's history pools hold that process's fakes), for its resume
         method_states = distributed.gather_to_main(method.extra_state(), world)
         if not world.is_main:
-            replacing = False
-            distributed.barrier(world)  # wait until rank 0 has written it
-            return
+            return None
         state = {"step": at_step, "images_seen": images_seen, "global_batch": global_batch,
                  "schedule_batch": schedule_batch, "balanced_classes": balanced,
                  "rng": ckpt.rng_state(), "method": method_states[0],
@@ -329,14 +328,15 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
                  "scalers": {k: s.state_dict() for k, s in scalers.items()}}
         if world.distributed:
             state["method_by_rank"] = method_states
+        return state
+
+    def save(at_step: int, state: dict) -> None:  # the first process alone
         config = checkpoint_config(cfg, at_step, getattr(dataset, "image_size", None), norm_per_image)
         ckpt.save_checkpoint(run_dir / "checkpoint", method.nets, config, state)
         if config_pending:
             save_json(cfg.to_dict(), run_dir / "config.json")
         if replacing:
             set_aside.discard(run_dir)
-            replacing = False
-        distributed.barrier(world)
 
     sums: dict[str, torch.Tensor] = {}
     # fp16: a step whose losses overflowed is one the loss scaler skips (its gradients are not finite) and lowers
@@ -388,25 +388,35 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
             out_of_time = t.time_budget is not None and time.perf_counter() - t_start >= t.time_budget
             finishing = step == last_step or distributed.any_rank(out_of_time or stop_requested(), world)
             stopped = finishing and distributed.any_rank(stop_requested(), world)
-            if step % t.log_every == 0 or finishing:
+            logging = step % t.log_every == 0 or finishing
+            if logging:
                 elapsed = time.perf_counter() - t_log
                 means = _means(sums, steps_since_log, step, run_dir, world, precision, finite_steps or None)
                 means["images_per_s"] = seen_since_log / max(elapsed, 1e-9)
-                if stats:
-                    stats.write(step, means)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                 sums, finite_steps, seen_since_log, t_log = {}, {}, 0, time.perf_counter()
                 steps_since_log = 0
-            if world.is_main and (step % t.sample_every == 0 or finishing):
-                _write_samples(method, sample_batch, run_dir, step)
+            sampling = step % t.sample_every == 0 or finishing
             due = step % t.checkpoint_every == 0 or finishing
             if not due and t.checkpoint_minutes and step % t.log_every == 0:  # the same steps on every process
                 due = distributed.any_rank(time.perf_counter() - t_saved >= 60 * t.checkpoint_minutes, world)
-            if due and replacing and stopped:
-                break  # a start over stopped before its first save: the last run stays as it was (see train())
-            if due:
-                save(step)
-                t_saved = time.perf_counter()
+            # (a start over stopped before its first save: the last run stays as it was, see train())
+            saving = due and not (replacing and stopped)
+            state = training_state(step) if saving else None
+            if logging or sampling or saving:  # steps that every process knows
+                # The first process alone writes; at the end every process learns whether that failed (a full
+                # disk), and all stop with its error, instead of the others going on to wait for it in a collective.
+                with distributed.failing_together(world):
+                    if world.is_main:
+                        if logging and stats:
+                            stats.write(step, means)
+                        if sampling:
+                            _write_samples(method, sample_batch, run_dir, step)
+                        if saving:
+                            save(step, state)
+                if saving:
+                    replacing = False
+                    t_saved = time.perf_counter()
             if finishing:
                 break
             if cpu_share and (message := cpu_share.adjust()) and world.is_main:

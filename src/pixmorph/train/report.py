@@ -9,15 +9,14 @@ from pathlib import Path
 
 from torch import Tensor
 
-from pixmorph.images import make_grid_image, write_error
+from pixmorph.images import make_grid_image, save_image, write_error
 
 
 def save_samples(run_dir: Path, step: int, rows: list[list[Tensor]], columns: str = "") -> Path:
-    folder = run_dir / "samples"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:07d}.png"
-    make_grid_image([[t.float().cpu() for t in row] for row in rows]).save(path)
-    write_samples_page(folder, columns)
+    """The grid of ``step`` (a failed write, a full disk, is one line naming the file, and leaves no half grid)."""
+    path = run_dir / "samples" / f"step_{step:07d}.png"
+    save_image(make_grid_image([[t.float().cpu() for t in row] for row in rows]), path)
+    write_samples_page(path.parent, columns)
     return path
 
 
@@ -30,14 +29,17 @@ def write_samples_page(folder: Path, columns: str = "") -> Path:
         for p in sorted(folder.glob("step_*.png"), reverse=True)
     )
     page = folder / "index.html"
-    page.write_text(
-        "<!doctype html><meta charset=utf-8><title>pixmorph samples</title>"
-        "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}"
-        "td,th{padding:0 .6em;text-align:right}</style>"
-        f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n"
-        + (f'<p id="columns">Columns: {html.escape(columns)}</p>\n' if columns else "")
-        + f"{_latest_stats_table(folder.parent)}\n{items}\n"
-    )
+    try:
+        page.write_text(
+            "<!doctype html><meta charset=utf-8><title>pixmorph samples</title>"
+            "<style>body{font-family:sans-serif}img{image-rendering:pixelated;max-width:100%}"
+            "td,th{padding:0 .6em;text-align:right}</style>"
+            f"<h1>Samples of {html.escape(folder.parent.name)}</h1>\n"
+            + (f'<p id="columns">Columns: {html.escape(columns)}</p>\n' if columns else "")
+            + f"{_latest_stats_table(folder.parent)}\n{items}\n"
+        )
+    except OSError as err:  # a full disk: say which file
+        raise write_error(page, err) from None
     return page
 
 

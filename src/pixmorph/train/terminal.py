@@ -38,14 +38,16 @@ def errors_on_their_own_line(world: distributed.World, bar: tqdm) -> Iterator[No
     """An error in the steps closes the progress bar first, so that the CLI's one line starts a line of its
     own. The CLI prints an error once, on rank 0 (every process has the errors of its config and data); an
     error in the steps can be one process's own (an unreadable image in its shard), which rank 0 only sees
-    as a closed connection: that process says it."""
+    as a closed connection: that process says it (not one that the first process's error stopped: the first
+    process says that one)."""
     from pixmorph.errors import USER_ERRORS  # (here: errors imports the loop, which imports this module)
 
     try:
         yield
     except USER_ERRORS as error:
         bar.close()
-        if world.distributed and not world.is_main:  # on a new line: rank 0's bar may be on the same terminal
+        own = distributed.raised_by(error, world) == world.rank
+        if world.distributed and not world.is_main and own:  # on a new line: rank 0's bar may be on the same terminal
             print(f"\nerror: {error} (process {world.rank} of {world.size})", file=sys.stderr, flush=True)
         raise
     except BaseException:
