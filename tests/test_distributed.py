@@ -382,3 +382,22 @@ def test_two_processes_with_noise_in_the_step_resume_exactly(tmp_path, layouts):
     pixmorph_train(common + ["--out", str(tmp_path / "parts"), "--steps", "4", "--resume"], processes=2, tiny=pools)
     a, b = (load_file(str(tmp_path / run / "checkpoint" / "weights.safetensors")) for run in ("straight", "parts"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_another_process_stopped_by_the_first_ones_error_does_not_say_it_as_its_own(capsys):
+    """Process 1, stopped by process 0's full disk (failing_together raises that error there, ``raised_by`` 0),
+    printed it as its own, `(process 1 of 2)`, beside the line process 0 prints; its own errors it still says."""
+    from tqdm import tqdm
+
+    from pixmorph.train.distributed import World
+    from pixmorph.train.terminal import errors_on_their_own_line
+
+    def said(error: OSError) -> str:
+        with pytest.raises(OSError), errors_on_their_own_line(World(rank=1, size=2), tqdm(disable=True)):
+            raise error
+        return capsys.readouterr().err
+
+    of_process_0 = OSError("run/stats.jsonl: could not write it (No space left on device)")
+    of_process_0.raised_by = 0
+    assert said(of_process_0) == ""
+    assert said(OSError("data/z.jpg: truncated")) == "\nerror: data/z.jpg: truncated (process 1 of 2)\n"
