@@ -168,6 +168,8 @@ def full(*args, **kwargs):
     raise OSError(28, "No space left on device")
 every = {"sample full": {"sample_every": 1}, "checkpoint full": {"checkpoint_every": 1},
          "stats full": {"log_every": 1}}.get(sys.argv[2], {})
+if sys.argv[2] == "other settings" and os.environ["RANK"] == "1":  # as read from another copy of config.json
+    every = {"seed": 1}
 if sys.argv[2] == "full disk" and os.environ["RANK"] == "0":  # what the first process alone writes fails
     import pixmorph.train.loop as loop
     loop.save_json = full
@@ -251,6 +253,17 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
         lines[1] = lines[1].replace(str(run1), str(run0))
     assert lines[0] == lines[1] and lines[0].startswith(said), lines
     assert lines[0].endswith(" (process 1 of 2)") == case.endswith("on 1"), lines
+
+
+def test_processes_given_other_settings_are_refused(tmp_path, layouts):
+    """`pixmorph train --resume` reads RUN/config.json in each process, before they join: a machine that saw
+    another copy of it (a run folder not on shared storage) trained with other settings, silently (another seed
+    here: each process drew its shard of another stream) or until a collective of other-sized weights hung."""
+    layouts.unpaired(tmp_path / "data", n=4, size=(16, 16))
+    said = (f"ValueError: {tmp_path / 'run0'}: the processes were given different settings (train.seed: 0 on process "
+            f"0, 1 on process 1 of 2): give every machine the same options; a --resume reads RUN/config.json, which "
+            f"must be on storage every machine sees")
+    assert start_as_two_machines(tmp_path, "other settings") == [said, said]
 
 
 @pytest.mark.parametrize("case", ["sample full", "checkpoint full", "stats full"])

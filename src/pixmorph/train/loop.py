@@ -111,9 +111,40 @@ def train(cfg: RunConfig, progress: bool = True,
     files. A run folder this call created is removed again when the run fails before its first checkpoint and
     holds nothing else (a refused start leaves no folder behind)."""
     world, device = distributed.init(resolve_device(cfg.train.device))
+    _refuse_other_settings(cfg, world)
     # (a run folder seen by one machine only refuses a run there alone: all must stop, not wait for it)
     with distributed.failing_together(world) as agreed:
         return _train_in_folder(cfg, world, device, agreed, progress, on_start)
+
+
+def _refuse_other_settings(cfg: RunConfig, world: distributed.World) -> None:
+    """Every process must train with the same settings. The CLI reads a ``--resume``'s RUN/config.json in each
+    process before they join: a machine that sees another copy of it, or none (a run folder not on shared
+    storage), trained with settings of its own, silently or until a collective of other-sized weights hung. Not
+    compared: ``train.out``, where each process finds the run folder (what it finds there is checked apart)."""
+    if not world.distributed:
+        return
+    settings = _flat(cfg.to_dict())
+    out = settings.pop("train.out", None)
+    (out, first), *others = distributed.all_values((out, settings), world)
+    for rank, (_, other) in enumerate(others, start=1):
+        if other != first:
+            key = next(k for k in sorted(first.keys() | other.keys()) if first.get(k) != other.get(k))
+            raise ValueError(f"{out}: the processes were given different settings ({key}: {first.get(key)!r} on "
+                             f"process 0, {other.get(key)!r} on process {rank} of {world.size}): give every machine "
+                             f"the same options; a --resume reads RUN/config.json, which must be on storage every "
+                             f"machine sees")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """``{"train": {"seed": 0}}`` as ``{"train.seed": 0}``."""
+    flat = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.device, agreed: Callable[[], None],
