@@ -414,3 +414,17 @@ def test_another_process_stopped_by_the_first_ones_error_does_not_say_it_as_its_
     of_process_0.raised_by = 0
     assert said(of_process_0) == ""
     assert said(OSError("data/z.jpg: truncated")) == "\nerror: data/z.jpg: truncated (process 1 of 2)\n"
+
+
+def test_a_mistake_in_the_options_is_said_once_under_torchrun(tmp_path):
+    """A usage error (here a --resume of a folder that holds no run, read before the processes join) was printed
+    by every process of `--devices N`; now by rank 0 alone, as pixmorph's other errors. (Started as torchrun
+    starts process 1, without torchrun: the error comes before any process joins another.)"""
+    command = [sys.executable, "-m", "pixmorph", "train", "cyclegan", "--out", str(tmp_path / "none"), "--resume"]
+    said = {}
+    for rank in ("0", "1"):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              env={**cli_env(), "RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"})
+        assert done.returncode == 2, done.stderr[-2000:]
+        said[rank] = done.stderr
+    assert said["0"].startswith(f"error: --resume: {tmp_path / 'none'} holds no run") and said["1"] == "", said

@@ -412,7 +412,8 @@ def main() -> None:
     except click.ClickException as e:  # one line, as pixmorph's own errors (click's own show adds its usage)
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, click.UsageError) and ctx else ""
-        click.echo(f"error: {one_line(e.format_message())}{hint}", err=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process reads the same options: say it once
+            click.echo(f"error: {one_line(e.format_message())}{hint}", err=True)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: say it once
