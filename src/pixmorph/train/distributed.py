@@ -216,6 +216,8 @@ def failing_together(world: World) -> Iterator[Callable[[], None]]:
             return
         failures: list = [None] * world.size
         try:
+            if not any_rank(error is not None, world):  # (one small all-reduce, where none failed)
+                return
             dist.all_gather_object(failures, None if error is None else _portable(error))
         except Exception:
             if error is not None:  # the others are gone: this process's own error is the one to say
