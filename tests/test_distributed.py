@@ -14,6 +14,8 @@ import torch
 import pixmorph
 from safetensors.torch import load_file
 
+from pixmorph.config import RunConfig
+from pixmorph.train import distributed
 from pixmorph.train.sampler import SeededSampler
 
 TINY = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1", "--set", "model.d_layers=1",
@@ -264,6 +266,32 @@ def test_processes_given_other_settings_are_refused(tmp_path, layouts):
             f"0, 1 on process 1 of 2): give every machine the same options; a --resume reads RUN/config.json, which "
             f"must be on storage every machine sees")
     assert start_as_two_machines(tmp_path, "other settings") == [said, said]
+
+
+def test_what_each_machine_may_give_its_own_is_not_compared(monkeypatch):
+    """A machine's own data folder, loader processes and CPU threads (the same images at another path; fewer
+    cores) are its own; another model width is refused."""
+    from pixmorph.train import loop
+
+    world = distributed.World(rank=0, size=2)
+    mine = RunConfig.from_dict({"method": "cyclegan", "model": {"ngf": 64}, "data": {"root": "/a/data"},
+                                "train": {"out": "/a/run"}})
+
+    def other_machine(**changes) -> RunConfig:
+        d = mine.to_dict()
+        for key, value in changes.items():
+            section, name = key.split("__")
+            d[section][name] = value
+        return RunConfig.from_dict(d)
+
+    def both(cfg: RunConfig):
+        monkeypatch.setattr(distributed, "all_values", lambda value, world: [value, loop._settings(cfg)])
+        loop._refuse_other_settings(mine, world)
+
+    both(other_machine(data__root="/b/data", data__num_workers=8, train__threads=3, train__out="/b/run"))
+    with pytest.raises(ValueError, match=r"^/a/run: the processes were given different settings \(model.ngf: 64 on "
+                                         r"process 0, 32 on process 1 of 2\)"):
+        both(other_machine(model__ngf=32))
 
 
 @pytest.mark.parametrize("case", ["sample full", "checkpoint full", "stats full"])

@@ -117,16 +117,19 @@ def train(cfg: RunConfig, progress: bool = True,
         return _train_in_folder(cfg, world, device, agreed, progress, on_start)
 
 
+# Settings each machine may give its own: where it finds the run folder (what it finds there is checked apart) and
+# the data (the same images in a folder of its own), its loader processes and CPU threads.
+PER_MACHINE = ("train.out", "data.root", "data.num_workers", "train.threads")
+
+
 def _refuse_other_settings(cfg: RunConfig, world: distributed.World) -> None:
     """Every process must train with the same settings. The CLI reads a ``--resume``'s RUN/config.json in each
     process before they join: a machine that sees another copy of it, or none (a run folder not on shared
     storage), trained with settings of its own, silently or until a collective of other-sized weights hung. Not
-    compared: ``train.out``, where each process finds the run folder (what it finds there is checked apart)."""
+    compared: what may differ from machine to machine (:data:`PER_MACHINE`)."""
     if not world.distributed:
         return
-    settings = _flat(cfg.to_dict())
-    out = settings.pop("train.out", None)
-    (out, first), *others = distributed.all_values((out, settings), world)
+    (out, first), *others = distributed.all_values(_settings(cfg), world)
     for rank, (_, other) in enumerate(others, start=1):
         if other != first:
             key = next(k for k in sorted(first.keys() | other.keys()) if first.get(k) != other.get(k))
@@ -134,6 +137,12 @@ def _refuse_other_settings(cfg: RunConfig, world: distributed.World) -> None:
                              f"process 0, {other.get(key)!r} on process {rank} of {world.size}): give every machine "
                              f"the same options; a --resume reads RUN/config.json, which must be on storage every "
                              f"machine sees")
+
+
+def _settings(cfg: RunConfig) -> tuple[str, dict]:
+    """A process's run folder, and its settings that every process must share."""
+    settings = _flat(cfg.to_dict())
+    return settings["train.out"], {k: v for k, v in settings.items() if k not in PER_MACHINE}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
