@@ -591,6 +591,28 @@ def test_running_out_of_memory_is_one_line(error, says, monkeypatch, capsys):
     assert exited.value.code == 1 and err.startswith(says) and err.count("\n") == 1, err
 
 
+def test_another_processes_running_out_of_memory_is_said_once(monkeypatch, capsys):
+    """Under torchrun, the first process running out of memory while it drew a sample grid stopped the others
+    with its error (train.distributed.failing_together), and each printed it again as its own."""
+    import sys
+
+    from pixmorph import cli
+
+    def fail(*args, **kwargs):
+        error = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 20.00 GiB")
+        error.raised_by = 0
+        raise error
+
+    monkeypatch.setattr(cli, "cli", fail)
+    monkeypatch.setattr(sys, "argv", ["pixmorph", "train"])
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and err == "error: process 1: process 0 of this run stopped (its error is above)\n"
+
+
 def test_other_runtime_errors_still_raise(monkeypatch):
     from pixmorph import cli
 

@@ -420,11 +420,20 @@ def main() -> None:
             click.echo(f"error: {one_line(e)}", err=True)
         sys.exit(1)
     except (MemoryError, RuntimeError) as e:
-        message = out_of_memory(e) or lost_process(e)
+        message = stopped_by_another(e) or out_of_memory(e) or lost_process(e)
         if message is None:
             raise
         click.echo(f"error: {message}", err=True)
         sys.exit(1)
+
+
+def stopped_by_another(error: BaseException) -> str | None:
+    """For a process of a distributed run that another one's error stopped (train.distributed.failing_together:
+    a first process out of memory while it drew a sample grid), the line that says so, not that error again."""
+    by = getattr(error, "raised_by", None)
+    if by is None or str(by) == os.environ.get("RANK", "0"):
+        return None
+    return f"process {os.environ.get('RANK', '?')}: process {by} of this run stopped (its error is above)"
 
 
 def lost_process(error: BaseException) -> str | None:
