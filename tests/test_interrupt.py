@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import run_main
 from test_train import write_unpaired
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -30,7 +31,9 @@ def saved_step(out) -> int:
     return json.loads((out / "checkpoint" / "config.json").read_text())["step"]
 
 
-def test_ctrl_c_saves_then_resume_continues(tmp_path):
+def test_ctrl_c_saves_then_resume_continues(tmp_path, monkeypatch, capsys):
+    """The training is a real process given a real SIGINT; the commands beside and after it run as ``main()``
+    in this process (the console script's code, without a second start of torch in a process of its own)."""
     data, out = write_unpaired(tmp_path / "data"), tmp_path / "run"
     proc = subprocess.Popen(train_command(data, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=ENV)
@@ -38,10 +41,10 @@ def test_ctrl_c_saves_then_resume_continues(tmp_path):
     while not (out / "stats.jsonl").exists() and not (out / "samples").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # training has started (its first log or samples written)
     # a second training in the folder meanwhile (a --resume from another terminal) is refused in one line
-    second = subprocess.run(train_command(data, out, "--resume"), capture_output=True, text=True, timeout=120, env=ENV)
-    assert second.returncode == 1 and second.stderr.strip() == (
+    code, _, err = run_main(monkeypatch, capsys, *train_command(data, out, "--resume")[3:])
+    assert code == 1 and err.strip() == (
         f"error: {out}: another pixmorph train (process {proc.pid} on {socket.gethostname()}) is training in this "
-        f"folder: wait for it or stop it, or give another --out"), second.stderr[-2000:]
+        f"folder: wait for it or stop it, or give another --out"), err[-2000:]
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "stopped at step" in output, output[-2000:]
@@ -51,14 +54,12 @@ def test_ctrl_c_saves_then_resume_continues(tmp_path):
     stopped = saved_step(out)
     assert stopped >= 1
 
-    done = subprocess.run(train_command(data, out, "--resume", "--steps", str(stopped + 2)),
-                          capture_output=True, text=True, timeout=180, env=ENV)
-    assert done.returncode == 0, done.stderr[-2000:]
+    code, _, err = run_main(monkeypatch, capsys, *train_command(data, out, "--resume", "--steps", str(stopped + 2))[3:])
+    assert code == 0, err[-2000:]
     assert saved_step(out) == stopped + 2
 
-    again = subprocess.run(train_command(data, out, "--resume", "--steps", str(stopped)),
-                           capture_output=True, text=True, timeout=180, env=ENV)
-    assert again.returncode == 0 and f"already at step {stopped + 2} of {stopped}: nothing to train" in again.stdout
+    code, again, _ = run_main(monkeypatch, capsys, *train_command(data, out, "--resume", "--steps", str(stopped))[3:])
+    assert code == 0 and f"already at step {stopped + 2} of {stopped}: nothing to train" in again
 
 
 def test_sigterm_to_the_process_group_saves_once(tmp_path):
