@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import pixmorph
+from conftest import run_main
 from pixmorph.train import checkpoint as ckpt
 from test_interrupt import ENV, train_command
 from test_train import write_unpaired
@@ -83,15 +84,15 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def resume_to(data: Path, out: Path, steps: int) -> None:
-    done = subprocess.run(every_step(data, out, "--resume", "--steps", str(steps)), capture_output=True, text=True,
-                          timeout=300, env=ENV)
-    assert done.returncode == 0, done.stderr[-3000:]
+def resume_to(data: Path, out: Path, steps: int, monkeypatch, capsys) -> None:
+    """``pixmorph train --resume`` as ``main()`` in this process: the kills are the child's, a resume is not."""
+    code, _, err = run_main(monkeypatch, capsys, *every_step(data, out, "--resume", "--steps", str(steps))[3:])
+    assert code == 0, err[-3000:]
     assert loadable_step(out) == steps
 
 
 @pytest.mark.parametrize("point", ["weights", "swap"])
-def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, point):
+def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, point, monkeypatch, capsys):
     data, out, mark = write_unpaired(tmp_path / "data"), tmp_path / "run", tmp_path / "mark"
     child = [sys.executable, "-c", CHILD, *every_step(data, out)[3:]]  # the arguments after `-m pixmorph`
     proc = subprocess.Popen(child, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -108,10 +109,10 @@ def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, poin
     assert loadable_step(out) == 2  # the third save never finished: the second stands
     loaded = hashlib.sha256((ckpt.find_checkpoint(out) / ckpt.WEIGHTS).read_bytes()).hexdigest()
     assert loaded != mark.read_text()  # the weights of the unfinished save are not what is loaded
-    resume_to(data, out, 4)
+    resume_to(data, out, 4, monkeypatch, capsys)
 
 
-def test_sigkill_at_random_moments_never_loses_the_run(tmp_path):
+def test_sigkill_at_random_moments_never_loses_the_run(tmp_path, monkeypatch, capsys):
     data, out = write_unpaired(tmp_path / "data"), tmp_path / "run"
     rng = random.Random(0)
     last = 0
@@ -128,7 +129,7 @@ def test_sigkill_at_random_moments_never_loses_the_run(tmp_path):
         step = loadable_step(out)
         assert step > last, (round_, step, last)
         last = step
-    resume_to(data, out, last + 2)
+    resume_to(data, out, last + 2, monkeypatch, capsys)
 
 
 def loadable_or_none(out: Path) -> int | None:
