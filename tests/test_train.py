@@ -129,7 +129,8 @@ def test_cyclegan_learns_fashion_edges(tmp_path):
         method="cyclegan",
         model={"ngf": 16, "ndf": 16, "n_blocks": 3, "d_layers": 2},
         data=DataConfig(root=str(root), load_size=32, crop_size=32, flip=True, num_workers=0),
-        train=TrainConfig(out=str(tmp_path / "run"), batch_size=8, epochs=2, epochs_decay=2,
+        # 1 + 1 epochs (100 steps): trained/identity L1 0.72-0.75 over seeds 0-3 (the bound 0.8); 2 + 2 gave 0.67-0.78
+        train=TrainConfig(out=str(tmp_path / "run"), batch_size=8, epochs=1, epochs_decay=1,
                           log_every=10, sample_every=1000, checkpoint_every=1000, tensorboard=False),
     )
     untrained = Translator(build_method(cfg), cfg, torch.device("cpu"), 0)
