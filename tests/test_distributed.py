@@ -164,7 +164,7 @@ import os, sys
 from pathlib import Path
 from pixmorph.config import RunConfig
 from pixmorph.train.loop import train
-base, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+base, resume = Path(sys.argv[1]), sys.argv[2] in ("resume", "stats rewrite full")
 out = base / f"run{os.environ['RANK']}"  # the same --out on two machines' own disks: each sees its own folder
 def full(*args, **kwargs):
     raise OSError(28, "No space left on device")
@@ -186,11 +186,17 @@ if sys.argv[2] == "checkpoint full" and os.environ["RANK"] == "0":  # the second
 if sys.argv[2] == "stats full" and os.environ["RANK"] == "0":  # stats.jsonl's line of step 1 of 2
     import pixmorph.train.report as report
     report.open = full
+if sys.argv[2] == "stats rewrite full" and os.environ["RANK"] == "0":  # a resume's rewrite of stats.jsonl
+    import types
+    import pixmorph.train.report as report
+    report.os = types.SimpleNamespace(replace=full)
 cfg = RunConfig.from_dict({"method": "cyclegan", "data": {"root": str(base / "data"), "load_size": 16,
                            "crop_size": 16, "num_workers": 0},
                            "model": {"ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 1, "pool_size": 0},
                            "train": {"out": str(out), "max_steps": 2, "device": "cpu", "batch_size": 1,
                                      "tensorboard": False, "precision": "fp32", "resume": resume, **every}})
+if sys.argv[2] == "one step":
+    cfg.train.max_steps = 1
 try:
     train(cfg, progress=False)
 except Exception as error:
@@ -311,6 +317,24 @@ def test_the_first_processes_failing_to_write_in_the_steps_stops_all_with_its_er
     assert lines == [said, said], lines
     if case == "checkpoint full":
         assert json.loads((run0 / "checkpoint" / "config.json").read_text())["step"] == 1
+
+
+def test_the_first_processes_failing_to_rewrite_the_stats_of_a_resume_stops_all_with_its_error(tmp_path, layouts):
+    """A resume rewrites stats.jsonl (the lines of steps after the checkpoint go) on the first process alone, after
+    the processes joined and outside any agreement: where that failed (a full disk), the others went on into the
+    first step's collective and waited there for it (NCCL: ten minutes) or lost the connection (gloo); and the line
+    named no file. Now every process stops there with one line naming stats.jsonl."""
+    import shutil
+
+    layouts.unpaired(tmp_path / "data", n=4, size=(16, 16))
+    run0 = tmp_path / "run0"
+    one_process = {**cli_env(), "RANK": "0", "WORLD_SIZE": "1"}
+    done = subprocess.run([sys.executable, "-c", ON_ITS_OWN_DISK, str(tmp_path), "one step"], capture_output=True,
+                          text=True, env=one_process, timeout=120)
+    assert done.returncode == 0 and (run0 / "stats.jsonl").is_file(), done.stdout[-2000:] + done.stderr[-2000:]
+    shutil.copytree(run0, tmp_path / "run1")  # the other machine's copy of the run
+    said = f"OSError: {run0 / 'stats.jsonl'}: could not write it (No space left on device)"
+    assert start_as_two_machines(tmp_path, "stats rewrite full") == [said, said]
 
 
 def test_a_launcher_that_is_the_first_process_is_not_taken_for_dead():

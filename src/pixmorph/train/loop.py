@@ -347,7 +347,8 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
 
     loader = _loader(dataset, cfg, balanced, images_seen, world, speed.pin_memory)
     sample_batch = _fixed_batch(dataset, device)
-    stats = StatsLog(run_dir, t.tensorboard, resumed_at=step if t.resume else None) if world.is_main else None
+    with distributed.failing_together(world):  # the first process alone writes (a resume rewrites stats.jsonl)
+        stats = StatsLog(run_dir, t.tensorboard, resumed_at=step if t.resume else None) if world.is_main else None
     autocast_dtype = PRECISIONS[precision]
     update = _make_update(method, scalers, world)
 

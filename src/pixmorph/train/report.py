@@ -85,8 +85,12 @@ class StatsLog:
                 continue  # a line cut short by the kill
             kept.append(line)
         partial = self.path.with_name(self.path.name + ".tmp")  # (a kill while writing keeps the old file)
-        partial.write_text("".join(kept))
-        os.replace(partial, self.path)
+        try:
+            partial.write_text("".join(kept))
+            os.replace(partial, self.path)
+        except OSError as err:  # a full disk: say which file, not an errno alone
+            partial.unlink(missing_ok=True)
+            raise write_error(self.path, err) from None
 
     def write(self, step: int, values: dict[str, float]) -> None:
         try:
