@@ -476,3 +476,21 @@ def test_a_mistake_in_the_options_is_said_once_under_torchrun(tmp_path):
                            "--resume"], capture_output=True, text=True, timeout=120,
                           env={**cli_env(), "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"})
     assert (done.returncode, done.stderr) == (2, ""), done.stderr[-2000:]
+
+
+def test_settings_that_differ_by_an_option_given_as_null_on_one_process_only_are_named():
+    """An option given as null on one process and not at all on another (model.*, data.options.*: free-form
+    sections) made the settings differ, but the search for the first differing one compared null with absent as
+    equal and found none: a StopIteration traceback instead of the line."""
+    from pixmorph.train import loop
+
+    world = distributed.World(rank=0, size=2)
+    mine = RunConfig.from_dict({"method": "cyclegan", "data": {"options": {"max_side": None}}, "train": {"out": "/a"}})
+    theirs = RunConfig.from_dict({"method": "cyclegan", "train": {"out": "/a"}})
+    for first, other in ((mine, theirs), (theirs, mine)):
+        values = [loop._settings(first), loop._settings(other)]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(distributed, "all_values", lambda value, world: values)
+            with pytest.raises(ValueError, match=r"^/a: the processes were given different settings "
+                                                 r"\(data.options.max_side: "):
+                loop._refuse_other_settings(first, world)

@@ -131,10 +131,12 @@ def _refuse_other_settings(cfg: RunConfig, world: distributed.World) -> None:
         return
     (out, first), *others = distributed.all_values(_settings(cfg), world)
     for rank, (_, other) in enumerate(others, start=1):
-        if other != first:
-            key = next(k for k in sorted(first.keys() | other.keys()) if first.get(k) != other.get(k))
-            raise ValueError(f"{out}: the processes were given different settings ({key}: {first.get(key)!r} on "
-                             f"process 0, {other.get(key)!r} on process {rank} of {world.size}): give every machine "
+        if other != first:  # (an option of model or data.options given as null on one process only differs too)
+            key = next(k for k in sorted(first.keys() | other.keys()) if k not in first or k not in other
+                       or first[k] != other[k])
+            given = [repr(settings[key]) if key in settings else "not given" for settings in (first, other)]
+            raise ValueError(f"{out}: the processes were given different settings ({key}: {given[0]} on "
+                             f"process 0, {given[1]} on process {rank} of {world.size}): give every machine "
                              f"the same options; a --resume reads RUN/config.json, which must be on storage every "
                              f"machine sees")
 
