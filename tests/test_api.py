@@ -181,6 +181,23 @@ def test_deepsim_render_batches_no_more_than_fit_in_memory(tmp_path, monkeypatch
     assert calls == [1] * 4
 
 
+def test_the_memory_estimate_probes_a_generator_on_its_own_device():
+    """The estimate ran its probe on CPU tensors, so a generator on a GPU failed it (two devices) and nothing was
+    estimated: deepsim.render's batches (edit's, 8 by default) were never cut to what fits there, and ran out of
+    GPU memory where one at a time fitted. The probe runs on the generator's device (meta here, standing in for a
+    GPU: shapes only, like the fake tensors of the probe)."""
+    import pixmorph.fullsize_memory as memory
+
+    torch.manual_seed(0)
+    generator = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                                    torch.nn.Conv2d(8, 3, 3, padding=1))
+    fixed, per_pixel = memory.bytes_per_pixel(generator, 1)
+    one = memory.PEAK_FACTOR * (fixed + per_pixel * 32 * 32)
+    generator.to("meta")
+    assert memory.bytes_per_pixel(generator, 1) == (fixed, per_pixel)
+    assert memory.batch_that_fits(generator, 1, 32 * 32, 8, torch.device("cuda"), available=int(2.5 * one)) == 2
+
+
 def test_twostep_methods_name_the_size_their_networks_take():
     """translator.method.translate(x, c) of images at another size was a matmul error ('mat1 and mat2 shapes cannot
     be multiplied (1x256 and 64x4)')."""

@@ -99,6 +99,8 @@ def bytes_per_pixel(generator: nn.Module, channels: int) -> tuple[float, float] 
     except ImportError:
         return None
     stride, least = getattr(generator, "stride", 1), getattr(generator, "min_size", 1)
+    # on the generator's device: a CPU probe of a GPU's generator fails (two devices), and nothing would say
+    device = next((p.device for p in generator.parameters()), torch.device("cpu"))
     seen, largest = [0], []
 
     def record(module, inputs, output) -> None:
@@ -111,7 +113,7 @@ def bytes_per_pixel(generator: nn.Module, channels: int) -> tuple[float, float] 
             side = max(side, least) + (-max(side, least)) % stride
             seen[0] = 0
             with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-                generator(torch.empty(1, channels, side, side))
+                generator(torch.empty(1, channels, side, side, device=device))
             largest.append((side * side, seen[0]))
     except Exception:  # an operation fake tensors cannot run: no estimate (the translation goes on as before)
         return None
