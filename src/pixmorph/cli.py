@@ -47,7 +47,7 @@ def cli() -> None:
 @click.option("--steps", type=int, help="Stop at this step.")
 @click.option("--time-budget", type=FiniteFloat(min=0),
               help="Seconds of training, then save and stop (0: no limit; a --resume does not inherit it).")
-@click.option("--device", help="auto, cpu, cuda, cuda:N.")
+@click.option("--device", help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--seed", type=int)
 @click.option("--load-size", type=click.IntRange(min=1))
@@ -189,7 +189,7 @@ def warn_if_not_primitives(translator: Translator, files: list[Path]) -> None:
 @click.option("--to", "to_class", metavar="CLASS", help="Target class, for class-conditional methods (same as --direction to:CLASS).")
 @click.option("--size", type=click.IntRange(min=1), help="Translate at SIZE x SIZE instead of full size.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images with a warning instead of stopping.")
 @click.option("--runtime", type=click.Choice(["torch", "onnx"]),
               help="torch (default), or onnx: run the generator with ONNX Runtime (pip install 'pixmorph[onnx]'); "
@@ -314,7 +314,7 @@ def export(checkpoint: str, onnx_file: str, check_size: int | None) -> None:
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--minutes", default=10.0, show_default=True, type=FiniteFloat(min=0), help="Cap on training time (the demo schedule takes ~3 min on 2 idle cores).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 def demo(out: str, minutes: float, device: str) -> None:
     """Train CycleGAN on built-in fashion-edges for a few minutes, translate held-out edge maps, write a page."""
     from pixmorph.demo import run_demo

@@ -202,7 +202,7 @@ def warn_of_unlikely_primitives(options: dict[str, Any]) -> None:
 @click.option("--edges", "edge_files", multiple=True, type=click.Path(exists=True),
               help="seg+edges models: one edge map per segmentation, in order (repeat the option; a folder gives "
                    "its images in name order).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,

@@ -48,7 +48,7 @@ class TrainConfig:
     time_budget: float | None = None  # seconds of training, then save and stop
     lr_policy: str = "linear"  # linear | constant
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32)
     log_every: int = 50
     sample_every: int = 500

@@ -58,7 +58,7 @@ class ListOptionsCommand(click.Command):
                    "option may repeat.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--size", type=click.IntRange(min=1), help="Translate at SIZE x SIZE (default: the training size).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, ...], out: str, size: int | None,

@@ -119,7 +119,7 @@ def _accuracy_text(top1: float, top5: float | None) -> str:
 @click.option("--metrics", "metrics", callback=_metric_names,
               help="Comma-separated subset of fid,kid,lpips,psnr,ssim,l1,acc (default: all that apply).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures to this JSON file.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--checkpoint", type=click.Path(exists=True),
               help="Translate --input with this run or checkpoint first, into GENERATED (or a temporary folder).")
 @click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False), help="Test inputs for --checkpoint.")
@@ -254,7 +254,7 @@ def classifier_group() -> None:
 @click.option("--flip/--no-flip", default=False, show_default=True,
               help="Class folders: mirror images keep their class (augmentation).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--overwrite", is_flag=True, help="Replace the classifier --out already holds (only a classifier).")
 def classifier_train(domain, out, epochs, width, batch_size, n_train, image_size, test_fraction, flip, seed,
                      device, overwrite) -> None:
@@ -288,7 +288,7 @@ def _folder_options_given() -> list[str]:
 
 @classifier_group.command("test")
 @click.argument("checkpoint", required=False, type=click.Path(exists=True))
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 def classifier_test(checkpoint, device) -> None:
     """Accuracy of a classifier CHECKPOINT (default: the cache's fashion one) on its domain's real test images."""
     import torch

@@ -17,7 +17,7 @@ from pixmorph.cli_types import FiniteFloat
               help="Address to listen on; 0.0.0.0 lets other machines in (there is no authentication).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on; 0 takes a free one (printed).")
-@click.option("--device", default="auto", show_default=True, help="auto (a GPU when there is one), cpu, cuda, cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto (a GPU when there is one), cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32.")
 @click.option("--max-upload-mb", default=32.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
