@@ -613,6 +613,34 @@ def test_another_processes_running_out_of_memory_is_said_once(monkeypatch, capsy
     assert exited.value.code == 1 and err == "error: process 1: process 0 of this run stopped (its error is above)\n"
 
 
+@pytest.mark.parametrize("rank, local_rank, said_already, says", [
+    ("0", "0", False, True), ("1", "1", False, False),  # one machine: its first process says it for all
+    ("8", "0", False, True),  # another machine's first process: its own log had no line (only rank 0 said it)
+    ("8", "0", True, False),  # a process that said its own error in the steps (train/terminal.py): not twice
+])
+def test_under_torchrun_the_first_process_of_each_machine_says_an_error(rank, local_rank, said_already, says,
+                                                                       monkeypatch, capsys):
+    import sys
+
+    import click
+
+    from pixmorph import cli
+
+    for error in (FileNotFoundError("runs/x/config.json: not there"), click.UsageError("--resume: no run")):
+        def fail(*args, **kwargs):
+            error.said = said_already
+            raise error
+
+        monkeypatch.setattr(cli, "cli", fail)
+        monkeypatch.setattr(sys, "argv", ["pixmorph", "train"])
+        for name, value in (("RANK", rank), ("LOCAL_RANK", local_rank), ("WORLD_SIZE", "16")):
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit):
+            cli.main()
+        err = capsys.readouterr().err
+        assert (err.startswith("error: ") and err.count("\n") == 1) if says else err == "", (error, err)
+
+
 def test_other_runtime_errors_still_raise(monkeypatch):
     from pixmorph import cli
 

@@ -412,11 +412,11 @@ def main() -> None:
     except click.ClickException as e:  # one line, as pixmorph's own errors (click's own show adds its usage)
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, click.UsageError) and ctx else ""
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process reads the same options: say it once
+        if says_it_here(e):
             click.echo(f"error: {one_line(e.format_message())}{hint}", err=True)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: say it once
+        if says_it_here(e):
             click.echo(f"error: {one_line(e)}", err=True)
         sys.exit(1)
     except (MemoryError, RuntimeError) as e:
@@ -425,6 +425,13 @@ def main() -> None:
             raise
         click.echo(f"error: {message}", err=True)
         sys.exit(1)
+
+
+def says_it_here(error: BaseException) -> bool:
+    """Under torchrun every process of a machine reads the same options and files, so the first process of each
+    machine says an error for all of them: once in each machine's log (rank 0 alone left another machine's own
+    error unsaid there). An error a process said as its own (train/terminal.py) is not said again."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and not getattr(error, "said", False)
 
 
 def stopped_by_another(error: BaseException) -> str | None:

@@ -49,6 +49,7 @@ def errors_on_their_own_line(world: distributed.World, bar: tqdm) -> Iterator[No
         own = distributed.raised_by(error, world) == world.rank
         if world.distributed and not world.is_main and own:  # on a new line: rank 0's bar may be on the same terminal
             print(f"\nerror: {error} (process {world.rank} of {world.size})", file=sys.stderr, flush=True)
+            error.said = True  # (the CLI would say it again on the first process of a machine)
         raise
     except BaseException:
         bar.close()
