@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import pixmorph
+from conftest import run_main
 from safetensors.torch import load_file
 
 from pixmorph.config import RunConfig
@@ -46,14 +47,22 @@ def pixmorph_train(args: list[str], processes: int = 1, tiny: list[str] = TINY) 
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_two_processes_train_like_one_with_the_global_batch(tmp_path, layouts):
+def train_in_process(monkeypatch, capsys, args: list[str]) -> None:
+    """``pixmorph train cyclegan`` with TINY as ``main()`` in this process: for the one-process runs a test compares
+    with or prepares for its two-process one (each ``python -m pixmorph`` costs seconds to import torch)."""
+    code, _, err = run_main(monkeypatch, capsys, "train", "cyclegan", *args, *TINY)
+    assert code == 0, err[-3000:]
+
+
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path, layouts, monkeypatch, capsys):
     data = layouts.unpaired(tmp_path / "data", n=8, size=(20, 20))
     # fp32: "like one" holds to rounding; bf16 (auto on CPUs with AMX) rounds each shard's activations apart
     common = ["--data", str(data), "--steps", "4", "--load-size", "20", "--crop-size", "16", "--workers", "0",
               "--device", "cpu", "--precision", "fp32"]
-    pixmorph_train(common + ["--out", str(tmp_path / "one"), "--batch-size", "4"])
+    train_in_process(monkeypatch, capsys, common + ["--out", str(tmp_path / "one"), "--batch-size", "4"])
     pixmorph_train(common + ["--out", str(tmp_path / "two"), "--batch-size", "2"], processes=2)
-    pixmorph_train(common + ["--out", str(tmp_path / "half"), "--batch-size", "2"])  # one shard alone
+    # one shard alone
+    train_in_process(monkeypatch, capsys, common + ["--out", str(tmp_path / "half"), "--batch-size", "2"])
     one, two, half = (load_file(str(tmp_path / run / "checkpoint" / "weights.safetensors"))
                       for run in ("one", "two", "half"))
     assert one.keys() == two.keys()
