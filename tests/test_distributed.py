@@ -240,7 +240,8 @@ def start_as_two_machines(tmp_path, mode: str) -> list[str]:
 
 @pytest.mark.parametrize("case", ["refused on 0", "refused on 1", "unreadable on 1", "other step on 0",
                                   "full disk on 0"])
-def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_it(tmp_path, layouts, case):
+def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_it(tmp_path, layouts, case,
+                                                                                   monkeypatch, capsys):
     """What a process reads from a run folder on its own machine's disk can fail there only (a start over refused
     beside a checkpoint, another program's files, an unreadable checkpoint): the others went on into the first
     collective and waited there (NCCL: until its timeout; gloo: a lost connection, and the error unsaid where
@@ -262,8 +263,9 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
     elif case == "full disk on 0":  # the run's config.json, which the first process alone writes
         said = "OSError: [Errno 28] No space left on device"
     else:
-        pixmorph_train(["--data", str(tmp_path / "data"), "--out", str(run0), "--steps", "1", "--load-size", "16",
-                        "--crop-size", "16", "--workers", "0", "--device", "cpu", "--batch-size", "1"])
+        train_in_process(monkeypatch, capsys, ["--data", str(tmp_path / "data"), "--out", str(run0), "--steps", "1",
+                                               "--load-size", "16", "--crop-size", "16", "--workers", "0", "--device",
+                                               "cpu", "--batch-size", "1"])
         said = f"ValueError: {run0}: --resume: the processes found checkpoints of different steps (0, 1; step 0"
     lines = start_as_two_machines(tmp_path, "resume" if case in ("unreadable on 1", "other step on 0") else
                                   "full disk" if case == "full disk on 0" else "new")
