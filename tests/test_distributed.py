@@ -397,7 +397,7 @@ def test_a_skipped_image_is_warned_once_not_by_every_process(tmp_path, layouts):
     assert warned == [f"warning: {data / 'trainA' / 'empty.png'}: empty file"], two.stderr[-3000:]
 
 
-def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path):
+def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path, monkeypatch, capsys):
     """A JPEG cut short (its header reads, its pixels do not) in process 1's shard: process 1 names the file
     (rank 0, the one that prints errors, only saw a closed connection and a traceback came out), process 0
     says that another process stopped; no traceback. Alone, the error starts a line, not the progress bar's."""
@@ -419,9 +419,9 @@ def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path):
     lines = [line for line in two.stderr.replace("\r", "\n").splitlines() if line.startswith("error: ")]
     assert any("z.jpg: truncated or corrupt image" in line and "(process 1 of 2)" in line for line in lines), lines
     assert any(line.startswith("error: process 0: another process of this run stopped") for line in lines), lines
-    one = pixmorph_cli(common + ["--out", str(tmp_path / "one")])
-    assert one.returncode == 1 and "Traceback" not in one.stderr
-    assert any(line.startswith("error: ") and "z.jpg" in line for line in one.stderr.replace("\r", "\n").splitlines())
+    code, _, err = run_main(monkeypatch, capsys, "train", "cyclegan", *common, "--out", tmp_path / "one", *TINY)
+    assert code == 1 and "Traceback" not in err
+    assert any(line.startswith("error: ") and "z.jpg" in line for line in err.replace("\r", "\n").splitlines())
 
 
 def test_every_process_but_the_first_draws_its_own_noise():
