@@ -111,10 +111,15 @@ def train(cfg: RunConfig, progress: bool = True,
     files. A run folder this call created is removed again when the run fails before its first checkpoint and
     holds nothing else (a refused start leaves no folder behind)."""
     world, device = distributed.init(resolve_device(cfg.train.device))
-    _refuse_other_settings(cfg, world)
-    # (a run folder seen by one machine only refuses a run there alone: all must stop, not wait for it)
-    with distributed.failing_together(world) as agreed:
-        return _train_in_folder(cfg, world, device, agreed, progress, on_start)
+    try:
+        _refuse_other_settings(cfg, world)
+        # (a run folder seen by one machine only refuses a run there alone: all must stop, not wait for it)
+        with distributed.failing_together(world) as agreed:
+            return _train_in_folder(cfg, world, device, agreed, progress, on_start)
+    finally:
+        # also after an error: a process group left for the interpreter's exit to tear down at times aborts the
+        # process hosting its store (SIGABRT, "terminate called without an active exception") after the error line
+        distributed.shutdown()
 
 
 # Settings each machine may give its own: where it finds the run folder (what it finds there is checked apart) and
