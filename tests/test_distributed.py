@@ -211,7 +211,8 @@ try:
     train(cfg, progress=False)
 except Exception as error:
     print(f"{type(error).__name__}: {error}", flush=True)
-    sys.exit(1)
+    import torch.distributed as dist
+    sys.exit(3 if dist.is_initialized() else 1)  # a group left to the exit's teardown at times aborted (SIGABRT)
 """
 
 
