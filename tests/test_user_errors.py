@@ -447,9 +447,11 @@ def test_data_get_of_a_builtin_task_says_it_needs_no_download(tmp_path, monkeypa
 def test_data_path_prints_a_built_in_tasks_folder(tmp_path, monkeypatch):
     from pixmorph.data import builtin
 
-    monkeypatch.setattr(builtin, "prepare_task", lambda name: tmp_path / f"{name}-prepared")
+    monkeypatch.setenv(builtin.ENV_CACHE, str(tmp_path))  # (not the user's cache: it may not hold glyphs yet)
+    builtin.task_folder("glyphs").mkdir(parents=True)  # built before: the folder alone is printed
+    monkeypatch.setattr(builtin, "prepare_task", lambda name: builtin.task_folder(name))
     result = invoke("data", "path", "glyphs")
-    assert result.exit_code == 0 and result.output.strip() == str(tmp_path / "glyphs-prepared")
+    assert result.exit_code == 0 and result.output.strip() == str(builtin.task_folder("glyphs"))
     result = invoke("data", "path", "horse2zebra")
     assert result.exit_code == 2 and "'horse2zebra' is no built-in task" in result.output
     # a public dataset's name says where `data get` puts it (it said only the built-in names)
