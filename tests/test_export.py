@@ -424,3 +424,32 @@ def test_export_each_checks_the_checkpoint_when_called(tmp_path):
     with pytest.raises(ValueError, match="size=0"):
         export_each(tmp_path / "nowhere", tmp_path / "model.onnx", size=0)
     assert not any(tmp_path.iterdir())
+
+
+def test_translate_with_one_direction_file_needs_only_that_file(exported, cyclegan_run, tmp_path, write_image):
+    """`translate --onnx model.AtoB.onnx` translates AtoB alone, yet refused to run without model.BtoA.onnx beside
+    it (a file copied to another machine on its own): 'model.BtoA.onnx: no such ONNX file'."""
+    alone = tmp_path / "alone" / "model.AtoB.onnx"
+    alone.parent.mkdir()
+    alone.write_bytes(exported[0].path.read_bytes())
+    write_image(tmp_path / "in" / "a.png", 20, 20)
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--onnx", str(alone), "--device", "cpu"])
+    assert result.exit_code == 0 and "translated AtoB" in result.output, (result.output, result.exception)
+    translator = pixmorph.load(cyclegan_run).use_onnx(alone, direction="AtoB")
+    assert translator.directions == ["AtoB"] and translator.runtime == "onnx"
+
+
+def test_a_direction_file_of_another_checkpoint_is_named_before_a_missing_sibling(cyclegan_run, tmp_path, write_image):
+    """A pix2pix export's p2p.AtoB.onnx given to a CycleGAN run was refused as 'p2p.BtoA.onnx: no such ONNX file',
+    a file the user never named; the file given is what is wrong: it comes from another checkpoint."""
+    from test_user_errors import make_checkpoint
+
+    pix2pix = make_checkpoint(tmp_path / "p2p", "pix2pix", {"in_channels": 3, "out_channels": 3})
+    [p2p_file] = [e.path for e in export_onnx(pix2pix, tmp_path / "p2p.onnx", size=32)]
+    with pytest.raises(ValueError, match=r"p2p\.AtoB\.onnx: exported from the pix2pix checkpoint"):
+        pixmorph.load(cyclegan_run, onnx=p2p_file)
+    write_image(tmp_path / "in" / "a.png", 16, 16)
+    result = CliRunner().invoke(cli, ["translate", str(cyclegan_run), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--onnx", str(p2p_file), "--device", "cpu"])
+    assert result.exit_code == 1 and "p2p.AtoB.onnx: exported from the pix2pix checkpoint" in str(result.exception)

@@ -83,9 +83,10 @@ class Translator:
         return (f"Translator({self.config.method}, step {self.step}, directions: {', '.join(self.directions)}; "
                 f"{self.device}, {self.runtime} {self.precision}{where})")
 
-    def use_onnx(self, prefix: str | Path | None = None) -> "Translator":
+    def use_onnx(self, prefix: str | Path | None = None, direction: str | None = None) -> "Translator":
         """Run the generators with ONNX Runtime: from the files ``pixmorph export --onnx PREFIX`` wrote (``PREFIX``
-        or one of those files), or (``prefix=None``) exported now into a temporary folder.
+        or one of those files), or (``prefix=None``) exported now into a temporary folder. ``direction``: only
+        that direction's file is loaded (the others need not be there), and only that direction translates.
 
         Files exported from another checkpoint are refused; files exported before pixmorph recorded their
         checkpoint load with a warning that they cannot be checked."""
@@ -94,6 +95,8 @@ class Translator:
                                      onnx_prefix, require)
 
         require("onnxruntime")
+        directions = self.directions if direction is None else [direction]
+        self.generator(directions[0])  # an unknown direction: one line naming those there are
         given = prefix is not None
         if given:
             named = Path(prefix)
@@ -108,26 +111,31 @@ class Translator:
         else:
             self._onnx_dir = tempfile.TemporaryDirectory(prefix="pixmorph-onnx-")  # removed with the translator
             prefix = Path(self._onnx_dir.name) / "model.onnx"
-            for direction, g in self.generators.items():  # traced at the training size, as `pixmorph export` does
-                export_generator(g, direction_file(prefix, direction), check_batch(g, self.training_size, batch=1))
+            for d in directions:  # traced at the training size, as `pixmorph export` does
+                g = self.generators[d]
+                export_generator(g, direction_file(prefix, d), check_batch(g, self.training_size, batch=1))
             self.method.nets.to(self.device)  # export moved them to the CPU
         from pixmorph.methods.deepsim import PrimitiveRenderer
 
-        onnx = {}
-        for d, g in self.generators.items():
+        source = (checkpoint_source(self.checkpoint, self.config.method, self.step)
+                  if given and self.checkpoint is not None else None)
+        onnx, unchecked = {}, []
+        # the files that are there first: one exported from another checkpoint is the mistake to name, rather than
+        # a file of another direction that its export never wrote (a pix2pix model.AtoB.onnx given to a CycleGAN)
+        for d in sorted(directions, key=lambda d: not direction_file(prefix, d).is_file()):
+            g = self.generators[d]
             onnx[d] = OnnxGenerator(direction_file(prefix, d), self.device, stride=getattr(g, "stride", 1),
                                     min_size=getattr(g, "min_size", 1), gray_rgb=isinstance(g, PrimitiveRenderer))
+            if source is not None and not check_onnx_source(onnx[d], source, d):
+                unchecked.append(str(onnx[d].path))
+        onnx = {d: onnx[d] for d in directions}  # in the checkpoint's order
         if given:  # files from `pixmorph export`: of this checkpoint, or at least with its image channels
-            unchecked = []
-            if self.checkpoint is not None:
-                source = checkpoint_source(self.checkpoint, self.config.method, self.step)
-                unchecked = [str(f.path) for d, f in onnx.items() if not check_onnx_source(f, source, d)]
             if unchecked:
                 warnings.warn(f"{', '.join(unchecked)}: exported without a record of its checkpoint (before pixmorph "
                               "kept one): not checked to come from this one (re-export to check)", stacklevel=2)
-            for d, g in self.generators.items():
-                check_onnx_channels(onnx[d], g, d, self.config.method)
-                check_onnx_size(onnx[d], g)
+            for d in directions:
+                check_onnx_channels(onnx[d], self.generators[d], d, self.config.method)
+                check_onnx_size(onnx[d], self.generators[d])
         self.generators = onnx
         self.runtime = "onnx"
         self.precision, self.channels_last = "fp32", False  # what the exported files run (auto had said bf16)

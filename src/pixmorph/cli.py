@@ -234,20 +234,23 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     try:
         with warnings.catch_warnings(record=True) as loading:
             warnings.simplefilter("always")
-            translator = load(checkpoint, device=str(resolve_device(device)), runtime=runtime, onnx=onnx_prefix,
-                              precision=precision)
+            if onnx_prefix:  # FILE.BtoA.onnx names its direction, and only that file is needed
+                from pixmorph.export import named_direction
+
+                translator = load(checkpoint, device=str(resolve_device(device)), precision="fp32")
+                named = named_direction(onnx_prefix, translator.directions)
+                if named and direction not in (None, named):
+                    raise click.UsageError(f"--onnx {onnx_prefix} is the {named} generator, but the direction asked "
+                                           f"for is {direction}: give the export's prefix, or one direction")
+                direction = direction or named
+                translator.use_onnx(onnx_prefix, direction=direction)  # only the file it needs
+            else:
+                translator = load(checkpoint, device=str(resolve_device(device)), runtime=runtime,
+                                  precision=precision)
     except ImportError as e:  # onnxruntime missing: say how to install it
         raise click.ClickException(str(e)) from None
     for w in loading:  # one line each (an ONNX file too old to be checked against the checkpoint)
         click.echo(f"warning: {one_line(w.message)}", err=True)
-    if onnx_prefix:  # FILE.BtoA.onnx names its direction
-        from pixmorph.export import named_direction
-
-        named = named_direction(onnx_prefix, translator.directions)
-        if named and direction not in (None, named):
-            raise click.UsageError(f"--onnx {onnx_prefix} is the {named} generator, but the direction asked for is "
-                                   f"{direction}: give the export's prefix, or one direction")
-        direction = direction or named
     if direction is None:
         try:
             direction = translator.default_direction()
