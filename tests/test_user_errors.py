@@ -874,6 +874,27 @@ def test_plain_images_given_as_side_by_side_inputs_get_a_one_line_warning(tmp_pa
                       f"whole images"]
 
 
+def test_pix2pix_dataset_files_translated_without_side_by_side_get_a_one_line_warning(tmp_path, write_image,
+                                                                                      monkeypatch, capsys):
+    """`translate` of a pix2pix model's A|B test files without --side-by-side translated each pair whole, without a
+    word (serve warns of such an upload); plain images of another shape, or a CycleGAN model, say nothing."""
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "pairs" / "0.png", 64, 32)
+    write_image(tmp_path / "photos" / "0.png", 32, 32)
+    code, _, err = run_main(monkeypatch, capsys, "translate", run, tmp_path / "pairs", "--out", tmp_path / "out",
+                            "--device", "cpu")
+    warned = [line for line in err.splitlines() if "A|B pair" in line]
+    assert code == 0, err
+    assert warned == [f"warning: {tmp_path / 'pairs' / '0.png'}: 64x32, about twice as wide as high: if it is an A|B "
+                      f"pair (a pix2pix dataset file), it is translated whole, as one image; --side-by-side translates "
+                      f"its A half (the left one) alone"]
+    for i, args in enumerate(([run, tmp_path / "photos"], [run, tmp_path / "pairs", "--side-by-side"],
+                              [make_checkpoint(tmp_path / "cg", "cyclegan"), tmp_path / "pairs"])):
+        code, _, err = run_main(monkeypatch, capsys, "translate", *args, "--out", tmp_path / f"out{i}",
+                                "--device", "cpu", "--precision", "fp32")
+        assert code == 0 and "A|B pair" not in err, err
+
+
 def test_side_by_side_with_skip_bad_skips_an_unreadable_first_file(tmp_path, monkeypatch, capsys):
     """The side-by-side check read the first file whole: one whose header reads and pixels do not (which
     --skip-bad leaves out with a warning) stopped the translation of the readable files with an error."""

@@ -226,7 +226,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph import load
     from pixmorph.api import file_batches
     from pixmorph.data.transforms import resize_tensor
-    from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
+    from pixmorph.data.folders import (input_half, read_input, warn_if_side_by_side_input,
+                                       warn_unless_side_by_side_input)
     from pixmorph.fullsize_memory import check_translate_fits
     from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images
     from pixmorph.train.loop import resolve_device
@@ -265,6 +266,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         warn_if_not_primitives(translator, files)
         if half and files:
             warn_unless_side_by_side_input(files[0], half)
+        elif files and translator.config.method == "pix2pix":
+            warn_if_side_by_side_input(files[0], input_half(direction, translator.config.data.options))
     for w in skipped:  # one line each, not Python's warning format
         click.echo(f"warning: {one_line(w.message)}", err=True)
     out_dir = Path(out)

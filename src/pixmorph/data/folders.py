@@ -200,6 +200,16 @@ def warn_unless_side_by_side_input(path: Path, half: str) -> None:
                       f"translate whole images")
 
 
+def warn_if_side_by_side_input(path: Path, half: str) -> None:
+    """One line when the first file given to a pix2pix model without ``--side-by-side`` is about twice as wide as
+    high: a pix2pix dataset file (A|B) would be translated whole, as one image (serve warns of such an upload)."""
+    size = header_size(path)  # None: unreadable, said where it is read
+    if size and looks_side_by_side(*size):
+        warnings.warn(f"{path}: {size[0]}x{size[1]}, about twice as wide as high: if it is an A|B pair (a pix2pix "
+                      f"dataset file), it is translated whole, as one image; --side-by-side translates its {half} "
+                      f"half (the {'left' if half == 'A' else 'right'} one) alone")
+
+
 def _size_unless_side_by_side(path: Path) -> str | None:
     """``WxH`` of a file that is not about twice as wide as high, else None."""
     w, h = read_image(path).size
