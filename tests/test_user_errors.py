@@ -846,6 +846,20 @@ def test_plain_images_as_side_by_side_pairs_get_a_one_line_warning(tmp_path, wri
                       f"trainA/ and trainB/ with matching names"]
 
 
+def test_eval_of_a_checkpoint_without_ref_names_side_by_side(tmp_path, write_image, monkeypatch, capsys):
+    """`eval --checkpoint runs/facades --input facades/test` (A|B files, no --ref) said only 'give --ref': the
+    option that scores against the files' other halves went unnamed. GENERATED alone keeps the plain line."""
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "pairs" / "0.png", 64, 32)
+    code, _, err = run_main(monkeypatch, capsys, "eval", "--checkpoint", run, "--input", tmp_path / "pairs")
+    assert code == 2 and err.splitlines() == [
+        "error: give --ref, the folder of real images to score against (or, for A|B files such as pix2pix's test "
+        "sets, --side-by-side: their other halves are the truth) (see `pixmorph eval --help`)"]
+    code, _, err = run_main(monkeypatch, capsys, "eval", tmp_path / "pairs")
+    assert code == 2 and err.splitlines() == [
+        "error: give --ref, the folder of real images to score against (see `pixmorph eval --help`)"]
+
+
 def test_eval_with_a_direction_the_checkpoint_lacks_is_one_line_without_file_names(tmp_path, write_image,
                                                                                     monkeypatch, capsys):
     """It was said per batch of files: 'a.png, b.png (+6 more): direction 'BtoA': ...', after loading every input."""

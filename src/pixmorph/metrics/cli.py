@@ -160,7 +160,9 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     if side_by_side and checkpoint is None:
         raise click.UsageError("--side-by-side reads the A|B files of --input: give --checkpoint and --input")
     if ref is None and not side_by_side:
-        raise click.UsageError("give --ref, the folder of real images to score against")
+        raise click.UsageError("give --ref, the folder of real images to score against" + (
+            " (or, for A|B files such as pix2pix's test sets, --side-by-side: their other halves are the truth)"
+            if checkpoint else ""))
     if lpips_weights and lpips_net == "auto":
         raise click.UsageError("--lpips-weights is one network's file: add --lpips-net alex (for torchvision's "
                                "AlexNet state dict) or --lpips-net stlpips-alex (for stlpips-pytorch's "
