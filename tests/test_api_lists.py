@@ -93,6 +93,11 @@ def test_a_bad_file_in_a_list_stops_it_before_any_translation(tmp_path, write_im
     cut.write_bytes(cut.read_bytes()[:-40])
     with pytest.raises(ValueError, match=rf"^{cut}: truncated or corrupt image"):
         translator([*good, cut], batch_size=1)
+    cut_jpeg = tmp_path / "cut.jpg"  # its header reads; it was named only when its batch came, after the others'
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)).save(cut_jpeg)
+    cut_jpeg.write_bytes(cut_jpeg.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=rf"^{cut_jpeg}: truncated or corrupt image"):
+        translator([*good, cut_jpeg], batch_size=1)
     assert calls == []
 
 

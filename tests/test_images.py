@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from pixmorph.images import (
     BadImageWarning,
@@ -365,6 +365,36 @@ def test_check_images_error_names_every_bad_file(tmp_path):
     assert "(and 4 more bad files: bad1.png, bad2.png, bad3.png, ...)" in str(err.value)
     with pytest.raises(FileNotFoundError, match=r"\(and 1 more bad file: bad0.png\)"):
         check_images([tmp_path / "missing.png", bad[0]])
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".tif", ".bmp", ".gif", ".tga", ".ppm", ".ico", ".webp", ".png"])
+@pytest.mark.parametrize("kept", [0.3, 0.9, 0.99])
+def test_check_images_refuses_a_file_cut_short_inside_its_pixels(tmp_path, suffix, kept):
+    """Their headers read, and Pillow's verify() looks no further for most formats: a JPEG (or BMP, TIFF, ...) cut
+    short passed the check and stopped a translation or a training run only when its turn to be read came."""
+    path = tmp_path / f"cut{suffix}"
+    noise_rgb().save(path)
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * kept)])
+    with pytest.raises(ImageReadError) as err:
+        check_images([path])
+    assert_one_line_naming(err, path)  # "truncated or corrupt", or (an ICO cut inside its directory) "not an image"
+
+
+def test_check_images_keeps_a_jpeg_with_data_after_its_end_and_decodes_whole_ones_only_where_it_must(tmp_path,
+                                                                                                     monkeypatch):
+    """A motion photo (a video after the JPEG's end marker) or zero padding is a whole image; a JPEG that ends in
+    its marker, and a PNG, are checked without decoding their pixels (a folder of them is checked quickly)."""
+    whole, moving, padded, png = (tmp_path / n for n in ("whole.jpg", "moving.jpg", "padded.jpg", "whole.png"))
+    noise_rgb().save(whole)
+    noise_rgb().save(png)
+    moving.write_bytes(whole.read_bytes() + b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    padded.write_bytes(whole.read_bytes() + b"\x00" * 16)
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: (decoded.append(self.format), load(self))[1])
+    assert check_images([whole, moving, padded, png]) == [whole, moving, padded, png]
+    assert decoded.count("JPEG") == 1  # the motion photo's, to tell it from a cut one
+    assert pixels(read_image(moving)).tolist() == pixels(read_image(whole)).tolist()
 
 
 def test_check_images_skip_bad_warns_once_per_file_and_drops(tmp_path):

@@ -229,7 +229,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph.data.folders import (input_half, read_input, warn_if_side_by_side_input,
                                        warn_unless_side_by_side_input)
     from pixmorph.fullsize_memory import check_translate_fits
-    from pixmorph.images import ImageReadError, check_distinct_outputs, check_images, list_images
+    from pixmorph.images import (BadImageWarning, ImageReadError, check_distinct_outputs, check_images,
+                                 list_images)
     from pixmorph.train.loop import resolve_device
 
     try:
@@ -268,8 +269,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
             warn_unless_side_by_side_input(files[0], half)
         elif files and translator.config.method == "pix2pix":
             warn_if_side_by_side_input(files[0], input_half(direction, translator.config.data.options))
-    for w in skipped:  # one line each, not Python's warning format
-        click.echo(f"warning: {one_line(w.message)}", err=True)
+    for w in skipped:  # one line each, not Python's warning format; a bad file's as when it fails being read
+        click.echo(f"warning: {'skipped ' if w.category is BadImageWarning else ''}{one_line(w.message)}", err=True)
     out_dir = Path(out)
     check_distinct_outputs(files, out_dir)
     check_translate_fits(translator, direction, files, batch_size, size, half)  # before a CPU's OOM kill

@@ -330,8 +330,32 @@ def _verify(path: Path, min_size: int, max_pixels: int | None) -> None:
         _check_size(path, img, min_size, max_pixels)
         try:
             img.verify()
+            if _verify_misses_a_cut(img, fh):
+                fh.seek(0)
+                with _pillow_pixel_limit(max_pixels):
+                    Image.open(fh).load()
         except _DECODE_ERRORS as err:
             raise _fail(path, f"truncated or corrupt image ({err})") from None
+
+
+def _verify_misses_a_cut(img: Image.Image, fh: BinaryIO) -> bool:
+    """Whether the file could be cut short inside its pixel data and still pass ``verify``, which checks PNG's
+    chunks and WebP's length but reads no further than the header of the others: a JPEG ending in its end marker
+    is whole (one without is decoded: data after the image's end, as in a motion photo, reads); TIFF, BMP, GIF and
+    the rest (rarer, and mostly quick to decode) are decoded."""
+    if img.format in ("PNG", "WEBP"):
+        return False
+    if img.format in ("JPEG", "MPO"):
+        return not _ends_with_jpeg_end_marker(fh)
+    return True
+
+
+def _ends_with_jpeg_end_marker(fh: BinaryIO) -> bool:
+    """Whether the file's last bytes, trailing padding aside, are a JPEG end-of-image marker (FF D9): a JPEG cut
+    short inside its pixel data has a header that reads and lacks it, and only decoding would tell otherwise."""
+    fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, fh.tell() - 64))
+    return fh.read().rstrip(b"\x00\t\n\r ").endswith(b"\xff\xd9")
 
 
 def check_images(
@@ -347,8 +371,9 @@ def check_images(
     Without ``skip_bad`` the first bad file raises, its message naming the
     other bad files too (so that one run finds them all); with it, each bad
     file gives one :class:`BadImageWarning` and the good files are returned.
-    This does not decode the pixels: :func:`read_image` can still fail on a
-    JPEG whose data is cut short.
+    Pixels are decoded where ``verify`` would miss a file cut short (a JPEG
+    without its end marker; TIFF, BMP, GIF and other formats), not for PNG,
+    WebP or a JPEG that ends with its end marker.
     """
     good: list[Path] = []
     bad: list[tuple[Path, Exception]] = []

@@ -28,8 +28,8 @@ SKIP_BAD_HINT = " (--set data.skip_bad=true leaves unreadable training images ou
 
 
 def _images_in(folder: Path, skip_bad: bool) -> list[Path]:
-    """The folder's images; with ``skip_bad`` every file is decoded once up front (a header check alone
-    misses files cut short inside their pixel data) and the unreadable ones are left out with a warning."""
+    """The folder's images; with ``skip_bad`` every file is decoded once up front (the check decodes only the
+    files whose header and end may not show a cut) and the unreadable ones are left out with a warning."""
     try:
         files = check_images(list_images(folder), skip_bad=skip_bad)
     except ImageReadError as e:  # only without skip_bad: say that it exists

@@ -273,7 +273,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     for f in files:
         if (other := seen.setdefault(f.stem, f)) != f:
             raise ValueError(f"{f}: same name stem as {other}; outputs are written as <stem>.png")
-    check_images(files)  # every bad file named before the first output (a cut-short JPEG still shows when read)
+    check_images(files)  # every bad file named before the first output, one cut short inside its pixels too
     if half and files:
         warn_unless_side_by_side_input(files[0], half)
     from tqdm import tqdm

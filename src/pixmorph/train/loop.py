@@ -588,8 +588,9 @@ def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_fo
 
 def _next_batch(batches):
     """The next batch; an error raised in a loader worker comes back wrapped in the worker's traceback,
-    so it is raised again with its own one-line message. An image that fails here (a JPEG cut short inside
-    its pixel data passes the up-front check) gets the same hint as one that fails that check."""
+    so it is raised again with its own one-line message. An image that fails here (one the up-front check
+    passed: changed since, or damaged where neither its header nor its end shows it) gets the same hint as one
+    that fails that check."""
     try:
         return next(batches)
     except Exception as e:
@@ -681,7 +682,7 @@ def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.T
     """The same few samples for every grid; drawn with fixed seeds so no training randomness is used."""
     try:
         items = [dataset[(i % len(dataset), 1234 + i)] for i in range(min(n, len(dataset)))]
-    except ImageReadError as e:  # one of them cut short inside its pixel data
+    except ImageReadError as e:  # one of them damaged where the up-front check did not see it
         raise _with_skip_bad_hint(e) from None
     return {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
 
