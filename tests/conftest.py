@@ -46,6 +46,22 @@ def save_image_file(path: Path, width: int, height: int, mode: str = "RGB", seed
     return path
 
 
+def damage_png_pixels(path: Path) -> Path:
+    """Garble a PNG's compressed pixels and give the chunk its right checksum: the file passes every check short of
+    decoding (``check_images``), and fails when read, as a file changed after the check would."""
+    import struct
+    import zlib
+
+    data = bytearray(path.read_bytes())
+    at = data.index(b"IDAT")
+    length = struct.unpack(">I", data[at - 4 : at])[0]
+    pixels = data[at + 4 : at + 4 + length]
+    pixels[length // 2 : length // 2 + 16] = b"\xff" * 16
+    data[at + 4 : at + 8 + length] = pixels + struct.pack(">I", zlib.crc32(b"IDAT" + pixels))
+    path.write_bytes(bytes(data))
+    return path
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread for tiny nets: they are overhead-bound, and on a 2-core machine shared with other

@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import pixmorph
-from pixmorph import images
+from conftest import damage_png_pixels
 from pixmorph.cli import cli, main
 from pixmorph.images import BadImageWarning, ImageReadError
 from pixmorph.methods.cyclegan import CycleGAN
@@ -230,15 +230,13 @@ def test_a_bad_training_image_says_how_to_leave_it_out(tmp_path, layouts, make_c
         train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
 
 
-@pytest.mark.parametrize("name", ["a_cut.jpg", "z_cut.jpg"])  # among the sample grid's items, or read by a step
+@pytest.mark.parametrize("name", ["a_bad.png", "z_bad.png"])  # among the sample grid's items, or read by a step
 def test_an_image_that_fails_only_when_decoded_says_how_to_leave_it_out(tmp_path, layouts, write_image, make_config,
-                                                                       monkeypatch, name):
-    """A file the up-front check passes (one it does not decode, changed since) and that fails when decoded: its
-    error lacked the data.skip_bad hint that every other unreadable training image gets (pix2pix, FUNIT and
-    two-step alike)."""
-    monkeypatch.setattr(images, "_verify_misses_a_cut", lambda img, fh: False)  # as the check was for JPEGs
+                                                                       name):
+    """A file the up-front check passes (it does not decode a PNG) and that fails when decoded: its error lacked
+    the data.skip_bad hint that every other unreadable training image gets (pix2pix, FUNIT and two-step alike)."""
     data = layouts.unpaired(tmp_path / "data", n=5)
-    truncate(write_image(data / "trainA" / name, 64, 64))
+    damage_png_pixels(write_image(data / "trainA" / name, 64, 64))
     with pytest.raises(ImageReadError, match=rf"{name}: truncated or corrupt image .* \(--set data.skip_bad=true "
                                              r"leaves unreadable training images out, each with a warning\)$"):
         train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
@@ -255,9 +253,8 @@ def test_skip_bad_trains_without_a_truncated_jpeg(tmp_path, layouts, write_image
 
 def test_bad_file_found_by_a_worker_gives_one_line_error(tmp_path, layouts, write_image, make_config):
     data = layouts.side_by_side(tmp_path / "data", n=5)
-    bad = data / "train" / "z_cut.jpg"  # index 5: not among the 4 sample-grid items
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(bad, quality=95)
-    bad.write_bytes(bad.read_bytes()[: int(bad.stat().st_size * 0.7)])  # its header reads, its pixels do not
+    bad = data / "train" / "z_bad.png"  # index 5: not among the 4 sample-grid items
+    damage_png_pixels(write_image(bad, 64, 32))  # it passes the check; its pixels do not decode
     cfg = make_config("pix2pix", data, tmp_path / "run", data_options={"num_workers": 2})
     with pytest.raises(ValueError) as info:
         train(cfg, progress=False)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import pixmorph
-from conftest import run_main
+from conftest import damage_png_pixels, run_main
 from safetensors.torch import load_file
 
 from pixmorph.config import RunConfig
@@ -399,7 +399,7 @@ def test_a_skipped_image_is_warned_once_not_by_every_process(tmp_path, layouts):
 
 
 def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path, monkeypatch, capsys):
-    """A JPEG cut short (its header reads, its pixels do not) in process 1's shard: process 1 names the file
+    """A file that passes the check and fails when decoded, in process 1's shard: process 1 names the file
     (rank 0, the one that prints errors, only saw a closed connection and a traceback came out), process 0
     says that another process stopped; no traceback. Alone, the error starts a line, not the progress bar's."""
     import numpy as np
@@ -410,19 +410,19 @@ def test_an_unreadable_image_in_one_process_is_named_by_that_process(tmp_path, m
         (tmp_path / "data" / split).mkdir(parents=True)
         for i in range(8 if split == "trainB" else 7):
             Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / split / f"{i}.png")
-    bad = tmp_path / "data" / "trainA" / "z.jpg"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(bad, quality=95)
-    bad.write_bytes(bad.read_bytes()[: int(bad.stat().st_size * 0.7)])
+    bad = tmp_path / "data" / "trainA" / "z.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(bad)
+    damage_png_pixels(bad)
     common = ["--data", str(tmp_path / "data"), "--load-size", "32", "--crop-size", "32", "--workers", "0",
               "--device", "cpu", "--batch-size", "1", "--steps", "8", "--seed", "1"]
     two = pixmorph_cli(common + ["--out", str(tmp_path / "two"), "--devices", "2"])
     assert two.returncode == 1 and "Traceback" not in two.stderr, two.stderr[-3000:]
     lines = [line for line in two.stderr.replace("\r", "\n").splitlines() if line.startswith("error: ")]
-    assert any("z.jpg: truncated or corrupt image" in line and "(process 1 of 2)" in line for line in lines), lines
+    assert any("z.png: truncated or corrupt image" in line and "(process 1 of 2)" in line for line in lines), lines
     assert any(line.startswith("error: process 0: another process of this run stopped") for line in lines), lines
     code, _, err = run_main(monkeypatch, capsys, "train", "cyclegan", *common, "--out", tmp_path / "one", *TINY)
     assert code == 1 and "Traceback" not in err
-    assert any(line.startswith("error: ") and "z.jpg" in line for line in err.replace("\r", "\n").splitlines())
+    assert any(line.startswith("error: ") and "z.png" in line for line in err.replace("\r", "\n").splitlines())
 
 
 def test_every_process_but_the_first_draws_its_own_noise():

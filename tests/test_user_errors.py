@@ -25,7 +25,7 @@ from pixmorph.methods import get_method
 from pixmorph.methods.cyclegan import CycleGANConfig
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train.loop import build_method, checkpoint_config, train
-from conftest import run_main
+from conftest import damage_png_pixels, run_main, save_image_file
 
 TINY_CYCLEGAN = ["--batch-size", "2", "--workers", "0", "--load-size", "16", "--crop-size", "16", "--device", "cpu",
                  "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1",
@@ -910,20 +910,17 @@ def test_pix2pix_dataset_files_translated_without_side_by_side_get_a_one_line_wa
 
 
 def test_side_by_side_with_skip_bad_skips_an_unreadable_first_file(tmp_path, monkeypatch, capsys):
-    """The side-by-side check read the first file whole: one whose header reads and pixels do not (which
-    --skip-bad leaves out with a warning) stopped the translation of the readable files with an error."""
-    import numpy as np
+    """The side-by-side check read the first file whole: one that passes the up-front check and does not decode
+    (which --skip-bad leaves out with a warning) stopped the translation of the readable files with an error."""
     from PIL import Image
 
     run = make_checkpoint(tmp_path / "run")
     (tmp_path / "pairs").mkdir()
-    cut = tmp_path / "pairs" / "a_cut.jpg"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(cut, quality=95)
-    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.7)])  # its header reads, its pixels do not
+    damage_png_pixels(save_image_file(tmp_path / "pairs" / "a_cut.png", 64, 32, seed=1))
     Image.new("RGB", (64, 32)).save(tmp_path / "pairs" / "b.png")
     code, lines = main_error(monkeypatch, capsys, "translate", run, tmp_path / "pairs", "--out", tmp_path / "out",
                              "--side-by-side", "--skip-bad", "--device", "cpu")
-    assert code == 0 and any("skipped" in line and "a_cut.jpg" in line for line in lines), lines
+    assert code == 0 and any("skipped" in line and "a_cut.png" in line for line in lines), lines
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
 
 
