@@ -79,6 +79,12 @@ def test_latent_refuses_what_the_translator_refuses():
         latent.encode(torch.zeros(1, 16, 16))
     with pytest.raises(ValueError, match=r"^unknown class 'cat': this model knows bag, boot$"):
         latent.sample(torch.randn(1, 4), "cat")
+    with pytest.raises(TypeError, match=r"^ndarray: latent takes an N x C x S x S tensor in \[-1, 1\]"):
+        latent.encode(torch.zeros(1, 1, 16, 16).numpy())
+    with pytest.raises(TypeError, match=r"^list: latent takes"):
+        latent.translate([torch.zeros(1, 16, 16)], "bag")
+    with pytest.raises(TypeError, match=r"^z as ndarray: give an N x 4 tensor"):
+        latent.sample(torch.randn(1, 4).numpy(), "bag")
     with pytest.raises(ValueError, match=r"^a cyclegan model has no latent space to give: latent is the two-step "
                                          r"model's"):
         untrained("cyclegan").latent

@@ -50,9 +50,14 @@ class LatentModel:
 
     def sample(self, z: Tensor, c: Labels) -> Tensor:
         """``G(z, c)``; ``z``: N x z_dim codes (``torch.randn(n, z_dim)``); ``c``: a class or N indices."""
+        if not isinstance(z, Tensor):
+            raise TypeError(f"z as {type(z).__name__}: give an N x {self.method.cfg.z_dim} tensor (torch.as_tensor(z))")
         return self._run(self.method.sample, z.to(self.translator.device, torch.float32), c)
 
     def _images(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):  # the translator's TypeError, not an AttributeError from inside the check
+            raise TypeError(f"{type(x).__name__}: latent takes an N x C x S x S tensor in [-1, 1] (a NumPy array: "
+                            f"torch.as_tensor(x)); PIL images and files: the translator itself, (images, 'to:CLASS')")
         check_image_tensor(x)  # floating point in [-1, 1]; the method checks the shape
         x = x.to(self.translator.device, torch.float32)
         return self.translator.layout(x) if x.dim() == 4 else x
