@@ -4,6 +4,8 @@ take neither into account). Untrained tiny models on the CPU."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -88,3 +90,12 @@ def test_latent_refuses_what_the_translator_refuses():
     with pytest.raises(ValueError, match=r"^a cyclegan model has no latent space to give: latent is the two-step "
                                          r"model's"):
         untrained("cyclegan").latent
+
+
+def test_the_model_size_is_where_the_readme_says():
+    """The README said 'model.image_size' beside ``m = translator.latent``, and ``m.image_size`` does not exist: it
+    names ``translator.config.model["image_size"]``, the size the networks take."""
+    t = twostep("fp32")
+    s = t.config.model["image_size"]
+    assert s == 16 and t.latent.encode(torch.zeros(2, 1, s, s)).shape == (2, 4)
+    assert 'S = translator.config.model["image_size"]' in (Path(__file__).parents[1] / "README.md").read_text()

@@ -17,8 +17,8 @@ Labels = Tensor | int | str  # a class name or index, or N indices
 
 class LatentModel:
     """A loaded two-step model's encoder E, generator G and class head, on the translator's device and in its
-    precision. Images are N x C x S x S in [-1, 1] at the model's size (``model.image_size``; the translator's
-    ``"to:CLASS"`` resizes other sizes); results come back on the CPU in float32 (classes as int64)."""
+    precision. Images are N x C x S x S in [-1, 1] at the model's size (``translator.config.model["image_size"]``;
+    the translator's ``"to:CLASS"`` resizes other sizes); results come back on the CPU in float32 (classes as int64)."""
 
     def __init__(self, translator: Translator):
         if translator.config.method != "twostep":
