@@ -312,6 +312,28 @@ def test_images_below_the_encoders_least_side_are_padded(schemes, tmp_path, one_
         train(cfg, progress=False)
 
 
+def test_a_crop_below_the_discriminator_s_least_side_is_refused(schemes, tmp_path):
+    """The paper's 10-block discriminator pools four times: 16-px crops (which its generator takes) ended the first
+    step in a traceback ("Padding size should be less than the corresponding input dimension ... [4, 1024, 1, 1]"),
+    as did a crop below the generator's stride, which the loop's check skips. Both are refused before training."""
+    from pixmorph.nn.funit_discriminator import MultiTaskDiscriminator
+
+    D = MultiTaskDiscriminator(1, 2, 4, 10)
+    assert D.min_size == 17 and MultiTaskDiscriminator(1, 2, 4, 4).min_size == 4
+    D(torch.zeros(1, 1, 17, 17), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(RuntimeError, match="Padding size"):
+        D(torch.zeros(1, 1, 16, 16), torch.zeros(1, dtype=torch.long))
+    cfg = run_config(schemes[0], tmp_path / "paper_d", steps=1, model={"n_res_blocks_dis": 10})
+    with pytest.raises(ValueError, match=r"^data.crop_size=16: the funit networks \(the 10-block discriminator: 17 px, "
+                                         r"the generator: 4\) take sides that are multiples of 2 and at least 17: use "
+                                         r"--crop-size 18$"):
+        train(cfg, progress=False)
+    cfg = run_config(schemes[0], tmp_path / "below_stride", steps=1, model={"n_down_content": 3, "n_down_class": 4})
+    cfg.data.crop_size = 4
+    with pytest.raises(ValueError, match=r"^data.crop_size=4: .* multiples of 8 and at least 16: use --crop-size 16$"):
+        train(cfg, progress=False)
+
+
 def test_fewshot_cli_shows_progress(schemes, tmp_path, one_thread):
     """`pixmorph fewshot` over a folder of content images sat silent until its last line (translate and edit
     show a progress bar)."""

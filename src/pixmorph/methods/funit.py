@@ -147,6 +147,17 @@ class Funit(Method):
         G = self.nets["G"]
         return [G.content_encoder, G.class_encoder, G.mlp, G.decoder, self.nets["D"]]
 
+    def check_training_size(self, width: int, height: int) -> None:
+        """The discriminator pools n_res_blocks_dis / 2 - 1 times (17 px at the least for the paper's 10 blocks), and a
+        crop below the generator's stride escapes the loop's check: both failed at the first step inside a network."""
+        G, D = self.nets["G"], self.nets["D"]
+        need = max(G.min_size, D.min_size)
+        if min(width, height) < need:
+            fits = -(-need // G.stride) * G.stride
+            raise ValueError(f"data.crop_size={min(width, height)}: the funit networks (the {self.cfg.n_res_blocks_dis}-"
+                             f"block discriminator: {D.min_size} px, the generator: {G.min_size}) take sides that are "
+                             f"multiples of {G.stride} and at least {need}: use --crop-size {fits}")
+
     def _check_batch(self, x: Tensor, labels: Tensor) -> None:
         if x.shape[1] != self.cfg.channels:
             raise ValueError(f"funit: the data gives {x.shape[1]}-channel images, the model is built for "

@@ -55,6 +55,12 @@ class MultiTaskDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(nf_out, num_classes, 1)
         self.num_classes = num_classes
+        # The least side it takes: the last blocks' 1-px reflection pads need 2 pixels, a 3x3/2 pool with 1 px of
+        # padding gives s from 2s - 1, and the stem's 3-px reflection pad needs 4.
+        side = 2
+        for _ in range(n_blocks // 2 - 1):
+            side = 2 * side - 1
+        self.min_size = max(4, side)
 
     def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         feat = self.features(x)
