@@ -961,6 +961,24 @@ def test_translate_to_a_class_with_a_funit_checkpoint_points_to_fewshot(tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_fewshot_out_that_is_the_class_images_folder_keeps_them(tmp_path, monkeypatch, capsys, write_image):
+    """`fewshot --class-images cls/x.png --content in/x.png --out cls` wrote x.png's output over the class image
+    x.png, with exit code 0 (content images in --out were refused, class images were not). Now one line names it."""
+    run = make_checkpoint(tmp_path / "funit", "funit", {"nf": 8, "nf_mlp": 16, "latent_dim": 8, "nf_dis": 8,
+                                                        "n_res_blocks": 1, "n_res_blocks_dis": 4})
+    content = write_image(tmp_path / "in" / "x.png", 32, 32, seed=0)
+    klass = write_image(tmp_path / "cls" / "x.png", 32, 32, seed=1)
+    before = klass.read_bytes()
+    line = one_line_error(monkeypatch, capsys, "fewshot", run, "--content", content, "--class-images", klass,
+                          "--out", klass.parent, "--device", "cpu")
+    assert line == (f"error: {klass}: a class image, which {content}'s output would be written over (--out "
+                    f"{klass.parent} is its folder; each content image is written as <name>.png): give another --out")
+    assert klass.read_bytes() == before
+    code, _, _ = run_main(monkeypatch, capsys, "fewshot", run, "--content", content, "--class-images", klass.parent,
+                          "--out", tmp_path / "o", "--device", "cpu")
+    assert code == 0 and (tmp_path / "o" / "x.png").is_file()
+
+
 def test_translate_to_takes_the_class_as_its_direction_is_written(tmp_path, write_image):
     """`--to to:boot` (the direction's name, as the errors list it) was read as the class 'to:boot'."""
     run = make_checkpoint(tmp_path / "ts", "twostep", {"class_names": ["sneaker", "boot"], "image_size": 16, "ngf": 8,
