@@ -152,11 +152,12 @@ class Funit(Method):
         crop below the generator's stride escapes the loop's check: both failed at the first step inside a network."""
         G, D = self.nets["G"], self.nets["D"]
         need = max(G.min_size, D.min_size)
-        if min(width, height) < need:
+        side, blocks = min(width, height), self.cfg.n_res_blocks_dis
+        if side < need:
             fits = -(-need // G.stride) * G.stride
-            raise ValueError(f"data.crop_size={min(width, height)}: the funit networks (the {self.cfg.n_res_blocks_dis}-"
-                             f"block discriminator: {D.min_size} px, the generator: {G.min_size}) take sides that are "
-                             f"multiples of {G.stride} and at least {need}: use --crop-size {fits}")
+            raise ValueError(f"data.crop_size={side}: the funit networks (the {blocks}-block discriminator: "
+                             f"{D.min_size} px, the generator: {G.min_size}) take sides that are multiples of "
+                             f"{G.stride} and at least {need}: use --crop-size {fits}")
 
     def _check_batch(self, x: Tensor, labels: Tensor) -> None:
         if x.shape[1] != self.cfg.channels:
