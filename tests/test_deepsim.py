@@ -519,6 +519,30 @@ def _seg_edges_run(tmp_path) -> tuple[Path, Path, Path]:
     return run, run / "primitive" / "photo_seg.png", run / "primitive" / "photo_edges.png"
 
 
+def test_edit_out_that_is_the_edge_maps_folder_keeps_them(tmp_path):
+    """`edit RUN segs/x.png --edges edges/x.png --out edges` wrote x's render over the edge map edges/x.png, with
+    exit code 0 (a primitive in --out was refused, an --edges file was not). Now one line names it."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    run, seg, edges = _seg_edges_run(tmp_path)
+    for folder in ("segs", "edges"):
+        (tmp_path / folder).mkdir()
+    seg, edges = shutil.copy(seg, tmp_path / "segs" / "x.png"), shutil.copy(edges, tmp_path / "edges" / "x.png")
+    before = Path(edges).read_bytes()
+    for given in (edges, tmp_path / "edges"):  # the file, or its folder
+        result = CliRunner().invoke(cli, ["edit", str(run), str(seg), "--edges", str(given), "--out",
+                                          str(tmp_path / "edges"), "--device", "cpu"])
+        assert isinstance(result.exception, ValueError), result.output
+        assert str(result.exception) == (f"{edges}: {seg}'s output would be written over this input (--out "
+                                         f"{tmp_path / 'edges'} is its folder; each input is written as <name>.png): "
+                                         f"give another --out")
+    assert Path(edges).read_bytes() == before
+
+
 def test_edit_names_a_primitive_that_does_not_fit_a_seg_edges_model(tmp_path):
     """seg+edges model: an edge map alone is a one-line error naming it; an edge map as the segmentation or a
     colour segmentation as the edge map renders, with a one-line warning naming the file and what was expected."""

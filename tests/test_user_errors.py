@@ -971,8 +971,8 @@ def test_fewshot_out_that_is_the_class_images_folder_keeps_them(tmp_path, monkey
     before = klass.read_bytes()
     line = one_line_error(monkeypatch, capsys, "fewshot", run, "--content", content, "--class-images", klass,
                           "--out", klass.parent, "--device", "cpu")
-    assert line == (f"error: {klass}: a class image, which {content}'s output would be written over (--out "
-                    f"{klass.parent} is its folder; each content image is written as <name>.png): give another --out")
+    assert line == (f"error: {klass}: {content}'s output would be written over this input (--out {klass.parent} is "
+                    f"its folder; each input is written as <name>.png): give another --out")
     assert klass.read_bytes() == before
     code, _, _ = run_main(monkeypatch, capsys, "fewshot", run, "--content", content, "--class-images", klass.parent,
                           "--out", tmp_path / "o", "--device", "cpu")

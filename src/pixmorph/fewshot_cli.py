@@ -80,12 +80,8 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     files = [f for p in map(Path, content) for f in (list_images(p) if p.is_dir() else [p])]
     files = check_images(files)
     names = [f"{f.stem}.png" for f in files]
-    check_distinct_outputs(files, out)
+    check_distinct_outputs(files, out, keep=class_files)
     out_dir = Path(out)
-    for f, name in zip(files, names):  # a class image is an input too: no output is written over one
-        if (out_dir / name).exists() and any((out_dir / name).samefile(c) for c in class_files):
-            raise ValueError(f"{out_dir / name}: a class image, which {f}'s output would be written over (--out "
-                             f"{out} is its folder; each content image is written as <name>.png): give another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -271,16 +271,22 @@ def as_rgb(img: Image.Image) -> Image.Image:
     return _to_l_or_rgb(Path("<image>"), img).convert("RGB")
 
 
-def check_distinct_outputs(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, option: str = "--out") -> None:
+def check_distinct_outputs(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, option: str = "--out",
+                           keep: Sequence[str | os.PathLike] = ()) -> None:
     """Each input is written to ``out_dir/<stem>.png``: one line naming both files when two would be written
     to the same path (``a/x.png`` and ``b/x.jpg``), or naming an input that its output would replace (``--out``
-    the input's own folder), before anything is written; ``option`` is what the user named ``out_dir`` with."""
+    the input's own folder), before anything is written; ``option`` is what the user named ``out_dir`` with.
+    ``keep``: other input files (few-shot class images, edge maps) that no output may replace either."""
     seen: dict[Path, Path] = {}
     for f in map(Path, files):
         target = Path(out_dir) / f"{f.stem}.png"
         if target.exists() and f.exists() and os.path.samefile(target, f):
             raise ValueError(f"{f}: its output would be written over it ({option} {out_dir} is its folder; each input "
                              f"is written as <name>.png): give another {option}")
+        if target.exists() and (kept := next((k for k in keep if Path(k).is_file() and os.path.samefile(target, k)),
+                                             None)):
+            raise ValueError(f"{kept}: {f}'s output would be written over this input ({option} {out_dir} is its "
+                             f"folder; each input is written as <name>.png): give another {option}")
         if (other := seen.setdefault(target, f)) != f:
             remedy = ("rename one of them (each input is written as <name>.png)" if f.parent == other.parent
                       else "give their folders separate commands and --out folders")

@@ -485,7 +485,7 @@ def edit(checkpoint: str | os.PathLike | Translator, primitives: str | os.PathLi
     from pixmorph.images import check_distinct_outputs, save_image
 
     primitives = _file_list(primitives)
-    check_distinct_outputs(primitives, out)
+    check_distinct_outputs(primitives, out, keep=[] if edges is None else _file_list(edges))
     names = [Path(p).stem for p in primitives]
     images = render(checkpoint, primitives, edges, device, progress=True, batch_size=batch_size)
     return [save_image(y, Path(out) / f"{name}.png") for name, y in zip(names, images)]
