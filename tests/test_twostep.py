@@ -371,6 +371,29 @@ def test_a_python_config_is_completed_from_the_data_as_the_command_does(tmp_path
     assert translator(torch.zeros(1, 1, SIZE, SIZE), "to:vbar").shape == (1, 1, SIZE, SIZE)
 
 
+def test_a_finished_stage_says_how_to_train_on(tmp_path, bars, capsys):
+    """`--resume` of a finished model.stage=1 run said 'nothing to train (raise --steps, ...)', and a raised --steps
+    is cut back to the stage's end: it trained nothing again. It now names --set model.stage=2."""
+    run = train(run_config(bars, tmp_path / "run", 2, 1, max_steps=2, model={"stage": "1"}), progress=False)
+    capsys.readouterr()
+    for steps in (None, 5):
+        cfg = RunConfig.of_run(run)
+        cfg.train.resume, cfg.train.max_steps = True, steps
+        train(cfg, progress=False)
+        assert capsys.readouterr().out.splitlines()[-1] == (f"{run}: already at step 2 of 2: nothing to train (model.stage=1 "
+                                                   f"ends at step 1's end: --resume --set model.stage=2 trains the "
+                                                   f"encoder)")
+    cfg = RunConfig.of_run(run)
+    cfg.train.resume, cfg.model["stage"] = True, "2"
+    assert pixmorph.load(train(cfg, progress=False)).step == 3
+    capsys.readouterr()
+    train(cfg, progress=False)
+    assert "nothing to train (two-step ends at model.step1_steps + model.step2_steps = 3: raise model.step2_steps " \
+           "and --steps to the new end)" in capsys.readouterr().out
+    cfg.model["step2_steps"], cfg.train.max_steps = 2, 4  # as it says
+    assert pixmorph.load(train(cfg, progress=False)).step == 4
+
+
 def test_stage_two_needs_a_finished_step_one(tmp_path, bars):
     cfg = run_config(bars, tmp_path / "run", 3, 3, model={"stage": "2"})
     with pytest.raises(ValueError, match="run model.stage=1 first"):

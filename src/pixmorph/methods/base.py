@@ -93,6 +93,10 @@ class Method:
         """Refuse, in one line, training images of a size this method cannot take (besides its generators'
         stride and least input, which the loop checks); called before the first step."""
 
+    def train_on_hint(self) -> str:
+        """How to train a run on that is at its last step (said by a ``--resume`` with nothing to train)."""
+        return "raise --steps, train.max_steps from Python, or the epochs"
+
     def visual_columns(self) -> str:
         """What the columns of a ``visuals`` row show, for the samples page (``input | output``)."""
         return ""

@@ -275,6 +275,14 @@ class TwoStep(Method):
                           f"model.step2_steps", stacklevel=2)
         return d
 
+    def train_on_hint(self) -> str:
+        """--steps past the stage's end is cut back to it (complete_run_config): raising it trains nothing."""
+        c = self.cfg
+        if c.stage == "1":
+            return "model.stage=1 ends at step 1's end: --resume --set model.stage=2 trains the encoder"
+        return (f"two-step ends at model.step1_steps + model.step2_steps = {c.total_steps}: raise model.step2_steps "
+                f"and --steps to the new end")
+
     # ------------------------------------------------------------------ inference
 
     def class_index(self, name: str | int) -> int:

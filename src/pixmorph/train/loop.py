@@ -342,8 +342,7 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
                   f"images, so the schedule ends at step {schedule.end}")
         if step >= last_step:
             if world.is_main:
-                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train (raise --steps, "
-                      f"train.max_steps from Python, or the epochs)")
+                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train ({method.train_on_hint()})")
             if world.distributed:
                 distributed.shutdown()
             return run_dir
