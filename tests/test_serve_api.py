@@ -177,7 +177,8 @@ def test_limits(served_models):
         many = requests.post(f"{url}/api/fewshot", data={"model": "funit"},
                              files=[("content", ("c.png", png(16, 16)))] + [("class_images", (f"{i}.png", png(16, 16)))
                                                                               for i in range(3)])
-        assert many.status_code == 413 and "limit is 2" in many.json()["detail"]
+        assert many.status_code == 413 and many.json()["detail"] == (
+            "3 class images: the limit is 2 (pixmorph serve --max-class-images 2)")
 
 
 def test_malformed_multipart_is_answered(server):
@@ -255,6 +256,24 @@ def test_serve_command_refuses_what_it_cannot_serve(tmp_path, served_runs):
     from pixmorph.cli import cli
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "--max-pixels" in result.output
+
+
+def test_serve_options_set_the_apps_limits(served_runs, monkeypatch):
+    """Each limit the 413 detail names an option for is one: --max-class-images did not exist (64 was fixed)."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+    from pixmorph.serve import app as serve_app
+
+    made = {}
+    monkeypatch.setattr(serve_app, "create_app", lambda models, limits, **kw: made.update(limits=limits, **kw))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: None)
+    result = CliRunner().invoke(cli, ["serve", str(served_runs.funit), "--port", "0", "--max-class-images", "5",
+                                      "--max-pixels", "1000", "--max-upload-mb", "2", "--max-pending", "3"])
+    assert result.exit_code == 0, result.output
+    limits = made["limits"]
+    assert (limits.max_class_images, limits.max_pixels, limits.max_body_bytes, made["max_pending"]) == (5, 1000, 2 * 2**20, 3)
 
 
 def test_load_models_takes_paths_and_one_run_alone(served_runs):

@@ -165,7 +165,8 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
                       ) -> Response:
         m = served(model, "fewshot")
         if len(class_images) > limits.max_class_images:
-            raise HTTPException(413, f"{len(class_images)} class images: the limit is {limits.max_class_images}")
+            raise HTTPException(413, f"{len(class_images)} class images: the limit is {limits.max_class_images} "
+                                     f"(pixmorph serve --max-class-images {limits.max_class_images})")
         mode = m.translator.image_mode
         content_image, _, _ = await decoded(content, "content", mode)
         examples = [(await decoded(f, "class_images", mode))[0] for f in class_images]

@@ -24,10 +24,12 @@ from pixmorph.cli_types import FiniteFloat
               help="Largest request body (all its files together).")
 @click.option("--max-pixels", default=4096 * 4096, show_default=True, type=click.IntRange(min=1),
               help="Largest image, in pixels.")
+@click.option("--max-class-images", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Most class images (K) in one few-shot request.")
 @click.option("--max-pending", default=16, show_default=True, type=click.IntRange(min=1),
               help="Requests queued or running at once; more are answered 503 (busy).")
 def serve_command(checkpoints: tuple[str, ...], host: str, port: int, device: str, precision: str,
-                  max_upload_mb: float, max_pixels: int, max_pending: int) -> None:
+                  max_upload_mb: float, max_pixels: int, max_class_images: int, max_pending: int) -> None:
     """Serve run folders over HTTP: a page and a JSON/multipart API (/openapi.json) to translate images,
     translate few-shot (FUNIT) and edit primitives (DeepSIM). RUN is a run folder (or its checkpoint/);
     NAME=RUN names its model, else it is the folder's name (its parent's for .../run and .../checkpoint)."""
@@ -39,7 +41,8 @@ def serve_command(checkpoints: tuple[str, ...], host: str, port: int, device: st
 
     listening = listen(host, port)  # first: a port in use is said before the models load
     models = load_models(checkpoints, device=device, precision=precision)
-    limits = Limits(max_body_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    limits = Limits(max_body_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels,
+                    max_class_images=max_class_images)
     app = create_app(models, limits, max_pending=max_pending)
     for m in models.values():
         click.echo(f"model {m.name}: {m.method} ({m.task}), step {m.translator.step}, {m.path}")
