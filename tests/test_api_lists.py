@@ -199,3 +199,21 @@ def test_side_by_side_of_an_image_that_is_not_a_pair_warns_as_the_command_does(t
         cyclegan(Image.new("L", (1, 16)), side_by_side=True)
     with pytest.warns(UserWarning, match=r"^16x0, not a side-by-side pair"), pytest.raises(RuntimeError):
         cyclegan(torch.zeros(1, 0, 16), side_by_side=True)  # as without side_by_side: not a ZeroDivisionError
+
+
+def test_a_pix2pix_model_given_an_a_b_file_without_side_by_side_warns_as_the_command_does(tmp_path, write_image):
+    """`pixmorph translate` and serve warn that a pix2pix dataset file (A|B) is translated whole without
+    --side-by-side; `pixmorph.load(run)("pair.png")` translated it whole without a word. The first file says it."""
+    import warnings
+
+    pair = write_image(tmp_path / "pair.png", 32, 16, mode="L")
+    square = write_image(tmp_path / "square.png", 16, 16, mode="L")
+    model = pix2pix("BtoA")
+    with pytest.warns(UserWarning) as caught:
+        assert model([pair, pair]) and len(caught) == 1
+    assert str(caught[0].message) == (f"{pair}: 32x16, about twice as wide as high: if it is an A|B pair (a pix2pix "
+                                      f"dataset file), it is translated whole, as one image; side_by_side=True "
+                                      f"translates its B half (the right one) alone")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(square), model(pair, side_by_side=True), untrained("cyclegan")(pair)

@@ -210,7 +210,11 @@ class Translator:
         self.generator(direction)  # an unknown direction: said before any image is read
         # files stay paths until their batch comes (a folder of any length is read one batch at a time)
         items = [x if _is_file(x) else self._item(x, direction, side_by_side) for x in images]
-        check_images([x for x in items if _is_file(x)])  # a bad file: named before any translation, as translate does
+        files = check_images([x for x in items if _is_file(x)])  # a bad one: named before any translation
+        if files and not side_by_side and self.config.method == "pix2pix":  # as `pixmorph translate` warns
+            from pixmorph.data.folders import input_half, warn_if_side_by_side_input
+
+            warn_if_side_by_side_input(files[0], input_half(direction, self.config.data.options), "side_by_side=True")
         singles = [i for i, x in enumerate(items) if not (isinstance(x, Tensor) and x.dim() == 4)]
         done = dict(zip(singles, self._translate_images([items[i] for i in singles], direction, size, batch_size,
                                                         side_by_side)))

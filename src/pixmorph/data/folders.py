@@ -6,6 +6,7 @@ so training data is a pure function of (run seed, step) whatever the number of w
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -200,14 +201,15 @@ def warn_unless_side_by_side_input(path: Path, half: str) -> None:
                       f"translate whole images")
 
 
-def warn_if_side_by_side_input(path: Path, half: str) -> None:
-    """One line when the first file given to a pix2pix model without ``--side-by-side`` is about twice as wide as
-    high: a pix2pix dataset file (A|B) would be translated whole, as one image (serve warns of such an upload)."""
+def warn_if_side_by_side_input(path: str | os.PathLike, half: str, option: str = "--side-by-side") -> None:
+    """One line when the first file given to a pix2pix model without ``option`` (``--side-by-side``) is about twice
+    as wide as high: a pix2pix dataset file (A|B) would be translated whole, as one image (serve warns of such an
+    upload)."""
     size = header_size(path)  # None: unreadable, said where it is read
     if size and looks_side_by_side(*size):
         warnings.warn(f"{path}: {size[0]}x{size[1]}, about twice as wide as high: if it is an A|B pair (a pix2pix "
-                      f"dataset file), it is translated whole, as one image; --side-by-side translates its {half} "
-                      f"half (the {'left' if half == 'A' else 'right'} one) alone")
+                      f"dataset file), it is translated whole, as one image; {option} translates its {half} "
+                      f"half (the {'left' if half == 'A' else 'right'} one) alone", stacklevel=3)
 
 
 def _size_unless_side_by_side(path: Path) -> str | None:
