@@ -251,6 +251,8 @@ def test_fewshot_refuses_what_the_translator_refuses_in_one_line():
     k = [Image.new("L", (16, 16))]
     with pytest.raises(ValueError, match=r"^this funit model takes 1-channel images and got 3-channel ones"):
         model(torch.zeros(1, 3, 16, 16), k)
+    with pytest.raises(ValueError, match=r"3-channel ones \(a tensor of shape \(3, 16, 16\)\)$"):  # as given, not batched
+        model(torch.zeros(3, 16, 16), k)
     for content in (torch.zeros(1, 1, 16, 16, dtype=torch.uint8), torch.full((1, 1, 16, 16), 200.0), torch.zeros(16, 16)):
         with pytest.raises(ValueError, match=r"^a (torch.uint8 tensor|tensor with values|tensor of shape)"):
             model(content, k)

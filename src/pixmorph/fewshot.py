@@ -129,7 +129,7 @@ class FewShotTranslator:
             channels = 1 if self.mode == "L" else 3
             if batch.shape[1] != channels:  # as the translator refuses them (PIL content images are converted)
                 raise ValueError(f"this funit model takes {channels}-channel images and got {batch.shape[1]}-channel "
-                                 f"ones (a batch of shape {tuple(batch.shape)})")
+                                 f"ones (a tensor of shape {tuple(content.shape)})")
             translated = torch.cat([self.translate_code(batch[i : i + batch_size], code, size)
                                     for i in range(0, max(len(batch), 1), batch_size)])
             return translated[0] if content.dim() == 3 else translated
