@@ -810,6 +810,22 @@ def test_an_edge_map_is_still_guessed_as_one(tmp_path):
     assert all(looks_like_edges(p) for p in (paths["edges"], *paths["edited"], bilevel))
 
 
+def test_an_anti_aliased_edge_map_is_guessed_as_one(tmp_path):
+    """An edge map resized (or drawn with a soft brush) has gray line pixels: it was guessed a segmentation
+    and trained as a label map of some hundred gray levels; a gray photo is still no edge map."""
+    from pixmorph.data.primitives import looks_like_edges
+    from pixmorph.data.single_image import write_example
+    from skimage import data as skdata
+
+    paths = write_example(tmp_path)
+    resized, photo = tmp_path / "resized.png", tmp_path / "gray_photo.png"
+    edges = Image.open(paths["edges"])
+    edges.resize((edges.width // 2, edges.height // 2), Image.Resampling.BICUBIC).save(resized)
+    Image.fromarray(skdata.camera()).save(photo)
+    assert looks_like_edges(resized)
+    assert not looks_like_edges(photo)
+
+
 def test_resume_keeps_the_runs_image_and_primitive_and_finds_moved_files(tmp_path):
     """`--resume --image OTHER` switched the run to another photo without a word; --max-side changed its
     size. Both are refused; a training file moved away is named, and given again at its new place, taken."""

@@ -212,9 +212,10 @@ def load_seg(path: str | Path, size: tuple[int, int]) -> Tensor:
 
 
 def looks_like_edges(path: str | Path) -> bool:
-    """A guess at a file's kind: edges when it is gray with two levels and the less common one draws thin
-    lines; coloured files, small label indices (0, 1, 2: a mask stored as indices) and two-level files of
-    solid regions (a 0/255 mask) are segmentations."""
+    """A guess at a file's kind: edges when it is gray on a light (or dark) ground and the rest of it, its
+    lines, anti-aliased or not (an edge map drawn with a soft brush or resized), is thin strokes; coloured
+    files, small label indices (0, 1, 2: a mask stored as indices) and gray files of solid regions (a 0/255
+    mask) are segmentations."""
     a = np.asarray(read_image(path, mode="RGB")).astype(np.int16)
     if _coloured(a):  # a segmentation
         return False
@@ -224,9 +225,11 @@ def looks_like_edges(path: str | Path) -> bool:
     if labels is not None and labels.max() < 32:
         return False  # small indices (invisible as an image): a label map
     gray = a[..., 0]
-    if ((gray < 64) | (gray > 191)).mean() <= 0.95:
-        return False
-    return _thin(gray < 128) if (gray < 128).mean() < 0.5 else _thin(gray >= 128)
+    if (gray > 191).mean() >= 0.5:  # a light ground: every pixel that is not near white is ink
+        return _thin(gray <= 191)
+    if (gray < 64).mean() >= 0.5:
+        return _thin(gray >= 64)
+    return False  # mostly mid-gray: regions, not lines
 
 
 def is_colour(path: str | Path) -> bool:
