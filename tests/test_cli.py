@@ -869,3 +869,20 @@ def test_a_header_size_decodes_no_pixel_of_a_png(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     assert header_size(tmp_path / "turned.png") == (20, 40) and header_size(tmp_path / "plain.png") == (40, 20)
+
+
+def test_the_readmes_device_row_names_every_command_without_device():
+    """The command reference said `--device` (every command), but `export` and `data` take none: each
+    command without it is named in that row."""
+    import click
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `--device`"))
+
+    def leaves(group: click.Command, path: str) -> list[tuple[str, click.Command]]:
+        if isinstance(group, click.Group):
+            return [leaf for name, sub in group.commands.items() for leaf in leaves(sub, f"{path} {name}".strip())]
+        return [(path, group)]
+
+    without = [path for path, command in leaves(cli, "") if not any("--device" in p.opts for p in command.params)]
+    assert without and all(f"`{path.split()[0]}`" in row for path in without), (without, row)
