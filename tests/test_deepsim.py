@@ -826,6 +826,17 @@ def test_an_anti_aliased_edge_map_is_guessed_as_one(tmp_path):
     assert not looks_like_edges(photo)
 
 
+def test_a_refused_example_run_writes_no_example_into_the_folder(tmp_path):
+    """`--image example --out RUN`, RUN holding another run's checkpoint, was refused only after writing
+    RUN/example and printing how to edit RUN with the example's edge maps."""
+    photo, seg = _label_photo(tmp_path, _blocks((0, 1, 2)))
+    run = tmp_path / "run"
+    assert _tiny_cli(tmp_path, "--image", str(photo), "--seg", str(seg), "--out", str(run)).exit_code == 0
+    result = _tiny_cli(tmp_path, "--image", "example", "--out", str(run))
+    assert result.exit_code != 0 and "holds a checkpoint already" in str(result.exception), result.output
+    assert not (run / "example").exists() and "built-in example" not in result.output, result.output
+
+
 def test_resume_keeps_the_runs_image_and_primitive_and_finds_moved_files(tmp_path):
     """`--resume --image OTHER` switched the run to another photo without a word; --max-side changed its
     size. Both are refused; a training file moved away is named, and given again at its new place, taken."""

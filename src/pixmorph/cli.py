@@ -106,6 +106,10 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
                                    f"check --out, or add {data_flag} to start a run there")
     kind_set = ((d.get("data") or {}).get("options") or {}).get("kind") is not None or \
         any(o.split("=")[0].strip() == "data.options.kind" for o in overrides)  # so not guessed from the file
+    if (single_image or {}).get("image") == "example" and not (resume or overwrite or dry_run):
+        from pixmorph.train.checkpoint import refuse_to_start_over
+
+        refuse_to_start_over(out, method)  # before RUN/example is written into a folder the run would refuse
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
     cfg = RunConfig.from_dict(d)
