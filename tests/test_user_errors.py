@@ -988,3 +988,22 @@ def test_translate_to_takes_the_class_as_its_direction_is_written(tmp_path, writ
     result = invoke("translate", run, image, "--to", "to:boot", "--out", tmp_path / "o", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "a.png").is_file()
+
+
+def test_eval_of_pix2pix_dataset_files_without_side_by_side_gets_a_one_line_warning(tmp_path, write_image,
+                                                                                    monkeypatch, capsys):
+    """`eval --checkpoint RUN --input facades/test --ref facades/test --pairs` translated each A|B test file whole
+    and scored it against the whole pair without a word, while `translate` of the same files warns."""
+    run = make_checkpoint(tmp_path / "run")
+    write_image(tmp_path / "pairs" / "0.png", 64, 32)
+    write_image(tmp_path / "pairs" / "1.png", 64, 32, seed=1)
+    code, _, err = run_main(monkeypatch, capsys, "eval", "--checkpoint", run, "--input", tmp_path / "pairs",
+                            "--ref", tmp_path / "pairs", "--pairs", "--metrics", "psnr", "--device", "cpu")
+    warned = [line for line in err.splitlines() if "A|B pair" in line]
+    assert code == 0, err
+    assert warned == [f"warning: {tmp_path / 'pairs' / '0.png'}: 64x32, about twice as wide as high: if it is an A|B "
+                      f"pair (a pix2pix dataset file), it is translated whole, as one image; --side-by-side translates "
+                      f"its A half (the left one) alone"]
+    code, _, err = run_main(monkeypatch, capsys, "eval", "--checkpoint", run, "--input", tmp_path / "pairs",
+                            "--side-by-side", "--metrics", "psnr", "--device", "cpu")
+    assert code == 0 and "A|B pair" not in err, err

@@ -260,7 +260,7 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
         raise ValueError(f"batch_size={batch_size}: give 1 or more")
     from pixmorph import load
     from pixmorph.api import Translator, file_batches
-    from pixmorph.data.folders import input_half, read_input, warn_unless_side_by_side_input
+    from pixmorph.data.folders import input_half, read_input, warn_if_side_by_side_input, warn_unless_side_by_side_input
     from pixmorph.images import check_distinct_outputs, check_images
 
     translator = checkpoint if isinstance(checkpoint, Translator) else load(checkpoint, device=device, precision="fp32")
@@ -276,6 +276,8 @@ def translate_folder(checkpoint: str | os.PathLike | Translator, inputs: str | o
     check_images(files)  # every bad file named before the first output, one cut short inside its pixels too
     if half and files:
         warn_unless_side_by_side_input(files[0], half)
+    elif files and translator.config.method == "pix2pix":  # A|B test files translated whole, as translate warns
+        warn_if_side_by_side_input(files[0], input_half(direction, translator.config.data.options))
     from tqdm import tqdm
 
     with tqdm(total=len(files), unit="img", desc="translating", disable=not progress) as bar:
