@@ -260,6 +260,10 @@ def test_config_file_errors_name_the_file(tmp_path):
     typo.write_text("model:\n  ngff: 8\n")
     result = invoke("train", "cyclegan", "--config", typo, "--dry-run")
     assert str(result.exception).startswith(f"{typo}: unknown model option(s): ngff; known: ")
+    section_typo = tmp_path / "section.yaml"  # a mistyped section was refused without naming the file
+    section_typo.write_text("modle:\n  ngf: 8\n")
+    result = invoke("train", "cyclegan", "--config", section_typo, "--dry-run")
+    assert str(result.exception) == f"{section_typo}: unknown config section(s): modle (use method, model, data, train)"
 
 
 def test_resume_continues_from_checkpoint_step(tmp_path, cyclegan_data):

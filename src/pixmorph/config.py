@@ -393,6 +393,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a mapping with sections method, model, data, train")
+    if unknown := set(d) - {f.name for f in dataclasses.fields(RunConfig)}:  # named with the file, not as --set's
+        raise ValueError(f"{path}: unknown config section(s): {', '.join(sorted(map(str, unknown)))} "
+                         f"(use method, model, data, train)")
     for section in ("model", "data", "train"):  # "train:" with every key commented out reads as None
         if d.get(section) is None and section in d:
             d[section] = {}
