@@ -1007,3 +1007,16 @@ def test_eval_of_pix2pix_dataset_files_without_side_by_side_gets_a_one_line_warn
     code, _, err = run_main(monkeypatch, capsys, "eval", "--checkpoint", run, "--input", tmp_path / "pairs",
                             "--side-by-side", "--metrics", "psnr", "--device", "cpu")
     assert code == 0 and "A|B pair" not in err, err
+
+
+def test_a_crop_below_the_patchgan_discriminator_is_one_line(tmp_path, cyclegan_data, monkeypatch, capsys):
+    """`--crop-size 16` with the paper's 3-layer PatchGAN (it needs 24 px) failed at the first step, under the bar,
+    with torch's 'Expected more than 1 value per channel when training'; a resume at such a crop did too."""
+    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run",
+                          "--steps", 1, *TINY_CYCLEGAN, "--set", "model.d_layers=3")
+    assert line == ("error: data.crop_size=16: the cyclegan discriminator takes sides of at least 24 "
+                    "(model.d_layers=3): use --crop-size 24, or, starting a new run, fewer model.d_layers")
+    assert not (tmp_path / "run").exists()
+    code, _, err = run_main(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run",
+                            "--steps", 1, *TINY_CYCLEGAN, "--set", "model.d_layers=2")  # 12 px: 16 trains
+    assert code == 0, err

@@ -18,6 +18,8 @@ class PatchDiscriminator(nn.Module):
                        nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
+        # n_layers halvings must leave 3 px: the last normalised layer then has 2x2, the output 1x1
+        self.min_size = 3 * 2**n_layers if n_layers else 4
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
