@@ -825,6 +825,8 @@ def test_gray_data_for_rgb_networks_is_one_line_naming_the_settings(tmp_path, la
     line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "cg",
                           "--steps", 1, *TINY_CYCLEGAN, "--set", "data.channels=1")
     assert line.startswith("error: data.channels=1: the cyclegan networks are built for model.in_channels=3")
+    line = one_line_error(monkeypatch, capsys, *pix2pix, "--out", tmp_path / "p2p", "--dry-run")  # printed the config
+    assert line.startswith("error: data.channels=1: the pix2pix networks are built for model.in_channels=3")
     assert not (tmp_path / "p2p").exists() and not (tmp_path / "cg").exists()
     code, _ = main_error(monkeypatch, capsys, *pix2pix, "--out", tmp_path / "gray", "--set", "model.in_channels=1",
                          "--set", "model.out_channels=1")

@@ -95,6 +95,7 @@ def complete_config(cfg: RunConfig, dry_run: bool = False) -> RunConfig:
     if hasattr(method_cls, "complete_run_config"):
         cfg = RunConfig.from_dict(method_cls.complete_run_config(cfg.to_dict(), dry_run=dry_run))
     cfg.model = dict(build_method_config(method_cls.Config, cfg.model).__dict__)
+    _check_image_channels(method_cls, cfg.model, cfg.data.channels)  # here: --dry-run refuses it too
     return cfg
 
 
@@ -282,7 +283,6 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
     with terminal.said_by_rank_0(world):  # every process reads the same folders: one warning per skipped file, not N
         dataset = build_dataset(method.data_layout, data_root, cfg.data)
     _check_fits_the_networks(dataset, method, data_root, cfg.data.crop_size)
-    _check_image_channels(method, cfg.data.channels)
     balanced = _balanced_batches(dataset, method, cfg)
     global_batch = t.batch_size * world.size  # train.batch_size is per process
     if len(dataset) < global_batch:
@@ -563,12 +563,12 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int
                          f"starting a new run, fewer model.d_layers")
 
 
-def _check_image_channels(method: Method, channels: int) -> None:
+def _check_image_channels(method: type[Method], model: dict, channels: int) -> None:
     """``data.channels`` other than the channels the image-to-image networks are built for (CycleGAN, pix2pix:
     model.in_channels and out_channels, 3 unless set), said before the first step fails inside a convolution."""
     if method.data_layout not in ("paired", "unpaired"):  # the others size their networks from the data or say so
         return
-    built = {side: getattr(method.cfg, f"{side}_channels", channels) for side in ("in", "out")}
+    built = {side: model.get(f"{side}_channels", channels) for side in ("in", "out")}
     if set(built.values()) != {channels}:
         raise ValueError(f"data.channels={channels}: the {method.name} networks are built for model.in_channels="
                          f"{built['in']}, model.out_channels={built['out']}: set both to {channels} too (--set "
