@@ -890,3 +890,17 @@ def test_the_readmes_device_row_names_every_command_without_device():
 
     without = [path for path, command in leaves(cli, "") if not any("--device" in p.opts for p in command.params)]
     assert without and all(f"`{path.split()[0]}`" in row for path in without), (without, row)
+
+
+def test_a_resume_at_the_end_of_the_schedule_names_the_epochs_not_steps(tmp_path, cyclegan_data):
+    """A run whose epochs ended said 'nothing to train (raise --steps, ...)' also to `--resume --steps 30`, whose
+    larger --steps is cut back to the schedule's end: raising it trained nothing again. It now names the epochs."""
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", cyclegan_data, "--out", run, *TINY_CYCLEGAN, "--epochs", 1,
+            "--epochs-decay", 0]
+    ok(invoke(*args))
+    end = ckpt.read_config(run / "checkpoint")["step"]
+    result = invoke(*args, "--resume", "--steps", end + 10)
+    ok(result)
+    assert f"already at step {end} of {end}: nothing to train (the schedule's epochs end at step {end}: for more " \
+           f"steps give more --epochs / --epochs-decay, train.epochs / epochs_decay from Python)" in result.output

@@ -93,8 +93,12 @@ class Method:
         """Refuse, in one line, training images of a size this method cannot take (besides its generators'
         stride and least input, which the loop checks); called before the first step."""
 
-    def train_on_hint(self) -> str:
-        """How to train a run on that is at its last step (said by a ``--resume`` with nothing to train)."""
+    def train_on_hint(self, schedule_end: int | None = None) -> str:
+        """How to train a run on that is at its last step (said by a ``--resume`` with nothing to train);
+        ``schedule_end``: the step its epochs end at, when the run is there (a larger --steps is cut back to it)."""
+        if schedule_end is not None:
+            return (f"the schedule's epochs end at step {schedule_end}: for more steps give more --epochs / "
+                    f"--epochs-decay, train.epochs / epochs_decay from Python")
         return "raise --steps, train.max_steps from Python, or the epochs"
 
     def visual_columns(self) -> str:

@@ -275,7 +275,7 @@ class TwoStep(Method):
                           f"model.step2_steps", stacklevel=2)
         return d
 
-    def train_on_hint(self) -> str:
+    def train_on_hint(self, schedule_end: int | None = None) -> str:
         """--steps past the stage's end is cut back to it (complete_run_config): raising it trains nothing."""
         c = self.cfg
         if c.stage == "1":

@@ -342,7 +342,8 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
                   f"images, so the schedule ends at step {schedule.end}")
         if step >= last_step:
             if world.is_main:
-                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train ({method.train_on_hint()})")
+                print(f"{run_dir}: already at step {step} of {last_step}: nothing to train "
+                      f"({method.train_on_hint(schedule.end if step >= schedule.end else None)})")
             if world.distributed:
                 distributed.shutdown()
             return run_dir
