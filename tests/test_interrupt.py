@@ -98,7 +98,7 @@ def fail(self, batch, update):
     raise RuntimeError("a failing step")
 
 CycleGAN.train_step = fail
-cfg = RunConfig.from_dict({{"method": "cyclegan", "model": {{"ngf": 4, "ndf": 4, "n_blocks": 1}},
+cfg = RunConfig.from_dict({{"method": "cyclegan", "model": {{"ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 1}},
     "data": {{"root": {str(data)!r}, "load_size": 16, "crop_size": 16, "num_workers": 2}},
     "train": {{"out": {str(tmp_path / "run")!r}, "device": "cpu", "tensorboard": False}}}})
 try:
