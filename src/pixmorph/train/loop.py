@@ -559,9 +559,11 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int
     judges = max((getattr(net, "min_size", 1) for net in method.nets.values() if net not in generators), default=1)
     if size is None and crop and crop < judges:  # (a PatchGAN failed at the first step: 'more than 1 value per channel')
         fits = -(-max(need, judges) // stride) * stride
-        raise ValueError(f"data.crop_size={crop}: the {method.name} discriminator takes sides of at least {judges} "
-                         f"(model.d_layers={getattr(method.cfg, 'd_layers', '?')}): use --crop-size {fits}, or, "
-                         f"starting a new run, fewer model.d_layers")
+        layers = getattr(method.cfg, "d_layers", None)
+        fewer = f" (model.d_layers={layers}): use --crop-size {fits}, or, starting a new run, fewer model.d_layers" \
+            if layers is not None else f": use --crop-size {fits}"
+        raise ValueError(f"data.crop_size={crop}: the {method.name} discriminator takes sides of at least {judges}"
+                         f"{fewer}")
 
 
 def _check_image_channels(method: type[Method], model: dict, channels: int) -> None:
