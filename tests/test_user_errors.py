@@ -958,8 +958,9 @@ def test_translate_to_a_class_with_a_funit_checkpoint_points_to_fewshot(tmp_path
                                                         "n_res_blocks": 1, "n_res_blocks_dis": 4})
     image = write_image(tmp_path / "in" / "a.png", 32, 32)
     line = one_line_error(monkeypatch, capsys, "translate", run, image, "--to", "meerkat", "--out", tmp_path / "o")
-    assert line.startswith("error: direction 'to:meerkat': this funit checkpoint has reconstruct (to render images as "
-                           "a class, give K images of it: pixmorph fewshot CKPT --content IMG... --class-images"), line
+    assert line.startswith("error: --to meerkat: this funit checkpoint has no target classes (--to is for two-step "
+                           "models); its directions: reconstruct (to render images as a class, give K images of it: "
+                           "pixmorph fewshot CKPT --content IMG... --class-images"), line
     assert not (tmp_path / "o").exists()
 
 
@@ -1022,3 +1023,14 @@ def test_a_crop_below_the_patchgan_discriminator_is_one_line(tmp_path, cyclegan_
     code, _, err = run_main(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run",
                             "--steps", 1, *TINY_CYCLEGAN, "--set", "model.d_layers=2")  # 12 px: 16 trains
     assert code == 0, err
+
+
+def test_translate_to_a_class_of_a_model_without_classes_says_it_as_given(tmp_path, write_image, monkeypatch, capsys):
+    """`translate DEEPSIM_OR_CYCLEGAN_RUN x --to cat` said "direction 'to:cat': this ... checkpoint has AtoB, BtoA":
+    a direction the user never typed. It names --to, and the directions there are."""
+    run = make_checkpoint(tmp_path / "run", "cyclegan")
+    image = write_image(tmp_path / "x.png", 32, 32)
+    line = one_line_error(monkeypatch, capsys, "translate", run, image, "--out", tmp_path / "out", "--to", "cat",
+                          "--device", "cpu")
+    assert line == ("error: --to cat: this cyclegan checkpoint has no target classes (--to is for two-step models); "
+                    "its directions: AtoB, BtoA")

@@ -262,6 +262,10 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
             direction = translator.default_direction()
         except ValueError as err:
             raise ValueError(f"{err}: --to CLASS") from None
+    if to_class and not any(d.startswith("to:") for d in translator.directions):  # said as the user wrote it
+        raise ValueError(f"--to {to_class}: this {translator.config.method} checkpoint has no target classes (--to is "
+                         f"for two-step models); its directions: {', '.join(translator.directions)}"
+                         f"{translator.direction_note()}")
     translator.generator(direction)  # an unknown direction: said before any file is read or the progress bar is drawn
     half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
