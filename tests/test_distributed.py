@@ -216,14 +216,18 @@ except Exception as error:
 """
 
 
-def start_as_two_machines(tmp_path, mode: str) -> list[str]:
-    """ON_ITS_OWN_DISK in two processes, started as two machines' launchers would (no torchrun agent here to stop
-    the others); the last line each printed, once both have stopped."""
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_as_two_machines(tmp_path, mode: str) -> list[str]:
+    """ON_ITS_OWN_DISK in two processes, started as two machines' launchers would (no torchrun agent here to stop
+    the others); the last line each printed, once both have stopped."""
+    port = free_port()
     processes = [subprocess.Popen([sys.executable, "-c", ON_ITS_OWN_DISK, str(tmp_path), mode],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**cli_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
@@ -276,6 +280,47 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
     assert lines[0].endswith(" (process 1 of 2)") == case.endswith("on 1"), lines
 
 
+@pytest.mark.parametrize("case", ["no config on 1, torchrun", "no config on 0", "no GPU on 1"])
+def test_an_error_of_one_machine_before_the_processes_join_stops_the_others(tmp_path, layouts, case):
+    """What `pixmorph train` reads before its processes join (the --config file, a --resume's run folder, the device)
+    can be missing on one machine only: its processes stopped there, and the other machines' waited in
+    init_process_group for 30 minutes. Each "machine" here is a folder of its own (relative paths) and a launcher
+    of its own: torchrun with two nodes, whose launcher holds the store, or the processes alone (the first one's)."""
+    for machine in ("m0", "m1"):
+        layouts.unpaired(tmp_path / machine / "data", n=4, size=(16, 16))
+        (tmp_path / machine / "my.yaml").write_text("train:\n  seed: 1\n")
+    failing = 0 if case.endswith("on 0") else 1
+    if case.startswith("no config"):
+        (tmp_path / f"m{failing}" / "my.yaml").unlink()
+    port = free_port()
+    processes = []
+    for rank in (0, 1):
+        device = "cuda" if case == "no GPU on 1" and rank == 1 else "cpu"
+        args = ["-m", "pixmorph", "train", "cyclegan", "--config", "my.yaml", "--data", "data", "--out", "run",
+                "--steps", "1", "--load-size", "16", "--crop-size", "16", "--workers", "0", "--device", device, *TINY]
+        env = {**cli_env(), "CUDA_VISIBLE_DEVICES": ""}
+        if case.endswith("torchrun"):
+            args = ["-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
+                    "--master-addr", "127.0.0.1", "--master-port", str(port), *args]
+        else:
+            env.update(RANK=str(rank), LOCAL_RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        processes.append(subprocess.Popen([sys.executable, *args], cwd=tmp_path / f"m{rank}", env=env, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        ended = [p.communicate(timeout=180) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    said = ("error: my.yaml: config file not found" if case.startswith("no config") else
+            "error: device 'cuda' asked for, but CUDA is not available here")
+    for rank, (_, err) in enumerate(ended):
+        lines = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and lines[0].startswith(said), (rank, err[-3000:])
+        assert lines[0].endswith(" (process 1 of 2)") == (failing == 1), lines
+    assert [p.returncode for p in processes] == [1, 1]
+    assert not (tmp_path / "m0" / "run").exists() and not (tmp_path / "m1" / "run").exists()
+
+
 def test_processes_given_other_settings_are_refused(tmp_path, layouts):
     """`pixmorph train --resume` reads RUN/config.json in each process, before they join: a machine that saw
     another copy of it (a run folder not on shared storage) trained with other settings, silently (another seed
@@ -289,7 +334,7 @@ def test_processes_given_other_settings_are_refused(tmp_path, layouts):
 
 def test_what_each_machine_may_give_its_own_is_not_compared(monkeypatch):
     """A machine's own data folder, loader processes and CPU threads (the same images at another path; fewer
-    cores) are its own; another model width is refused."""
+    cores) are its own, and so are the paths of files beside the data; another model width is refused."""
     from pixmorph.train import loop
 
     world = distributed.World(rank=0, size=2)
@@ -311,6 +356,16 @@ def test_what_each_machine_may_give_its_own_is_not_compared(monkeypatch):
     with pytest.raises(ValueError, match=r"^/a/run: the processes were given different settings \(model.ngf: 64 on "
                                          r"process 0, 32 on process 1 of 2\)"):
         both(other_machine(model__ngf=32))
+
+    # DeepSIM's primitive file (and FUNIT's list files) at a path of the machine's own; not a file against computed
+    mine = RunConfig.from_dict({"method": "deepsim", "data": {"root": "/a/car.png", "options": {
+        "primitive": "/a/car_seg.png", "kind": "seg"}}, "train": {"out": "/a/run"}})
+    both(other_machine(data__root="/b/car.png", data__options={"primitive": "/b/seg.png", "kind": "seg"}))
+    with pytest.raises(ValueError, match=r"\(data.options.primitive: 'a file' on process 0, 'auto-seg' on process 1"):
+        both(other_machine(data__options={"primitive": "auto-seg", "kind": "seg"}))
+    mine = RunConfig.from_dict({"method": "funit", "data": {"root": "/a/faces", "options": {
+        "source_list": "/a/train.txt", "image_root": "/a/images"}}, "train": {"out": "/a/run"}})
+    both(other_machine(data__options={"source_list": "/b/train.txt", "image_root": "/b/images"}))
 
 
 @pytest.mark.parametrize("case", ["sample full", "checkpoint full", "stats full"])
@@ -381,9 +436,31 @@ def test_batch_norm_is_synchronised_on_gpus_only():
     sync_batch_norm(nets, torch.device("cpu"))
     assert type(nets["G"][1]) is nn.BatchNorm2d  # torch has no CPU SyncBatchNorm
     sync_batch_norm(nets, torch.device("cuda"))  # converting needs no GPU
-    assert type(nets["G"][1]) is nn.SyncBatchNorm and nets["G"][1].weight is weight  # optimizers keep theirs
+    assert isinstance(nets["G"][1], nn.SyncBatchNorm) and nets["G"][1].weight is weight  # optimizers keep theirs
     assert set(nets.state_dict()) == {"G.0.weight", "G.0.bias", "G.1.weight", "G.1.bias", "G.1.running_mean",
                                       "G.1.running_var", "G.1.num_batches_tracked", "D.weight", "D.bias"}
+
+
+def test_synchronised_batch_norm_still_normalises_per_image_outside_training():
+    """A run that started at batch 1 draws its sample grids with batch norm per image (nn/norm.py); on several
+    GPUs torch's conversion to SyncBatchNorm made plain layers, which normalised them by the running averages."""
+    from torch import nn
+
+    from pixmorph.nn.norm import BatchNorm2d, normalise_per_image
+    from pixmorph.train.distributed import sync_batch_norm
+
+    torch.manual_seed(0)
+    nets = nn.ModuleDict({"G": nn.Sequential(nn.Conv2d(3, 4, 3), BatchNorm2d(4)),
+                          "D": nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))})
+    normalise_per_image(nets, trained_at_batch_1=True)
+    x = torch.randn(2, 3, 8, 8) * 5 + 3
+    before = nets["G"].eval()(x)
+    sync_batch_norm(nets, torch.device("cuda"))  # converting needs no GPU; outside training it runs on the CPU
+    assert isinstance(nets["G"][1], nn.SyncBatchNorm) and nets["G"][1].per_image
+    assert type(nets["D"][1]) is nn.SyncBatchNorm  # torch's own layer stays torch's
+    assert torch.allclose(nets["G"].eval()(x), before, atol=1e-6)
+    normalise_per_image(nets, trained_at_batch_1=False)  # a resume at a larger batch: the running averages
+    assert not torch.allclose(nets["G"](x), before, atol=1e-2)
 
 
 def test_a_skipped_image_is_warned_once_not_by_every_process(tmp_path, layouts):

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,13 +66,51 @@ def cli() -> None:
 def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
           devices: int | None, single_image: dict, **flags) -> None:
     """Train METHOD (cyclegan, pix2pix, deepsim, funit, twostep) on a data folder or built-in task."""
-    from pixmorph.methods import METHODS, get_method
-    from pixmorph.train.distributed import launched_by_torchrun
+    from pixmorph.methods import get_method
+    from pixmorph.train.distributed import failing_together_before_joining, launched_by_torchrun
 
     if devices and devices > 1 and not dry_run and not launched_by_torchrun():
         from pixmorph.train.launch import relaunch
 
         sys.exit(relaunch(devices, sys.argv[1:], flags["device"]))
+
+    # (each process of a torchrun reads its own machine's files here: one that fails must stop the others too)
+    with nullcontext() if dry_run else failing_together_before_joining():
+        cfg, kind_set = assemble_run_config(method, config_file, resume, overwrite, overrides, dry_run, single_image,
+                                            flags)
+    from pixmorph.train.loop import check_run_folder, complete_config, train as run_training
+
+    if dry_run:  # a run's config is completed by train() (what a method takes from its data: two-step's classes)
+        check_run_folder(cfg)  # first, as the run checks it: completing the config can take a while
+        cfg = complete_config(cfg, dry_run=True)
+        click.echo(json.dumps(dry_run_config(cfg, get_method(cfg.method), single_image), indent=2))
+        return
+
+    primitive_files: list[Path] = []
+
+    def write_primitive(pair) -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
+        if not kind_set and (note := guessed_kind_note(cfg, single_image)):
+            click.echo(note, err=True)
+        primitive_files.extend(save_training_primitive(cfg, pair))
+        return primitive_files
+
+    new_deepsim = cfg.method == "deepsim" and not cfg.train.resume
+    if new_deepsim:  # before the run: an --overwrite sets aside RUN/primitive, where the files may be
+        warn_of_unlikely_primitives(cfg.data.options or {})
+    run_dir = run_training(cfg, on_start=write_primitive if new_deepsim else None)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once
+        click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
+        if primitive_files and computed_primitive(cfg.data.options or {}):
+            click.echo(primitive_hint(run_dir, primitive_files, cfg.data.options or {}))
+
+
+def assemble_run_config(method: str, config_file: str | None, resume: bool, overwrite: bool,
+                        overrides: tuple[str, ...], dry_run: bool, single_image: dict,
+                        flags: dict) -> tuple[RunConfig, bool]:
+    """The run config of ``pixmorph train``: a --resume's saved config, then the YAML, the flags and the --set
+    overrides, each laid over what comes before it; and whether the DeepSIM primitive's kind was set (so not
+    guessed from its file)."""
+    from pixmorph.methods import METHODS
 
     if method == "deepsim" and flags.get("data"):  # it would be taken as the image, or dropped by --image
         raise click.UsageError(f"--data {flags['data']}: deepsim trains on one image: give it with --image IMG")
@@ -112,31 +151,7 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
         refuse_to_start_over(out, method)  # before RUN/example is written into a folder the run would refuse
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
-    cfg = RunConfig.from_dict(d)
-    from pixmorph.train.loop import check_run_folder, complete_config, train as run_training
-
-    if dry_run:  # a run's config is completed by train() (what a method takes from its data: two-step's classes)
-        check_run_folder(cfg)  # first, as the run checks it: completing the config can take a while
-        cfg = complete_config(cfg, dry_run=True)
-        click.echo(json.dumps(dry_run_config(cfg, get_method(cfg.method), single_image), indent=2))
-        return
-
-    primitive_files: list[Path] = []
-
-    def write_primitive(pair) -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
-        if not kind_set and (note := guessed_kind_note(cfg, single_image)):
-            click.echo(note, err=True)
-        primitive_files.extend(save_training_primitive(cfg, pair))
-        return primitive_files
-
-    new_deepsim = cfg.method == "deepsim" and not cfg.train.resume
-    if new_deepsim:  # before the run: an --overwrite sets aside RUN/primitive, where the files may be
-        warn_of_unlikely_primitives(cfg.data.options or {})
-    run_dir = run_training(cfg, on_start=write_primitive if new_deepsim else None)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, once
-        click.echo(f"checkpoint: {run_dir / 'checkpoint'}\nsamples:    {run_dir / 'samples' / 'index.html'}")
-        if primitive_files and computed_primitive(cfg.data.options or {}):
-            click.echo(primitive_hint(run_dir, primitive_files, cfg.data.options or {}))
+    return RunConfig.from_dict(d), kind_set
 
 
 def merged(base: dict, changes: dict) -> dict:

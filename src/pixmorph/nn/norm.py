@@ -98,6 +98,34 @@ class BatchNorm2d(nn.BatchNorm2d):
         return instance_norm(x, self.weight, self.bias, self.eps)
 
 
+class SyncBatchNorm(nn.SyncBatchNorm):
+    """:class:`BatchNorm2d` across the processes of a distributed run (GPUs): the same ``per_image`` outside
+    training (the sample grids of a run that started at batch 1)."""
+
+    per_image = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training or not self.per_image:
+            return super().forward(x)
+        if x.dim() == 3:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        return instance_norm(x, self.weight, self.bias, self.eps)
+
+
+def to_sync_batch_norm(net: nn.Module) -> nn.Module:
+    """``net`` with its batch norm layers synchronised across processes (:class:`SyncBatchNorm`, the same parameters
+    and buffers): torch's conversion makes plain ``nn.SyncBatchNorm`` layers, without ``per_image``."""
+    # (torch converts every batch norm layer, in place, in the order of net.modules())
+    per_image = [getattr(m, "per_image", None) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    synced = [m for m in net.modules() if isinstance(m, nn.SyncBatchNorm)]
+    for m, flag in zip(synced, per_image):
+        if flag is not None:  # one of pixmorph's BatchNorm2d
+            m.__class__ = SyncBatchNorm
+            m.per_image = flag
+    return net
+
+
 def normalise_per_image(module: nn.Module, trained_at_batch_1: bool) -> None:
     """Batch norm of a network trained at batch 1 normalises each image by its own statistics at inference,
     as pix2pix runs its generator at test time (Isola et al. 3.3: "the statistics of the test batch", at
@@ -106,7 +134,7 @@ def normalise_per_image(module: nn.Module, trained_at_batch_1: bool) -> None:
     batches, the running averages stand for the batch statistics training used, and stay (measured: pix2pix
     on fashion-edges at batch 8 scores better with them)."""
     for m in module.modules():
-        if isinstance(m, BatchNorm2d):
+        if isinstance(m, (BatchNorm2d, SyncBatchNorm)):
             m.per_image = trained_at_batch_1
 
 

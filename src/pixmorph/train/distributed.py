@@ -63,7 +63,7 @@ def init(device: torch.device) -> tuple[World, torch.device]:
     (``cuda:LOCAL_RANK`` on GPUs). A single process gets ``World()`` and ``device`` unchanged."""
     if not launched_by_torchrun():
         return World(), device
-    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    world = torchrun_world()
     stop_with_the_launcher()
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
@@ -71,6 +71,11 @@ def init(device: torch.device) -> tuple[World, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return world, device
+
+
+def torchrun_world() -> World:
+    """This process's place in the run torchrun describes in the environment."""
+    return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def stop_with_the_launcher() -> None:
@@ -109,8 +114,10 @@ def sync_batch_norm(nets: nn.ModuleDict, device: torch.device) -> None:
     in place (the same parameters, so optimizers and checkpoints are unchanged)."""
     if device.type != "cuda":
         return
+    from pixmorph.nn.norm import to_sync_batch_norm
+
     for name, net in nets.items():
-        nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        nets[name] = to_sync_batch_norm(net)
 
 
 def seed_process(world: World, seed: int, step: int) -> None:
@@ -223,22 +230,7 @@ def failing_together(world: World) -> Iterator[Callable[[], None]]:
             if error is not None:  # the others are gone: this process's own error is the one to say
                 raise error from None
             raise
-        rank, failure = next(((r, f) for r, f in enumerate(failures) if f is not None), (None, None))
-        if failure is None:
-            return
-        if error is not None and rank == 0 == world.rank:
-            raise error
-        kind, message = failure
-        if rank != 0:
-            message = f"{message} (process {rank} of {world.size})"
-        try:
-            same = kind(message)
-        except Exception:  # a class that takes other arguments
-            same = RuntimeError(message)
-        same = same if str(same) == message else RuntimeError(message)
-        if rank != world.rank:
-            same.raised_by = rank
-        raise same from error
+        _raise_the_first_failure(failures, error, world)
 
     try:
         yield agree
@@ -250,6 +242,88 @@ def failing_together(world: World) -> Iterator[Callable[[], None]]:
     else:
         if not said:
             agree()
+
+
+def _raise_the_first_failure(failures: list, error: BaseException | None, world: World) -> None:
+    """Raise, on every process, the error of the first process whose entry of ``failures`` (one per rank, in rank
+    order: None, or what :func:`_portable` made of its error) is not None; ``error`` is this process's own."""
+    rank, failure = next(((r, f) for r, f in enumerate(failures) if f is not None), (None, None))
+    if failure is None:
+        return
+    if error is not None and rank == 0 == world.rank:
+        raise error
+    kind, message = failure
+    if rank != 0:
+        message = f"{message} (process {rank} of {world.size})"
+    try:
+        same = kind(message)
+    except Exception:  # a class that takes other arguments
+        same = RuntimeError(message)
+    same = same if str(same) == message else RuntimeError(message)
+    if rank != world.rank:
+        same.raised_by = rank
+    raise same from error
+
+
+# Agreements before joining, counted so that each one's keys in the store are its own (every process makes the
+# same ones, in the same order); the store, kept so that the first process's server outlives the agreement.
+_rounds_before_joining = 0
+_store_before_joining: dist.Store | None = None
+
+
+@contextmanager
+def failing_together_before_joining() -> Iterator[None]:
+    """:func:`failing_together` for the work a process does before it joins the process group (the command's
+    options and files, its device): an error there that other machines do not meet (a --config file, a run folder
+    or a GPU one machine lacks) stopped that machine's processes before they joined, and the others waited in
+    ``init_process_group`` until its timeout (30 minutes; torchrun stops a failed process's siblings on its own
+    machine only). Every process says through torchrun's store (the launcher's, or the first process's as
+    ``init_process_group`` makes it, which it then shares) whether the block failed; if any did, every one raises
+    the error of the first that did. Without torchrun's environment it does nothing."""
+    global _rounds_before_joining
+    if not launched_by_torchrun() or not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
+        yield
+        return
+    world = torchrun_world()
+    _rounds_before_joining += 1
+    prefix = f"pixmorph/before-joining/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{_rounds_before_joining}/"
+    try:
+        yield
+    except BaseException as error:
+        _agree_before_joining(world, prefix, error)
+        raise
+    _agree_before_joining(world, prefix, None)
+
+
+def _agree_before_joining(world: World, prefix: str, error: BaseException | None) -> None:
+    import datetime
+    import time
+
+    global _store_before_joining
+    wait = datetime.timedelta(minutes=30)  # init_process_group's own for gloo: as long as one would wait there
+    try:
+        if _store_before_joining is None:
+            by_the_launcher = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+            _store_before_joining = dist.TCPStore(
+                os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world.size,
+                is_master=world.rank == 0 and not by_the_launcher, timeout=wait, multi_tenant=True,
+                wait_for_workers=False)
+        store = dist.PrefixStore(prefix, _store_before_joining)
+        store.set(f"said/{world.rank}", pickle.dumps(None if error is None else _portable(error)))
+        names = [f"said/{rank}" for rank in range(world.size)]
+        store.wait(names)
+        failures = [pickle.loads(said) for said in store.multi_get(names)]
+        store.add("read", 1)
+        failed = any(f is not None for f in failures)
+        if failed and world.rank == 0:  # its store may be the one they read: it stays until every one has read
+            deadline = time.monotonic() + 60
+            while store.add("read", 0) < world.size and time.monotonic() < deadline:
+                time.sleep(0.05)
+    except Exception:
+        if error is not None:  # no agreement to be had: this process's own error is the one to say
+            raise error from None
+        raise
+    _raise_the_first_failure(failures, error, world)
 
 
 def raised_by(error: BaseException, world: World) -> int:

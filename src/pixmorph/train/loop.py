@@ -111,7 +111,9 @@ def train(cfg: RunConfig, progress: bool = True,
     is given the training dataset, as read before the last run's outputs were set aside, and returns the
     files. A run folder this call created is removed again when the run fails before its first checkpoint and
     holds nothing else (a refused start leaves no folder behind)."""
-    world, device = distributed.init(resolve_device(cfg.train.device))
+    with distributed.failing_together_before_joining():  # (a device one machine lacks: cuda:3 on a 2-GPU one)
+        device = resolve_device(cfg.train.device)
+    world, device = distributed.init(device)
     try:
         _refuse_other_settings(cfg, world)
         # (a run folder seen by one machine only refuses a run there alone: all must stop, not wait for it)
@@ -126,6 +128,12 @@ def train(cfg: RunConfig, progress: bool = True,
 # Settings each machine may give its own: where it finds the run folder (what it finds there is checked apart) and
 # the data (the same images in a folder of its own), its loader processes and CPU threads.
 PER_MACHINE = ("train.out", "data.root", "data.num_workers", "train.threads")
+# Options that name a file or folder beside the data (DeepSIM's primitive and edge map, FUNIT's image root and list
+# files): a machine may keep its copy at a path of its own; compared only as a file given or not (DeepSIM's
+# "auto" ones, computed from the image, stay themselves).
+PATH_OPTIONS = ("data.options.primitive", "data.options.edges", "data.options.image_root",
+                "data.options.source_list", "data.options.target_list")
+COMPUTED_PRIMITIVES = ("auto", "auto-edges", "auto-seg")
 
 
 def _refuse_other_settings(cfg: RunConfig, world: distributed.World) -> None:
@@ -150,7 +158,11 @@ def _refuse_other_settings(cfg: RunConfig, world: distributed.World) -> None:
 def _settings(cfg: RunConfig) -> tuple[str, dict]:
     """A process's run folder, and its settings that every process must share."""
     settings = _flat(cfg.to_dict())
-    return settings["train.out"], {k: v for k, v in settings.items() if k not in PER_MACHINE}
+    shared = {k: v for k, v in settings.items() if k not in PER_MACHINE}
+    for key in PATH_OPTIONS:
+        if shared.get(key) not in (None, *COMPUTED_PRIMITIVES):
+            shared[key] = "a file"
+    return settings["train.out"], shared
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
