@@ -507,8 +507,10 @@ def test_a_time_budget_bar_shows_its_estimated_end_from_the_first_step(tmp_path,
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, log_every=10**6, sample_every=10**6,
                                                            epochs=10**5))
     train(cfg, progress=True)
-    renders = [r for r in capsys.readouterr().err.replace("\r", "\n").splitlines() if "step" in r and "/" in r]
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    renders = [r for r in err if "step" in r and "/" in r]
     assert renders and not any("/100000 " in r or "/100000[" in r for r in renders), renders[:5]
+    assert not any(re.search(r"\dstep", r) for r in err), err[:5]  # before an estimate: "0 step", not "0step"
 
 
 def test_translate_skip_bad_with_nothing_readable_fails(tmp_path, monkeypatch, capsys):

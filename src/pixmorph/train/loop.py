@@ -408,7 +408,7 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
         print(f"{world.size} processes ({distributed.backend()}), batch {t.batch_size} each: global batch {global_batch}",
               flush=True)
     bar = tqdm(total=None if t.time_budget else last_step, initial=step,  # a budget's end: estimated each step
-               disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
+               disable=not (progress and world.is_main), unit=" step", dynamic_ncols=True)
     first_step = step
     if t.time_budget and world.is_main and progress:
         tqdm.write(f"training for {t.time_budget:.0f} s or {last_step} steps, whichever ends first")
