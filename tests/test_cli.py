@@ -94,7 +94,7 @@ def test_train_cyclegan_writes_run_folder(tmp_path, cyclegan_data):
 def test_yaml_config_is_honoured_and_set_overrides_it(tmp_path, cyclegan_data):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({
-        "model": {"ngf": 16, "ndf": 16},
+        "model": {"ngf": 16, "ndf": 16, "d_layers": 2},  # a PatchGAN that takes the 16 px crop
         "data": {"load_size": 20, "crop_size": 16, "flip": False},
         "train": {"batch_size": 4, "log_every": 7},
     }))
@@ -141,7 +141,8 @@ def test_each_method_without_data_trains_on_its_own_builtin_task(tmp_path, cycle
     assert resolved("cyclegan") == ("fashion-edges", 3, None)
     assert resolved("pix2pix") == ("fashion-edges-paired", 3, 5)  # its 32 px pairs: a U-Net of 5 halvings
     assert resolved("pix2pix", "--data", "fashion-edges-paired") == ("fashion-edges-paired", 3, 5)  # named: the same
-    assert resolved("pix2pix", "--set", "model.num_downs=6") == ("fashion-edges-paired", 3, 6)
+    assert resolved("pix2pix", "--set", "model.num_downs=6", "--load-size", 64, "--crop-size", 64) == (
+        "fashion-edges-paired", 3, 6)  # (6 halvings need 64 px: at its 32, --dry-run refuses it, as the run does)
     assert resolved("funit", "--steps", 1)[:2] == ("glyphs", 1)
     assert resolved("twostep")[:2] == ("fashion-classes", 1)
     assert resolved("twostep", "--data", "fashion-classes")[:2] == ("fashion-classes", 1)
@@ -734,6 +735,23 @@ def test_dry_run_refuses_what_the_run_would_refuse(tmp_path, cyclegan_data):
     for dry in (["--dry-run"], ["--steps", "2"]):  # a run folder that holds a checkpoint, without --resume
         result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", *TINY_CYCLEGAN, *dry)
         assert isinstance(result.exception, FileExistsError) and "continue it with --resume" in str(result.exception)
+
+
+@pytest.mark.parametrize("crop, setting, words", [
+    (18, "model.d_layers=1", "the cyclegan generators take sides that are multiples of 4"),
+    (16, "model.d_layers=3", "the cyclegan discriminator takes sides of at least 24"),
+])
+def test_dry_run_refuses_the_crops_the_run_refuses(tmp_path, cyclegan_data, crop, setting, words):
+    """--dry-run printed the config for a crop the networks cannot take (not a multiple of the generators'
+    stride, below the PatchGAN's least input), which the run then refused before its first step."""
+    messages = []
+    for dry in (["--dry-run"], ["--steps", "1"]):
+        result = invoke("train", "cyclegan", "--data", cyclegan_data, "--out", tmp_path / "run", *TINY_CYCLEGAN,
+                        "--load-size", crop, "--crop-size", crop, "--set", setting, *dry)
+        assert isinstance(result.exception, ValueError) and words in str(result.exception), result.output
+        assert not (tmp_path / "run").exists()
+        messages.append(str(result.exception))
+    assert messages[0] == messages[1]
 
 
 def test_dry_run_refuses_the_run_folder_the_run_would_refuse(tmp_path, cyclegan_data):

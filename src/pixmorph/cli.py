@@ -78,12 +78,16 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     with nullcontext() if dry_run else failing_together_before_joining():
         cfg, kind_set = assemble_run_config(method, config_file, resume, overwrite, overrides, dry_run, single_image,
                                             flags)
-    from pixmorph.train.loop import check_run_folder, complete_config, train as run_training
+    from pixmorph.train.loop import (build_method, check_crop_fits_the_networks, check_run_folder, complete_config,
+                                     train as run_training)
 
     if dry_run:  # a run's config is completed by train() (what a method takes from its data: two-step's classes)
         check_run_folder(cfg)  # first, as the run checks it: completing the config can take a while
         cfg = complete_config(cfg, dry_run=True)
-        click.echo(json.dumps(dry_run_config(cfg, get_method(cfg.method), single_image), indent=2))
+        resolved = dry_run_config(cfg, get_method(cfg.method), single_image)
+        if get_method(cfg.method).data_layout != "single":  # DeepSIM trains at its image's size, not a crop
+            check_crop_fits_the_networks(build_method(cfg), resolved["data"]["crop_size"])
+        click.echo(json.dumps(resolved, indent=2))
         return
 
     primitive_files: list[Path] = []

@@ -550,7 +550,8 @@ def _go_on_with(cfg: RunConfig, world: distributed.World) -> str:
 def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int | None) -> None:
     """Training images the generators cannot take, said before the first step fails inside a network: a
     dataset of one fixed size (DeepSIM's image) below their least input, or a square crop that is not a
-    multiple of their stride (a ResNet's 4, a U-Net's 2^num_downs) or below their least input."""
+    multiple of their stride (a ResNet's 4, a U-Net's 2^num_downs) or below their least input
+    (:func:`check_crop_fits_the_networks`)."""
     generators = method.translators().values()
     need = max((getattr(g, "min_size", 1) for g in generators), default=1)
     size = getattr(dataset, "image_size", None)
@@ -559,17 +560,27 @@ def _check_fits_the_networks(dataset, method: Method, data_root: Path, crop: int
         larger = "a larger --max-side" if min(source) >= need else "a larger image"
         raise ValueError(f"{data_root}: {source[0]}x{source[1]}, trained at {size[0]}x{size[1]}, smaller than the "
                          f"{need}x{need} the networks need: use {larger}, or a generator with fewer downsamplings")
-    if size or crop:
-        method.check_training_size(*(size or (crop, crop)))
+    if size:
+        method.check_training_size(*size)
+    elif crop:
+        check_crop_fits_the_networks(method, crop)
+
+
+def check_crop_fits_the_networks(method: Method, crop: int) -> None:
+    """A square training crop the networks cannot take (``--dry-run`` checks it too): not a multiple of the
+    generators' stride, or below their least input or the discriminator's."""
+    generators = method.translators().values()
+    need = max((getattr(g, "min_size", 1) for g in generators), default=1)
+    method.check_training_size(crop, crop)
     stride = math.lcm(*(getattr(g, "stride", 1) for g in generators)) if generators else 1
     # (below one stride a method may know better what to change: pix2pix names model.num_downs)
-    if size is None and crop and crop >= stride and (crop % stride or crop < need):
+    if crop >= stride and (crop % stride or crop < need):
         fits = max(need, round(crop / stride) * stride)
         raise ValueError(f"data.crop_size={crop}: the {method.name} generators take sides that are multiples of "
                          f"{stride} and at least {need}: use --crop-size {fits} (or a generator with fewer "
                          f"downsamplings)")
     judges = max((getattr(net, "min_size", 1) for net in method.nets.values() if net not in generators), default=1)
-    if size is None and crop and crop < judges:  # (a PatchGAN failed at the first step: 'more than 1 value per channel')
+    if crop < judges:  # (a PatchGAN failed at the first step: 'more than 1 value per channel')
         fits = -(-max(need, judges) // stride) * stride
         layers = getattr(method.cfg, "d_layers", None)
         fewer = f" (model.d_layers={layers}): use --crop-size {fits}, or, starting a new run, fewer model.d_layers" \
