@@ -837,6 +837,26 @@ def test_a_refused_example_run_writes_no_example_into_the_folder(tmp_path):
     assert not (run / "example").exists() and "built-in example" not in result.output, result.output
 
 
+@pytest.mark.parametrize("refused, says", [
+    (["--device", "foo"], "device 'foo'"),  # refused by the loop, before it makes the run folder
+    (["--set", "train.precision=fp8"], "train.precision='fp8'"),  # refused by the command, reading its options
+    (["--set", "model.gan_mode=foo"], "model.gan_mode='foo'"),  # refused by the loop, in the run folder
+])
+def test_an_example_run_refused_for_another_reason_leaves_no_folder(tmp_path, refused, says):
+    """`--image example --out NEW` refused for another reason (a bad --device or --set) left NEW/example, written
+    before the refusal, and had printed how to edit NEW with the example's edge maps."""
+    from click.testing import CliRunner
+
+    from pixmorph.cli import cli
+
+    run = tmp_path / "new" / "run"
+    tiny = [f"--set=model.{k}={v}" for k, v in {**TINY, "ngf": 4, "ndf": 4, "lambda_vgg": 0}.items()]
+    result = CliRunner().invoke(cli, ["train", "deepsim", "--image", "example", "--out", str(run), "--steps", "1",
+                                      "--device", "cpu", "--set=train.tensorboard=false", *tiny, *refused])
+    assert isinstance(result.exception, ValueError) and says in str(result.exception), result.output
+    assert not (tmp_path / "new").exists() and "built-in example" not in result.output, result.output
+
+
 def test_resume_keeps_the_runs_image_and_primitive_and_finds_moved_files(tmp_path):
     """`--resume --image OTHER` switched the run to another photo without a word; --max-side changed its
     size. Both are refused; a training file moved away is named, and given again at its new place, taken."""

@@ -6,15 +6,15 @@ import json
 import os
 import sys
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from pixmorph.cli_deepsim import (apply_single_image, computed_primitive, dry_run_size, edit_command, guessed_kind_note,
-                                   primitive_hint, save_training_primitive, single_image_options,
-                                   warn_of_unlikely_primitives)
+from pixmorph.cli_deepsim import (apply_single_image, computed_primitive, dry_run_size, edit_command,
+                                   example_removed_if_refused, guessed_kind_note, primitive_hint,
+                                   save_training_primitive, single_image_options, warn_of_unlikely_primitives)
 from pixmorph.cli_types import FiniteFloat
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 from pixmorph.messages import one_line
@@ -66,7 +66,6 @@ def cli() -> None:
 def train(method: str, config_file: str | None, resume: bool, overwrite: bool, overrides: tuple[str, ...], dry_run: bool,
           devices: int | None, single_image: dict, **flags) -> None:
     """Train METHOD (cyclegan, pix2pix, deepsim, funit, twostep) on a data folder or built-in task."""
-    from pixmorph.methods import get_method
     from pixmorph.train.distributed import failing_together_before_joining, launched_by_torchrun
 
     if devices and devices > 1 and not dry_run and not launched_by_torchrun():
@@ -74,10 +73,17 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
         sys.exit(relaunch(devices, sys.argv[1:], flags["device"]))
 
-    # (each process of a torchrun reads its own machine's files here: one that fails must stop the others too)
-    with nullcontext() if dry_run else failing_together_before_joining():
-        cfg, kind_set = assemble_run_config(method, config_file, resume, overwrite, overrides, dry_run, single_image,
-                                            flags)
+    with ExitStack() as cleanup:  # (a refused run takes away the files it wrote: RUN/example)
+        # (each process of a torchrun reads its own machine's files here: one that fails must stop the others too)
+        with nullcontext() if dry_run else failing_together_before_joining():
+            cfg, kind_set = assemble_run_config(method, config_file, resume, overwrite, overrides, dry_run,
+                                                single_image, flags, cleanup)
+        train_with(cfg, kind_set, single_image, dry_run)
+
+
+def train_with(cfg: RunConfig, kind_set: bool, single_image: dict, dry_run: bool) -> None:
+    """``pixmorph train`` once its config is assembled: --dry-run's print, or the run."""
+    from pixmorph.methods import get_method
     from pixmorph.train.loop import (build_method, check_crop_fits_the_networks, check_run_folder, complete_config,
                                      train as run_training)
 
@@ -93,6 +99,10 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
     primitive_files: list[Path] = []
 
     def write_primitive(pair) -> list[Path]:  # once the run is accepted: a refused one leaves the user's edits as they are
+        if (single_image or {}).get("image") == "example":
+            from pixmorph.methods.deepsim import example_note
+
+            click.echo(example_note(cfg.train.out), err=True)
         if not kind_set and (note := guessed_kind_note(cfg, single_image)):
             click.echo(note, err=True)
         primitive_files.extend(save_training_primitive(cfg, pair))
@@ -109,11 +119,12 @@ def train(method: str, config_file: str | None, resume: bool, overwrite: bool, o
 
 
 def assemble_run_config(method: str, config_file: str | None, resume: bool, overwrite: bool,
-                        overrides: tuple[str, ...], dry_run: bool, single_image: dict,
-                        flags: dict) -> tuple[RunConfig, bool]:
+                        overrides: tuple[str, ...], dry_run: bool, single_image: dict, flags: dict,
+                        cleanup: ExitStack) -> tuple[RunConfig, bool]:
     """The run config of ``pixmorph train``: a --resume's saved config, then the YAML, the flags and the --set
     overrides, each laid over what comes before it; and whether the DeepSIM primitive's kind was set (so not
-    guessed from its file)."""
+    guessed from its file). What it writes (RUN/example) is taken away again by ``cleanup``'s end when the run is
+    refused."""
     from pixmorph.methods import METHODS
 
     if method == "deepsim" and flags.get("data"):  # it would be taken as the image, or dropped by --image
@@ -153,6 +164,7 @@ def assemble_run_config(method: str, config_file: str | None, resume: bool, over
         from pixmorph.train.checkpoint import refuse_to_start_over
 
         refuse_to_start_over(out, method)  # before RUN/example is written into a folder the run would refuse
+    cleanup.enter_context(example_removed_if_refused(out, single_image, dry_run))  # RUN/example is written here
     d = apply_single_image(method, d, single_image, resume, dry_run)
     d = apply_overrides(d, list(overrides), model_config)
     return RunConfig.from_dict(d), kind_set

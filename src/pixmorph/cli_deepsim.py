@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -63,6 +65,26 @@ def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | N
     from pixmorph.methods.deepsim import apply_cli_options
 
     return apply_cli_options(d, **{k: given.get(k) for k in SINGLE_IMAGE_FLAGS if k != "seg"}, dry_run=dry_run)
+
+
+@contextmanager
+def example_removed_if_refused(out: str, flags: dict[str, Any] | None, dry_run: bool) -> Iterator[None]:
+    """``--image example`` writes the built-in example into RUN/example before the run's settings are checked:
+    a run that ends without a checkpoint (refused: a bad --device or --set) takes away the example folder and
+    the run folder this command made for it, as a refused run leaves no folder behind. (A run that diverged
+    keeps it beside its logs.)"""
+    from pixmorph.train.loop import TrainingDiverged, first_missing, remove_if_empty
+
+    folder = Path(out) / "example"
+    created = first_missing(folder) if (flags or {}).get("image") == "example" and not dry_run else None
+    try:
+        yield
+    except BaseException as error:
+        if created is not None and not (Path(out) / "checkpoint").exists() and not isinstance(error, TrainingDiverged):
+            shutil.rmtree(folder, ignore_errors=True)
+            if created != folder:  # the run folder too: gone unless the run left more than a refused one leaves
+                remove_if_empty(Path(out), created)
+        raise
 
 
 def guessed_kind_note(cfg: Any, flags: dict[str, Any] | None) -> str | None:

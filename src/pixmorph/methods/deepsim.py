@@ -293,7 +293,18 @@ def make_config(image: str | os.PathLike, primitive: str | os.PathLike | None = 
     d = {"model": dict(model or {}), "data": data, "train": {"out": str(out), **(train or {})}}
     d = apply_cli_options(d, os.fspath(image), None if primitive is None else os.fspath(primitive),
                           None if edges is None else os.fspath(edges), kind, max_side)
+    if os.fspath(image) == "example":
+        print(example_note(out), file=sys.stderr)
     return RunConfig.from_dict({"method": DeepSIM.name, **d})
+
+
+def example_note(out: str | os.PathLike) -> str:
+    """Where ``--image example`` wrote the built-in example in run folder ``out``, and how to edit it."""
+    from pixmorph.data.single_image import example_paths
+
+    folder = Path(out) / "example"
+    edited = " ".join(map(str, example_paths(folder)["edited"]))
+    return f"built-in example in {folder}: edit it with `pixmorph edit {out} {edited} --out DIR`"
 
 
 def apply_cli_options(d: dict[str, Any], image: str | None, primitive: str | None, edges: str | None,
@@ -313,9 +324,6 @@ def apply_cli_options(d: dict[str, Any], image: str | None, primitive: str | Non
         if primitive is None and edges is None and kind is None:
             kind = "edges"  # the example's edge map: known without reading it (a dry run has no file to read)
         image, primitive = str(paths["image"]), primitive or str(paths["edges"])
-        if not dry_run:
-            print(f"built-in example in {folder}: edit it with `pixmorph edit "
-                  f"{d['train']['out']} {' '.join(map(str, paths['edited']))} --out DIR`", file=sys.stderr)
     if image is not None:
         data["root"] = image
     if primitive is not None:

@@ -183,7 +183,7 @@ def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.dev
     # slow and write (two-step reads its classes from the data, preparing a built-in task, maybe downloading).
     run_dir, main = Path(cfg.train.out), world.is_main
     _refuse_the_folder(run_dir)
-    new = _first_missing(run_dir)
+    new = first_missing(run_dir)
     written: list[Path] = []
 
     def start(dataset: Dataset) -> None:
@@ -205,7 +205,7 @@ def _train_in_folder(cfg: RunConfig, world: distributed.World, device: torch.dev
         if main and new is not None and not (run_dir / "checkpoint").exists():
             for f in written:
                 f.unlink(missing_ok=True)
-            _remove_if_empty(run_dir, new, keep_logs=isinstance(error, TrainingDiverged))  # how it diverged
+            remove_if_empty(run_dir, new, keep_logs=isinstance(error, TrainingDiverged))  # how it diverged
         if isinstance(error, KeyboardInterrupt) and not isinstance(error, stopping.StoppedAndSaved):
             raise stopping.TrainingAborted(resume.aborted_state(run_dir, cfg.method)) from None
         raise
@@ -234,7 +234,7 @@ def _check_the_start(cfg: RunConfig) -> None:
         ckpt.refuse_to_start_over(cfg.train.out, cfg.method)
 
 
-def _first_missing(folder: Path) -> Path | None:
+def first_missing(folder: Path) -> Path | None:
     """The outermost folder of ``folder`` and its parents that does not exist yet (None: ``folder`` exists)."""
     missing = None
     for f in (folder, *folder.parents):
@@ -244,7 +244,7 @@ def _first_missing(folder: Path) -> Path | None:
     return missing
 
 
-def _remove_if_empty(folder: Path, top: Path, keep_logs: bool = False) -> None:
+def remove_if_empty(folder: Path, top: Path, keep_logs: bool = False) -> None:
     """Remove ``folder`` and its parents up to ``top`` if ``folder`` holds no file at any depth but the
     ``config.json`` a run writes before its first step, the run's lock file and its logs and sample grids
     (a run aborted before its first checkpoint has written them, unless ``keep_logs``; only empty subfolders
