@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -156,7 +157,7 @@ def test_limits(served_models):
         big = requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
                             files={"image": ("big.png", b"\0" * 60_000)})
         assert big.status_code == 413 and "over the limit of 50000 bytes" in big.json()["detail"]
-        assert big.json()["detail"].endswith(f"(pixmorph serve --max-upload-mb {50_000 / 2**20:g})")
+        assert big.json()["detail"].endswith("(pixmorph serve --max-upload-mb 0.047684)")  # 50000 bytes again
 
         def chunks():  # no Content-Length: counted as it arrives
             boundary = b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"s.png\"\r\n\r\n"
@@ -179,6 +180,27 @@ def test_limits(served_models):
                                                                               for i in range(3)])
         assert many.status_code == 413 and many.json()["detail"] == (
             "3 class images: the limit is 2 (pixmorph serve --max-class-images 2)")
+
+
+@pytest.mark.parametrize("given", ["0.001", "0.05", "2.5", "32", "1000"])
+def test_a_body_over_the_limit_is_told_the_upload_option_as_given(given):
+    """`--max-upload-mb 0.001` was echoed back as 0.000999451 (its bytes, rounded down, in MB)."""
+    import anyio
+
+    from pixmorph.serve.uploads import BodyLimit
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    limit = int(float(given) * 2**20)  # as `pixmorph serve` makes it
+    scope = {"type": "http", "headers": [(b"content-length", str(limit + 1).encode())]}
+    anyio.run(BodyLimit(None, limit), scope, None, send)
+    assert sent[0]["status"] == 413
+    detail = json.loads(sent[1]["body"])["detail"]
+    assert detail == f"request body of {limit + 1} bytes is over the limit of {limit} bytes (pixmorph serve " \
+                     f"--max-upload-mb {given})"
 
 
 def test_malformed_multipart_is_answered(server):

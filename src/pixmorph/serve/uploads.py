@@ -92,7 +92,7 @@ class BodyLimit:
     @property
     def _option(self) -> str:
         """Where the limit is set, for whoever runs the server."""
-        return f" (pixmorph serve --max-upload-mb {self.limit / 2**20:g})"
+        return f" (pixmorph serve --max-upload-mb {megabytes(self.limit)})"
 
     @staticmethod
     async def _refuse(send, status: int, detail: str) -> None:
@@ -101,6 +101,14 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def megabytes(limit: int) -> str:
+    """``limit`` bytes as the --max-upload-mb that gives it (``int(mb * 2**20)`` bytes), with the fewest
+    decimals: what the user gave (0.001, where the bytes in MB are 0.000999451) or a figure as short."""
+    mb = limit / 2**20
+    shortest = next((round(mb, d) for d in range(20) if int(round(mb, d) * 2**20) == limit), mb)
+    return f"{shortest:.15g}"
 
 
 def printable_name(name: str) -> str:
