@@ -171,7 +171,7 @@ def test_limits(served_models):
         wide = requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
                              files={"image": ("wide.png", png(41, 40))})
         assert wide.status_code == 413 and "wide.png" in wide.json()["detail"] and "1600" in wide.json()["detail"]
-        assert wide.json()["detail"].endswith("(pixmorph serve --max-pixels 1600)")
+        assert wide.json()["detail"].endswith("(pixmorph serve --max-pixels 1640 takes it)")
         assert requests.post(f"{url}/api/translate", data={"model": "cyclegan"},
                              files={"image": ("ok.png", png(40, 40))}).status_code == 200
 
@@ -180,6 +180,21 @@ def test_limits(served_models):
                                                                               for i in range(3)])
         assert many.status_code == 413 and many.json()["detail"] == (
             "3 class images: the limit is 2 (pixmorph serve --max-class-images 2)")
+
+
+@pytest.mark.parametrize("width, height, limit", [(41, 40, 1600), (400, 300, 1600), (40, 40, 1599)])
+def test_an_image_over_the_pixel_limit_is_told_the_limit_that_takes_it(width, height, limit):
+    """The 413 for too many pixels named the --max-pixels the server has, not the one that would take the image
+    (refused by Pillow on opening it, far or just over the limit, or by pixmorph's own check of its size)."""
+    from fastapi import HTTPException
+
+    from pixmorph.serve.uploads import Limits, decode
+
+    with pytest.raises(HTTPException) as refused:
+        decode(png(width, height), "wide.png", Limits(max_pixels=limit))
+    assert refused.value.status_code == 413
+    assert refused.value.detail.startswith("wide.png: image ") and f" {limit} pixels" in refused.value.detail
+    assert refused.value.detail.endswith(f"(pixmorph serve --max-pixels {width * height} takes it)")
 
 
 @pytest.mark.parametrize("given", ["0.001", "0.05", "2.5", "32", "1000"])

@@ -9,6 +9,7 @@ surface as :class:`ImageReadError`, whose message is one line naming the file.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -59,7 +60,9 @@ class ImageReadError(ValueError):
 
 
 class ImageTooLarge(ImageReadError):
-    """An image with more pixels than the reader's limit."""
+    """An image with more pixels than the reader's limit; ``pixels``: how many it has (None: not known)."""
+
+    pixels: int | None = None
 
 
 class BadImageWarning(UserWarning):
@@ -68,6 +71,12 @@ class BadImageWarning(UserWarning):
 
 def _fail(path: str | os.PathLike, problem: object, kind: type[ImageReadError] = ImageReadError) -> ImageReadError:
     return kind(f"{os.fspath(path)}: {collapse_whitespace(problem)}")
+
+
+def _too_large(path: str | os.PathLike, problem: str, pixels: int | None) -> ImageTooLarge:
+    error = _fail(path, problem, ImageTooLarge)
+    error.pixels = pixels
+    return error
 
 
 # ---------------------------------------------------------------------------
@@ -134,7 +143,8 @@ def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
         raise _fail(path, _unidentified(fh)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         detail = str(err).split(", could be decompression bomb")[0]  # Pillow's alarm adds nothing for a user
-        raise _fail(path, f"image too large ({detail})", ImageTooLarge) from None
+        counted = re.search(r"\((\d+) pixels\)", detail)  # 'Image size (N pixels) exceeds limit of M pixels'
+        raise _too_large(path, f"image too large ({detail})", int(counted[1]) if counted else None) from None
     except _DECODE_ERRORS as err:
         raise _fail(path, f"truncated or corrupt image ({err})") from None
 
@@ -142,12 +152,8 @@ def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
 def _check_size(path: Path, img: Image.Image, min_size: int, max_pixels: int | None) -> None:
     width, height = img.size
     if max_pixels is not None and width * height > max_pixels:
-        raise _fail(
-            path,
-            f"image is {width}x{height} ({width * height} pixels), "
-            f"more than the limit of {max_pixels} pixels",
-            ImageTooLarge,
-        )
+        raise _too_large(path, f"image is {width}x{height} ({width * height} pixels), more than the limit of "
+                               f"{max_pixels} pixels", width * height)
     if width < min_size or height < min_size:
         raise _fail(
             path, f"image is {width}x{height}, smaller than the minimum {min_size}x{min_size}"

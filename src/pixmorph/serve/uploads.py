@@ -132,7 +132,8 @@ def decode(data: bytes, name: str, limits: Limits, mode: str = "RGB") -> Image.I
     try:
         return decode_image(io.BytesIO(data), name, mode=mode, max_pixels=limits.max_pixels)
     except ImageTooLarge as err:
-        raise HTTPException(413, f"{err} (pixmorph serve --max-pixels {limits.max_pixels})") from None
+        takes_it = f"{err.pixels} takes it" if err.pixels else f"is {limits.max_pixels}"  # the server's option to raise
+        raise HTTPException(413, f"{err} (pixmorph serve --max-pixels {takes_it})") from None
     except ImageReadError as err:
         raise HTTPException(415, str(err)) from None
     except Exception as err:  # whatever else a damaged file makes a decoder raise: still the file's problem
