@@ -735,10 +735,12 @@ def test_eval_command_rejects_bad_options(tmp_path, fashion_folders):
     assert "Invalid value for '--metrics': unknown metric(s) sharpness: choose from fid,kid," in result.output
     result = run_eval("--ref", fashion_folders["real"])
     assert result.exit_code == 2 and "give GENERATED" in result.output
-    result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", "fid", "--label", "boot")
-    assert isinstance(result.exception, ValueError)  # the label was ignored: no top-1, and nothing said why
-    assert str(result.exception) == ("--label boot is the class for acc (top-1/top-5), which --metrics fid leaves "
-                                     "out: add acc, or leave --label out")
+    for metrics in ("fid", "psnr"):  # the label was ignored: no top-1, and nothing said why; then exit code 1
+        result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--metrics", metrics, "--label",
+                          "boot")
+        assert result.exit_code == 2, result.output  # a usage error, as --pairs with --metrics fid
+        assert (f"--label boot is the class for acc (top-1/top-5), which --metrics {metrics} leaves out: add acc, or "
+                f"leave --label out") in " ".join(result.output.split())
     result = run_eval(fashion_folders["real"], "--ref", fashion_folders["real"], "--pairs", "--metrics", "fid,kid")
     assert result.exit_code == 2, result.output  # --pairs was ignored: no paired figure, and nothing said why
     assert "--pairs adds lpips,psnr,ssim,l1, which --metrics fid,kid leaves out: add one of them, or leave --pairs " \

@@ -167,12 +167,16 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("--lpips-weights is one network's file: add --lpips-net alex (for torchvision's "
                                "AlexNet state dict) or --lpips-net stlpips-alex (for stlpips-pytorch's "
                                "alex_shift_tolerant.pth)")
-    if pairs and metrics is not None:
+    if metrics is not None:
         from pixmorph.metrics.evaluator import PAIRED_METRICS, parse_metrics
 
-        if not set(parse_metrics(metrics)) & set(PAIRED_METRICS):  # the mirror of 'lpips compare pairs: add --pairs'
+        asked = set(parse_metrics(metrics))
+        if pairs and not asked & set(PAIRED_METRICS):  # the mirror of 'lpips compare pairs: add --pairs'
             raise click.UsageError(f"--pairs adds {','.join(PAIRED_METRICS)}, which --metrics {metrics} leaves out: "
                                    "add one of them, or leave --pairs out")
+        if label is not None and "acc" not in asked:  # (the Evaluator's ValueError, for Python callers)
+            raise click.UsageError(f"--label {label} is the class for acc (top-1/top-5), which --metrics {metrics} "
+                                   "leaves out: add acc, or leave --label out")
     pairs = pairs or (side_by_side and ref is None)  # against the other halves: pairs by name
     if json_path:  # before the metrics are computed, not after
         try:
