@@ -80,11 +80,14 @@ def prepare_input(x: Tensor, in_channels: int = 1, size: int = IMAGE_SIZE) -> Te
 
 
 class Classifier:
-    """A trained classifier: ``logits(images)``, ``topk_accuracy(images, labels)``, ``classes``."""
+    """A trained classifier: ``logits(images)``, ``topk_accuracy(images, labels)``, ``classes``; ``path``: the
+    checkpoint it was loaded from (None: not loaded from one)."""
 
     def __init__(self, net: SmallCNN, classes: Sequence[str], names: Sequence[str], config: dict,
-                 device: str | torch.device = "cpu", image_size: int = IMAGE_SIZE):
+                 device: str | torch.device = "cpu", image_size: int = IMAGE_SIZE,
+                 path: str | os.PathLike | None = None):
         self.net, self.classes, self.names, self.config = net, list(classes), list(names), config
+        self.path = path
         self.image_size = image_size
         self.device = torch.device(device)
         self.net.to(self.device).eval()
@@ -106,7 +109,8 @@ class Classifier:
                 return i
         if text.isdigit() and int(text) < len(self.classes):
             return int(text)
-        raise ValueError(f"unknown class {label!r}: this classifier knows {', '.join(self.classes)}")
+        which = "this classifier" if self.path is None else f"the classifier {self.path}"
+        raise ValueError(f"unknown class {label!r}: {which} knows {', '.join(self.classes)}")
 
     @property
     def test_accuracy(self) -> dict:
@@ -137,7 +141,7 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
         detail = f"no {e}" if isinstance(e, KeyError) else str(e)
         raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG}: not a complete classifier config ({detail})") from None
     ckpt.load_weights(folder, nn.ModuleDict({"classifier": net}))
-    return Classifier(net, classes, names, config, device, image_size)
+    return Classifier(net, classes, names, config, device, image_size, path)
 
 
 # ---------------------------------------------------------------------------
