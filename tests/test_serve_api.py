@@ -313,6 +313,15 @@ def test_serve_options_set_the_apps_limits(served_runs, monkeypatch):
     assert (limits.max_class_images, limits.max_pixels, limits.max_body_bytes, made["max_pending"]) == (5, 1000, 2 * 2**20, 3)
 
 
+def test_an_upload_limit_under_one_byte_is_refused(monkeypatch, capsys):
+    """`--max-upload-mb 1e-7` made a limit of 0 bytes, which answered every request 413."""
+    from conftest import run_main
+
+    code, _, err = run_main(monkeypatch, capsys, "serve", "nowhere", "--port", "0", "--max-upload-mb", "1e-7")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: Invalid value for --max-upload-mb: 1e-07 MB is less than one byte (see `pixmorph serve --help`)"], err
+
+
 def test_load_models_takes_paths_and_one_run_alone(served_runs):
     """From Python: a Path in the list was a TypeError ('PosixPath' is not iterable), and one run given alone was
     read character by character ('/: not a pixmorph checkpoint')."""

@@ -39,6 +39,8 @@ def serve_command(checkpoints: tuple[str, ...], host: str, port: int, device: st
     from pixmorph.serve.models import load_models
     from pixmorph.serve.uploads import Limits
 
+    if int(max_upload_mb * 2**20) < 1:  # (a limit of 0 bytes would refuse every request)
+        raise click.BadParameter(f"{max_upload_mb:g} MB is less than one byte", param_hint="--max-upload-mb")
     listening = listen(host, port)  # first: a port in use is said before the models load
     models = load_models(checkpoints, device=device, precision=precision)
     limits = Limits(max_body_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels,
