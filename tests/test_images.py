@@ -286,6 +286,14 @@ def test_a_bomb_is_refused_in_plain_words(tmp_path):
     assert_one_line_naming(err, path, "image too large", "90000")
     assert "DOS" not in str(err.value)
 
+
+def test_an_odd_pixel_limit_is_said_as_given(tmp_path):
+    """Pillow's own check counts twice its limit, which an odd --max-pixels made one more than given."""
+    path = tmp_path / "big.png"
+    Image.new("L", (41, 41)).save(path)
+    with pytest.raises(ImageTooLarge, match=r"\(1681 pixels, more than the limit of 1599 pixels\)"):
+        read_image(path, max_pixels=1599)
+
 def test_unknown_output_mode_is_rejected(tmp_path):
     path = tmp_path / "x.png"
     Image.new("RGB", (2, 2)).save(path)

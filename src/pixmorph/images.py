@@ -144,6 +144,8 @@ def _open(path: Path, fh, max_pixels: int | None) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         detail = str(err).split(", could be decompression bomb")[0]  # Pillow's alarm adds nothing for a user
         counted = re.search(r"\((\d+) pixels\)", detail)  # 'Image size (N pixels) exceeds limit of M pixels'
+        if counted and max_pixels is not None:  # (Pillow's M is twice its own limit: max_pixels + 1 where it is odd)
+            detail = f"{counted[1]} pixels, more than the limit of {max_pixels} pixels"
         raise _too_large(path, f"image too large ({detail})", int(counted[1]) if counted else None) from None
     except _DECODE_ERRORS as err:
         raise _fail(path, f"truncated or corrupt image ({err})") from None
