@@ -1037,18 +1037,3 @@ def test_translate_to_a_class_of_a_model_without_classes_says_it_as_given(tmp_pa
                           "--device", "cpu")
     assert line == ("error: --to cat: this cyclegan checkpoint has no target classes (--to is for two-step models); "
                     "its directions: AtoB, BtoA")
-
-
-@pytest.mark.parametrize("dry_run", [False, True])
-def test_a_crop_larger_than_the_load_size_names_both_options(tmp_path, monkeypatch, capsys, dry_run):
-    """The run said "crop_size 18 is larger than load_size 16" (no option named) from inside the data, and --dry-run
-    printed the config as if it would train."""
-    from test_train import write_unpaired
-
-    data = write_unpaired(tmp_path / "data")
-    line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", data, "--out", tmp_path / "run",
-                          "--load-size", "16", "--crop-size", "24", "--steps", "1", "--device", "cpu",
-                          *(["--dry-run"] if dry_run else []))
-    assert line == ("error: --crop-size 24 is larger than --load-size 16 (data.crop_size, data.load_size): the crop "
-                    "is taken from the image resized to the load size")
-    assert not (tmp_path / "run").exists()

@@ -37,9 +37,6 @@ def resolve_sizes(cfg: DataConfig, native: int | None,
     size, else the method's ``reference`` (load, crop): CycleGAN's 286/256, FUNIT's 140/128."""
     load = cfg.load_size or native or reference[0]
     crop = cfg.crop_size or native or min(reference[1], load)
-    if crop > load:
-        raise ValueError(f"--crop-size {crop} is larger than --load-size {load} (data.crop_size, data.load_size): "
-                         f"the crop is taken from the image resized to the load size")
     return DataConfig(**{**cfg.__dict__, "load_size": load, "crop_size": crop})
 
 
