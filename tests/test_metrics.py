@@ -767,6 +767,37 @@ def test_eval_translates_a_checkpoint_first(tmp_path, cyclegan_run, write_image)
     assert json.loads((tmp_path / "t.json").read_text())["generated"] is None  # its temporary folder is gone
 
 
+def test_eval_of_a_checkpoint_refuses_a_generated_folder_holding_other_images(tmp_path, cyclegan_run, write_image,
+                                                                             monkeypatch):
+    """GENERATED holding another run's outputs: they were scored with the new translations (3 inputs translated,
+    '7 images' scored, the stale pairs in the L1) without a word. Refused before anything is translated."""
+    import pixmorph.metrics.evaluator as evaluator_module
+
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, seed=i)
+        write_image(tmp_path / "truth" / f"item{i}.png", 16, 16, seed=10 + i)
+    gen = tmp_path / "generated"
+    write_image(gen / "item0.png", 16, 16, seed=20)  # replaced by a translation: no problem
+    write_image(gen / "old" / "stale.png", 16, 16, seed=21)
+    def translate_folder(*args, **kwargs):
+        raise RuntimeError("translated")
+
+    monkeypatch.setattr(evaluator_module, "translate_folder", translate_folder)
+    result = run_eval(gen, "--ref", tmp_path / "truth", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1", "--device", "cpu")
+    assert isinstance(result.exception, ValueError), result.output
+    assert str(result.exception) == (
+        f"GENERATED {gen} already holds 1 image(s) that are not translations of {tmp_path / 'inputs'} "
+        f"(e.g. {gen / 'old' / 'stale.png'}), which would be scored with them: give a new or empty folder, or "
+        "remove them")
+    assert (gen / "old" / "stale.png").exists() and not (gen / "item1.png").exists()  # nothing written or removed
+
+    (gen / "old" / "stale.png").unlink()  # the folder of an earlier run of the same command: scored again
+    result = run_eval(gen, "--ref", tmp_path / "truth", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1", "--device", "cpu")
+    assert str(result.exception) == "translated"  # reached translate_folder
+
+
 def test_eval_of_a_checkpoint_shows_progress_while_it_translates(tmp_path, cyclegan_run, write_image):
     """The inputs were translated without a word (minutes for a test set on a CPU); Inception had a bar."""
     for i in range(3):

@@ -90,6 +90,21 @@ def _metric_names(ctx, param, value: str | None) -> str | None:
     return value
 
 
+def _refuse_other_images(generated: Path, translations: list[Path], input_dir: str) -> None:
+    """GENERATED is scored as a whole after the translations are written into it: images already there that no
+    translation replaces (another run's outputs) would be scored with them, so they are refused before any work."""
+    from pixmorph.metrics.folders import image_files
+
+    if not generated.is_dir():
+        return
+    expected = set(translations)
+    others = [f for f in image_files(generated) if f not in expected]
+    if others:
+        raise ValueError(f"GENERATED {generated} already holds {len(others)} image(s) that are not translations of "
+                         f"{input_dir} (e.g. {others[0]}), which would be scored with them: give a new or empty "
+                         "folder, or remove them")
+
+
 def _what_was_scored(translator, direction: str) -> str | None:
     """A warning when the translations scored are not what the method is for: FUNIT's default direction
     renders each image as its own class (a reconstruction), not as a class shown by K examples."""
@@ -195,10 +210,12 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
 
             # before translating: the outputs' names, <stem>.png in one folder, may already give no class
             outputs = Path(generated or Path(tmp) / "generated")
-            if not kept:
+            translations = [outputs / f"{f.stem}.png" for f in image_files(input_dir)]
+            if kept:
+                _refuse_other_images(outputs, translations, input_dir)
+            else:
                 named.add(outputs, input_dir, "the translations of {}")
-            evaluator.check([outputs / f"{f.stem}.png" for f in image_files(input_dir)], pairs=pairs, label=label,
-                            reference=ref)
+            evaluator.check(translations, pairs=pairs, label=label, reference=ref)
             translator, direction = _translator_and_direction(checkpoint, direction, dev)
             generated = translate_folder(translator, input_dir, outputs, direction, side_by_side=side_by_side,
                                          progress=True)
