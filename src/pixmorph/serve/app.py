@@ -27,10 +27,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from pixmorph.images import ImageReadError
 from pixmorph.serve.models import ServedModel, png_bytes
-from pixmorph.serve.uploads import BodyLimit, Limits, decode, read_upload
+from pixmorph.serve.uploads import BodyLimit, Limits, decode, printable_name, read_upload
 from pixmorph.serve.work_queue import QueueFull, WorkQueue
 
 log = logging.getLogger("pixmorph.serve")
@@ -114,11 +115,7 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
 
     @app.exception_handler(RequestValidationError)
     async def one_line_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(x) for x in error.get("loc", ())[1:]) or "request"
-            problems.append("missing form field " + repr(where) if error.get("type") == "missing"
-                            else f"{where}: {error.get('msg')}")
+        problems = dict.fromkeys(form_problem(error) for error in exc.errors())  # K text class_images: said once
         return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
 
     @app.exception_handler(Exception)
@@ -189,6 +186,23 @@ def create_app(models: Mapping[str, ServedModel], limits: Limits = Limits(), max
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes, idle_timeout=limits.idle_timeout)
     return app
+
+
+def form_problem(error: Mapping) -> str:
+    """One validation error of a request as the client can act on it: a missing field, a file field sent as text
+    (curl's ``-F image=x.png`` for ``-F image=@x.png``) or a text field sent as a file, else the field and what
+    was wrong with its value."""
+    loc = error.get("loc", ())
+    field = str(loc[1]) if len(loc) > 1 else "request"
+    value = error.get("input")
+    if error.get("type") == "missing":
+        return f"missing form field {field!r}"
+    if isinstance(value, str) and "UploadFile" in str(error.get("msg")):
+        return f"form field {field!r} is text, not a file: send the file's content (curl: -F {field}=@FILE)"
+    if isinstance(value, StarletteUploadFile):
+        sent = f" ({printable_name(value.filename)})" if value.filename else ""
+        return f"form field {field!r} is a file{sent}, not text: send a value (curl: -F {field}=VALUE)"
+    return f"{'.'.join(str(x) for x in loc[1:]) or 'request'}: {error.get('msg')}"
 
 
 # Printable ASCII passes as it is; "%" and everything else (a file named café.png) is percent-encoded UTF-8.
