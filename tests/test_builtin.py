@@ -258,6 +258,22 @@ def test_a_cut_short_idx_file_is_one_line_naming_it(tmp_path: Path, monkeypatch:
     assert code == 1 and err.strip().splitlines()[-1] == "error: a file ended too soon (Ran out of input)", err
 
 
+def test_an_uncompressed_idx_file_cut_short_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An uncompressed images file cut short said '...: expected (50, 28, 28) values, found 5000' (what to do
+    left to guess, unlike a .gz cut short); it now says the file is cut short or damaged, as the .gz case does."""
+    images = tmp_path / "train-images-idx3-ubyte"
+    header = bytes([0, 0, 8, 3]) + np.array([50, 28, 28], ">u4").tobytes()
+    images.write_bytes(header + bytes(5000))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + np.array([50], ">u4").tobytes() + bytes(50))
+    monkeypatch.setenv(builtin.ENV_DATA_DIR, str(tmp_path))
+    monkeypatch.setenv("PIXMORPH_CACHE", str(tmp_path / "cache"))
+    builtin._read_idx.cache_clear()
+    with pytest.raises(ValueError) as err:
+        builtin.load_fashion_mnist("train")
+    assert str(err.value) == (f"{images}: 5000 values where its header says 50 x 28 x 28 (39200): the file is cut "
+                              "short or damaged; get it again")
+
+
 def test_the_demo_does_not_write_over_a_page_of_its_folder(tmp_path: Path) -> None:
     """`pixmorph demo --out .` in a folder with its own index.html wrote the demo's page over it (after minutes
     of training); it is refused before anything is done."""

@@ -159,7 +159,8 @@ def _read_idx(path: Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(data[4:header], dtype=">u4"))
     array = np.frombuffer(data, dtype=np.uint8, offset=header)
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: expected {shape} values, found {array.size}")
+        raise ValueError(f"{path}: {array.size} values where its header says {' x '.join(map(str, shape))} "
+                         f"({int(np.prod(shape))}): the file is cut short or damaged; get it again")
     return array.reshape(shape)  # frombuffer over bytes is already read-only
 
 
