@@ -645,6 +645,19 @@ def test_class_folder_root_needs_two_classes(tmp_path):
         train_classifier(tmp_path / "only", tmp_path / "out")
 
 
+def test_class_folders_too_small_for_a_test_image_say_how_many_it_takes(tmp_path):
+    """3 images in each class folder: 'no test images (each class needs 2 or more images, ...)', which they had;
+    every 10th image is held out, so it takes 10 (or --test-fraction 0.5, or train/ and test/ folders)."""
+    for c in ("boot", "bag"):
+        write_items(tmp_path / "root" / c, [np.zeros((8, 8), np.uint8)] * 3, ["1.png", "2.png", "3.png"])
+    with pytest.raises(ValueError) as err:
+        train_classifier(tmp_path / "root", tmp_path / "out")
+    assert str(err.value) == (f"{tmp_path / 'root'}: no test images: every 10th image of each class is held out for "
+                              "the test (--test-fraction 0.1), so a class needs 10 or more, or give "
+                              "ROOT/train/<class> and ROOT/test/<class> folders")
+    assert not (tmp_path / "out").exists()
+
+
 def test_accuracy_of_real_items_by_file_name(small_classifier, fashion_folders):
     out, _ = small_classifier
     result = evaluate(fashion_folders["real"], fashion_folders["real"], metrics="acc", label="auto", classifier=out)

@@ -232,9 +232,11 @@ def class_folder_domain(root: str | os.PathLike, *, test_fraction: float = 0.1, 
         raise FileNotFoundError(f"{root}: no such folder (expected class folders ROOT/<class>/*.png)")
     if (unpaired := _unpaired_class_files(root)) is not None:
         split_files, layout = unpaired, "trainA/testA as class A, trainB/testB as class B"
+        no_test = "testA and testB hold no images"
     elif (root / "train").is_dir() and (root / "test").is_dir():
         train_dirs, test_dirs = _class_dirs(root / "train"), _class_dirs(root / "test")
         layout = "train/<class>, test/<class>"
+        no_test = f"the class folders of {root / 'test'} hold no images"
         if extra := sorted(set(test_dirs) - set(train_dirs)):
             raise ValueError(f"{root}/test: classes {extra} have no training folder in {root}/train")
         split_files = {c: (image_files(d), image_files(test_dirs[c]) if c in test_dirs else []) for c, d in train_dirs.items()}
@@ -243,6 +245,8 @@ def class_folder_domain(root: str | os.PathLike, *, test_fraction: float = 0.1, 
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         every = max(2, round(1 / test_fraction))
         layout = f"<class>, every {every}th file held out for the test"
+        no_test = (f"every {every}th image of each class is held out for the test (--test-fraction {test_fraction:g}), "
+                   f"so a class needs {every} or more, or give ROOT/train/<class> and ROOT/test/<class> folders")
         split_files = {}
         for c, d in _class_dirs(root).items():
             files = image_files(d)
@@ -254,7 +258,7 @@ def class_folder_domain(root: str | os.PathLike, *, test_fraction: float = 0.1, 
     if empty := [c for c, (train, _) in split_files.items() if not train]:
         raise ValueError(f"{root}: no training images for class(es) {', '.join(empty)}")
     if not any(test for _, test in split_files.values()):
-        raise ValueError(f"{root}: no test images (each class needs 2 or more images, or a test/ folder)")
+        raise ValueError(f"{root}: no test images: {no_test}")
     classes = tuple(split_files)
 
     @functools.cache
