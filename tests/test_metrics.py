@@ -658,6 +658,27 @@ def test_class_folders_too_small_for_a_test_image_say_how_many_it_takes(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_classifier_out_of_the_current_folder_is_refused_before_training(tmp_path, monkeypatch):
+    """`classifier train ROOT --out .` in an empty folder trained to the end, then failed to save with
+    "PosixPath('.') has an empty name" (the training lost); a folder above the current one the same. Refused
+    before training now; a path through '..' to a new folder trains and saves."""
+    for c in ("boot", "bag"):
+        write_items(tmp_path / "root" / c, [np.full((8, 8), v, np.uint8) for v in (0, 80, 160, 240)],
+                    ["1.png", "2.png", "3.png", "4.png"])
+    (tmp_path / "here" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here" / "deeper")
+    for out, which in ((".", "the current folder"), ("..", "a folder above the current one")):
+        result = run_cli("classifier", "train", tmp_path / "root", "--out", out, "--test-fraction", "0.5",
+                         "--epochs", "1", "--device", "cpu", "--overwrite")
+        assert isinstance(result.exception, FileExistsError), result.output
+        assert str(result.exception) == (
+            f"{out}: {which}, which saving the classifier would replace as a whole (it is saved as a folder of its "
+            f"own): give a new folder as --out, such as {Path(out) / 'classifier'}")
+        assert "classifier root" not in result.output  # before training: no progress bar
+    clf = train_classifier(tmp_path / "root", "../new/sub/..", epochs=1, test_fraction=0.5, progress=False)
+    assert list(clf.classes) == ["bag", "boot"] and (tmp_path / "here" / "new" / "config.json").is_file()
+
+
 def test_accuracy_of_real_items_by_file_name(small_classifier, fashion_folders):
     out, _ = small_classifier
     result = evaluate(fashion_folders["real"], fashion_folders["real"], metrics="acc", label="auto", classifier=out)

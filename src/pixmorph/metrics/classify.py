@@ -412,7 +412,8 @@ def train_classifier(domain: str | os.PathLike | Domain, out: str | os.PathLike,
     if d.source:
         config["data_source"] = d.source
     classifier.config = config
-    ckpt.save_checkpoint(out, nn.ModuleDict({"classifier": net}), config, state=None)
+    # absolute: the save writes beside the folder by its name, which "x/.." does not have
+    ckpt.save_checkpoint(Path(os.path.abspath(out)), nn.ModuleDict({"classifier": net}), config, state=None)
     return classifier
 
 
@@ -421,6 +422,11 @@ def _check_out(out: Path, overwrite: bool) -> None:
     itself, so whatever else the folder held (a translation run, ``--out .``) would be deleted with it."""
     if file := next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None):
         raise NotADirectoryError(f"{out}: {file} is a file, not a folder: give a new folder as --out")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:  # empty or not: the save would replace it
+        which = "the current folder" if out.resolve() == here else "a folder above the current one"
+        raise FileExistsError(f"{out}: {which}, which saving the classifier would replace as a whole (it is saved "
+                              f"as a folder of its own): give a new folder as --out, such as {out / 'classifier'}")
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if not held:
         return
