@@ -832,6 +832,27 @@ def test_eval_of_a_checkpoint_refuses_a_generated_folder_holding_other_images(tm
     assert str(result.exception) == "translated"  # reached translate_folder
 
 
+@pytest.mark.parametrize("inside", [False, True])
+def test_eval_of_a_checkpoint_refuses_to_translate_into_the_reference_folder(tmp_path, cyclegan_run, write_image,
+                                                                           inside):
+    """GENERATED = --ref: the translations were written over the ground truth of the same names (lost), then
+    scored against themselves: PSNR inf, L1 0. Inside --ref they joined the reference set. Both refused before
+    anything is written."""
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, seed=i)
+        write_image(tmp_path / "truth" / f"item{i}.png", 16, 16, seed=10 + i)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "truth").iterdir()}
+    gen = tmp_path / "truth" / "gen" if inside else tmp_path / "truth"
+    result = run_eval(gen, "--ref", tmp_path / "truth", "--checkpoint", cyclegan_run, "--input", tmp_path / "inputs",
+                      "--pairs", "--metrics", "l1,psnr", "--device", "cpu")
+    assert isinstance(result.exception, ValueError), result.output
+    which = f"is inside the --ref folder {tmp_path / 'truth'}" if inside else "is the --ref folder"
+    assert str(result.exception) == (
+        f"GENERATED {gen} {which}: the translations would be written among the reference images (over those of "
+        "the same names) and scored against themselves; give GENERATED a folder of its own")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "truth").iterdir()} == before
+
+
 def test_eval_of_a_checkpoint_shows_progress_while_it_translates(tmp_path, cyclegan_run, write_image):
     """The inputs were translated without a word (minutes for a test set on a CPU); Inception had a bar."""
     for i in range(3):

@@ -90,6 +90,19 @@ def _metric_names(ctx, param, value: str | None) -> str | None:
     return value
 
 
+def _refuse_reference_folder(generated: Path, reference: str | None) -> None:
+    """Translations written into --ref (or a folder inside it) replace the reference images of the same names, or
+    join the reference set, and are then scored against themselves: refused before anything is written."""
+    if reference is None:
+        return
+    where, ref = generated.resolve(), Path(reference).resolve()
+    if where == ref or ref in where.parents:
+        which = "is the --ref folder" if where == ref else f"is inside the --ref folder {reference}"
+        raise ValueError(f"GENERATED {generated} {which}: the translations would be written among the reference "
+                         "images (over those of the same names) and scored against themselves; give GENERATED a "
+                         "folder of its own")
+
+
 def _refuse_other_images(generated: Path, translations: list[Path], input_dir: str) -> None:
     """GENERATED is scored as a whole after the translations are written into it: images already there that no
     translation replaces (another run's outputs) would be scored with them, so they are refused before any work."""
@@ -212,6 +225,7 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
             outputs = Path(generated or Path(tmp) / "generated")
             translations = [outputs / f"{f.stem}.png" for f in image_files(input_dir)]
             if kept:
+                _refuse_reference_folder(outputs, ref)
                 _refuse_other_images(outputs, translations, input_dir)
             else:
                 named.add(outputs, input_dir, "the translations of {}")
