@@ -419,6 +419,19 @@ def test_paired_metrics_match_files_by_name(tmp_path):
         evaluate(tmp_path / "big", ref, pairs=True, metrics="l1")
 
 
+def test_paired_metrics_refuse_two_generated_files_of_one_name(tmp_path):
+    """gen/a/x.png and gen/b/x.png were both scored against ref/x.png (PSNR inf from one, the other wrong);
+    two reference files of one name were already refused. Now both sides are."""
+    gray = lambda v: np.full((16, 16), v, np.uint8)
+    write_items(tmp_path / "gen" / "a", [gray(0)], ["x.png"])
+    write_items(tmp_path / "gen" / "b", [gray(90)], ["x.png"])
+    write_items(tmp_path / "ref", [gray(0)], ["x.png"])
+    with pytest.raises(ValueError) as err:
+        evaluate(tmp_path / "gen", tmp_path / "ref", pairs=True, metrics="l1")
+    assert str(err.value) == (f"{tmp_path / 'gen' / 'b' / 'x.png'}: same name stem as {tmp_path / 'gen' / 'a' / 'x.png'}; "
+                              "pairs are matched by file name, make them unique")
+
+
 # ---------------------------------------------------------------------------
 # Classifier
 

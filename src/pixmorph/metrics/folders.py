@@ -52,10 +52,8 @@ def size_groups(images: list[torch.Tensor]) -> dict[tuple[int, ...], list[int]]:
 def match_pairs(generated: list[Path], reference: list[Path]) -> list[tuple[Path, Path]]:
     """Pairs of (generated, reference) files with the same name stem (``pixmorph translate`` keeps
     stems and writes PNG). Unmatched files get a warning; no match at all is an error."""
-    by_stem: dict[str, Path] = {}
-    for r in reference:
-        if (other := by_stem.setdefault(r.stem, r)) != r:
-            raise ValueError(f"{r}: same name stem as {other}; pairs are matched by file name, make them unique")
+    _refuse_repeated_stems(generated)  # two outputs of one name (in two sub-folders) would share a reference
+    by_stem = _refuse_repeated_stems(reference)
     pairs = [(g, by_stem[g.stem]) for g in generated if g.stem in by_stem]
     if not pairs:
         raise ValueError(f"no pairs: none of the {len(generated)} generated file names "
@@ -66,6 +64,15 @@ def match_pairs(generated: list[Path], reference: list[Path]) -> list[tuple[Path
         warnings.warn(f"{len(unmatched)} of {len(generated)} generated images have no reference image of the same "
                       f"name and are left out of the paired metrics: {shown}", stacklevel=2)
     return pairs
+
+
+def _refuse_repeated_stems(files: list[Path]) -> dict[str, Path]:
+    """The files by name stem; two of one stem (``a/x.png``, ``b/x.png``) are refused in one line."""
+    by_stem: dict[str, Path] = {}
+    for f in files:
+        if (other := by_stem.setdefault(f.stem, f)) != f:
+            raise ValueError(f"{f}: same name stem as {other}; pairs are matched by file name, make them unique")
+    return by_stem
 
 
 def check_pair_sizes(pairs: list[tuple[Path, Path]], generated: list[torch.Tensor], reference: list[torch.Tensor],
