@@ -866,6 +866,31 @@ def test_eval_of_a_checkpoint_refuses_to_translate_into_the_reference_folder(tmp
     assert {f.name: f.read_bytes() for f in (tmp_path / "truth").iterdir()} == before
 
 
+def test_eval_of_a_checkpoint_refuses_a_reference_it_cannot_pair_with_before_translating(tmp_path, cyclegan_run,
+                                                                                        write_image, monkeypatch):
+    """With paired metrics only, an empty --ref, or one whose file names match none of the inputs', was found
+    after every input had been translated (minutes for a test set on a CPU). Both are said before."""
+    import pixmorph.metrics.evaluator as evaluator_module
+
+    def translate_folder(*args, **kwargs):
+        raise RuntimeError("translated")
+
+    monkeypatch.setattr(evaluator_module, "translate_folder", translate_folder)
+    for i in range(3):
+        write_image(tmp_path / "inputs" / f"item{i}.png", 16, 16, seed=i)
+        write_image(tmp_path / "other" / f"photo{i}.png", 16, 16, seed=10 + i)
+    (tmp_path / "empty").mkdir()
+    args = ("--checkpoint", cyclegan_run, "--input", tmp_path / "inputs", "--pairs", "--metrics", "l1", "--device",
+            "cpu")
+    result = run_eval("--ref", tmp_path / "empty", *args)
+    assert isinstance(result.exception, ValueError), result.output
+    assert str(result.exception).startswith(f"{tmp_path / 'empty'}: no image files")
+    result = run_eval("--ref", tmp_path / "other", *args)
+    assert isinstance(result.exception, ValueError), result.output
+    assert str(result.exception) == ("no pairs: none of the 3 generated file names (e.g. item0.png) matches a "
+                                     "reference file name (e.g. photo0.png)")
+
+
 def test_eval_of_a_checkpoint_shows_progress_while_it_translates(tmp_path, cyclegan_run, write_image):
     """The inputs were translated without a word (minutes for a test set on a CPU); Inception had a bar."""
     for i in range(3):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,14 +142,22 @@ class Evaluator:
         """Refuse, before slow work (translating the images to score, say), what the names of the files to
         score already decide: metrics that do not apply, a missing classifier, and a ``label`` it does not know
         (``auto``: a file whose folder or name gives no class it knows), networks whose weights are missing,
-        and image counts FID or KID cannot use (with the ``reference`` folder)."""
+        and, with the ``reference`` folder, one without images, names that pair with none of its files, and image
+        counts FID or KID cannot use."""
         wanted = self._wanted(pairs, label)
         self._load_networks(wanted)
         if "acc" in wanted:
             self._labels(files, label)
-        if reference is not None and {"fid", "kid"} & wanted:
+        if reference is None:
+            return
+        ref_files = image_files(reference)
+        if set(PAIRED_METRICS) & wanted and files:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # files left without a reference are warned of when scored
+                match_pairs(list(files), ref_files)
+        if {"fid", "kid"} & wanted:
             generated = f"{Path(files[0]).parent} (generated)" if files else "generated"
-            _check_counts(wanted, (generated, f"{reference} (reference)"), len(files), len(image_files(reference)))
+            _check_counts(wanted, (generated, f"{reference} (reference)"), len(files), len(ref_files))
 
     def _load_networks(self, wanted: set[str]) -> None:
         """Find and load the networks ``wanted`` needs before any image is read: missing weights are said at
