@@ -412,8 +412,11 @@ def test_paired_metrics_match_files_by_name(tmp_path):
     assert result["psnr"] == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-6)  # both pairs differ by 10
     assert result["l1"] == pytest.approx(10 / 127.5, abs=1e-6)
     assert result["ssim"] == pytest.approx((ssim(_const(100), _const(110)) + ssim(_const(50), _const(60))) / 2)
-    with pytest.raises(ValueError, match="add --pairs"):
+    with pytest.raises(ValueError, match=r"^psnr compare aligned pairs: add --pairs \(files matched by name; "
+                                         r"pairs=True from Python\)$"):  # it said only --pairs to Python callers
         evaluate(gen, ref, metrics="psnr")
+    with pytest.raises(ValueError, match=r"--label auto for built-in file names \(label= from Python\)$"):
+        evaluate(gen, ref, metrics="acc")
     write_items(tmp_path / "big", [np.zeros((20, 16), np.uint8)], ["a.png"])
     with pytest.raises(ValueError, match=r"a\.png is 16x20 but its reference .* is 16x16"):
         evaluate(tmp_path / "big", ref, pairs=True, metrics="l1")

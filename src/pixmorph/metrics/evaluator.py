@@ -173,11 +173,13 @@ class Evaluator:
         if not pairs:
             asked = sorted(wanted & set(PAIRED_METRICS))
             if self.explicit and asked:
-                raise ValueError(f"{', '.join(asked)} compare aligned pairs: add --pairs (files matched by name)")
+                raise ValueError(f"{', '.join(asked)} compare aligned pairs: add --pairs (files matched by name; "
+                                 "pairs=True from Python)")
             wanted -= set(PAIRED_METRICS)
         if label is None:
             if self.explicit and "acc" in wanted:
-                raise ValueError("acc needs the target class: --label CLASS, or --label auto for built-in file names")
+                raise ValueError("acc needs the target class: --label CLASS, or --label auto for built-in file names "
+                                 "(label= from Python)")
             wanted.discard("acc")
         elif "acc" not in wanted:  # a label given for nothing: the user expects a top-1 that would not come
             raise ValueError(f"--label {label} is the class for acc (top-1/top-5), which --metrics "
