@@ -5,8 +5,8 @@ the machine and software it ran on.
 The server runs in this process (uvicorn on 127.0.0.1, a free port), as ``pixmorph serve`` runs it; the
 clients run as threads in a second process, so that they do not share the server's interpreter lock.
 Each client sends, in turn, one request for each served model (translate: one --size image; few-shot: a
-content image and two class images; edit: the model's training primitive resized to --size) and waits
---backoff seconds after a 503 before its next request. Without --runs, tiny runs (CycleGAN, FUNIT,
+content image and two class images; edit: the model's training primitive, its longer side resized to
+--size) and waits --backoff seconds after a 503 before its next request. Without --runs, tiny runs (CycleGAN, FUNIT,
 DeepSIM edges; 2 training steps) are trained in a temporary folder first: the figures then measure the
 server far more than the networks.
 
@@ -132,13 +132,24 @@ def request_kinds(url: str, size: int) -> list[dict]:
             files = []
             for layer in model["primitive"]["layers"]:
                 drawn = requests.get(f"{url}/api/models/{name}/primitive/{layer}", timeout=30).content
-                buffer = io.BytesIO()
-                Image.open(io.BytesIO(drawn)).resize((size, size), Image.NEAREST).save(buffer, format="PNG")
                 files.append(("primitive" if layer == model["primitive"]["layers"][0] else "edges",
-                              (f"{layer}.png", buffer.getvalue())))
+                              (f"{layer}.png", primitive_at(drawn, size))))
         kinds.append({"kind": f"{model['task']} ({name})", "url": f"{url}/api/{model['task']}",
                       "form": {"model": name}, "files": files})
     return kinds
+
+
+def primitive_at(drawn: bytes, size: int) -> bytes:
+    """A training primitive (PNG) scaled to a longer side of ``size``, its aspect kept: squashed to a square, each
+    edit was warned of (and logged by the server) as a shape the model never trained on."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(drawn))
+    scale = size / max(image.size)
+    buffer = io.BytesIO()
+    image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST).save(
+        buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def client_process(kinds: list[dict], clients: int, seconds: float, backoff: float, out) -> None:

@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import serve_load  # noqa: E402
 import train_speed  # noqa: E402
 import translate_speed  # noqa: E402
 
@@ -75,3 +76,15 @@ def test_twostep_bench_trains_step_one_once_and_each_encoder_from_it(tmp_path):
         assert json.loads((runs[name][0] / "checkpoint" / "config.json").read_text())["step"] == 4
     trunk = [k for k in step1 if k.startswith("E.trunk.") and k.endswith("weight")]
     assert not all(torch.equal(weights["z-MSE"][k], weights["scratch"][k]) for k in trunk)
+
+
+def test_serve_load_sends_edit_primitives_in_their_own_aspect():
+    """The load bench squashed each training primitive to a --size square: every edit request (a 64x48 model's)
+    was warned of and logged as a shape the model never trained on, hundreds of lines in the bench's output."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 48), 255).save(buffer, format="PNG")
+    assert Image.open(io.BytesIO(serve_load.primitive_at(buffer.getvalue(), 32))).size == (32, 24)
