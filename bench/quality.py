@@ -279,12 +279,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := [m for m in args.methods if m not in ROWS]:
         p.error(f"unknown method(s) {', '.join(unknown)}: known {', '.join(ROWS)}")
+    try:  # a device that is not here: a usage line, not a traceback
+        args.device = str(resolve_device(args.device))
+    except ValueError as err:
+        p.error(str(err))
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    device = str(resolve_device(args.device))
+    device = args.device
     if args.threads or device == "cpu":
         torch.set_num_threads(args.threads or 1)
     bench = Bench(args.budget, device, Path(args.out), args.n_test or N_TEST[args.budget],

@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import quality  # noqa: E402
 import serve_load  # noqa: E402
 import train_speed  # noqa: E402
 import translate_speed  # noqa: E402
@@ -88,3 +89,15 @@ def test_serve_load_sends_edit_primitives_in_their_own_aspect():
     buffer = io.BytesIO()
     Image.new("L", (64, 48), 255).save(buffer, format="PNG")
     assert Image.open(io.BytesIO(serve_load.primitive_at(buffer.getvalue(), 32))).size == (32, 24)
+
+
+def test_quality_bench_refuses_a_device_that_is_not_here_in_one_line(monkeypatch, capsys, tmp_path):
+    """`python bench/quality.py --budget gpu --device cuda` on a machine without CUDA ended in a traceback."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        quality.main(["--budget", "gpu", "--device", "cuda", "--out", str(tmp_path / "q")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(  # after the program's name
+        ": error: device 'cuda' asked for, but CUDA is not available here: use the CPU (--device cpu; "
+        'device="cpu" from Python)')
+    assert not (tmp_path / "q").exists()
