@@ -435,6 +435,23 @@ def test_paired_metrics_refuse_two_generated_files_of_one_name(tmp_path):
                               "pairs are matched by file name, make them unique")
 
 
+def test_images_too_small_for_ssim_are_refused_before_inception(tmp_path, monkeypatch):
+    """8x8 pairs: Inception read every image (minutes for a test set on a CPU), then SSIM failed with
+    'SSIM needs images of at least 11x11 pixels (its Gaussian window), got 8x8', naming no file. Now said first,
+    naming the file and the --metrics that leave SSIM out."""
+    write_items(tmp_path / "gen", [np.zeros((8, 8), np.uint8)] * 3, ["a.png", "b.png", "c.png"])
+
+    def no_inception(*args, **kwargs):
+        raise AssertionError("Inception features computed")
+
+    ev = Evaluator(device="cpu")
+    monkeypatch.setattr(ev, "features", no_inception)
+    with pytest.raises(ValueError) as err:
+        ev(tmp_path / "gen", tmp_path / "gen", pairs=True)
+    assert str(err.value) == (f"{tmp_path / 'gen' / 'a.png'} is 8x8 (and 2 more): SSIM needs images of at least "
+                              "11x11 pixels (its Gaussian window); leave it out: --metrics fid,kid,lpips,psnr,l1")
+
+
 # ---------------------------------------------------------------------------
 # Classifier
 
