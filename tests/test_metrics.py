@@ -435,7 +435,7 @@ def test_paired_metrics_refuse_two_generated_files_of_one_name(tmp_path):
                               "pairs are matched by file name, make them unique")
 
 
-def test_images_too_small_for_ssim_are_refused_before_inception(tmp_path, monkeypatch):
+def test_images_too_small_for_ssim_or_lpips_are_refused_before_inception(tmp_path, monkeypatch):
     """8x8 pairs: Inception read every image (minutes for a test set on a CPU), then SSIM failed with
     'SSIM needs images of at least 11x11 pixels (its Gaussian window), got 8x8', naming no file. Now said first,
     naming the file and the --metrics that leave SSIM out."""
@@ -448,8 +448,30 @@ def test_images_too_small_for_ssim_are_refused_before_inception(tmp_path, monkey
     monkeypatch.setattr(ev, "features", no_inception)
     with pytest.raises(ValueError) as err:
         ev(tmp_path / "gen", tmp_path / "gen", pairs=True)
-    assert str(err.value) == (f"{tmp_path / 'gen' / 'a.png'} is 8x8 (and 2 more): SSIM needs images of at least "
-                              "11x11 pixels (its Gaussian window); leave it out: --metrics fid,kid,lpips,psnr,l1")
+    assert str(err.value) == (f"{tmp_path / 'gen' / 'a.png'} is 8x8 (and 2 more): SSIM (its Gaussian window) needs "
+                              "images of at least 11x11 pixels; leave it out: --metrics fid,kid,lpips,psnr,l1")
+    # LPIPS on 16x16 (a traceback from inside torch, after Inception): the same, with its network's least size
+    write_items(tmp_path / "gen16", [np.zeros((16, 16), np.uint8)] * 3, ["a.png", "b.png", "c.png"])
+    with pytest.raises(ValueError) as err:
+        ev(tmp_path / "gen16", tmp_path / "gen16", pairs=True)
+    least = ev.lpips.min_side
+    assert str(err.value) == (f"{tmp_path / 'gen16' / 'a.png'} is 16x16 (and 2 more): LPIPS ({ev.lpips.name}, an "
+                              f"AlexNet trunk) needs images of at least {least}x{least} pixels; leave it out: "
+                              "--metrics fid,kid,psnr,ssim,l1")
+
+
+@pytest.mark.parametrize("net", ["alex", "stlpips-alex"])
+def test_lpips_least_image_side_is_the_one_its_trunk_takes(net):
+    from pixmorph.metrics.perceptual import LPIPS
+
+    lpips = LPIPS(net)
+    side = lpips.min_side
+    assert lpips(torch.zeros(1, 3, side, 2 * side), torch.zeros(1, 3, side, 2 * side)).shape == (1,)
+    with pytest.raises(ValueError, match=rf"^LPIPS \({net}\) needs images of at least {side}x{side} pixels, got "
+                                         rf"{2 * side}x{side - 1}$"):
+        lpips(torch.zeros(1, 3, side - 1, 2 * side), torch.zeros(1, 3, side - 1, 2 * side))
+    with pytest.raises(RuntimeError):  # the least size is the trunk's own: one pixel less fails inside torch
+        lpips._stages(torch.zeros(1, 3, side - 1, 2 * side))
 
 
 # ---------------------------------------------------------------------------

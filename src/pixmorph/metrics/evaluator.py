@@ -114,8 +114,7 @@ class Evaluator:
                                   "n_generated": len(gen_files), "n_reference": len(ref_files)}
         if set(PAIRED_METRICS) & wanted:  # before the Inception features: pairs of unequal sizes fail fast
             matched, gens, refs = self._pairs(gen_files, gen_images, ref_files, reference)
-            if "ssim" in wanted:
-                _check_ssim_sizes(matched, gens, wanted)
+            self._check_small_pairs(matched, gens, wanted)
         names = (f"{generated} (generated)", f"{reference} (reference)")
         if {"fid", "kid"} & wanted:
             _check_counts(wanted, names, len(gen_files), len(ref_files))  # before minutes of Inception features
@@ -207,6 +206,16 @@ class Evaluator:
         check_pair_sizes(matched, gens, refs, reference)
         return matched, gens, refs
 
+    def _check_small_pairs(self, matched, gens, wanted) -> None:
+        """SSIM's window and the LPIPS trunk need a least image size: checked before the Inception features."""
+        from pixmorph.metrics.pairs import SSIM_WINDOW
+
+        if "ssim" in wanted:
+            _refuse_small_pairs(matched, gens, wanted, "ssim", SSIM_WINDOW, "SSIM (its Gaussian window)")
+        if "lpips" in wanted:
+            _refuse_small_pairs(matched, gens, wanted, "lpips", self.lpips.min_side,
+                                f"LPIPS ({self.lpips.name}, an AlexNet trunk)")
+
     def _paired(self, matched, gens, refs, wanted) -> dict[str, Any]:
         from pixmorph.metrics import pairs as P
 
@@ -246,18 +255,17 @@ class Evaluator:
                 "classifier_test_top1": clf.test_accuracy.get("top1")}
 
 
-def _check_ssim_sizes(matched: list[tuple[Path, Path]], gens: list[torch.Tensor], wanted: set[str]) -> None:
-    """Images smaller than SSIM's window, said before the Inception features (minutes), not after."""
-    from pixmorph.metrics.pairs import SSIM_WINDOW
-
-    small = [i for i, image in enumerate(gens) if min(image.shape[1:]) < SSIM_WINDOW]
+def _refuse_small_pairs(matched: list[tuple[Path, Path]], gens: list[torch.Tensor], wanted: set[str], metric: str,
+                       least: int, what: str) -> None:
+    """Images smaller than ``metric`` takes, said before the Inception features (minutes), not after."""
+    small = [i for i, image in enumerate(gens) if min(image.shape[1:]) < least]
     if not small:
         return
     (h, w), more = gens[small[0]].shape[1:], f" (and {len(small) - 1} more)" if len(small) > 1 else ""
-    others = ",".join(m for m in ALL_METRICS if m in wanted and m != "ssim")
+    others = ",".join(m for m in ALL_METRICS if m in wanted and m != metric)
     leave_out = f"leave it out: --metrics {others}" if others else "leave it out"
-    raise ValueError(f"{matched[small[0]][0]} is {w}x{h}{more}: SSIM needs images of at least {SSIM_WINDOW}x"
-                     f"{SSIM_WINDOW} pixels (its Gaussian window); {leave_out}")
+    raise ValueError(f"{matched[small[0]][0]} is {w}x{h}{more}: {what} needs images of at least {least}x{least} "
+                     f"pixels; {leave_out}")
 
 
 def _check_counts(wanted: set[str], names: tuple[str, str], n_gen: int, n_ref: int) -> None:

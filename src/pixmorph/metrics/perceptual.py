@@ -30,6 +30,9 @@ from pixmorph.metrics import weights as W
 from pixmorph.nn.pad import ReflectionPad2d
 
 NETS = ("alex", "stlpips-alex")
+# The smallest image side each trunk takes (AlexNet's stride-4 convolution and two pools leave nothing of less;
+# the shift-tolerant trunk pools with a blur instead): measured, the next pixel smaller fails inside torch.
+MIN_SIDE = {"alex": 31, "stlpips-alex": 21}
 CHANNELS = (64, 192, 384, 256, 256)
 
 
@@ -91,6 +94,7 @@ class LPIPS(nn.Module):
         if net not in NETS:
             raise ValueError(f"unknown LPIPS network {net!r}: choose from {', '.join(NETS)}")
         self.name = net
+        self.min_side = MIN_SIDE[net]
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
         self.net = _alex_slices(shift_tolerant=net == "stlpips-alex")
@@ -110,6 +114,9 @@ class LPIPS(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         if x.shape != y.shape:
             raise ValueError(f"LPIPS compares images of one size, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if min(x.shape[-2:]) < self.min_side:
+            raise ValueError(f"LPIPS ({self.name}) needs images of at least {self.min_side}x{self.min_side} pixels, "
+                             f"got {x.shape[-1]}x{x.shape[-2]}")
         if x.shape[1] == 1:
             x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
         total = torch.zeros(x.shape[0], device=x.device)
