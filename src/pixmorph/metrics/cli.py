@@ -219,12 +219,14 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
     named = InputNames()  # the temporary files' names in messages -> the input files they come from
     with tempfile.TemporaryDirectory(prefix="pixmorph-eval-") as tmp, named.in_errors():
         if checkpoint is not None:
+            from pixmorph.images import check_distinct_outputs
             from pixmorph.metrics.folders import image_files
 
             # before translating: the outputs' names, <stem>.png in one folder, may already give no class
             outputs = Path(generated or Path(tmp) / "generated")
             translations = [outputs / f"{f.stem}.png" for f in image_files(input_dir)]
             if kept:
+                check_distinct_outputs(image_files(input_dir), outputs, option="GENERATED")  # inputs replaced: first
                 _refuse_reference_folder(outputs, ref)
                 _refuse_other_images(outputs, translations, input_dir)
             else:
