@@ -488,6 +488,26 @@ def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, ca
     assert "edges.png" in line and "aspect ratio 1.00 (32x32)" in line and "2.00 (64x32)" in line
 
 
+def test_deepsim_translate_refuses_a_transparent_segmentation_as_edit_does(tmp_path, monkeypatch, capsys):
+    """Training and `pixmorph edit` refuse a segmentation with transparent pixels (its alpha would be composited
+    over white); `pixmorph translate` of the same file with the same seg model rendered it without a word."""
+    import numpy as np
+    from PIL import Image
+
+    run = make_checkpoint(tmp_path / "run", "deepsim", model={"in_channels": 3, "ngf": 4, "ndf": 4,
+                                                             "n_downsampling": 1, "n_blocks": 1})
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = (200, 30, 30), 255
+    rgba[:, 14:18, 3] = 0
+    seg = tmp_path / "seg_with_alpha.png"
+    Image.fromarray(rgba, "RGBA").save(seg)
+    lines = {command: one_line_error(monkeypatch, capsys, command, run, seg, "--out", tmp_path / command,
+                                     "--device", "cpu") for command in ("edit", "translate")}
+    assert lines["translate"] == lines["edit"], lines
+    assert lines["translate"].startswith(f"error: {seg}: a segmentation with transparent pixels"), lines
+    assert not (tmp_path / "translate").exists()
+
+
 def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):
     from test_train import tiny_run, write_unpaired
 

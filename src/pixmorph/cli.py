@@ -8,7 +8,6 @@ import sys
 import warnings
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -18,9 +17,6 @@ from pixmorph.cli_deepsim import (apply_single_image, computed_primitive, dry_ru
 from pixmorph.cli_types import FiniteFloat
 from pixmorph.config import RunConfig, apply_overrides, check_config_values, load_yaml
 from pixmorph.messages import one_line
-
-if TYPE_CHECKING:
-    from pixmorph.api import Translator
 
 TRAIN_FLAGS = {  # flag name -> (section, key)
     "data": ("data", "root"), "out": ("train", "out"), "batch_size": ("train", "batch_size"),
@@ -201,19 +197,6 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     return d
 
 
-def warn_if_not_primitives(translator: Translator, files: list[Path]) -> None:
-    """For a DeepSIM model of one layer (edges or seg), the warnings ``pixmorph edit`` gives for files that do
-    not look like its primitive (a colour photo given to an edges model, an edge map to a seg model)."""
-    from pixmorph.methods.deepsim import KIND_OF_CHANNELS, warn_if_not_primitive
-
-    if translator.config.method != "deepsim":
-        return
-    kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
-    if kind in ("edges", "seg"):
-        for f in files:
-            warn_if_not_primitive(f, kind, kind)
-
-
 @cli.command()
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
@@ -266,6 +249,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph.fullsize_memory import check_translate_fits
     from pixmorph.images import (BadImageWarning, ImageReadError, check_distinct_outputs, check_images,
                                  list_images)
+    from pixmorph.methods.deepsim import check_primitive_files
     from pixmorph.train.loop import resolve_device
 
     try:
@@ -303,7 +287,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
         files = check_images(files, skip_bad=skip_bad)
-        warn_if_not_primitives(translator, files)
+        check_primitive_files(translator, files)
         if half and files:
             warn_unless_side_by_side_input(files[0], half)
         elif files and translator.config.method == "pix2pix":

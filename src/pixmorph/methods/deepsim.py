@@ -417,6 +417,22 @@ def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = 
                       f"white, read as gray){where}", stacklevel=3)
 
 
+def check_primitive_files(translator: Translator, files: Sequence[str | Path]) -> None:
+    """Files given to a DeepSIM model of one layer (edges or seg) as they are translated (``pixmorph translate``,
+    ``pixmorph.load(run)(files)``), checked as ``pixmorph edit`` and training check them: a segmentation with
+    transparent pixels is refused (one line naming it), and a file that does not look like the model's primitive
+    is warned of (:func:`warn_if_not_primitive`). Any other model's files pass."""
+    if translator.config.method != DeepSIM.name:
+        return
+    kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
+    if kind not in ("edges", "seg"):
+        return
+    for f in files:
+        if kind == "seg":
+            P.check_opaque_seg(f)
+        warn_if_not_primitive(f, kind, kind)
+
+
 def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
            edges: str | os.PathLike | Sequence[str | os.PathLike] | None = None, device: str = "cpu",
            progress: bool = False, batch_size: int = 8) -> list[Tensor]:
