@@ -118,6 +118,30 @@ def test_deepsim_render_and_edit_take_one_file_alone(tmp_path, write_image):
         deepsim.render(model, [Image.new("L", (32, 32))])
 
 
+def test_deepsim_files_given_to_the_api_get_the_warnings_and_refusals_of_translate(tmp_path):
+    """pixmorph.load(run)(files) on a DeepSIM model rendered a colour photo given to an edges model, an edge map
+    given to a seg model, and a segmentation with transparent pixels without a word, where `pixmorph translate`
+    and `pixmorph edit` warn of the first two and refuse the third."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.where(np.arange(32)[:, None] < 16, np.uint8([230, 60, 20]), np.uint8([20, 40, 200]))
+                    [..., None, :].repeat(32, 1)).save(photo)  # red over blue
+    edges = edge_map(tmp_path / "edges.png", 32, 32, seed=0)
+    edges_model, seg_model = untrained("deepsim"), untrained("deepsim", in_channels=3)
+    with pytest.warns(UserWarning) as caught:
+        edges_model([photo, edges])
+        seg_model(str(edges))
+    assert [str(w.message) for w in caught] == [
+        f"{photo}: a colour image, but this edges model reads it as an edge map (black lines on white, read as gray)",
+        f"{edges}: looks like an edge map (gray, black lines on white), but this seg model reads it as a "
+        "segmentation"]
+    rgba = np.dstack([np.asarray(Image.open(photo)), np.full((32, 32), 255, np.uint8)])
+    rgba[:, 10:12, 3] = 0
+    seg_with_alpha = tmp_path / "seg_with_alpha.png"
+    Image.fromarray(rgba, "RGBA").save(seg_with_alpha)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(seg_with_alpha))}: a segmentation with transparent pixels"):
+        seg_model(seg_with_alpha)
+
+
 def edge_map(path, width: int, height: int, seed: int):
     """A drawn edge map: black horizontal lines on white."""
     lines = np.full((height, width), 255, np.uint8)

@@ -211,6 +211,9 @@ class Translator:
         # files stay paths until their batch comes (a folder of any length is read one batch at a time)
         items = [x if _is_file(x) else self._item(x, direction, side_by_side) for x in images]
         files = check_images([x for x in items if _is_file(x)])  # a bad one: named before any translation
+        from pixmorph.methods.deepsim import check_primitive_files
+
+        check_primitive_files(self, files)  # a DeepSIM model's: as `pixmorph translate` and `edit` check them
         if files and not side_by_side and self.config.method == "pix2pix":  # as `pixmorph translate` warns
             from pixmorph.data.folders import input_half, warn_if_side_by_side_input
 
