@@ -972,3 +972,36 @@ def test_retraining_over_a_run_on_its_own_edited_primitive_file(tmp_path):
     result = _tiny_cli(tmp_path, "--image", str(photo), "--edges", str(edited), "--out", str(run), "--overwrite")
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert np.array_equal(np.asarray(Image.open(edited)), lines) and not (run / ".replaced").exists()
+
+
+def _photo_and_its_segmentations(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A photo-like image (smooth colour gradients and sensor noise: thousands of colours) and segmentations as
+    people save them: flat colours, with anti-aliased borders, and as a JPEG (its noise adds colours, not regions)."""
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:96, 0:128] / 96
+    photo_pixels = np.stack([200 * xs / 1.4, 160 * ys + 40 * xs, 120 + 80 * np.sin(6 * xs * ys)], -1)
+    photo = tmp_path / "photo.png"
+    Image.fromarray((photo_pixels + rng.normal(0, 6, photo_pixels.shape)).clip(0, 255).astype(np.uint8)).save(photo)
+    labels = (xs > 0.5).astype(int) + 2 * ((xs - 0.6) ** 2 + (ys - 0.5) ** 2 < 0.1)
+    flat = np.uint8([[40, 40, 160], [200, 40, 40], [40, 200, 40], [230, 230, 30]])[labels]
+    flat_file, soft_file, jpeg_file = tmp_path / "seg.png", tmp_path / "seg_soft.png", tmp_path / "seg.jpg"
+    Image.fromarray(flat).save(flat_file)
+    big = Image.fromarray(flat).resize((512, 384), Image.Resampling.NEAREST)
+    big.resize((128, 96), Image.Resampling.LANCZOS).save(soft_file)  # anti-aliased borders
+    Image.fromarray(flat).save(jpeg_file, quality=75)
+    return photo, [flat_file, soft_file, jpeg_file]
+
+
+def test_a_photo_given_as_a_segmentation_is_warned_of(tmp_path):
+    """A photo given to a seg model (pixmorph edit, translate, pixmorph.load, /api/edit) or as a run's --seg
+    rendered or trained without a word, where an edges model warns of it: it is one line naming the file; a
+    segmentation with anti-aliased borders or saved as a JPEG is not warned of."""
+    photo, segmentations = _photo_and_its_segmentations(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        deepsim.load_primitives([photo, *segmentations], "seg")
+    assert [str(w.message) for w in caught] == [
+        f"{photo}: looks like a photo (thousands of colours, not flat regions), but this seg model reads it as a "
+        "segmentation"]
+    with pytest.warns(UserWarning, match=rf"^{photo}: looks like a photo .* this seg run reads it as a segmentation$"):
+        result = _tiny_cli(tmp_path, "--image", str(photo), "--seg", str(photo), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output + repr(result.exception)

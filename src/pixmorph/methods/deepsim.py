@@ -405,13 +405,16 @@ def looks_like_drawn_edges(path: str | Path) -> bool:
 
 def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = "model") -> None:
     """A one-line warning when a file given as a ``kind`` model's segmentation (``role`` seg) looks like an edge
-    map, or one given as its edge map (``role`` edges) is in colour (a photo, a segmentation?): it would be
-    rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit`` and ``pixmorph translate`` share it;
-    training (``reader`` run) too."""
+    map or a photo, or one given as its edge map (``role`` edges) is in colour (a photo, a segmentation?): it would
+    be rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit``, ``pixmorph translate`` and
+    ``pixmorph.load(run)(files)`` share it; training (``reader`` run) too."""
     where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
     if role == "seg" and looks_like_drawn_edges(path):
         warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} {reader} reads "
                       f"it as a segmentation{where}", stacklevel=3)
+    elif role == "seg" and P.looks_like_photo(path):
+        warnings.warn(f"{path}: looks like a photo (thousands of colours, not flat regions), but this {kind} {reader} "
+                      f"reads it as a segmentation{where}", stacklevel=3)
     elif role == "edges" and P.is_colour(path):
         warnings.warn(f"{path}: a colour image, but this {kind} {reader} reads it as an edge map (black lines on "
                       f"white, read as gray){where}", stacklevel=3)
