@@ -800,6 +800,17 @@ def test_a_two_label_mask_is_a_segmentation(tmp_path, mask):
     assert result.exit_code == 0 and "guessed" not in result.output, result.output
 
 
+@pytest.mark.parametrize("mode, ids", [("I;16", (0, 1000, 2000, 3000)), ("L", (0, 20, 40, 60))])
+def test_a_label_map_of_dark_ids_is_guessed_a_segmentation(tmp_path, mode, ids):
+    """A 16-bit label map of ids 1000, 2000, ... (dark once read as 8 bits), or 8-bit labels spread 0, 20, 40, 60,
+    was guessed an edge map (a dark ground with no lines at all) and trained as a blank one: `--primitive
+    labels.png` read it as edges, in one channel."""
+    from pixmorph.data.single_image import resolve_kind
+
+    _, seg = _label_photo(tmp_path, _blocks(ids), mode)
+    assert resolve_kind(str(seg), None) == "seg"
+
+
 def test_an_edge_map_is_still_guessed_as_one(tmp_path):
     from pixmorph.data.primitives import looks_like_edges
     from pixmorph.data.single_image import write_example

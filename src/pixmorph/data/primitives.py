@@ -227,8 +227,8 @@ def looks_like_edges(path: str | Path) -> bool:
     gray = a[..., 0]
     if (gray > 191).mean() >= 0.5:  # a light ground: every pixel that is not near white is ink
         return _thin(gray <= 191)
-    if (gray < 64).mean() >= 0.5:
-        return _thin(gray >= 64)
+    if (gray < 64).mean() >= 0.5:  # white lines on black; none at all: dark labels (16-bit ids 1000, 2000, ...)
+        return bool((gray >= 64).any()) and _thin(gray >= 64)
     return False  # mostly mid-gray: regions, not lines
 
 
