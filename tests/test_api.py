@@ -142,6 +142,27 @@ def test_deepsim_files_given_to_the_api_get_the_warnings_and_refusals_of_transla
         seg_model(seg_with_alpha)
 
 
+def test_deepsim_images_in_memory_get_the_checks_of_files(tmp_path):
+    """pixmorph.load(run)(Image.open("edit.png")), the README's form, gave none of the warnings and refusals that the
+    same file by its path gets; an image opened from a file is named by it, one made in memory as <image>."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(photo)
+    edges = edge_map(tmp_path / "edges.png", 32, 32, seed=0)
+    edges_model, seg_model = untrained("deepsim"), untrained("deepsim", in_channels=3)
+    with pytest.warns(UserWarning) as caught:
+        edges_model(Image.open(photo))
+        seg_model([Image.open(edges), Image.open(photo), Image.open(edges).convert("RGB")])
+    assert [str(w.message).split(": ")[0] for w in caught] == [str(photo), str(edges), str(photo), "<image>"]
+    assert [str(w.message).split(", but")[0].split(": ", 1)[1] for w in caught] == [
+        "a colour image", "looks like an edge map (gray, black lines on white)",
+        "looks like a photo (thousands of colours, not flat regions)",
+        "looks like an edge map (gray, black lines on white)"]
+    rgba = Image.new("RGBA", (32, 32), (200, 30, 30, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, 8, 32))
+    with pytest.raises(ValueError, match=r"^<image>: a segmentation with transparent pixels"):
+        seg_model(rgba)
+
+
 def edge_map(path, width: int, height: int, seed: int):
     """A drawn edge map: black horizontal lines on white."""
     lines = np.full((height, width), 255, np.uint8)

@@ -208,12 +208,14 @@ class Translator:
         if direction is None:
             direction = self.default_direction()
         self.generator(direction)  # an unknown direction: said before any image is read
+        files = check_images([x for x in images if _is_file(x)])  # a bad one: named before any translation
+        from pixmorph.methods.deepsim import check_primitives
+
+        # a DeepSIM model's files and PIL images, as `pixmorph translate` and `edit` check them (before any alpha is
+        # composited away)
+        check_primitives(self, [x for x in images if _is_file(x) or isinstance(x, Image.Image)])
         # files stay paths until their batch comes (a folder of any length is read one batch at a time)
         items = [x if _is_file(x) else self._item(x, direction, side_by_side) for x in images]
-        files = check_images([x for x in items if _is_file(x)])  # a bad one: named before any translation
-        from pixmorph.methods.deepsim import check_primitive_files
-
-        check_primitive_files(self, files)  # a DeepSIM model's: as `pixmorph translate` and `edit` check them
         if files and not side_by_side and self.config.method == "pix2pix":  # as `pixmorph translate` warns
             from pixmorph.data.folders import input_half, warn_if_side_by_side_input
 

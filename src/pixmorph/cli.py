@@ -249,7 +249,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     from pixmorph.fullsize_memory import check_translate_fits
     from pixmorph.images import (BadImageWarning, ImageReadError, check_distinct_outputs, check_images,
                                  list_images)
-    from pixmorph.methods.deepsim import check_primitive_files
+    from pixmorph.methods.deepsim import check_primitives
     from pixmorph.train.loop import resolve_device
 
     try:
@@ -287,7 +287,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
         files = check_images(files, skip_bad=skip_bad)
-        check_primitive_files(translator, files)
+        check_primitives(translator, files)
         if half and files:
             warn_unless_side_by_side_input(files[0], half)
         elif files and translator.config.method == "pix2pix":

@@ -18,9 +18,11 @@ too (nearest-neighbour for segmentations, so colours stay labels).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
@@ -179,24 +181,50 @@ def seg_image(img: Image.Image, name: str | Path = "<image>") -> Image.Image:
     return Image.fromarray(colour_labels(labels)) if labels is not None else as_rgb(img)
 
 
-def _label_map(path: Path) -> np.ndarray | None:
-    """:func:`label_indices` of a file."""
-    with Image.open(path) as img:
-        return label_indices(img, path)
+Source = Union[str, Path, Image.Image]  # a primitive file, or an image in memory (pixmorph.load(run)(image))
 
 
-def check_opaque_seg(path: str | Path) -> None:
-    """A one-line error when a segmentation file has transparent pixels (alpha below 128): a segmentation is
-    its colours, and its alpha would be composited over white; seg+edges takes its edge map as a second file,
-    never from the alpha channel. Nearly opaque files (the paper's car, alpha >= 253) pass."""
-    with Image.open(path) as img:
+def source_name(source: Source) -> str:
+    """What messages call a primitive: its file; an image in memory by the file it was opened from, else
+    ``<image>``."""
+    if isinstance(source, Image.Image):
+        return getattr(source, "filename", "") or "<image>"
+    return str(source)
+
+
+def _opened(source: Source) -> contextlib.AbstractContextManager[Image.Image]:
+    """The image as stored (its own mode and alpha), opened from a file or as it is in memory."""
+    return contextlib.nullcontext(source) if isinstance(source, Image.Image) else Image.open(source)
+
+
+def read_source(source: Source, mode: str = "RGB") -> Image.Image:
+    """An 8-bit image in ``mode``, read as every file is read (alpha over white, 16 bits scaled)."""
+    from pixmorph.images import as_rgb
+
+    if isinstance(source, Image.Image):
+        return as_rgb(source).convert(mode)
+    return read_image(source, mode=mode)
+
+
+def _label_map(source: Source) -> np.ndarray | None:
+    """:func:`label_indices` of a file or an image in memory."""
+    with _opened(source) as img:
+        return label_indices(img, source_name(source))
+
+
+def check_opaque_seg(source: Source) -> None:
+    """A one-line error when a segmentation (a file, or an image in memory) has transparent pixels (alpha below
+    128): a segmentation is its colours, and its alpha would be composited over white; seg+edges takes its edge
+    map as a second file, never from the alpha channel. Nearly opaque files (the paper's car, alpha >= 253)
+    pass."""
+    with _opened(source) as img:
         if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
             return
         alpha = np.asarray(img.convert("RGBA"))[..., 3]
     if (alpha < 128).any():
-        raise ValueError(f"{path}: a segmentation with transparent pixels (alpha channel); expected flat region "
-                         f"colours (RGB) or label indices, fully opaque. For seg+edges give the edge map as its own "
-                         f"file (--edges EDGES.png), not as alpha")
+        raise ValueError(f"{source_name(source)}: a segmentation with transparent pixels (alpha channel); expected "
+                         f"flat region colours (RGB) or label indices, fully opaque. For seg+edges give the edge map "
+                         f"as its own file (--edges EDGES.png), not as alpha")
 
 
 def load_seg(path: str | Path, size: tuple[int, int]) -> Tensor:
@@ -211,17 +239,17 @@ def load_seg(path: str | Path, size: tuple[int, int]) -> Tensor:
     return to_tensor(img)
 
 
-def looks_like_edges(path: str | Path) -> bool:
-    """A guess at a file's kind: edges when it is gray on a light (or dark) ground and the rest of it, its
-    lines, anti-aliased or not (an edge map drawn with a soft brush or resized), is thin strokes; coloured
-    files, small label indices (0, 1, 2: a mask stored as indices) and gray files of solid regions (a 0/255
-    mask) are segmentations."""
-    a = np.asarray(read_image(path, mode="RGB")).astype(np.int16)
+def looks_like_edges(source: Source) -> bool:
+    """A guess at a file's (or an image's) kind: edges when it is gray on a light (or dark) ground and the rest
+    of it, its lines, anti-aliased or not (an edge map drawn with a soft brush or resized), is thin strokes;
+    coloured files, small label indices (0, 1, 2: a mask stored as indices) and gray files of solid regions (a
+    0/255 mask) are segmentations."""
+    a = np.asarray(read_source(source)).astype(np.int16)
     if _coloured(a):  # a segmentation
         return False
-    with Image.open(path) as raw:
+    with _opened(source) as raw:
         bilevel = raw.mode == "1"  # a 1-bit file reads as 0 / 1: black and white, not indices
-    labels = None if bilevel else _label_map(Path(path))
+    labels = None if bilevel else _label_map(source)
     if labels is not None and labels.max() < 32:
         return False  # small indices (invisible as an image): a label map
     gray = a[..., 0]
@@ -235,19 +263,19 @@ def looks_like_edges(path: str | Path) -> bool:
 PHOTO_COLOURS = 4096  # more distinct colours than this, most pixels outside the commonest 64: a photo
 
 
-def looks_like_photo(path: str | Path) -> bool:
-    """Whether a file given as a segmentation looks like a photo: more than :data:`PHOTO_COLOURS` colours, and
-    most of its pixels outside its 64 commonest. A segmentation is a few flat colours, and its anti-aliased or
-    JPEG-noisy borders add many colours but few pixels (the paper's car: 2,134 colours, 98% of its pixels in 64;
-    as a JPEG, 75%)."""
-    rgb = np.asarray(read_image(path, mode="RGB")).astype(np.int32)
+def looks_like_photo(source: Source) -> bool:
+    """Whether a file (or an image) given as a segmentation looks like a photo: more than :data:`PHOTO_COLOURS`
+    colours, and most of its pixels outside its 64 commonest. A segmentation is a few flat colours, and its
+    anti-aliased or JPEG-noisy borders add many colours but few pixels (the paper's car: 2,134 colours, 98% of its
+    pixels in 64; as a JPEG, 76%)."""
+    rgb = np.asarray(read_source(source)).astype(np.int32)
     counts = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], return_counts=True)[1]
     return len(counts) > PHOTO_COLOURS and np.sort(counts)[-64:].sum() < 0.6 * counts.sum()
 
 
-def is_colour(path: str | Path) -> bool:
-    """Whether an image file is in colour (not gray, give or take a JPEG's noise)."""
-    return _coloured(np.asarray(read_image(path, mode="RGB")).astype(np.int16))
+def is_colour(source: Source) -> bool:
+    """Whether an image file (or an image) is in colour (not gray, give or take a JPEG's noise)."""
+    return _coloured(np.asarray(read_source(source)).astype(np.int16))
 
 
 def _coloured(rgb: np.ndarray) -> bool:

@@ -395,45 +395,47 @@ def load_primitives(paths: Sequence[str | Path], kind: str, max_side: int | None
     return out
 
 
-def looks_like_drawn_edges(path: str | Path) -> bool:
-    """Whether a file looks like a drawn edge map: gray, two levels, mostly white (not a label map of small
-    indices, which is dark)."""
-    if not P.looks_like_edges(path):
+def looks_like_drawn_edges(source: P.Source) -> bool:
+    """Whether a file (or an image in memory) looks like a drawn edge map: gray, two levels, mostly white (not a
+    label map of small indices, which is dark)."""
+    if not P.looks_like_edges(source):
         return False
-    return bool((np.asarray(read_image(path, mode="L")) > 191).mean() > 0.5)
+    return bool((np.asarray(P.read_source(source, mode="L")) > 191).mean() > 0.5)
 
 
-def warn_if_not_primitive(path: str | Path, role: str, kind: str, reader: str = "model") -> None:
-    """A one-line warning when a file given as a ``kind`` model's segmentation (``role`` seg) looks like an edge
-    map or a photo, or one given as its edge map (``role`` edges) is in colour (a photo, a segmentation?): it would
-    be rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit``, ``pixmorph translate`` and
-    ``pixmorph.load(run)(files)`` share it; training (``reader`` run) too."""
+def warn_if_not_primitive(source: P.Source, role: str, kind: str, reader: str = "model") -> None:
+    """A one-line warning when a file (or an image in memory, named by :func:`P.source_name`) given as a ``kind``
+    model's segmentation (``role`` seg) looks like an edge map or a photo, or one given as its edge map (``role``
+    edges) is in colour (a photo, a segmentation?): it would be rendered, but not as the user meant. ``pixmorph
+    edit``, ``/api/edit``, ``pixmorph translate`` and ``pixmorph.load(run)(images)`` share it; training
+    (``reader`` run) too."""
     where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
-    if role == "seg" and looks_like_drawn_edges(path):
+    path = P.source_name(source)
+    if role == "seg" and looks_like_drawn_edges(source):
         warnings.warn(f"{path}: looks like an edge map (gray, black lines on white), but this {kind} {reader} reads "
                       f"it as a segmentation{where}", stacklevel=3)
-    elif role == "seg" and P.looks_like_photo(path):
+    elif role == "seg" and P.looks_like_photo(source):
         warnings.warn(f"{path}: looks like a photo (thousands of colours, not flat regions), but this {kind} {reader} "
                       f"reads it as a segmentation{where}", stacklevel=3)
-    elif role == "edges" and P.is_colour(path):
+    elif role == "edges" and P.is_colour(source):
         warnings.warn(f"{path}: a colour image, but this {kind} {reader} reads it as an edge map (black lines on "
                       f"white, read as gray){where}", stacklevel=3)
 
 
-def check_primitive_files(translator: Translator, files: Sequence[str | Path]) -> None:
-    """Files given to a DeepSIM model of one layer (edges or seg) as they are translated (``pixmorph translate``,
-    ``pixmorph.load(run)(files)``), checked as ``pixmorph edit`` and training check them: a segmentation with
-    transparent pixels is refused (one line naming it), and a file that does not look like the model's primitive
-    is warned of (:func:`warn_if_not_primitive`). Any other model's files pass."""
+def check_primitives(translator: Translator, primitives: Sequence[P.Source]) -> None:
+    """Files (or PIL images) given to a DeepSIM model of one layer (edges or seg) as they are translated
+    (``pixmorph translate``, ``pixmorph.load(run)(images)``), checked as ``pixmorph edit`` and training check
+    them: a segmentation with transparent pixels is refused (one line naming it), and a primitive that does not
+    look like the model's is warned of (:func:`warn_if_not_primitive`). Any other model's images pass."""
     if translator.config.method != DeepSIM.name:
         return
     kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
     if kind not in ("edges", "seg"):
         return
-    for f in files:
+    for primitive in primitives:
         if kind == "seg":
-            P.check_opaque_seg(f)
-        warn_if_not_primitive(f, kind, kind)
+            P.check_opaque_seg(primitive)
+        warn_if_not_primitive(primitive, kind, kind)
 
 
 def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
