@@ -508,6 +508,21 @@ def test_deepsim_translate_refuses_a_transparent_segmentation_as_edit_does(tmp_p
     assert not (tmp_path / "translate").exists()
 
 
+def test_deepsim_translate_of_one_file_with_a_seg_edges_model_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """A seg+edges model takes two files per image (pixmorph edit SEG --edges EDGES): translate drew its progress bar
+    before refusing the file, and pixmorph.load(run)(file) refused it without naming it."""
+    from PIL import Image
+
+    run = make_checkpoint(tmp_path / "run", "deepsim", model={"in_channels": 4, "ngf": 4, "ndf": 4,
+                                                             "n_downsampling": 1, "n_blocks": 1})
+    seg = tmp_path / "seg.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(seg)
+    line = one_line_error(monkeypatch, capsys, "translate", run, seg, "--out", tmp_path / "out", "--device", "cpu")
+    assert line.startswith(f"error: {seg}: ") and "--edges EDGES" in line, line
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(seg))}: .*deepsim.render\(model, SEG, edges=EDGES\)"):
+        pixmorph.load(run, device="cpu")(seg)
+
+
 def test_a_run_stopped_by_its_time_budget_says_so(tmp_path, capsys):
     from test_train import tiny_run, write_unpaired
 

@@ -426,10 +426,14 @@ def check_primitives(translator: Translator, primitives: Sequence[P.Source]) -> 
     """Files (or PIL images) given to a DeepSIM model of one layer (edges or seg) as they are translated
     (``pixmorph translate``, ``pixmorph.load(run)(images)``), checked as ``pixmorph edit`` and training check
     them: a segmentation with transparent pixels is refused (one line naming it), and a primitive that does not
-    look like the model's is warned of (:func:`warn_if_not_primitive`). Any other model's images pass."""
+    look like the model's is warned of (:func:`warn_if_not_primitive`); a seg+edges model, which takes two files
+    per image, refuses them (one line naming the first). Any other model's images pass."""
     if translator.config.method != DeepSIM.name:
         return
     kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
+    if kind == "seg+edges" and primitives:  # an image is one file: its 3 (or 1) channels cannot be read as 4
+        raise ValueError(f"{P.source_name(primitives[0])}: one image, but this seg+edges model takes 4-channel "
+                         f"primitives, a segmentation and its edge map (two files) {SEG_EDGES_HINT}")
     if kind not in ("edges", "seg"):
         return
     for primitive in primitives:
