@@ -1016,3 +1016,20 @@ def test_a_photo_given_as_a_segmentation_is_warned_of(tmp_path):
     with pytest.warns(UserWarning, match=rf"^{photo}: looks like a photo .* this seg run reads it as a segmentation$"):
         result = _tiny_cli(tmp_path, "--image", str(photo), "--seg", str(photo), "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_an_edge_map_of_white_lines_on_black_is_warned_of(tmp_path):
+    """Edge maps are read as black lines on white; one drawn the other way round (OpenCV's Canny writes white lines
+    on black) was rendered, and trained on, as a map that is all line: one line naming the file says so."""
+    paths = write_example(tmp_path / "example")
+    inverted = tmp_path / "canny_white_on_black.png"
+    Image.eval(Image.open(paths["edges"]), lambda v: 255 - v).save(inverted)
+    with pytest.warns(UserWarning) as caught:
+        deepsim.load_primitives([paths["edges"], inverted, *paths["edited"]], "edges")
+    assert [str(w.message) for w in caught] == [
+        f"{inverted}: white lines on black, but this edges model reads an edge map as black lines on white "
+        "(invert it)"]
+    with pytest.warns(UserWarning, match=rf"^{inverted}: white lines on black, but this edges run reads"):
+        result = _tiny_cli(tmp_path, "--image", str(paths["image"]), "--edges", str(inverted), "--out",
+                           str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output + repr(result.exception)

@@ -260,6 +260,12 @@ def looks_like_edges(source: Source) -> bool:
     return False  # mostly mid-gray: regions, not lines
 
 
+def looks_like_inverted_edges(source: Source) -> bool:
+    """Whether a file (or an image) is an edge map of white lines on a black ground (OpenCV's Canny writes them
+    so): the other way round from the black lines on white that edge maps are read as."""
+    return bool((np.asarray(read_source(source, mode="L")) < 64).mean() >= 0.5) and looks_like_edges(source)
+
+
 PHOTO_COLOURS = 4096  # more distinct colours than this, most pixels outside the commonest 64: a photo
 
 
