@@ -108,7 +108,7 @@ def test_fewshot_class_images_may_be_a_folder_or_one_path(tmp_path, write_image)
 def test_deepsim_render_and_edit_take_one_file_alone(tmp_path, write_image):
     """render(model, "edit.png") read the path character by character ('/: is a folder, not an image file'); a PIL
     image was a TypeError from pathlib."""
-    edges = write_image(tmp_path / "edges.png", 32, 32, mode="L")
+    edges = edge_map(tmp_path / "edges.png", 32, 32, seed=0)  # (random noise would be warned of: no edge map)
     model = untrained("deepsim")
     [image] = deepsim.render(model, str(edges))
     torch.testing.assert_close(image, deepsim.render(model, [edges])[0])

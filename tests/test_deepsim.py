@@ -1033,3 +1033,22 @@ def test_an_edge_map_of_white_lines_on_black_is_warned_of(tmp_path):
         result = _tiny_cli(tmp_path, "--image", str(paths["image"]), "--edges", str(inverted), "--out",
                            str(tmp_path / "run"))
     assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_a_gray_photo_given_as_an_edge_map_is_warned_of(tmp_path):
+    """A colour photo given to an edges model is warned of; a gray one (or a gray label map) was rendered and trained
+    on without a word, read as a blotch of black and white. An edge map with a thick stroke drawn in is no photo."""
+    from skimage import data as skdata
+    from PIL import ImageDraw
+
+    paths = write_example(tmp_path / "example")
+    gray_photo, thick = tmp_path / "gray_photo.png", tmp_path / "thick_stroke.png"
+    Image.fromarray(skdata.camera()).resize((128, 128)).save(gray_photo)
+    edges = Image.open(paths["edges"]).convert("L")
+    ImageDraw.Draw(edges).line([(40, 40), (200, 60)], fill=0, width=8)
+    edges.save(thick)
+    with pytest.warns(UserWarning) as caught:
+        deepsim.load_primitives([paths["edges"], gray_photo, thick], "edges")
+    assert [str(w.message) for w in caught] == [
+        f"{gray_photo}: gray regions, not thin lines (a photo, a label map?), but this edges model reads it as an "
+        "edge map (black lines on white)"]

@@ -249,7 +249,10 @@ def looks_like_edges(source: Source) -> bool:
         return False
     with _opened(source) as raw:
         bilevel = raw.mode == "1"  # a 1-bit file reads as 0 / 1: black and white, not indices
-    labels = None if bilevel else _label_map(source)
+    try:
+        labels = None if bilevel else _label_map(source)
+    except ValueError:  # too many gray levels for label indices: a gray image, which the rest of the guess reads
+        labels = None
     if labels is not None and labels.max() < 32:
         return False  # small indices (invisible as an image): a label map
     gray = a[..., 0]

@@ -406,8 +406,8 @@ def looks_like_drawn_edges(source: P.Source) -> bool:
 def warn_if_not_primitive(source: P.Source, role: str, kind: str, reader: str = "model") -> None:
     """A one-line warning when a file (or an image in memory, named by :func:`P.source_name`) given as a ``kind``
     model's segmentation (``role`` seg) looks like an edge map or a photo, or one given as its edge map (``role``
-    edges) is in colour (a photo, a segmentation?) or white lines on black: it would be rendered, but not as the
-    user meant. ``pixmorph
+    edges) is in colour (a photo, a segmentation?), white lines on black, or gray regions (a gray photo?): it would
+    be rendered, but not as the user meant. ``pixmorph
     edit``, ``/api/edit``, ``pixmorph translate`` and ``pixmorph.load(run)(images)`` share it; training
     (``reader`` run) too."""
     where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
@@ -424,6 +424,9 @@ def warn_if_not_primitive(source: P.Source, role: str, kind: str, reader: str = 
     elif role == "edges" and P.looks_like_inverted_edges(source):
         warnings.warn(f"{path}: white lines on black, but this {kind} {reader} reads an edge map as black lines on "
                       f"white (invert it){where}", stacklevel=3)
+    elif role == "edges" and not P.looks_like_edges(source):
+        warnings.warn(f"{path}: gray regions, not thin lines (a photo, a label map?), but this {kind} {reader} reads "
+                      f"it as an edge map (black lines on white){where}", stacklevel=3)
 
 
 def check_primitives(translator: Translator, primitives: Sequence[P.Source]) -> None:
