@@ -488,6 +488,21 @@ def test_deepsim_primitive_of_another_shape_is_refused(tmp_path, monkeypatch, ca
     assert "edges.png" in line and "aspect ratio 1.00 (32x32)" in line and "2.00 (64x32)" in line
 
 
+@pytest.mark.parametrize("flags", [["--kind", "seg+edges"], ["--kind", "seg"], ["--edges", "auto", "--kind", "seg"]])
+def test_deepsim_kind_seg_without_a_segmentation_names_the_flags_given(tmp_path, monkeypatch, capsys, flags):
+    """--kind seg+edges (or seg) with no segmentation said 'primitive auto-edges makes an edge map, not kind
+    'seg+edges'', a value the user never typed; it names --kind and the flag that gives the segmentation."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (200, 100, 50)).save(tmp_path / "photo.png")
+    code, lines = main_error(monkeypatch, capsys, "train", "deepsim", "--image", tmp_path / "photo.png", *flags,
+                             "--out", tmp_path / "run", "--steps", "1")
+    assert code != 0 and len(lines) == 1, (code, lines)
+    line = lines[0]
+    assert line.startswith(f"error: --kind {flags[-1]}: ") and "--seg FILE" in line and "auto-edges" not in line, line
+    assert not (tmp_path / "run").exists()
+
+
 def test_deepsim_translate_refuses_a_transparent_segmentation_as_edit_does(tmp_path, monkeypatch, capsys):
     """Training and `pixmorph edit` refuse a segmentation with transparent pixels (its alpha would be composited
     over white); `pixmorph translate` of the same file with the same seg model rendered it without a word."""

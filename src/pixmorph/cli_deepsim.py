@@ -55,6 +55,11 @@ def apply_single_image(method: str, d: dict[str, Any], flags: dict[str, Any] | N
         return _relocated(d, given)  # the saved config has them; flags only say where a moved file is now
     if not given.get("image") and not (d.get("data") or {}).get("root"):
         raise click.UsageError("pixmorph train deepsim needs --image IMG (or --image example for the built-in photo)")
+    configured = ((d.get("data") or {}).get("options") or {}).get("primitive")  # from --config
+    if given.get("kind") in ("seg", "seg+edges") and not {"seg", "primitive"} & set(given) and not configured:
+        edges = "; its edge map: --edges FILE, else Canny edges of the image" if given["kind"] == "seg+edges" else ""
+        raise click.UsageError(f"--kind {given['kind']}: give the segmentation with --seg FILE (or --seg auto: SLIC "
+                               f"superpixels of the image){edges}")
     if "seg" in given:
         if "primitive" in given:
             raise click.UsageError("--seg names the primitive already: give --seg or --primitive, not both")
