@@ -22,7 +22,6 @@ import contextlib
 import functools
 import math
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -181,7 +180,7 @@ def seg_image(img: Image.Image, name: str | Path = "<image>") -> Image.Image:
     return Image.fromarray(colour_labels(labels)) if labels is not None else as_rgb(img)
 
 
-Source = Union[str, Path, Image.Image]  # a primitive file, or an image in memory (pixmorph.load(run)(image))
+Source = str | Path | Image.Image  # a primitive file, or an image in memory (pixmorph.load(run)(image))
 
 
 def source_name(source: Source) -> str:
