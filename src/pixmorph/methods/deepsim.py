@@ -407,9 +407,8 @@ def warn_if_not_primitive(source: P.Source, role: str, kind: str, reader: str = 
     """A one-line warning when a file (or an image in memory, named by :func:`P.source_name`) given as a ``kind``
     model's segmentation (``role`` seg) looks like an edge map or a photo, or one given as its edge map (``role``
     edges) is in colour (a photo, a segmentation?), white lines on black, or gray regions (a gray photo?): it would
-    be rendered, but not as the user meant. ``pixmorph
-    edit``, ``/api/edit``, ``pixmorph translate`` and ``pixmorph.load(run)(images)`` share it; training
-    (``reader`` run) too."""
+    be rendered, but not as the user meant. ``pixmorph edit``, ``/api/edit``, ``pixmorph translate`` and
+    ``pixmorph.load(run)(images)`` share it; training (``reader`` run) too."""
     where = " (the segmentation goes first, its edge map with --edges)" if kind == "seg+edges" else ""
     path = P.source_name(source)
     if role == "seg" and looks_like_drawn_edges(source):
