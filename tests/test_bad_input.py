@@ -222,6 +222,22 @@ def test_skip_bad_trains_without_the_truncated_png(tmp_path, layouts, make_confi
     assert bad.read_bytes(), "the bad file itself is left alone"
 
 
+def test_images_in_a_training_folders_subfolders_are_named_as_left_out(tmp_path, layouts, write_image, make_config):
+    """trainA/sub/*.png was left out without a word (the reference's loader walks subfolders): one warning names
+    the folder, how many images and which subfolders; hidden ones and subfolders without images are not named."""
+    data = layouts.unpaired(tmp_path / "data")
+    for name in ("2019/x.png", "2019/deeper/y.png", "2020/z.jpg", ".cache/w.png"):
+        write_image(data / "trainA" / name, 24, 20)
+    (data / "trainA" / "notes").mkdir()
+    (data / "trainA" / "notes" / "readme.txt").write_text("no images here")
+    with pytest.warns(UserWarning) as caught:
+        run = train(make_config("cyclegan", data, tmp_path / "run"), progress=False)
+    said = [str(w.message) for w in caught if "subfolders" in str(w.message)]
+    assert said == [f"{data / 'trainA'}: 3 images in its subfolders (2019/, 2020/) left out: subfolders are not "
+                    f"searched (move the images up into trainA/ to train on them)"], said
+    assert ckpt.read_config(run / "checkpoint")["step"] == 3
+
+
 def test_a_bad_training_image_says_how_to_leave_it_out(tmp_path, layouts, make_config):
     data = layouts.unpaired(tmp_path / "data")
     truncate(data / "trainA" / "trainA_1.png")
