@@ -415,6 +415,20 @@ def test_a_launcher_that_is_the_first_process_is_not_taken_for_dead():
     assert done.returncode == 0 and done.stdout.strip() == "alive", (done.returncode, done.stderr[-500:])
 
 
+def test_devices_leaves_out_the_launchers_own_log_lines():
+    """Ctrl-C of `pixmorph train --devices 2` printed torch's "W1203 ... api.py:753] Received 2 death signal,
+    shutting down workers" into the progress bar: the agent's logger sets its own level (WARNING), so setting
+    the level of "torch.distributed" alone left it on."""
+    import logging
+
+    from pixmorph.train.launch import silence_launcher_logs
+    from torch.distributed.elastic.agent.server import api as agent
+
+    silence_launcher_logs()
+    assert not agent.logger.isEnabledFor(logging.WARNING)
+    assert not logging.getLogger("torch.distributed.elastic.multiprocessing.api").isEnabledFor(logging.ERROR)
+
+
 def test_devices_options():
     from pixmorph.train.launch import check_devices, without_devices
 

@@ -41,6 +41,18 @@ def check_devices(devices: int, device: str | None) -> None:
                          + ("" if device == "cpu" else "; for CPU processes add --device cpu"))
 
 
+def silence_launcher_logs() -> None:
+    """Leave out torch's launcher logs (a Ctrl-C's "Received 2 death signal" line, a failure's report): the
+    processes say what happened. torch's elastic modules set their own loggers' level, so the parent's is not
+    enough: each one already made is set too."""
+    import torch.distributed.run  # noqa: F401  (makes the launcher's loggers)
+
+    names = ["torch.distributed", *(name for name in logging.root.manager.loggerDict
+                                    if name.startswith("torch.distributed."))]
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def relaunch(devices: int, argv: Sequence[str], device: str | None) -> int:
     """Run the command under torch's launcher (what torchrun runs) with ``devices`` processes; returns the
     exit code. The processes print their own errors (rank 0 only); the launcher's report of a failed
@@ -57,7 +69,7 @@ def relaunch(devices: int, argv: Sequence[str], device: str | None) -> int:
         print(f"no GPU here: starting {devices} CPU processes")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
-    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    silence_launcher_logs()
     try:
         run(parse_args(torchrun_arguments(devices, argv)))
         return 0
