@@ -128,7 +128,7 @@ def _unknown_method(root, layouts, write_image):
 
 def _crop_larger_than_load(root, layouts, write_image):
     layouts.unpaired(root)
-    return "cyclegan", {"load_size": 16, "crop_size": 32}, {}, ValueError, ["crop_size 32", "load_size 16"]
+    return "cyclegan", {"load_size": 16, "crop_size": 32}, {}, ValueError, ["data.crop_size=32", "data.load_size=16"]
 
 
 def _paired_name_mismatch(root, layouts, write_image):

@@ -111,6 +111,35 @@ def test_a_finite_number_option_is_still_called_a_float(tmp_path):
     assert "--epochs FLOAT " in shown and "--time-budget FLOAT " in shown and "FLOAT RANGE" not in shown, shown
 
 
+def test_a_negative_step_count_names_that_option_alone(tmp_path, monkeypatch, capsys):
+    """--steps -3 said "train.batch_size=1, train.max_steps=-3, train.epochs=100, train.epochs_decay=100: need
+    batch_size >= 1, the others >= 0", naming three options the user did not give."""
+    out = tmp_path / "run"
+    for flag, option in (("--steps", "max_steps"), ("--epochs", "epochs"), ("--epochs-decay", "epochs_decay")):
+        assert one_line_error(monkeypatch, capsys, "train", "cyclegan", "--out", out, flag, "-3", "--dry-run") == \
+            f"error: train.{option}=-3 ({flag}): give 0 or more"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--load-size", "72", "--crop-size", "100"], "data.crop_size=100 (--crop-size) is larger than "
+     "data.load_size=72: crops are cut from the images resized to the load size; give --crop-size 72 or less, "
+     "or --load-size 100 or more"),
+    (["--crop-size", "300"], "data.crop_size=300 (--crop-size) is larger than data.load_size=286 (the method's; "
+     "--load-size sets it): crops are cut"),
+])
+def test_a_crop_larger_than_the_load_size_is_refused_by_the_dry_run_naming_both_options(
+        tmp_path, cyclegan_data, monkeypatch, capsys, args, expected):
+    """--dry-run printed such a config as one that would run (the README: it refuses a bad setting as the run
+    would), and the run then said "crop_size 100 is larger than load_size 72", naming neither option."""
+    out = tmp_path / "run"
+    for extra in (["--dry-run"], ["--steps", "1", *TINY_CYCLEGAN[:4]]):
+        line = one_line_error(monkeypatch, capsys, "train", "cyclegan", "--data", cyclegan_data, "--out", out,
+                              *extra, *args)
+        assert line.startswith(f"error: {expected}"), line
+    assert not out.exists()
+
+
 def test_nan_in_a_config_file_and_a_binary_config_file_name_the_file(tmp_path, monkeypatch, capsys):
     nan, binary = tmp_path / "nan.yaml", tmp_path / "photo.yaml"
     nan.write_text("model: {lr: .nan}\n")

@@ -74,11 +74,11 @@ class TrainConfig:
         self.out = os.fspath(self.out)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
-        if self.batch_size < 1 or (self.max_steps is not None and self.max_steps < 0) or \
-                min(self.epochs, self.epochs_decay) < 0:
-            raise ValueError(f"train.batch_size={self.batch_size}, train.max_steps={self.max_steps}, "
-                             f"train.epochs={self.epochs}, train.epochs_decay={self.epochs_decay}: need batch_size "
-                             f">= 1, the others >= 0")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size={self.batch_size} (--batch-size): give 1 or more")
+        for name, flag in (("max_steps", "--steps"), ("epochs", "--epochs"), ("epochs_decay", "--epochs-decay")):
+            if (value := getattr(self, name)) is not None and value < 0:
+                raise ValueError(f"train.{name}={value:g} ({flag}): give 0 or more")
         for name in ("log_every", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}={getattr(self, name)}: give a number of steps, 1 or more")

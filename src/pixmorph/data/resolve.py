@@ -37,6 +37,11 @@ def resolve_sizes(cfg: DataConfig, native: int | None,
     size, else the method's ``reference`` (load, crop): CycleGAN's 286/256, FUNIT's 140/128."""
     load = cfg.load_size or native or reference[0]
     crop = cfg.crop_size or native or min(reference[1], load)
+    if crop > load:  # refused here, before the run (and by --dry-run), naming the options to change
+        load_from = "" if cfg.load_size else f" (the {'task' if native else 'method'}'s; --load-size sets it)"
+        raise ValueError(f"data.crop_size={crop} (--crop-size) is larger than data.load_size={load}{load_from}: "
+                         f"crops are cut from the images resized to the load size; give --crop-size {load} or "
+                         f"less, or --load-size {crop} or more")
     return DataConfig(**{**cfg.__dict__, "load_size": load, "crop_size": crop})
 
 
