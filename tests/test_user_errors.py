@@ -140,6 +140,17 @@ def test_a_crop_larger_than_the_load_size_is_refused_by_the_dry_run_naming_both_
     assert not out.exists()
 
 
+def test_a_crop_that_is_no_multiple_of_the_stride_says_only_what_binds(tmp_path, layouts, monkeypatch, capsys):
+    """pix2pix at --crop-size 48 with 5 downsamplings said "multiples of 32 and at least 1": the least side, 1,
+    is no limit beside the stride."""
+    data = layouts.side_by_side(tmp_path / "data")
+    line = one_line_error(monkeypatch, capsys, "train", "pix2pix", "--data", data, "--out", tmp_path / "run",
+                          "--steps", "1", "--load-size", "48", "--crop-size", "48", "--set", "model.num_downs=5",
+                          "--set", "model.ngf=8", "--set", "model.ndf=8", "--workers", "0", "--device", "cpu")
+    assert line == ("error: data.crop_size=48: the pix2pix generators take sides that are multiples of 32: use "
+                    "--crop-size 64 (or a generator with fewer downsamplings)"), line
+
+
 def test_nan_in_a_config_file_and_a_binary_config_file_name_the_file(tmp_path, monkeypatch, capsys):
     nan, binary = tmp_path / "nan.yaml", tmp_path / "photo.yaml"
     nan.write_text("model: {lr: .nan}\n")

@@ -576,9 +576,9 @@ def check_crop_fits_the_networks(method: Method, crop: int) -> None:
     # (below one stride a method may know better what to change: pix2pix names model.num_downs)
     if crop >= stride and (crop % stride or crop < need):
         fits = max(need, round(crop / stride) * stride)
+        least = f" and at least {need}" if need > stride else ""  # (not "multiples of 32 and at least 1")
         raise ValueError(f"data.crop_size={crop}: the {method.name} generators take sides that are multiples of "
-                         f"{stride} and at least {need}: use --crop-size {fits} (or a generator with fewer "
-                         f"downsamplings)")
+                         f"{stride}{least}: use --crop-size {fits} (or a generator with fewer downsamplings)")
     judges = max((getattr(net, "min_size", 1) for net in method.nets.values() if net not in generators), default=1)
     if crop < judges:  # (a PatchGAN failed at the first step: 'more than 1 value per channel')
         fits = -(-max(need, judges) // stride) * stride
