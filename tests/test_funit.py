@@ -127,6 +127,21 @@ def test_list_files_split(tmp_path):
         split_classes(tmp_path, {"source_list": "bad_list.txt"})
 
 
+def test_a_folder_of_class_folders_given_as_the_class_folders_says_which_to_give(tmp_path):
+    """ROOT/train/<class>/ and ROOT/test/<class>/ (two-step's layout) said only "ROOT/test: no image files ...
+    give the folder of the images themselves", as if test/ were to hold images."""
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("L", (8, 8)).save(tmp_path / split / c / "0.png")
+    with pytest.raises(ValueError) as info:
+        split_classes(tmp_path)
+    assert str(info.value) == (f"{tmp_path}: train/ holds folders (cat/, dog/), not images: the few-shot layout is "
+                               f"class folders of images, {tmp_path}/<class>/*.png; for the classes in train/ give "
+                               f"--data {tmp_path / 'train'}")
+    assert list(split_classes(tmp_path / "train").source) == ["cat", "dog"]
+
+
 @pytest.mark.parametrize("file, content, says", [
     ("fewshot.json", b"{bad json", "fewshot.json: unreadable (Expecting property name"),  # said without the file
     ("fewshot.json", b"[1]", "fewshot.json: expected a JSON object of data options"),  # AttributeError traceback

@@ -33,7 +33,7 @@ from pixmorph.config import DataConfig
 from pixmorph.data.layouts import register_layout
 from pixmorph.data.folders import _images_in, image_mode
 from pixmorph.data.transforms import TrainTransform
-from pixmorph.images import read_image
+from pixmorph.images import IMAGE_EXTENSIONS, read_image
 
 DEFAULT_SOURCE_LIST, DEFAULT_TARGET_LIST = "train_list.txt", "test_list.txt"
 
@@ -123,6 +123,20 @@ def parse_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: _names(v, k) if k.endswith("_classes") else v for k, v in options.items()}
 
 
+def _refuse_folders_of_class_folders(root: Path, folders: dict[str, Path]) -> None:
+    """A ``ROOT/train/<class>/`` layout (two-step's, or a train/test split) given as class folders: its train/
+    would be one class whose images are in subfolders, said only as "no image files" inside the class."""
+    nested = {name: inner for name, folder in folders.items()
+              if not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.iterdir())
+              and (inner := sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))}
+    if nested:
+        name = "train" if "train" in nested else next(iter(nested))  # the one to train on, where there is one
+        shown = ", ".join(f"{n}/" for n in nested[name][:5]) + (", ..." if len(nested[name]) > 5 else "")
+        raise ValueError(f"{root}: {name}/ holds folders ({shown}), not images: the few-shot layout is class "
+                         f"folders of images, {root}/<class>/*.png; for the classes in {name}/ give --data "
+                         f"{folders[name]}")
+
+
 def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_bad: bool = False) -> ClassSplit:
     """The source/target split of ``root`` (see the module docstring for the two layouts)."""
     root = Path(root)
@@ -139,6 +153,7 @@ def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_
     folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
     if not folders:
         raise FileNotFoundError(f"{root}: no class folders (expected {root}/<class>/*.png) and no {DEFAULT_SOURCE_LIST}")
+    _refuse_folders_of_class_folders(root, folders)
     targets, sources = _names(opts.get("target_classes"), "target_classes"), _names(opts.get("source_classes"), "source_classes")
     unknown = [c for c in targets + sources if c not in folders]
     if unknown:
