@@ -275,3 +275,15 @@ def test_batch_norm_per_image_follows_the_run_not_its_last_resume(tmp_path, layo
         assert ckpt.read_config(ckpt.find_checkpoint(run))["batch_norm_per_image"] is per_image
         norms = [m for m in pixmorph.load(run).method.nets.modules() if isinstance(m, BatchNorm2d)]
         assert norms and all(m.per_image is per_image for m in norms)
+
+
+def test_the_sample_grid_shows_more_than_one_b_image_of_a_small_trainb(tmp_path, layouts):
+    """The grid's samples were drawn with seeds 1234, 1235, ...: their first random draw nearly agrees, so with
+    4 trainB images every row's B was the same image (trainB_3)."""
+    from pixmorph.data.folders import unpaired
+    from pixmorph.train.loop import _fixed_batch
+
+    data = layouts.unpaired(tmp_path / "data", n=4)
+    dataset = unpaired(data, DataConfig(root=str(data), load_size=24, crop_size=24, flip=False), "train")
+    b_images = _fixed_batch(dataset, torch.device("cpu"))["B"]
+    assert len({tuple(b.flatten().tolist()) for b in b_images}) > 1

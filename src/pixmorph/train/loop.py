@@ -710,9 +710,12 @@ def _check_finite(method: Method, sums: dict, count: int, step: int, run_dir: Pa
 
 
 def _fixed_batch(dataset, device: torch.device, n: int = 4) -> dict[str, torch.Tensor]:
-    """The same few samples for every grid; drawn with fixed seeds so no training randomness is used."""
+    """The same few samples for every grid; drawn with fixed seeds so no training randomness is used. The seeds
+    are drawn, not consecutive: a fresh generator's first draw from seeds 1234, 1235, ... is nearly the same
+    (CycleGAN's grid showed one B image in every row of a 2, 4 or 8 image trainB/)."""
+    seeds = torch.randint(0, 2**62, (n,), generator=torch.Generator().manual_seed(1234)).tolist()
     try:
-        items = [dataset[(i % len(dataset), 1234 + i)] for i in range(min(n, len(dataset)))]
+        items = [dataset[(i % len(dataset), seeds[i])] for i in range(min(n, len(dataset)))]
     except ImageReadError as e:  # one of them damaged where the up-front check did not see it
         raise _with_skip_bad_hint(e) from None
     return {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
