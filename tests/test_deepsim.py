@@ -3,6 +3,7 @@ a tiny model that overfits its pair, and train -> resume -> edit end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,17 @@ def test_train_resume_and_edit(tmp_path):
     assert rendered[0].shape == (3, 48, 64)
     with pytest.raises(ValueError, match="seg\\+edges"):
         deepsim.edit(straight, example["edited"][:1], tmp_path / "x", edges=example["edited"][:1])
+
+
+def test_square_sizes_that_do_not_apply_are_not_checked(tmp_path):
+    """DeepSIM trains at its image's size and ignores data.load_size/crop_size; a crop larger than the load size
+    given all the same was refused ("data.crop_size=300 ... is larger than data.load_size=100") once that check
+    moved before the run."""
+    example = write_example(tmp_path / "example")
+    cfg = run_config(example["image"], example["edges"], tmp_path / "run", 1)
+    cfg.data = dataclasses.replace(cfg.data, load_size=100, crop_size=300)
+    run = train(cfg, progress=False)
+    assert (run / "checkpoint" / "weights.safetensors").is_file()
 
 
 def test_cli_options_map_to_the_config():

@@ -282,8 +282,11 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
     speed = speedups.resolve(t, device, precision)
     speedups.apply_to_backend(speed, t, device)
     cpu_share = CpuShare() if device.type == "cpu" and t.threads is None else None
+    single = get_method(cfg.method).data_layout == "single"
+    if single:  # trains at its image's size: the square sizes do not apply, nor are they checked against each other
+        cfg.data = dataclasses.replace(cfg.data, load_size=None, crop_size=None)
     data_root, cfg.data = resolve_data(cfg.data, get_method(cfg.method).reference_sizes)
-    if get_method(cfg.method).data_layout == "single":  # trains at its image's size: the square sizes do not apply
+    if single:
         cfg.data = dataclasses.replace(cfg.data, load_size=None, crop_size=None)
     run_dir = Path(t.out)
     if world.is_main:
