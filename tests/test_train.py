@@ -257,7 +257,7 @@ def test_a_schedule_plan_is_counted_in_images():
     assert plan(5, 1, 0, None, 0, 0, 10, 10).steps_per_epoch == 1  # fewer images than a batch: still one step
 
 
-def test_batch_norm_per_image_follows_the_run_not_its_last_resume(tmp_path, layouts, make_config):
+def test_batch_norm_per_image_follows_the_run_not_its_last_resume(tmp_path, layouts, make_config, capsys):
     """A pix2pix run started at batch 1 translates each image by its own statistics, also after a resume at
     batch 2 (it went by the last invocation's batch); one started at batch 2 by the running averages."""
     import dataclasses
@@ -270,6 +270,11 @@ def test_batch_norm_per_image_follows_the_run_not_its_last_resume(tmp_path, layo
     train(first, progress=False)
     train(dataclasses.replace(first, train=dataclasses.replace(first.train, batch_size=2, max_steps=2, resume=True)),
           progress=False)
+    train(dataclasses.replace(first, train=dataclasses.replace(first.train, batch_size=1, max_steps=3, resume=True)),
+          progress=False)
+    said = capsys.readouterr().out  # ("steps from here count 1 images")
+    assert "resumed with a global batch of 1 (it was 2): the data and the learning-rate schedule go on from image 3; " \
+           "steps from here count 1 image, so" in said, said
     two = train(make_config("pix2pix", data, tmp_path / "two", batch_size=2, max_steps=1), progress=False)
     for run, per_image in ((tmp_path / "one", True), (two, False)):
         assert ckpt.read_config(ckpt.find_checkpoint(run))["batch_norm_per_image"] is per_image

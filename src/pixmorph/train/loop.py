@@ -354,7 +354,7 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
         if state.get("global_batch", global_batch) != global_batch and world.is_main:
             print(f"resumed with a global batch of {global_batch} (it was {state['global_batch']}): the data and the "
                   f"learning-rate schedule go on from image {images_seen}; steps from here count {global_batch} "
-                  f"images, so the schedule ends at step {schedule.end}")
+                  f"image{'s' if global_batch != 1 else ''}, so the schedule ends at step {schedule.end}")
         if step >= last_step:
             if world.is_main:
                 print(f"{run_dir}: already at step {step} of {last_step}: nothing to train "
