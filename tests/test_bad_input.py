@@ -572,13 +572,14 @@ def test_a_new_run_in_a_folder_of_someone_elses_files_replaces_none_of_them(tmp_
     (folder / "samples").mkdir(parents=True)
     (folder / "samples" / "keep.txt").write_text("mine")
     (folder / "config.json").write_text('{"mine": 1}')
-    with pytest.raises(FileExistsError, match=r"mine: its config.json, samples are not a pixmorph run's, and a run "
+    with pytest.raises(FileExistsError, match=r"mine: its config.json, samples/ are not a pixmorph run's, and a run "
                                               r"there would replace or delete them: give another --out"):
         train(make_config("cyclegan", cyclegan_data, folder, overwrite=True), progress=False)
     assert (folder / "config.json").read_text() == '{"mine": 1}' and (folder / "samples" / "keep.txt").is_file()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "samples"]
     (folder / "config.json").unlink()  # a project's own samples/ alone: refused as well
-    with pytest.raises(FileExistsError, match=r"mine: its samples are not a pixmorph run's"):
+    with pytest.raises(FileExistsError, match=r"mine: its samples/ is not a pixmorph run's, and a run there would "
+                                              r"replace or delete it: give another --out \(or move it away\)$"):
         train(make_config("cyclegan", cyclegan_data, folder), progress=False)
     assert (folder / "samples" / "keep.txt").is_file()
     shutil.rmtree(folder / "samples")
@@ -605,7 +606,7 @@ def test_a_failed_starts_own_logs_are_not_taken_for_someone_elses(tmp_path):
         (run / "stats.jsonl").write_text(cut)
         refuse_another_programs_files(run)
     (run / "stats.jsonl").write_text("epoch,loss\n1,0.5\n")  # someone else's file is still refused
-    with pytest.raises(FileExistsError, match="its stats.jsonl are not a pixmorph run's"):
+    with pytest.raises(FileExistsError, match="its stats.jsonl is not a pixmorph run's"):  # (said "are")
         refuse_another_programs_files(run)
 
 

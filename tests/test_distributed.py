@@ -259,7 +259,7 @@ def test_an_error_of_some_processes_before_the_first_collective_stops_all_with_i
     elif case == "refused on 1":
         run1.mkdir()
         (run1 / "config.json").write_text('{"theirs": 1}')
-        said = f"FileExistsError: {run1}: its config.json are not a pixmorph run's"
+        said = f"FileExistsError: {run1}: its config.json is not a pixmorph run's"
     elif case == "unreadable on 1":
         (run1 / "checkpoint").mkdir(parents=True)
         for name in ("weights.safetensors", "config.json"):  # (and no training state)

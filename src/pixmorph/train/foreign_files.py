@@ -30,8 +30,10 @@ def refuse_another_programs_files(run_dir: Path) -> None:
         return
     foreign = [name for name in ("config.json", "stats.jsonl", *_RUN_FILES) if _not_a_runs(run_dir / name)]
     if foreign:
-        raise FileExistsError(f"{run_dir}: its {', '.join(foreign)} are not a pixmorph run's, and a run there would "
-                              f"replace or delete them: give another --out (or move them away)")
+        names = [f"{name}/" if (run_dir / name).is_dir() else name for name in foreign]
+        is_, them = ("is", "it") if len(names) == 1 else ("are", "them")
+        raise FileExistsError(f"{run_dir}: its {', '.join(names)} {is_} not a pixmorph run's, and a run there would "
+                              f"replace or delete {them}: give another --out (or move {them} away)")
 
 
 def _not_a_runs(path: Path) -> bool:
