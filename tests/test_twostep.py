@@ -98,6 +98,24 @@ def test_classes_layout_reads_class_folders_and_the_cyclegan_layout(tmp_path, ba
         list_classes(flat, phase="test")
 
 
+def test_an_empty_class_folder_is_named_and_can_be_left_out(tmp_path, bars):
+    """FUNIT's ROOT/<class>/ layout with one empty class folder was not recognised at all ('no labelled data:
+    expected class folders train/<class>/ ...', naming no folder), and data.options.classes could not leave it out."""
+    flat = tmp_path / "flat"
+    for name in CLASSES:
+        (flat / name).mkdir(parents=True)
+        for f in list((bars / "train" / name).iterdir())[:2]:
+            (flat / name / f.name).write_bytes(f.read_bytes())
+    (flat / "empty class").mkdir()
+    assert list_classes(flat) == ["empty class", *CLASSES]
+    with pytest.raises(ValueError, match=r"empty class: an empty class folder \(no image files\): add its images, "
+                                         r"remove it, or list the classes to train with --set"):
+        ClassFolders(flat, TrainTransform(SIZE, SIZE), mode="L")
+    kept = ClassFolders(flat, TrainTransform(SIZE, SIZE), mode="L", classes=CLASSES)
+    assert kept.classes == CLASSES and len(kept) == 4
+    assert list_classes(flat, {"classes": CLASSES}) == CLASSES
+
+
 def test_config_needs_consistent_classes():
     assert TwoStepConfig(num_classes=3).class_names == ["0", "1", "2"]
     with pytest.raises(ValueError, match="class_names"):

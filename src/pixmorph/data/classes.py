@@ -25,7 +25,7 @@ from pixmorph.data import builtin
 from pixmorph.data.layouts import register_layout
 from pixmorph.data import folders as unpaired_folders
 from pixmorph.data.transforms import TrainTransform
-from pixmorph.images import IMAGE_EXTENSIONS, read_image
+from pixmorph.images import IMAGE_EXTENSIONS, list_images, read_image
 
 CYCLEGAN_CLASSES = ("A", "B")
 
@@ -51,12 +51,23 @@ def _class_folders(root: Path, phase: str) -> dict[str, Path]:
 
 
 def _folders_of_images(root: Path) -> dict[str, Path]:
-    """``ROOT/<class>/`` when every folder in ``root`` holds image files; else nothing."""
+    """``ROOT/<class>/`` when a folder in ``root`` holds image files; else nothing. An empty class folder beside
+    them is still a class (what ``data.options.classes`` can leave out, or :class:`ClassFolders` names)."""
     if not root.is_dir():
         return {}
     folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
-    holds_images = all(any(f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.iterdir()) for folder in folders.values())
-    return folders if folders and holds_images else {}
+    holds_images = any(f.suffix.lower() in IMAGE_EXTENSIONS for folder in folders.values() for f in folder.iterdir())
+    return folders if holds_images else {}
+
+
+def _class_images(folder: Path, skip_bad: bool) -> list[Path]:
+    """A class folder's images; an empty one is named with the ways round it."""
+    try:
+        list_images(folder)
+    except ValueError:  # its "no image files", said as a class folder's
+        raise ValueError(f"{folder}: an empty class folder (no image files): add its images, remove it, or list the "
+                         f"classes to train with --set \"data.options.classes=[NAME, ...]\"") from None
+    return unpaired_folders._images_in(folder, skip_bad)
 
 
 def _select(folders: dict[str, Path], wanted: Sequence[str] | None, where: Path) -> dict[str, Path]:
@@ -115,7 +126,7 @@ class ClassFolders(Dataset):
         folders = _select(_class_folders(root, phase), classes, root)
         self.classes = list(folders)
         self.items: list[tuple[Path, int]] = [(f, label) for label, folder in enumerate(folders.values())
-                                              for f in unpaired_folders._images_in(folder, skip_bad)]
+                                              for f in _class_images(folder, skip_bad)]
         self.transform, self.mode = transform, mode
 
     def __len__(self) -> int:
