@@ -437,9 +437,13 @@ def test_translate_without_a_class_or_with_two_directions_says_so(trained, bars,
     result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out), "--to", "vbar",
                                       "--direction", "BtoA"])
     assert result.exit_code == 2 and "give one of them" in result.output
+    # --to a class the model lacks is said as typed (it said "direction 'to:dress': ... has to:hbar, to:vbar, ...")
     result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out), "--to", "dress"])
-    assert isinstance(result.exception, ValueError) and "to:hbar" in str(result.exception)
+    assert isinstance(result.exception, ValueError)
+    assert str(result.exception) == "--to dress: this twostep checkpoint has no class 'dress'; its classes: hbar, vbar"
     assert "%|" not in result.output and not out.exists()
+    result = CliRunner().invoke(cli, ["translate", str(trained), inputs, "--out", str(out), "--to", "VBar"])
+    assert str(result.exception).endswith("its classes: hbar, vbar (did you mean --to vbar?)")
 
 
 def test_a_run_that_stops_before_the_encoder_trained_says_so(tmp_path, bars):

@@ -197,6 +197,21 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     return d
 
 
+def check_to_class(translator: Translator, to_class: str) -> None:
+    """``--to CLASS`` refused as the user wrote it (not as the direction ``to:CLASS`` it stands for) when the
+    checkpoint has no classes, or not that one."""
+    method = translator.config.method
+    classes = [d.removeprefix("to:") for d in translator.directions if d.startswith("to:")]
+    if not classes:
+        raise ValueError(f"--to {to_class}: this {method} checkpoint has no target classes (--to is for two-step "
+                         f"models); its directions: {', '.join(translator.directions)}{translator.direction_note()}")
+    if to_class not in classes:
+        alike = [c for c in classes if c.casefold() == to_class.casefold()]
+        guess = f" (did you mean --to {alike[0]}?)" if alike else ""
+        raise ValueError(f"--to {to_class}: this {method} checkpoint has no class {to_class!r}; its classes: "
+                         f"{', '.join(classes)}{guess}")
+
+
 @cli.command()
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
@@ -277,10 +292,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
             direction = translator.default_direction()
         except ValueError as err:
             raise ValueError(f"{err}: --to CLASS") from None
-    if to_class and not any(d.startswith("to:") for d in translator.directions):  # said as the user wrote it
-        raise ValueError(f"--to {to_class}: this {translator.config.method} checkpoint has no target classes (--to is "
-                         f"for two-step models); its directions: {', '.join(translator.directions)}"
-                         f"{translator.direction_note()}")
+    if to_class:
+        check_to_class(translator, to_class)
     translator.generator(direction)  # an unknown direction: said before any file is read or the progress bar is drawn
     half = input_half(direction, translator.config.data.options) if side_by_side else None
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
