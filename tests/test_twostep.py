@@ -412,6 +412,37 @@ def test_a_finished_stage_says_how_to_train_on(tmp_path, bars, capsys):
     assert pixmorph.load(train(cfg, progress=False)).step == 4
 
 
+def test_a_run_stopped_inside_its_steps_says_a_command_that_trains_on(tmp_path, bars, capsys):
+    """The warning of a run stopped before its encoder trained said 'train on with --resume', and the stage-2 error
+    'run model.stage=1 first': a plain --resume keeps the run's --steps (nothing to train, which then said 'raise
+    model.step2_steps'), and a stage=1 run ends at step 1. Each now names a command that trains on; followed, it does."""
+    def resumed(run, **changes):
+        cfg = RunConfig.of_run(run)  # keeps the run's --steps, as `--resume` does
+        cfg.train.resume, cfg.train.max_steps = True, changes.pop("max_steps", cfg.train.max_steps)
+        cfg.model.update(changes)
+        return cfg
+
+    run = train(run_config(bars, tmp_path / "both", 3, 2, max_steps=2), progress=False)
+    with pytest.warns(UserWarning, match=r"untrained encoder; train on with --resume --steps 5, or"):
+        pixmorph.load(run)
+    capsys.readouterr()
+    train(resumed(run), progress=False)
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "already at step 2 of 2: nothing to train (--steps 2 ended it: train on with --resume --steps 5)")
+    assert pixmorph.load(train(resumed(run, max_steps=5), progress=False)).step == 5
+
+    run = train(run_config(bars, tmp_path / "stage1", 3, 2, max_steps=1, model={"stage": "1"}), progress=False)
+    finish = "finish step 1 with --resume --set model.stage=1 --steps 3, then --resume --set model.stage=2"
+    with pytest.warns(UserWarning, match=f"untrained encoder; {finish}, or"):
+        pixmorph.load(run)
+    with pytest.raises(ValueError, match=f"this run is at step 1 of 3: {finish}$"):
+        train(resumed(run, stage="2"), progress=False)
+    assert pixmorph.load(train(resumed(run, stage="1", max_steps=3), progress=False)).step == 3
+    with pytest.warns(UserWarning, match="untrained encoder; train it with --resume --set model.stage=2, or"):
+        pixmorph.load(run)
+    assert pixmorph.load(train(resumed(run, stage="2"), progress=False)).step == 5
+
+
 def test_stage_two_needs_a_finished_step_one(tmp_path, bars):
     cfg = run_config(bars, tmp_path / "run", 3, 3, model={"stage": "2"})
     with pytest.raises(ValueError, match="run model.stage=1 first"):

@@ -152,7 +152,7 @@ class TwoStep(Method):
         self._check_batch(x, labels)
         if self.cfg.stage == "2" and self.step < self.cfg.step1_steps:
             raise ValueError(f"model.stage=2 trains the encoder of a finished step 1, but this run is at step {self.step} "
-                             f"of {self.cfg.step1_steps}: run model.stage=1 first (or both), then --resume with stage 2")
+                             f"of {self.cfg.step1_steps}: {self.train_on_command(self.step)}")
         if self.phase == 1:
             losses = self._gan_step(x, labels, update)
         else:
@@ -278,10 +278,23 @@ class TwoStep(Method):
     def train_on_hint(self, schedule_end: int | None = None) -> str:
         """--steps past the stage's end is cut back to it (complete_run_config): raising it trains nothing."""
         c = self.cfg
-        if c.stage == "1":
+        if c.stage == "1" and self.step >= c.step1_steps:
             return "model.stage=1 ends at step 1's end: --resume --set model.stage=2 trains the encoder"
+        if self.step < c.stage_range[1]:  # stopped by the --steps it was given, which a --resume keeps
+            return f"--steps {self.step} ended it: {self.train_on_command(self.step)}"
         return (f"two-step ends at model.step1_steps + model.step2_steps = {c.total_steps}: raise model.step2_steps "
                 f"and --steps to the new end")
+
+    def train_on_command(self, step: int) -> str:
+        """How a run at ``step``, before its stage's end, trains on: a plain --resume keeps the run's --steps, and
+        model.stage=1 ends at step 1."""
+        c = self.cfg
+        if c.stage == "1" and step >= c.step1_steps:
+            return "train it with --resume --set model.stage=2"
+        if c.stage == "both" or step >= c.step1_steps:
+            return f"train on with --resume --steps {c.stage_range[1]}"
+        finish = f"finish step 1 with --resume --set model.stage=1 --steps {c.step1_steps}"
+        return finish if c.stage == "1" else f"{finish}, then --resume --set model.stage=2"
 
     # ------------------------------------------------------------------ inference
 
@@ -379,8 +392,11 @@ class TwoStep(Method):
     def unfinished(self, step: int) -> str | None:
         if step > self.cfg.step1_steps:
             return None
+        train_on = self.train_on_command(step)
+        if self.cfg.stage == "1" and step < self.cfg.step1_steps:
+            train_on += ", then --resume --set model.stage=2"
         return (f"saved at step {step}, before the encoder trained (it trains after step 1's {self.cfg.step1_steps} "
-                f"steps, in step 2): its translations come from an untrained encoder; train on with --resume, or "
+                f"steps, in step 2): its translations come from an untrained encoder; {train_on}, or "
                 f"for a short run lower model.step1_steps and model.step2_steps")
 
     def extra_state(self) -> dict:
