@@ -105,9 +105,9 @@ def test_target_classes_never_reach_training(schemes):
     assert list(split.target) == targets and list(split.source) == sources
     with pytest.raises(ValueError, match=r"target_classes=3.5: expected a list of class names"):
         split_classes(root, {"target_classes": 3.5})
-    from pixmorph.data.fewshot import _names
+    from pixmorph.data.fewshot import class_names_option
 
-    assert _names(3, "k") == ["3"] and _names([3, 4], "k") == ["3", "4"]  # folders named by number, as YAML reads them
+    assert class_names_option(3, "k") == ["3"] and class_names_option([3, 4], "k") == ["3", "4"]  # folders named by number, as YAML reads them
 
 
 def test_list_files_split(tmp_path):

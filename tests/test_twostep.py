@@ -116,6 +116,16 @@ def test_an_empty_class_folder_is_named_and_can_be_left_out(tmp_path, bars):
     assert list_classes(flat, {"classes": CLASSES}) == CLASSES
 
 
+def test_the_classes_option_takes_a_comma_list_as_funits_lists_do(bars):
+    """`--set data.options.classes=bag,boot` (as FUNIT's target_classes takes it) said 'expected a list of class
+    folder names'; only `=[bag, boot]` worked."""
+    assert list_classes(bars, {"classes": "vbar, hbar"}) == ["vbar", "hbar"]
+    assert ClassFolders(bars, TrainTransform(SIZE, SIZE), mode="L", classes=list_classes(bars, {"classes": "vbar"})
+                        ).classes == ["vbar"]
+    with pytest.raises(ValueError, match=r"data.options.classes=\{'a': 1\}: expected a list of class names"):
+        list_classes(bars, {"classes": {"a": 1}})
+
+
 def test_config_needs_consistent_classes():
     assert TwoStepConfig(num_classes=3).class_names == ["0", "1", "2"]
     with pytest.raises(ValueError, match="class_names"):

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from pixmorph.config import DataConfig
 from pixmorph.data import builtin
+from pixmorph.data.fewshot import class_names_option
 from pixmorph.data.layouts import register_layout
 from pixmorph.data import folders as unpaired_folders
 from pixmorph.data.transforms import TrainTransform
@@ -90,12 +91,9 @@ def classes_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wanted(options: dict[str, Any] | None) -> list[str] | None:
+    """``data.options.classes`` as a list: on the command line ``=bag,boot`` or ``=[bag, boot]``, as FUNIT's lists."""
     wanted = classes_options(dict(options or {})).get("classes")
-    if wanted is None:
-        return None
-    if isinstance(wanted, str) or not all(isinstance(c, str) for c in wanted):
-        raise ValueError(f"data.options.classes={wanted!r}: expected a list of class folder names")
-    return list(wanted)
+    return None if wanted is None else class_names_option(wanted, "classes")
 
 
 def list_classes(root: str | Path, options: dict[str, Any] | None = None, phase: str = "train") -> list[str]:

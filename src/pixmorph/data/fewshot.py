@@ -95,7 +95,7 @@ def task_options(root: Path, options: dict[str, Any] | None = None) -> dict[str,
     return merged
 
 
-def _names(value: Any, key: str) -> list[str]:
+def class_names_option(value: Any, key: str) -> list[str]:
     """Class names: a list, or one string of comma-separated names (``--set data.options.KEY=bag,boot``)."""
     if value is None:
         return []
@@ -120,7 +120,7 @@ def parse_options(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown data.options for the fewshot layout: {', '.join(unknown)}; known: "
                          f"{', '.join(OPTIONS)}")
-    return {k: _names(v, k) if k.endswith("_classes") else v for k, v in options.items()}
+    return {k: class_names_option(v, k) if k.endswith("_classes") else v for k, v in options.items()}
 
 
 def _refuse_folders_of_class_folders(root: Path, folders: dict[str, Path]) -> None:
@@ -154,7 +154,8 @@ def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_
     if not folders:
         raise FileNotFoundError(f"{root}: no class folders (expected {root}/<class>/*.png) and no {DEFAULT_SOURCE_LIST}")
     _refuse_folders_of_class_folders(root, folders)
-    targets, sources = _names(opts.get("target_classes"), "target_classes"), _names(opts.get("source_classes"), "source_classes")
+    targets = class_names_option(opts.get("target_classes"), "target_classes")
+    sources = class_names_option(opts.get("source_classes"), "source_classes")
     unknown = [c for c in targets + sources if c not in folders]
     if unknown:
         raise ValueError(f"{root}: no class folder(s) {unknown} (classes: {', '.join(folders)})")
