@@ -1070,6 +1070,13 @@ def test_fewshot_out_that_is_the_class_images_folder_keeps_them(tmp_path, monkey
     assert line == (f"error: {klass}: {content}'s output would be written over this input (--out {klass.parent} is "
                     f"its folder; each input is written as <name>.png): give another --out")
     assert klass.read_bytes() == before
+    # nothing written over, but the translations would have joined the class's images (K grew with them next time)
+    other = write_image(tmp_path / "in" / "y.png", 32, 32, seed=2)
+    line = one_line_error(monkeypatch, capsys, "fewshot", run, "--content", other, "--class-images", klass.parent,
+                          "--out", klass.parent, "--device", "cpu")
+    assert line == (f"error: --out {klass.parent} holds the class image {klass}: the translations would join the "
+                    f"class's images (and be class images to the next --class-images {klass.parent}): give another --out")
+    assert sorted(p.name for p in klass.parent.iterdir()) == ["x.png"]
     code, _, _ = run_main(monkeypatch, capsys, "fewshot", run, "--content", content, "--class-images", klass.parent,
                           "--out", tmp_path / "o", "--device", "cpu")
     assert code == 0 and (tmp_path / "o" / "x.png").is_file()

@@ -48,6 +48,18 @@ class ListOptionsCommand(click.Command):
         return super().parse_args(ctx, spread_lists(args, takes_value))
 
 
+def check_out_is_no_class_folder(out: str, class_files: list[Path]) -> None:
+    """Outputs written beside the class images would be read as images of the class by the next call on that
+    folder (K grows with translations), though none is written over."""
+    out_dir = Path(out)
+    if not out_dir.is_dir():
+        return
+    klass = next((f for f in class_files if f.parent.exists() and out_dir.samefile(f.parent)), None)
+    if klass is not None:
+        raise ValueError(f"--out {out} holds the class image {klass}: the translations would join the class's images "
+                         f"(and be class images to the next --class-images {out}): give another --out")
+
+
 @click.command(cls=ListOptionsCommand)
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--content", multiple=True, required=True, type=click.Path(exists=True), metavar="PATH...",
@@ -81,6 +93,7 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     files = check_images(files)
     names = [f"{f.stem}.png" for f in files]
     check_distinct_outputs(files, out, keep=class_files)
+    check_out_is_no_class_folder(out, class_files)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
