@@ -256,6 +256,24 @@ def test_fewshot_cli(schemes, trained, tmp_path):
     assert result.exit_code == 0 and "source class" in result.output
 
 
+def test_a_class_image_given_twice_counts_once(schemes, trained, tmp_path):
+    """`--class-images cls/ cls/a.png` (or the folder twice) counted the repeated files again: 'K=6' for 3 images,
+    each repeat weighing twice in the mean code. Each file now counts once, with a warning naming a repeat."""
+    root, sources, targets = schemes
+    folder = root / targets[0]
+    files = sorted(folder.iterdir())
+    content = sorted((root / sources[0]).iterdir())[0]
+    result = CliRunner().invoke(fewshot_command, [str(trained), "--content", str(content), "--class-images", str(folder),
+                                                  str(files[0]), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: class image {files[0]} given more than once: each counted once (K = {len(files)})" in result.output
+    assert f"with K={len(files)} class images" in result.output
+    model = load_fewshot(trained)
+    with pytest.warns(UserWarning, match=r"given more than once: each counted once \(K = 2\)"):
+        twice = model.class_code([files[0], files[1], str(files[0])])
+    assert torch.equal(twice, model.class_code(files[:2]))
+
+
 def test_fewshot_help_lists_the_path_options(tmp_path):
     """--content and --class-images are click options (listed and documented), each taking several paths."""
     result = CliRunner().invoke(fewshot_command, ["--help"])

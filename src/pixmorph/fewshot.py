@@ -88,6 +88,9 @@ class FewShotTranslator:
         or a sequence of files, folders (their images), PIL images and CHW tensors, or an NCHW tensor. Files of
         one of the model's training (source) classes give a warning: that is not a few-shot test."""
         class_images = _image_items(class_images)
+        class_images, repeated = once_each(class_images)
+        if repeated:
+            warnings.warn(repeated_note(repeated, len(class_images)), stacklevel=2)
         if len(class_images) == 0:
             raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
         warn_if_source_class(self, [Path(im) for im in class_images if isinstance(im, (str, os.PathLike))])
@@ -158,6 +161,27 @@ def _image_items(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
         items.extend(list_images(image) if is_folder else [image])
     check_images([x for x in items if isinstance(x, (str, os.PathLike))])
     return items
+
+
+def once_each(images: Sequence[ImageLike]) -> tuple[list[ImageLike], list[ImageLike]]:
+    """Class images with each file once (the same file named twice, or by name and in its folder, would weigh twice
+    in the mean code), and the repeats left out."""
+    seen: set[Path] = set()
+    kept: list[ImageLike] = []
+    repeated: list[ImageLike] = []
+    for image in images:
+        key = Path(image).resolve() if isinstance(image, (str, os.PathLike)) else None
+        if key is not None and key in seen:
+            repeated.append(image)
+            continue
+        seen.add(key)
+        kept.append(image)
+    return kept, repeated
+
+
+def repeated_note(repeated: Sequence[ImageLike], k: int) -> str:
+    more = f" and {len(repeated) - 1} more" if len(repeated) > 1 else ""
+    return f"class image {repeated[0]}{more} given more than once: each counted once (K = {k})"
 
 
 def load_fewshot(checkpoint: str | Path, device: str = "cpu", precision: str = "auto") -> FewShotTranslator:

@@ -80,12 +80,14 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     \b
     pixmorph fewshot CKPT --content IMG... --class-images FILES_OR_DIR... --out DIR
     """
-    from pixmorph.fewshot import class_image_files, load_fewshot, source_class_overlap
+    from pixmorph.fewshot import class_image_files, load_fewshot, once_each, repeated_note, source_class_overlap
     from pixmorph.images import check_distinct_outputs, check_images, list_images, read_image
     from pixmorph.train.loop import resolve_device
 
     model = load_fewshot(checkpoint, device=str(resolve_device(device)), precision=precision)
-    class_files = check_images(class_image_files(class_images))
+    class_files, repeated = once_each(check_images(class_image_files(class_images)))
+    if repeated:
+        click.echo(f"warning: {repeated_note(repeated, len(class_files))}", err=True)
     note = source_class_overlap(model, class_files)
     if note:
         click.echo(f"warning: {one_line(note)}", err=True)
