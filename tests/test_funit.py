@@ -157,6 +157,26 @@ def test_a_damaged_fewshot_json_or_list_file_names_it(tmp_path, file, content, s
     assert str(info.value).startswith(f"{tmp_path}/{says}"), str(info.value)
 
 
+def test_a_flip_that_is_not_true_or_false_is_refused(tmp_path):
+    """`"flip": "false"` in fewshot.json, or --set data.options.flip=maybe, read as true (bool of a string): the data
+    that a mirror changes were mirrored. It is now refused, naming where it came from."""
+    from pixmorph.data.layouts import layout_options
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        Image.new("L", (8, 8)).save(tmp_path / c / "0.png")
+    cfg = DataConfig(root=str(tmp_path), load_size=8, crop_size=8, channels=1, num_workers=0)
+    (tmp_path / "fewshot.json").write_text('{"flip": "false"}')
+    with pytest.raises(ValueError, match=f"^{tmp_path}/fewshot.json: flip='false': give true or false$"):
+        build_dataset("fewshot", tmp_path, cfg)
+    with pytest.raises(ValueError, match="^data.options.flip='maybe': give true or false$"):
+        layout_options("fewshot", {"flip": "maybe"})
+    (tmp_path / "fewshot.json").write_text('{"flip": false}')
+    assert build_dataset("fewshot", tmp_path, cfg).transform.flip is False
+    cfg.options = {"flip": True}
+    assert build_dataset("fewshot", tmp_path, cfg).transform.flip is True
+
+
 def test_class_code_ignores_the_order_of_the_k_images():
     torch.manual_seed(0)
     g = FewShotGenerator(channels=3, nf=8, nf_mlp=16, latent_dim=8, n_res=1, n_down_content=2, n_down_class=2).eval()

@@ -120,6 +120,8 @@ def parse_options(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown data.options for the fewshot layout: {', '.join(unknown)}; known: "
                          f"{', '.join(OPTIONS)}")
+    if "flip" in options:
+        check_flip(options["flip"], "data.options.flip")
     return {k: class_names_option(v, k) if k.endswith("_classes") else v for k, v in options.items()}
 
 
@@ -135,6 +137,13 @@ def _refuse_folders_of_class_folders(root: Path, folders: dict[str, Path]) -> No
         raise ValueError(f"{root}: {name}/ holds folders ({shown}), not images: the few-shot layout is class "
                          f"folders of images, {root}/<class>/*.png; for the classes in {name}/ give --data "
                          f"{folders[name]}")
+
+
+def check_flip(value: Any, where: str) -> bool:
+    """``flip`` as a bool: a string such as "false" would read as true."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}={value!r}: give true or false")
+    return value
 
 
 def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_bad: bool = False) -> ClassSplit:
@@ -195,7 +204,8 @@ class FewShotPairs(Dataset):
 def fewshot(root: Path, cfg: DataConfig, phase: str) -> FewShotPairs:
     parse_options(dict(cfg.options or {}))
     opts = task_options(Path(root), cfg.options)
-    flip = cfg.flip and bool(opts.get("flip", True))
+    where = "data.options.flip" if "flip" in (cfg.options or {}) else f"{Path(root) / 'fewshot.json'}: flip"
+    flip = cfg.flip and check_flip(opts.get("flip", True), where)
     split = split_classes(root, cfg.options, cfg.skip_bad)
     if len(split.source) == 1:
         warnings.warn(f"{root}: one source class ({next(iter(split.source))}): FUNIT learns a class from its images "
