@@ -259,6 +259,21 @@ def test_fewshot_api_bad_input(schemes, trained, tmp_path):
         model(x, torch.zeros(1, 3))
 
 
+def test_class_image_tensors_of_no_image_shape_are_said_as_given(trained):
+    """An H x W class image whose size matched the code's (8 x 8 = 64 values) was taken as a class code without a
+    word, and a 5-d tensor was said as its first item's shape ('got a tensor of shape (2, 1, 8, 8)')."""
+    model = load_fewshot(trained)
+    x = torch.rand(1, 1, SIZE, SIZE) * 2 - 1
+    side = int(TINY["latent_dim"] ** 0.5)
+    assert side * side == TINY["latent_dim"]
+    with pytest.raises(ValueError, match=rf"^a tensor of shape \({side}, {side}\): give one image as C x H x W"):
+        model(x, torch.rand(side, side) * 2 - 1)
+    with pytest.raises(ValueError, match=r"^a tensor of shape \(1, 2, 1, 8, 8\): give one image"):
+        model.class_code(torch.rand(1, 2, 1, 8, 8))
+    code = model.class_code(torch.rand(2, 1, 8, 8) * 2 - 1)
+    assert torch.equal(model(x, code), model(x, code[0]))  # codes: 1 x latent_dim or latent_dim
+
+
 def test_fewshot_cli(schemes, trained, tmp_path):
     root, sources, targets = schemes
     runner = CliRunner()

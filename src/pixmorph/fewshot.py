@@ -121,7 +121,8 @@ class FewShotTranslator:
         check_size(size)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
-        is_code = isinstance(class_images, Tensor) and class_images.dim() <= 2
+        is_code = isinstance(class_images, Tensor) and (class_images.dim() == 1 or (class_images.dim() == 2 and
+                                                                                   class_images.shape[0] == 1))
         code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
         if code.shape[1] != self.translator.method.cfg.latent_dim:
             raise ValueError(f"a class code of {code.shape[1]} values; this model's codes have "
@@ -153,6 +154,8 @@ def _image_items(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
     sequence of characters), a folder stands for its images (as ``pixmorph fewshot`` lists them), an NCHW tensor for
     its N images. The files, given or in folders, are checked as ``pixmorph fewshot`` checks them: a bad one stops
     the call, naming the others."""
+    if isinstance(images, Tensor):
+        check_image_tensor(images)  # an H x W image (not a code, whatever its size) or 5-d: said as the shape given
     if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, Tensor) and images.dim() == 3):
         images = [images]
     items: list[ImageLike] = []
