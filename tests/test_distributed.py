@@ -598,3 +598,14 @@ def test_settings_that_differ_by_an_option_given_as_null_on_one_process_only_are
             with pytest.raises(ValueError, match=r"^/a: the processes were given different settings "
                                                  r"\(data.options.max_side: "):
                 loop._refuse_other_settings(first, world)
+
+
+def test_how_to_go_on_does_not_bind_the_run_to_its_number_of_processes():
+    """The stop message said to resume "on 2 processes again", though a run goes on with any number (tested above)."""
+    from pixmorph.train.loop import _go_on_with
+
+    cfg = RunConfig.from_dict({"method": "cyclegan", "train": {"out": "runs/x"}})
+    said = _go_on_with(cfg, distributed.World(rank=0, size=2))
+    assert "`pixmorph train cyclegan --out runs/x --resume` with torchrun or --devices 2 as now (or another number of " \
+           "processes" in said and "again" not in said
+    assert _go_on_with(cfg, distributed.World()).endswith("--resume`")

@@ -337,6 +337,8 @@ def test_load_models_takes_paths_and_one_run_alone(served_runs):
     run = Path(served_runs.cyclegan)
     assert list(load_models([run])) == list(load_models(run)) == list(load_models(str(run))) == [model_name(run)]
     assert list(load_models([f"x={run}"])) == ["x"]
+    with pytest.raises(ValueError, match=r"the model name before '=' is empty: give NAME=PATH, or PATH alone"):
+        load_models([f"={run}"])  # (it served the run under its folder's name without a word)
 
 
 def test_a_stalled_body_is_answered_408_and_a_full_queue_503(served_models, monkeypatch):

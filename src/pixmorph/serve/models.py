@@ -171,8 +171,11 @@ def load_models(specs: Sequence[str | os.PathLike] | str | os.PathLike, device: 
         specs = [specs]
     models: dict[str, ServedModel] = {}
     for spec in map(os.fspath, specs):
-        name, _, path_text = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        named = "=" in spec and not Path(spec).exists()
+        name, _, path_text = spec.rpartition("=") if named else ("", "", spec)
         path = Path(path_text)
+        if named and not name:  # (=PATH: a name forgotten, not the folder's name wanted)
+            raise ValueError(f"{spec}: the model name before '=' is empty: give NAME=PATH, or PATH alone")
         name = name or model_name(path)
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
             raise ValueError(f"{spec}: model name {name!r} may hold only letters, digits, '.', '_' and '-'")

@@ -545,7 +545,8 @@ def _go_on_with(cfg: RunConfig, world: distributed.World) -> str:
     """Where the checkpoint is and how to go on, as the run ran (a multi-process run may go on with any number
     of processes: its schedule is in images)."""
     run_dir = Path(cfg.train.out)
-    processes = f" on {world.size} processes again (torchrun, or --devices {world.size})" if world.distributed else ""
+    processes = (f" with torchrun or --devices {world.size} as now (or another number of processes: the run goes on "
+                 f"in images, each step then of another global batch)") if world.distributed else ""
     return (f"checkpoint saved in {run_dir / 'checkpoint'}: continue with "
             f"`pixmorph train {cfg.method} --out {run_dir} --resume`{processes}")
 
