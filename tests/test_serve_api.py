@@ -398,6 +398,9 @@ def test_serve_says_a_port_in_use_before_loading_anything(tmp_path):
     port = taken.getsockname()[1]
     with pytest.raises(ValueError, match=rf"^cannot listen on 127.0.0.1:{port}: Address already in use$"):
         listen("127.0.0.1", port)
+    with pytest.raises(ValueError, match=r"^cannot listen on 999.1.1.1:0: 999.1.1.1 is no address or host name of this "
+                                         r"machine$"):  # it said "Unknown error -2"
+        listen("999.1.1.1", 0)
     taken.close()
     free = listen("127.0.0.1", 0)
     assert free.getsockname()[1] > 0 and free.type == socket.SOCK_STREAM

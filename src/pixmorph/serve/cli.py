@@ -64,6 +64,9 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as err:
+        if err.errno is not None and err.errno < 0:  # the resolver's (EAI_*), which os.strerror calls "Unknown error -2"
+            raise ValueError(f"cannot listen on {host}:{port}: {host} is no address or host name of this machine") \
+                from None
         raise ValueError(f"cannot listen on {host}:{port}: {os.strerror(err.errno) if err.errno else err}") from None
 
 
