@@ -4,6 +4,7 @@ here is what goes in and what comes out, not the translations themselves."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -140,6 +141,23 @@ def test_deepsim_files_given_to_the_api_get_the_warnings_and_refusals_of_transla
     Image.fromarray(rgba, "RGBA").save(seg_with_alpha)
     with pytest.raises(ValueError, match=rf"^{re.escape(str(seg_with_alpha))}: a segmentation with transparent pixels"):
         seg_model(seg_with_alpha)
+
+
+def test_a_deepsim_primitive_far_from_the_training_size_is_warned_of(tmp_path):
+    """translate and pixmorph.load render a DeepSIM primitive at its own size: an edit drawn at three times the size
+    of the training image rendered at a scale the model never learned, without a word."""
+    model = untrained("deepsim")
+    model.image_size = (32, 32)  # (width, height) of the image it trained on
+    near, far = edge_map(tmp_path / "near.png", 32, 40, seed=0), edge_map(tmp_path / "far.png", 96, 96, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model([near])
+        model([far], size=32)  # resized to the size given: no warning
+    with pytest.warns(UserWarning) as caught:
+        model([near, far])
+    assert [str(w.message) for w in caught] == [
+        f"{far}: 96x96, 3x the scale of the 32x32 image this model trained on; it renders at its own size, and DeepSIM "
+        "draws shapes at the scale it learned: resize it to about 32x32"]
 
 
 def test_deepsim_images_in_memory_get_the_checks_of_files(tmp_path):

@@ -213,7 +213,7 @@ class Translator:
 
         # a DeepSIM model's files and PIL images, as `pixmorph translate` and `edit` check them (before any alpha is
         # composited away)
-        check_primitives(self, [x for x in images if _is_file(x) or isinstance(x, Image.Image)])
+        check_primitives(self, [x for x in images if _is_file(x) or isinstance(x, Image.Image)], size is None)
         # files stay paths until their batch comes (a folder of any length is read one batch at a time)
         items = [x if _is_file(x) else self._item(x, direction, side_by_side) for x in images]
         if files and not side_by_side and self.config.method == "pix2pix":  # as `pixmorph translate` warns

@@ -300,7 +300,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
         files = check_images(files, skip_bad=skip_bad)
-        check_primitives(translator, files)
+        check_primitives(translator, files, at_own_size=size is None)
         if half and files:
             warn_unless_side_by_side_input(files[0], half)
         elif files and translator.config.method == "pix2pix":

@@ -191,7 +191,7 @@ def source_name(source: Source) -> str:
     return str(source)
 
 
-def _opened(source: Source) -> contextlib.AbstractContextManager[Image.Image]:
+def opened(source: Source) -> contextlib.AbstractContextManager[Image.Image]:
     """The image as stored (its own mode and alpha), opened from a file or as it is in memory."""
     return contextlib.nullcontext(source) if isinstance(source, Image.Image) else Image.open(source)
 
@@ -207,7 +207,7 @@ def read_source(source: Source, mode: str = "RGB") -> Image.Image:
 
 def _label_map(source: Source) -> np.ndarray | None:
     """:func:`label_indices` of a file or an image in memory."""
-    with _opened(source) as img:
+    with opened(source) as img:
         return label_indices(img, source_name(source))
 
 
@@ -216,7 +216,7 @@ def check_opaque_seg(source: Source) -> None:
     128): a segmentation is its colours, and its alpha would be composited over white; seg+edges takes its edge
     map as a second file, never from the alpha channel. Nearly opaque files (the paper's car, alpha >= 253)
     pass."""
-    with _opened(source) as img:
+    with opened(source) as img:
         if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
             return
         alpha = np.asarray(img.convert("RGBA"))[..., 3]
@@ -246,7 +246,7 @@ def looks_like_edges(source: Source) -> bool:
     a = np.asarray(read_source(source)).astype(np.int16)
     if _coloured(a):  # a segmentation
         return False
-    with _opened(source) as raw:
+    with opened(source) as raw:
         bilevel = raw.mode == "1"  # a 1-bit file reads as 0 / 1: black and white, not indices
     try:
         labels = None if bilevel else _label_map(source)

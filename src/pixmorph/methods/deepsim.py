@@ -428,12 +428,13 @@ def warn_if_not_primitive(source: P.Source, role: str, kind: str, reader: str = 
                       f"it as an edge map (black lines on white){where}", stacklevel=3)
 
 
-def check_primitives(translator: Translator, primitives: Sequence[P.Source]) -> None:
+def check_primitives(translator: Translator, primitives: Sequence[P.Source], at_own_size: bool = True) -> None:
     """Files (or PIL images) given to a DeepSIM model of one layer (edges or seg) as they are translated
     (``pixmorph translate``, ``pixmorph.load(run)(images)``), checked as ``pixmorph edit`` and training check
     them: a segmentation with transparent pixels is refused (one line naming it), and a primitive that does not
     look like the model's is warned of (:func:`warn_if_not_primitive`); a seg+edges model, which takes two files
-    per image, refuses them (one line naming the first). Any other model's images pass."""
+    per image, refuses them (one line naming the first); ``at_own_size`` (no ``size``): one far from the training
+    image's size is warned of (:func:`warn_if_other_scale`). Any other model's images pass."""
     if translator.config.method != DeepSIM.name:
         return
     kind = KIND_OF_CHANNELS.get(translator.method.cfg.in_channels)
@@ -446,6 +447,23 @@ def check_primitives(translator: Translator, primitives: Sequence[P.Source]) -> 
         if kind == "seg":
             P.check_opaque_seg(primitive)
         warn_if_not_primitive(primitive, kind, kind)
+        if at_own_size:
+            warn_if_other_scale(primitive, translator.image_size)
+
+
+def warn_if_other_scale(source: P.Source, trained: Sequence[int] | None) -> None:
+    """A one-line warning when a primitive that renders at its own size (translate, ``pixmorph.load(run)``) is
+    far from the size of the image the model trained on (``trained``: width, height): DeepSIM draws its image's
+    shapes at the scale it learned them, so a primitive at twice the size renders as a patchwork."""
+    if not trained:
+        return
+    with P.opened(source) as img:
+        width, height = img.size
+    scale = (width * height / (trained[0] * trained[1])) ** 0.5
+    if not 2 / 3 <= scale <= 3 / 2:
+        warnings.warn(f"{P.source_name(source)}: {width}x{height}, {scale:.2g}x the scale of the {trained[0]}x"
+                      f"{trained[1]} image this model trained on; it renders at its own size, and DeepSIM draws "
+                      f"shapes at the scale it learned: resize it to about {trained[0]}x{trained[1]}", stacklevel=3)
 
 
 def render(model: str | os.PathLike | Translator, primitives: str | os.PathLike | Sequence[str | os.PathLike],
