@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import struct
 import warnings
@@ -426,6 +427,20 @@ def test_check_images_skip_bad_warns_once_per_file_and_drops(tmp_path):
     assert messages[0].startswith(f"{text}: ")
     assert messages[1].startswith(f"{empty}: ")
     assert messages[2].startswith(f"{cut_png}: ")
+
+
+def test_a_broken_link_in_a_folder_is_named_not_passed_over(tmp_path):
+    """A link whose target is gone (x.jpg -> a moved file) was left out of a folder's images without a word; it is
+    now listed, and the check names it (skip_bad leaves it out with that warning)."""
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "x.jpg").symlink_to(tmp_path / "moved" / "x.jpg")
+    files = list_images(tmp_path)
+    assert files == [tmp_path / "a.png", tmp_path / "x.jpg"]
+    with pytest.raises(ImageReadError, match=rf"^{re.escape(str(tmp_path / 'x.jpg'))}: a link to .*moved/x.jpg, which "
+                                             r"does not exist$"):
+        check_images(files)
+    with pytest.warns(BadImageWarning, match="a link to"):
+        assert check_images(files, skip_bad=True) == [tmp_path / "a.png"]
 
 
 # ---------------------------------------------------------------------------

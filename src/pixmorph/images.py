@@ -104,6 +104,8 @@ def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
 
 
 def _check_is_nonempty_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise _fail(path, f"a link to {os.readlink(path)}, which does not exist")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
@@ -318,7 +320,7 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
         for path in candidates
         if path.suffix.lower() in IMAGE_EXTENSIONS
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        and path.is_file()
+        and (path.is_file() or path.is_symlink() and not path.exists())  # a broken link: named when checked
     )
     if not found:
         looked_for = ", ".join(sorted(IMAGE_EXTENSIONS))
