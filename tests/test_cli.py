@@ -328,8 +328,13 @@ def test_resume_at_another_crop_size_trains_and_a_failed_resume_keeps_the_config
     assert invoke(*args, "--steps", 3, "--resume", "--crop-size", 12).exit_code != 0
     assert json.loads((run / "config.json").read_text())["data"]["crop_size"] == 16  # as its checkpoint
     monkeypatch.setattr(CycleGAN, "train_step", original)
-    ok(invoke(*args, "--steps", 3, "--resume", "--crop-size", 12))
+    result = invoke(*args, "--steps", 3, "--resume", "--crop-size", 12)
+    ok(result)
     assert json.loads((run / "config.json").read_text())["data"]["crop_size"] == 12
+    assert "resumed with changed data settings: crop_size 16 -> 12" in result.output  # (it said nothing)
+    again = invoke(*args, "--steps", 4, "--resume", "--crop-size", 12)
+    ok(again)
+    assert "changed data settings" not in again.output
 
 
 def test_a_resume_after_a_kill_logs_each_step_once(tmp_path, cyclegan_data):

@@ -330,6 +330,8 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
     method.nets.to(device).train()
     if resumed:
         resume.restore(*resumed, method, schedulers, scalers, world)
+        if world.is_main and (changed := resume.changed_data(resumed[0], cfg.data)):
+            print(changed)
     # What the first process alone writes comes before the first collective, so that its failing (a full disk)
     # stops every process: past it, the others would wait for it in their first step.
     replacing = not t.resume and ckpt.holds_checkpoint(run_dir)  # the first process's view decides (below)

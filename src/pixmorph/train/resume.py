@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixmorph.config import DataConfig
 from pixmorph.methods import Method
 from pixmorph.train import checkpoint as ckpt
 from pixmorph.train import distributed
@@ -77,6 +78,22 @@ def restore(folder: Path, state: dict, method: Method, schedulers: dict, scalers
     if world.is_main:
         print(f"resumed from {folder} at step {state['step']}"
               + (f", with changed optimizer settings: {', '.join(dict.fromkeys(changed))}" if changed else ""))
+
+
+# The data settings that change what the networks are trained on (not where the data is, nor how it is loaded).
+DATA_SETTINGS = ("load_size", "crop_size", "flip")
+
+
+def changed_data(folder: Path, data: DataConfig) -> str | None:
+    """The line a resume prints when it trains on other crops than the checkpoint's run did (--crop-size,
+    --load-size, data.flip given anew), as it does for changed optimizer settings; None when none changed."""
+    try:
+        saved = (ckpt.read_config(folder).get("run") or {}).get("data") or {}
+    except ckpt.CheckpointError:
+        return None
+    changed = [f"{key} {saved[key]} -> {getattr(data, key)}" for key in DATA_SETTINGS
+               if key in saved and saved[key] is not None and saved[key] != getattr(data, key)]
+    return f"resumed with changed data settings: {', '.join(changed)}" if changed else None
 
 
 # The optimizer settings a config decides (name in the group -> name in a message; initial_lr is the learning
