@@ -490,6 +490,25 @@ def test_translate_same_stem_inputs_lose_nothing(tmp_path, cyclegan_run, write_i
         assert "a.png" in str(result.exception) or "a.png" in result.output
 
 
+def _folder_with_subfolders(root: Path, write_image) -> Path:
+    """A folder of one image of its own, 3 more in subfolders (one deeper), one in a hidden one (not named)."""
+    for name in ("own.png", "2019/x.png", "2019/deeper/y.png", "2020/z.jpg", ".cache/w.png"):
+        write_image(root / name, 16, 16)
+    return root
+
+
+def test_translate_names_the_images_in_a_folders_subfolders_as_left_out(tmp_path, cyclegan_run, write_image):
+    """translate DIR left out DIR/sub/*.png without a word (training warns of it): the same one line now."""
+    folder = _folder_with_subfolders(tmp_path / "inputs", write_image)
+    out = tmp_path / "out"
+    result = invoke("translate", cyclegan_run, folder, "--out", out, "--device", "cpu")
+    ok(result)
+    said = [line for line in result.output.splitlines() if "subfolders" in line]
+    assert said == [f"warning: {folder}: 3 images in its subfolders (2019/, 2020/) left out: subfolders are not "
+                    f"searched (move the images up into inputs/ to translate them)"], result.output
+    assert png_sizes(out) == {"own.png": (16, 16)}
+
+
 # ---------------------------------------------------------------------------
 # Python API
 
@@ -543,6 +562,18 @@ def test_load_translates_a_folder_as_its_images(cyclegan_run, inputs, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"empty: no image files \(looked for .*\)$"):
         translator(tmp_path / "empty")
+
+
+def test_load_names_the_images_in_a_folders_subfolders_as_left_out(cyclegan_run, tmp_path, write_image):
+    """pixmorph.load(RUN)(DIR) left out DIR/sub/*.png without a word, as translate did: one warning now, at the call."""
+    folder = _folder_with_subfolders(tmp_path / "inputs", write_image)
+    translator = pixmorph.load(cyclegan_run)
+    with pytest.warns(UserWarning) as caught:
+        out = translator(folder)
+    said = [(str(w.message), Path(w.filename).name) for w in caught if "subfolders" in str(w.message)]
+    assert said == [(f"{folder}: 3 images in its subfolders (2019/, 2020/) left out: subfolders are not searched "
+                     f"(move the images up into inputs/ to translate them)", "test_cli.py")], said
+    assert [im.size for im in out] == [(16, 16)]
 
 
 def test_load_refuses_what_is_not_an_image_in_one_line(cyclegan_run):

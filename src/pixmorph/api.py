@@ -204,7 +204,7 @@ class Translator:
             return self([images], direction, size, batch_size, side_by_side)[0]
         if not isinstance(images, (list, tuple)) or not all(isinstance(x, (*IMAGE_TYPES, Tensor)) for x in images):
             raise TypeError(not_an_image(images))
-        images = [f for x in images for f in (_folder_images(x) if _is_folder(x) else [x])]
+        images = _with_folders_expanded(images)
         if direction is None:
             direction = self.default_direction()
         self.generator(direction)  # an unknown direction: said before any image is read
@@ -437,11 +437,19 @@ def _is_file(image: object) -> bool:
     return isinstance(image, (str, os.PathLike))
 
 
-def _folder_images(folder: str | os.PathLike) -> list[Path]:
-    """The images of a folder given among a call's images, as ``pixmorph translate`` lists them (none: an error)."""
-    from pixmorph.images import list_images
+def _with_folders_expanded(images: Sequence[ImageLike]) -> list[ImageLike]:
+    """A call's images with each folder among them in its place as its images, as ``pixmorph translate`` lists them
+    (none: an error; images in its subfolders are left out with a warning, shown at the user's call)."""
+    from pixmorph.images import list_images, warn_of_images_in_subfolders
 
-    return list_images(folder)
+    expanded: list[ImageLike] = []
+    for image in images:
+        if _is_folder(image):
+            expanded.extend(list_images(image))
+            warn_of_images_in_subfolders(image, "translate", stacklevel=3)
+        else:
+            expanded.append(image)
+    return expanded
 
 
 def _shape_at(image: Image.Image | Tensor, size: int | None) -> tuple[int, int, int]:

@@ -263,7 +263,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                                        warn_unless_side_by_side_input)
     from pixmorph.fullsize_memory import check_translate_fits
     from pixmorph.images import (BadImageWarning, ImageReadError, check_distinct_outputs, check_images,
-                                 list_images)
+                                 list_images, warn_of_images_in_subfolders)
     from pixmorph.methods.deepsim import check_primitives
     from pixmorph.train.loop import resolve_device
 
@@ -299,6 +299,8 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
     files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
+        for folder in filter(Path.is_dir, map(Path, inputs)):
+            warn_of_images_in_subfolders(folder, "translate")
         files = check_images(files, skip_bad=skip_bad)
         check_primitives(translator, files, at_own_size=size is None)
         if half and files:

@@ -35,6 +35,7 @@ __all__ = [
     "read_image",
     "decode_image",
     "list_images",
+    "warn_of_images_in_subfolders",
     "check_images",
     "to_tensor",
     "to_pil",
@@ -326,6 +327,34 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
         looked_for = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise ValueError(f"{folder}: no image files (looked for {looked_for}){_subfolders_hint(folder, recursive)}")
     return found
+
+
+def _images_in_subfolders(folder: Path) -> dict[str, int]:
+    """How many image files each non-hidden subfolder of ``folder`` holds (at any depth), by its name."""
+    counts = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            n = len(list_images(sub, recursive=True))
+        except ValueError:  # no images there
+            continue
+        counts[sub.name] = n
+    return counts
+
+
+def warn_of_images_in_subfolders(folder: str | os.PathLike, use: str, stacklevel: int = 1) -> None:
+    """One line naming how many images in which subfolders of ``folder`` are left out: training, translate and
+    the Python API read a folder's own files (:func:`list_images`), not its subfolders', though the reference's
+    loader walks them and a user may expect them to be read. ``use``: what moving them up would do with them
+    (``train on``, ``translate``); ``stacklevel`` as in :func:`warnings.warn`, counted from the caller (1: the
+    line that calls this)."""
+    folder = Path(folder)
+    counts = _images_in_subfolders(folder)
+    if counts:
+        shown = ", ".join(f"{name}/" for name in list(counts)[:5]) + (", ..." if len(counts) > 5 else "")
+        n = sum(counts.values())
+        warnings.warn(f"{folder}: {n} image{'s' if n != 1 else ''} in its subfolders ({shown}) left out: subfolders "
+                      f"are not searched (move the images up into {folder.name}/ to {use} them)",
+                      stacklevel=stacklevel + 1)
 
 
 def _subfolders_hint(folder: Path, recursive: bool) -> str:

@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 from pixmorph.config import DataConfig
 from pixmorph.data.layouts import register_layout
 from pixmorph.data.transforms import TrainTransform
-from pixmorph.images import BadImageWarning, ImageReadError, check_images, header_size, list_images, read_image
+from pixmorph.images import (BadImageWarning, ImageReadError, check_images, header_size, list_images, read_image,
+                             warn_of_images_in_subfolders)
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -28,29 +29,6 @@ def _generator(seed: int) -> torch.Generator:
 SKIP_BAD_HINT = " (--set data.skip_bad=true leaves unreadable training images out, each with a warning)"
 
 
-def _images_in_subfolders(folder: Path) -> dict[str, int]:
-    """How many image files each non-hidden subfolder of ``folder`` holds (at any depth), by its name."""
-    counts = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            n = len(list_images(sub, recursive=True))
-        except ValueError:  # no images there
-            continue
-        counts[sub.name] = n
-    return counts
-
-
-def _warn_of_images_in_subfolders(folder: Path) -> None:
-    """Training reads a folder's own files, not its subfolders' (as translate does); say what that leaves out,
-    since the reference's loader walks subfolders and a user may expect them to be read."""
-    counts = _images_in_subfolders(folder)
-    if counts:
-        shown = ", ".join(f"{name}/" for name in list(counts)[:5]) + (", ..." if len(counts) > 5 else "")
-        n = sum(counts.values())
-        warnings.warn(f"{folder}: {n} image{'s' if n != 1 else ''} in its subfolders ({shown}) left out: subfolders "
-                      f"are not searched (move the images up into {folder.name}/ to train on them)", stacklevel=3)
-
-
 def _images_in(folder: Path, skip_bad: bool) -> list[Path]:
     """The folder's images; with ``skip_bad`` every file is decoded once up front (the check decodes only the
     files whose header and end may not show a cut) and the unreadable ones are left out with a warning."""
@@ -58,7 +36,7 @@ def _images_in(folder: Path, skip_bad: bool) -> list[Path]:
         files = check_images(list_images(folder), skip_bad=skip_bad)
     except ImageReadError as e:  # only without skip_bad: say that it exists
         raise type(e)(f"{e}{SKIP_BAD_HINT}") from None
-    _warn_of_images_in_subfolders(folder)
+    warn_of_images_in_subfolders(folder, "train on", stacklevel=2)
     if not skip_bad:
         return files
     good = []
