@@ -955,6 +955,20 @@ def test_eval_of_a_checkpoint_without_ref_names_side_by_side(tmp_path, write_ima
         "error: give --ref, the folder of real images to score against (see `pixmorph eval --help`)"]
 
 
+def test_eval_of_a_missing_generated_folder_is_a_usage_error_as_a_missing_ref_is(tmp_path, write_image, monkeypatch,
+                                                                                capsys):
+    """`eval nope --ref REAL` exited 1 ('nope: no such folder') while `eval OUT --ref nope` is a usage error (2)."""
+    write_image(tmp_path / "real" / "0.png", 16, 16)
+    code, _, err = run_main(monkeypatch, capsys, "eval", tmp_path / "nope", "--ref", tmp_path / "real")
+    assert code == 2 and err.splitlines() == [
+        f"error: Invalid value for '[GENERATED]': Directory '{tmp_path / 'nope'}' does not exist. "
+        f"(see `pixmorph eval --help`)"], err
+    code, _, err = run_main(monkeypatch, capsys, "eval", tmp_path / "real", "--ref", tmp_path / "nope")
+    assert code == 2 and err.splitlines() == [
+        f"error: Invalid value for '--ref': Directory '{tmp_path / 'nope'}' does not exist. "
+        f"(see `pixmorph eval --help`)"], err
+
+
 def test_eval_with_a_direction_the_checkpoint_lacks_is_one_line_without_file_names(tmp_path, write_image,
                                                                                     monkeypatch, capsys):
     """It was said per batch of files: 'a.png, b.png (+6 more): direction 'BtoA': ...', after loading every input."""

@@ -185,6 +185,8 @@ def eval_command(generated, ref, pairs, classifier, label, metrics, json_path, d
         raise click.UsageError("--checkpoint and --input go together")
     if generated is None and checkpoint is None:
         raise click.UsageError("give GENERATED, or --checkpoint and --input to translate first")
+    if checkpoint is None and not Path(generated).exists():  # with --checkpoint it is made; else a usage error, as --ref's
+        raise click.BadParameter(f"Directory '{generated}' does not exist.", param_hint="'[GENERATED]'")
     if side_by_side and checkpoint is None:
         raise click.UsageError("--side-by-side reads the A|B files of --input: give --checkpoint and --input")
     if ref is None and not side_by_side:
