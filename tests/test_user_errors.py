@@ -113,11 +113,20 @@ def test_a_finite_number_option_is_still_called_a_float(tmp_path):
 
 def test_a_negative_step_count_names_that_option_alone(tmp_path, monkeypatch, capsys):
     """--steps -3 said "train.batch_size=1, train.max_steps=-3, train.epochs=100, train.epochs_decay=100: need
-    batch_size >= 1, the others >= 0", naming three options the user did not give."""
+    batch_size >= 1, the others >= 0", naming three options the user did not give. It then exited 1 (pixmorph's
+    error) where a negative --time-budget or --workers is a usage error (2): all five are usage errors now, and a
+    negative value from a config file (or --set) is still refused by the config's own check."""
     out = tmp_path / "run"
-    for flag, option in (("--steps", "max_steps"), ("--epochs", "epochs"), ("--epochs-decay", "epochs_decay")):
-        assert one_line_error(monkeypatch, capsys, "train", "cyclegan", "--out", out, flag, "-3", "--dry-run") == \
-            f"error: train.{option}=-3 ({flag}): give 0 or more"
+    for flag, shown in (("--steps", "-3"), ("--epochs", "-3.0"), ("--epochs-decay", "-3.0"), ("--time-budget", "-3.0"),
+                        ("--workers", "-3")):
+        code, lines = main_error(monkeypatch, capsys, "train", "cyclegan", "--out", out, flag, "-3", "--dry-run")
+        assert (code, lines) == (2, [f"error: Invalid value for '{flag}': {shown} is not in the range x>=0. "
+                                     f"(see `pixmorph train --help`)"])
+    config = tmp_path / "my.yaml"
+    for option, flag in (("max_steps", "--steps"), ("epochs", "--epochs"), ("epochs_decay", "--epochs-decay")):
+        config.write_text(f"train: {{{option}: -3}}\n")
+        assert one_line_error(monkeypatch, capsys, "train", "cyclegan", "--out", out, "--config", config,
+                              "--dry-run") == f"error: train.{option}=-3 ({flag}): give 0 or more"
     assert not out.exists()
 
 

@@ -39,9 +39,9 @@ def cli() -> None:
 @click.option("--data", help="Data folder, or a built-in task (fashion-edges, sneaker2boot, ...).")
 @click.option("--out", help="Run folder (checkpoint/, samples/, stats.jsonl, config.json).")
 @click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--epochs", type=FiniteFloat(), help="Epochs at the initial learning rate.")
-@click.option("--epochs-decay", type=FiniteFloat(), help="Epochs of linear decay to 0.")
-@click.option("--steps", type=int, help="Stop at this step.")
+@click.option("--epochs", type=FiniteFloat(min=0), help="Epochs at the initial learning rate.")
+@click.option("--epochs-decay", type=FiniteFloat(min=0), help="Epochs of linear decay to 0.")
+@click.option("--steps", type=click.IntRange(min=0), help="Stop at this step.")
 @click.option("--time-budget", type=FiniteFloat(min=0),
               help="Seconds of training, then save and stop (0: no limit; a --resume does not inherit it).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N, mps.")
