@@ -101,3 +101,37 @@ def test_quality_bench_refuses_a_device_that_is_not_here_in_one_line(monkeypatch
         ": error: device 'cuda' asked for, but CUDA is not available here: use the CPU (--device cpu; "
         'device="cpu" from Python)')
     assert not (tmp_path / "q").exists()
+
+
+def test_quality_bench_scores_the_fashion_edges_baselines_only_after_a_fashion_edges_row(monkeypatch, tmp_path):
+    """`python bench/quality.py --methods twostep` printed the fashion-edges baseline rows, which bound CycleGAN and
+    pix2pix alone. Rows, baselines and the evaluator are stand-ins here: what is checked is which rows are scored."""
+    from types import SimpleNamespace
+
+    class StandIn:
+        inception, lpips = SimpleNamespace(description="stand-in"), SimpleNamespace(name="stand-in")
+        classifier = SimpleNamespace(test_accuracy={"top1": 1.0})
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __call__(self, generated, reference, pairs=False, label=None) -> dict:
+            return {"l1": 0.5}
+
+    (tmp_path / "classifier").mkdir()
+    (tmp_path / "classifier" / quality.ckpt.WEIGHTS).touch()
+    monkeypatch.setattr(quality, "default_classifier_dir", lambda domain: tmp_path / "classifier")
+    monkeypatch.setattr(quality, "Evaluator", StandIn)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # --device cpu's one thread: not for the other tests
+    monkeypatch.setattr(quality, "baselines", lambda b: {name: quality.Scored(tmp_path, tmp_path) for name in
+                                                         ("fashion-edges: input unchanged", "fashion-edges: ground truth")})
+    for method in ("twostep", "pix2pix"):
+        monkeypatch.setitem(quality.ROWS, method, lambda b, method=method: quality.Scored(tmp_path, tmp_path, title=method))
+
+    def scored(methods: str) -> list[str]:
+        report = quality.main(["--methods", methods, "--device", "cpu", "--out", str(tmp_path / "q")])
+        return [r["method"] for r in report["rows"]]
+
+    assert scored("twostep") == ["twostep"]
+    assert scored("twostep,pix2pix") == ["twostep", "pix2pix", "fashion-edges: input unchanged",
+                                         "fashion-edges: ground truth"]
