@@ -4,6 +4,7 @@ a tiny model that overfits its pair, and train -> resume -> edit end to end."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -331,8 +332,12 @@ def test_cli_train_deepsim_on_the_example_then_edit(tmp_path):
     folder.mkdir()
     for f in edited:
         (folder / f.name).write_bytes(f.read_bytes())
-    result = CliRunner().invoke(cli, ["edit", str(run), str(folder), "--out", str(tmp_path / "e2"), "--device", "cpu",
-                                      "--precision", "fp32"])
+    (folder / "older").mkdir()  # left out, with the warning translate gives (edit left it out without a word)
+    (folder / "older" / edited[0].name).write_bytes(edited[0].read_bytes())
+    with pytest.warns(UserWarning, match=rf"^{re.escape(str(folder))}: 1 image in its subfolders \(older/\) left out: "
+                                         r"subfolders are not searched \(move the images up into edited/ to render"):
+        result = CliRunner().invoke(cli, ["edit", str(run), str(folder), "--out", str(tmp_path / "e2"), "--device",
+                                          "cpu", "--precision", "fp32"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert sorted(p.name for p in (tmp_path / "e2").glob("*.png")) == [p.name for p in edited]
     expected = deepsim.render(pixmorph.load(run, precision="fp32"), edited)  # one batch, as edit renders them

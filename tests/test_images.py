@@ -429,6 +429,19 @@ def test_check_images_skip_bad_warns_once_per_file_and_drops(tmp_path):
     assert messages[2].startswith(f"{cut_png}: ")
 
 
+def test_files_and_folders_lists_folders_in_place_and_warns_of_their_subfolders(tmp_path):
+    """What translate, edit and fewshot read from their FILES_OR_DIRS arguments (fewshot and edit left a folder's
+    subfolders out without the warning translate and training give)."""
+    from pixmorph.images import files_and_folders
+
+    for name in ("dir/b.png", "dir/a.png", "dir/sub/c.png", "alone.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    with pytest.warns(UserWarning, match=r"dir: 1 image in its subfolders \(sub/\) left out: .* to use them\)$"):
+        files = files_and_folders([tmp_path / "alone.png", tmp_path / "dir"], "use")
+    assert files == [tmp_path / "alone.png", tmp_path / "dir" / "a.png", tmp_path / "dir" / "b.png"]
+
+
 def test_a_broken_link_in_a_folder_is_named_not_passed_over(tmp_path):
     """A link whose target is gone (x.jpg -> a moved file) was left out of a folder's images without a word; it is
     now listed, and the check names it (skip_bad leaves it out with that warning)."""

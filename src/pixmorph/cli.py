@@ -263,7 +263,7 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
                                        warn_unless_side_by_side_input)
     from pixmorph.fullsize_memory import check_translate_fits
     from pixmorph.images import (BadImageWarning, ImageReadError, check_distinct_outputs, check_images,
-                                 list_images, warn_of_images_in_subfolders)
+                                 files_and_folders)
     from pixmorph.methods.deepsim import check_primitives
     from pixmorph.train.loop import resolve_device
 
@@ -296,12 +296,9 @@ def translate(checkpoint: str, inputs: tuple[str, ...], out: str, direction: str
         check_to_class(translator, to_class)
     translator.generator(direction)  # an unknown direction: said before any file is read or the progress bar is drawn
     half = input_half(direction, translator.config.data.options) if side_by_side else None
-    files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        for folder in filter(Path.is_dir, map(Path, inputs)):
-            warn_of_images_in_subfolders(folder, "translate")
-        files = check_images(files, skip_bad=skip_bad)
+        files = check_images(files_and_folders(inputs, "translate"), skip_bad=skip_bad)
         check_primitives(translator, files, at_own_size=size is None)
         if half and files:
             warn_unless_side_by_side_input(files[0], half)

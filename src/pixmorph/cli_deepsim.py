@@ -239,14 +239,11 @@ def edit_command(checkpoint: str, primitives: tuple[str, ...], out: str, edge_fi
     """Render edited PRIMITIVES (edge maps / segmentations: files or folders) with a DeepSIM CHECKPOINT (run
     or checkpoint folder)."""
     from pixmorph import load
-    from pixmorph.images import list_images
+    from pixmorph.images import files_and_folders
     from pixmorph.methods.deepsim import edit
     from pixmorph.train.loop import resolve_device
 
-    def files(inputs: tuple[str, ...]) -> list[Path]:
-        return [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
-
-    primitive_files, edge_maps = files(primitives), files(edge_files)
+    primitive_files, edge_maps = files_and_folders(primitives, "render"), files_and_folders(edge_files, "render")
     if not primitive_files:
         raise ValueError(f"no image files in {', '.join(primitives)}: nothing to render")
     translator = load(checkpoint, device=str(resolve_device(device)), precision=precision)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from pixmorph.api import Translator, check_image_tensor, check_size, load, not_an_image
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
-from pixmorph.images import check_images, list_images, read_image, to_pil, to_tensor
+from pixmorph.images import check_images, files_and_folders, list_images, read_image, to_pil, to_tensor
 
 ImageLike = Union[Image.Image, Tensor, str, os.PathLike]
 
@@ -195,7 +195,7 @@ def load_fewshot(checkpoint: str | Path, device: str = "cpu", precision: str = "
 
 def class_image_files(inputs: Sequence[str | Path]) -> list[Path]:
     """Files and folders (their images) -> the list of class image files."""
-    files = [f for p in map(Path, inputs) for f in (list_images(p) if p.is_dir() else [p])]
+    files = files_and_folders(inputs, "use", stacklevel=2)
     if not files:
         raise ValueError("K = 0: no class images given (--class-images FILES_OR_DIR)")
     return files

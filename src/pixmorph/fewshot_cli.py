@@ -81,7 +81,7 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     pixmorph fewshot CKPT --content IMG... --class-images FILES_OR_DIR... --out DIR
     """
     from pixmorph.fewshot import class_image_files, load_fewshot, once_each, repeated_note, source_class_overlap
-    from pixmorph.images import check_distinct_outputs, check_images, list_images, read_image
+    from pixmorph.images import check_distinct_outputs, check_images, files_and_folders, read_image
     from pixmorph.train.loop import resolve_device
 
     model = load_fewshot(checkpoint, device=str(resolve_device(device)), precision=precision)
@@ -91,8 +91,7 @@ def fewshot(checkpoint: str, content: tuple[str, ...], class_images: tuple[str, 
     note = source_class_overlap(model, class_files)
     if note:
         click.echo(f"warning: {one_line(note)}", err=True)
-    files = [f for p in map(Path, content) for f in (list_images(p) if p.is_dir() else [p])]
-    files = check_images(files)
+    files = check_images(files_and_folders(content, "translate"))
     names = [f"{f.stem}.png" for f in files]
     check_distinct_outputs(files, out, keep=class_files)
     check_out_is_no_class_folder(out, class_files)

@@ -36,6 +36,7 @@ __all__ = [
     "decode_image",
     "list_images",
     "warn_of_images_in_subfolders",
+    "files_and_folders",
     "check_images",
     "to_tensor",
     "to_pil",
@@ -339,6 +340,20 @@ def _images_in_subfolders(folder: Path) -> dict[str, int]:
             continue
         counts[sub.name] = n
     return counts
+
+
+def files_and_folders(inputs: Iterable[str | os.PathLike], use: str, stacklevel: int = 1) -> list[Path]:
+    """The files given, each folder among them in its place as its images (:func:`list_images`), and for each
+    folder the warning of :func:`warn_of_images_in_subfolders` (``use``: what moving them up would do with them;
+    ``stacklevel`` counted from the caller)."""
+    files: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            files.extend(list_images(path))
+            warn_of_images_in_subfolders(path, use, stacklevel=stacklevel + 1)
+        else:
+            files.append(path)
+    return files
 
 
 def warn_of_images_in_subfolders(folder: str | os.PathLike, use: str, stacklevel: int = 1) -> None:
