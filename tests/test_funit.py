@@ -608,3 +608,14 @@ def test_train_compile_compiles_the_passes_the_generator_step_runs(schemes, tmp_
     G, D = built[0].nets["G"], built[0].nets["D"]
     for part in (G.content_encoder, G.class_encoder, G.mlp, G.decoder, D):
         assert (id(part), True) in ran, type(part).__name__
+
+
+def test_too_few_discriminator_outputs_are_refused_before_the_first_step(schemes, tmp_path, capsys):
+    """model.num_classes below the data's source classes was refused by the first training step, after the
+    progress bar had started; it is refused before, in one line naming the option, the classes and the folder."""
+    root = schemes[0]
+    with pytest.raises(ValueError) as refused:
+        train(run_config(root, tmp_path / "run", steps=1, model={"num_classes": 4}), progress=True)
+    assert str(refused.value) == (f"model.num_classes=4: {root} has {N_SOURCE} source classes, one discriminator "
+                                  f"output each: set model.num_classes to at least {N_SOURCE}")
+    assert "%|" not in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -9,6 +9,7 @@ gradient synchronisation) for a named optimizer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -92,6 +93,11 @@ class Method:
     def check_training_size(self, width: int, height: int) -> None:
         """Refuse, in one line, training images of a size this method cannot take (besides its generators'
         stride and least input, which the loop checks); called before the first step."""
+
+    def check_start(self, dataset: Any, data_root: Path) -> None:
+        """Refuse, in one line, a run this method cannot train: training data its networks are not built for
+        (``dataset``, read from ``data_root``), or a resumed state it cannot go on from. Called before the first
+        step and before the run folder is written to, once a resumed run's state is restored."""
 
     def train_on_hint(self, schedule_end: int | None = None) -> str:
         """How to train a run on that is at its last step (said by a ``--resume`` with nothing to train);

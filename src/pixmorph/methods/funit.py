@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -158,6 +160,13 @@ class Funit(Method):
             raise ValueError(f"data.crop_size={side}: the funit networks (the {blocks}-block discriminator: "
                              f"{D.min_size} px, the generator: {G.min_size}) take sides that are multiples of "
                              f"{G.stride} and at least {need}: use --crop-size {fits}")
+
+    def check_start(self, dataset: Any, data_root: Path) -> None:
+        """One discriminator output per source class: fewer failed at the first step, inside the discriminator."""
+        found = len(dataset.classes)
+        if found > self.cfg.num_classes:
+            raise ValueError(f"model.num_classes={self.cfg.num_classes}: {data_root} has {found} source classes, one "
+                             f"discriminator output each: set model.num_classes to at least {found}")
 
     def _check_batch(self, x: Tensor, labels: Tensor) -> None:
         if x.shape[1] != self.cfg.channels:

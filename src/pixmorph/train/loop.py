@@ -332,6 +332,7 @@ def _train(cfg: RunConfig, world: distributed.World, device: torch.device, agree
         resume.restore(*resumed, method, schedulers, scalers, world)
         if world.is_main and (changed := resume.changed_data(resumed[0], cfg.data)):
             print(changed)
+    method.check_start(dataset, data_root)
     # What the first process alone writes comes before the first collective, so that its failing (a full disk)
     # stops every process: past it, the others would wait for it in their first step.
     replacing = not t.resume and ckpt.holds_checkpoint(run_dir)  # the first process's view decides (below)
