@@ -465,6 +465,20 @@ def test_stage_two_needs_a_finished_step_one(tmp_path, bars):
     assert "%|" not in result.output and not out.exists()
 
 
+def test_stage_two_of_an_unfinished_step_one_is_refused_before_the_first_step(tmp_path, bars, capsys):
+    """--resume --set model.stage=2 of a run inside step 1 was refused by the first training step, after the
+    progress bar had started; it is refused before, with the same line."""
+    run = train(run_config(bars, tmp_path / "run", 3, 2, max_steps=1, model={"stage": "1"}), progress=False)
+    cfg = RunConfig.of_run(run)
+    cfg.train.resume, cfg.model["stage"] = True, "2"
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="^model.stage=2 trains the encoder of a finished step 1, but this run is at "
+                                         "step 1 of 3: finish step 1 with --resume --set model.stage=1 --steps 3, "
+                                         "then --resume --set model.stage=2$"):
+        train(cfg, progress=True)
+    assert "%|" not in capsys.readouterr().err
+
+
 def test_translate_without_a_class_or_with_two_directions_says_so(trained, bars, tmp_path):
     """A two-step model has no AtoB: `pixmorph translate` without --to names the classes (the API's default
     direction says the same), and --to with another --direction is refused, both before anything is read."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -150,9 +151,7 @@ class TwoStep(Method):
     def train_step(self, batch: dict[str, Tensor], update: Update) -> dict[str, Tensor]:
         x, labels = batch["image"], batch["label"].long()
         self._check_batch(x, labels)
-        if self.cfg.stage == "2" and self.step < self.cfg.step1_steps:
-            raise ValueError(f"model.stage=2 trains the encoder of a finished step 1, but this run is at step {self.step} "
-                             f"of {self.cfg.step1_steps}: {self.train_on_command(self.step)}")
+        self._refuse_stage_two_before_step_one_ends()
         if self.phase == 1:
             losses = self._gan_step(x, labels, update)
         else:
@@ -161,6 +160,14 @@ class TwoStep(Method):
             losses = self._encoder_step(x, labels, update)
         self.step += 1
         return {k: v.detach() for k, v in losses.items()}
+
+    def check_start(self, dataset: Any, data_root: Path) -> None:
+        self._refuse_stage_two_before_step_one_ends()  # (a resumed run's step is known here, before the first step)
+
+    def _refuse_stage_two_before_step_one_ends(self) -> None:
+        if self.cfg.stage == "2" and self.step < self.cfg.step1_steps:
+            raise ValueError(f"model.stage=2 trains the encoder of a finished step 1, but this run is at step {self.step} "
+                             f"of {self.cfg.step1_steps}: {self.train_on_command(self.step)}")
 
     def _gan_step(self, x: Tensor, labels: Tensor, update: Update) -> dict[str, Tensor]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
