@@ -180,6 +180,26 @@ def test_dry_run_prints_the_image_sizes_that_training_uses(tmp_path, cyclegan_da
     assert not (tmp_path / "run").exists()
 
 
+def test_dry_run_prints_the_flip_that_training_uses(tmp_path):
+    """`train funit --data glyphs --dry-run` printed data.flip: true, though the task's fewshot.json turns flipping
+    off (a mirrored glyph is another character) and the run does not flip. A folder's fewshot.json, and
+    data.options.flip over it, decide the same way; data.flip false stays false."""
+    def flip(*args):
+        result = invoke("train", "funit", *args, "--out", tmp_path / "run", "--dry-run")
+        ok(result)
+        return json.loads(result.output)["data"]["flip"]
+
+    assert flip("--data", "glyphs") is False
+    folder = tmp_path / "classes"
+    (folder / "a").mkdir(parents=True)
+    assert flip("--data", folder) is True
+    (folder / "fewshot.json").write_text(json.dumps({"flip": False}))
+    assert flip("--data", folder) is False
+    assert flip("--data", folder, "--set", "data.options.flip=true") is True
+    assert flip("--data", folder, "--set", "data.flip=false", "--set", "data.options.flip=true") is False
+    assert not (tmp_path / "run").exists()
+
+
 def test_each_method_starts_from_its_papers_train_settings(tmp_path, cyclegan_data):
     """FUNIT trains as its animal-faces config (batch 64, constant rate, 100k steps, 140 -> 128 px) where the
     config does not say otherwise; it had CycleGAN's batch 1, decay to 0 and 286 -> 256."""

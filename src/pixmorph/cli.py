@@ -179,6 +179,7 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
     """The config as ``--dry-run`` prints it: the image sizes resolved as training resolves them (a built-in
     task's size, without preparing it), or, where the data decides them, said so instead of null."""
     from pixmorph.data import builtin
+    from pixmorph.data.fewshot import dry_run_flip
     from pixmorph.data.layouts import layout_options
     from pixmorph.data.resolve import native_size, resolve_sizes
 
@@ -189,6 +190,8 @@ def dry_run_config(cfg: RunConfig, method_cls: type, single_image: dict) -> dict
         raise FileNotFoundError(f"{root}: no such file or folder, and not a built-in task "
                                 f"(built-in: {', '.join(sorted(builtin.TASKS))})")
     d["data"]["options"] = layout_options(method_cls.data_layout, cfg.data.options)  # as training parses them
+    if method_cls.data_layout == "fewshot":  # the data's own flip: false (glyphs) turns data.flip off
+        d["data"]["flip"] = dry_run_flip(cfg.data)
     if method_cls.data_layout == "single":  # DeepSIM trains at its image's size
         d["data"]["load_size"] = d["data"]["crop_size"] = dry_run_size(cfg, single_image)
     else:

@@ -317,6 +317,7 @@ class BuiltinTask:
     n_train: int = 3000
     n_test: int = 500
     folder: str | None = None
+    flip: bool = True  # whether training may mirror its images (what its fewshot.json says, known unprepared)
 
 
 def _class_pair_task(slug_a: str, slug_b: str) -> BuiltinTask:

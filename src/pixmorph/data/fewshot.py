@@ -146,6 +146,27 @@ def check_flip(value: Any, where: str) -> bool:
     return value
 
 
+def flips_in_training(root: Path, cfg: DataConfig) -> bool:
+    """Whether training mirrors the images: ``data.flip``, unless the data's own ``flip`` turns it off
+    (``data.options.flip``, else ``ROOT/fewshot.json``'s)."""
+    return cfg.flip and _data_flip(task_options(Path(root), cfg.options), root, cfg)
+
+
+def dry_run_flip(cfg: DataConfig) -> bool:
+    """:func:`flips_in_training` as ``--dry-run`` knows it: a built-in task (not prepared) by its own flip."""
+    from pixmorph.data import builtin
+    from pixmorph.data.resolve import native_size
+
+    if native_size(cfg.root) is None:  # a folder
+        return flips_in_training(Path(cfg.root).expanduser(), cfg)
+    return cfg.flip and _data_flip({"flip": builtin.TASKS[cfg.root].flip, **(cfg.options or {})}, cfg.root, cfg)
+
+
+def _data_flip(options: dict[str, Any], root: str | Path, cfg: DataConfig) -> bool:
+    where = "data.options.flip" if "flip" in (cfg.options or {}) else f"{Path(root) / 'fewshot.json'}: flip"
+    return check_flip(options.get("flip", True), where)
+
+
 def split_classes(root: str | Path, options: dict[str, Any] | None = None, skip_bad: bool = False) -> ClassSplit:
     """The source/target split of ``root`` (see the module docstring for the two layouts)."""
     root = Path(root)
@@ -203,9 +224,7 @@ class FewShotPairs(Dataset):
 @register_layout("fewshot", options=parse_options)
 def fewshot(root: Path, cfg: DataConfig, phase: str) -> FewShotPairs:
     parse_options(dict(cfg.options or {}))
-    opts = task_options(Path(root), cfg.options)
-    where = "data.options.flip" if "flip" in (cfg.options or {}) else f"{Path(root) / 'fewshot.json'}: flip"
-    flip = cfg.flip and check_flip(opts.get("flip", True), where)
+    flip = flips_in_training(root, cfg)
     split = split_classes(root, cfg.options, cfg.skip_bad)
     if len(split.source) == 1:
         warnings.warn(f"{root}: one source class ({next(iter(split.source))}): FUNIT learns a class from its images "

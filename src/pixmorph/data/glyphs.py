@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 IMAGE_SIZE = 32
+FLIP = False  # a mirrored glyph is another character: training never mirrors them (fewshot.json)
 FONT_PIXELS = 22  # ascent-ish size; the glyph is then scaled to fit BOX if larger
 BOX = 28  # the glyph's ink fits a BOX x BOX square at the centre of the image
 HOLDOUT_PERCENT = 20
@@ -164,7 +165,7 @@ def write_task(out: Path, fonts: list[tuple[Font, np.ndarray]]) -> None:
                          "(pip install matplotlib, or apt-get install fonts-urw-base35 fonts-liberation)")
     for split, lines in lists.items():
         (out / f"{split}_list.txt").write_text("\n".join(lines) + "\n")
-    info = {"flip": False, "source_list": "train_list.txt", "target_list": "test_list.txt",
+    info = {"flip": FLIP, "source_list": "train_list.txt", "target_list": "test_list.txt",
             "characters": CHARACTERS, "image_size": IMAGE_SIZE, "fonts": meta}
     (out / "fewshot.json").write_text(json.dumps(info, indent=1) + "\n")
 
@@ -206,7 +207,7 @@ def _register_builtin() -> None:
 
     files = font_files()
     builtin.TASKS["glyphs"] = builtin.BuiltinTask(
-        name="glyphs", layout="fewshot", image_size=IMAGE_SIZE, n_train=0, n_test=0,
+        name="glyphs", layout="fewshot", image_size=IMAGE_SIZE, n_train=0, n_test=0, flip=FLIP,
         folder=f"glyphs-v{RECIPE_VERSION}-fonts-{font_set_id(files)}",
         description=f"few-shot: 62 characters x fonts (from {len(files)} font files found), 32x32 grayscale; "
                     "~20% of the fonts held out as target classes (train_list.txt / test_list.txt)")
