@@ -619,3 +619,26 @@ def test_too_few_discriminator_outputs_are_refused_before_the_first_step(schemes
     assert str(refused.value) == (f"model.num_classes=4: {root} has {N_SOURCE} source classes, one discriminator "
                                   f"output each: set model.num_classes to at least {N_SOURCE}")
     assert "%|" not in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_the_fewshot_api_warnings_point_at_the_callers_line(schemes):
+    """The "source class" warning of class images from a training class pointed at a line inside
+    pixmorph/fewshot.py, not at the user's call; so did the repeated-image one through the translator's call.
+    Both point at the caller, from class_code and from the call."""
+    from pixmorph.api import Translator
+    from pixmorph.fewshot import FewShotTranslator
+    from pixmorph.methods.funit import Funit, FunitConfig
+
+    root, sources, _ = schemes
+    method = Funit(FunitConfig(**TINY))
+    model = FewShotTranslator(Translator(method, run_config(root, Path("unused"), 1), torch.device("cpu"), step=1,
+                                         precision="fp32"))
+    seen = sorted((root / sources[0]).iterdir())[:2]
+    content = torch.zeros(1, 1, SIZE, SIZE)
+    for call in (lambda: model.class_code(seen), lambda: model(content, seen), lambda: model(content, seen * 2)):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            call()
+        assert w and all(Path(each.filename) == Path(__file__) for each in w), [(str(e.message), e.filename) for e in w]
+    assert {"source class", "more than once"} <= {k for each in w for k in ("source class", "more than once")
+                                                  if k in str(each.message)}

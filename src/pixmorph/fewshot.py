@@ -82,20 +82,24 @@ class FewShotTranslator:
             x = x.mean(0, keepdim=True) if channels == 1 else x.expand(3, -1, -1)
         return x
 
-    @torch.no_grad()
     def class_code(self, class_images: ImageLike | Sequence[ImageLike]) -> Tensor:
         """The mean code of K >= 1 images of one class (1 x latent_dim); their order does not matter. Images: one
         or a sequence of files, folders (their images), PIL images and CHW tensors, or an NCHW tensor. Files of
         one of the model's training (source) classes give a warning: that is not a few-shot test."""
+        return self._class_code(class_images)
+
+    def _class_code(self, class_images: ImageLike | Sequence[ImageLike]) -> Tensor:
+        """:meth:`class_code` for it and for ``__call__``: its warnings point at their caller's line (stacklevel 3)."""
         class_images = _image_items(class_images)
         class_images, repeated = once_each(class_images)
         if repeated:
-            warnings.warn(repeated_note(repeated, len(class_images)), stacklevel=2)
+            warnings.warn(repeated_note(repeated, len(class_images)), stacklevel=3)
         if len(class_images) == 0:
             raise ValueError("K = 0: few-shot translation needs at least one image of the target class")
-        warn_if_source_class(self, [Path(im) for im in class_images if isinstance(im, (str, os.PathLike))])
+        files = [Path(im) for im in class_images if isinstance(im, (str, os.PathLike))]
+        warn_if_source_class(self, files, stacklevel=4)
         t = self.translator
-        with t.autocast():
+        with torch.no_grad(), t.autocast():  # (not a decorator: its frame would count in the stacklevels above)
             codes = [self.generator.class_code(t.layout(resize_tensor(self._tensor(im)[None].to(self.device), self.image_size)))
                      for im in class_images]
         return torch.cat(codes).float().mean(0, keepdim=True)
@@ -123,7 +127,7 @@ class FewShotTranslator:
             raise ValueError(f"batch_size={batch_size}: give 1 or more")
         is_code = isinstance(class_images, Tensor) and (class_images.dim() == 1 or (class_images.dim() == 2 and
                                                                                    class_images.shape[0] == 1))
-        code = class_images.reshape(1, -1).float() if is_code else self.class_code(class_images)
+        code = class_images.reshape(1, -1).float() if is_code else self._class_code(class_images)
         if code.shape[1] != self.translator.method.cfg.latent_dim:
             raise ValueError(f"a class code of {code.shape[1]} values; this model's codes have "
                              f"{self.translator.method.cfg.latent_dim} (class_code(images) makes one)")
@@ -212,7 +216,9 @@ def source_class_overlap(translator: FewShotTranslator, class_files: Sequence[Pa
     return None
 
 
-def warn_if_source_class(translator: FewShotTranslator, class_files: Sequence[Path]) -> None:
+def warn_if_source_class(translator: FewShotTranslator, class_files: Sequence[Path], stacklevel: int = 2) -> None:
+    """The :func:`source_class_overlap` warning, if any; ``stacklevel`` as ``warnings.warn`` takes it, counted
+    from the caller of this function (2: that caller's caller)."""
     message = source_class_overlap(translator, class_files)
     if message:
-        warnings.warn(message, stacklevel=2)
+        warnings.warn(message, stacklevel=stacklevel)
