@@ -99,3 +99,18 @@ def test_the_model_size_is_where_the_readme_says():
     s = t.config.model["image_size"]
     assert s == 16 and t.latent.encode(torch.zeros(2, 1, s, s)).shape == (2, 4)
     assert 'S = translator.config.model["image_size"]' in (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_latent_codes_given_for_images_are_named_as_codes():
+    """Two latent codes (a 2 x z_dim tensor) given to encode / translate / reconstruct / classify were refused as an
+    image of a bad shape ('give one image as C x H x W or a batch as N x C x H x W'): they take images, and codes
+    go to sample (N x z_dim, as the README says), which the message now names."""
+    latent = twostep("fp32").latent
+    z = torch.randn(2, 4).clamp(-1, 1)
+    for name, call in (("encode", lambda: latent.encode(z)), ("classify", lambda: latent.classify(z)),
+                       ("translate", lambda: latent.translate(z, "bag")), ("reconstruct", lambda: latent.reconstruct(z))):
+        with pytest.raises(ValueError, match=rf"^a tensor of shape \(2, 4\): 2 latent codes of 4 values\? latent\."
+                                             rf"{name} takes images, N x 1 x 16 x 16; latent\.sample\(z, c\) "
+                                             rf"generates images from N x 4 codes$"):
+            call()
+    assert latent.sample(torch.randn(2, 4), "bag").shape == (2, 1, 16, 16)  # accepted: a batch of codes

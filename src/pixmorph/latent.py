@@ -34,19 +34,19 @@ class LatentModel:
 
     def encode(self, x: Tensor) -> Tensor:
         """``E(x)``: the latent codes (N x z_dim) of images."""
-        return self._run(self.method.encode, self._images(x))
+        return self._run(self.method.encode, self._images(x, "encode"))
 
     def classify(self, x: Tensor) -> Tensor:
         """The discriminator's class guess (N indices) for images."""
-        return self._run(self.method.classify, self._images(x))
+        return self._run(self.method.classify, self._images(x, "classify"))
 
     def translate(self, x: Tensor, target: Labels) -> Tensor:
         """``G(E(x), target)``; ``target``: a class (name or index) or N indices."""
-        return self._run(self.method.translate, self._images(x), target)
+        return self._run(self.method.translate, self._images(x, "translate"), target)
 
     def reconstruct(self, x: Tensor, labels: Labels | None = None) -> Tensor:
         """``G(E(x), c)``, ``c`` = ``labels`` or, when not given, the discriminator's class guess."""
-        return self._run(self.method.reconstruct, self._images(x), labels)
+        return self._run(self.method.reconstruct, self._images(x, "reconstruct"), labels)
 
     def sample(self, z: Tensor, c: Labels) -> Tensor:
         """``G(z, c)``; ``z``: N x z_dim codes (``torch.randn(n, z_dim)``); ``c``: a class or N indices."""
@@ -54,13 +54,22 @@ class LatentModel:
             raise TypeError(f"z as {type(z).__name__}: give an N x {self.method.cfg.z_dim} tensor (torch.as_tensor(z))")
         return self._run(self.method.sample, z.to(self.translator.device, torch.float32), c)
 
-    def _images(self, x: Tensor) -> Tensor:
+    def _images(self, x: Tensor, caller: str) -> Tensor:
         if not isinstance(x, Tensor):  # the translator's TypeError, not an AttributeError from inside the check
             raise TypeError(f"{type(x).__name__}: latent takes an N x C x S x S tensor in [-1, 1] (a NumPy array: "
                             f"torch.as_tensor(x)); PIL images and files: the translator itself, (images, 'to:CLASS')")
+        self._refuse_codes(x, caller)
         check_image_tensor(x)  # floating point in [-1, 1]; the method checks the shape
         x = x.to(self.translator.device, torch.float32)
         return self.translator.layout(x) if x.dim() == 4 else x
+
+    def _refuse_codes(self, x: Tensor, caller: str) -> None:
+        """Latent codes (N x z_dim) given for images: said as codes, naming ``sample``, not as an image's bad shape."""
+        z_dim, c, s = self.method.cfg.z_dim, self.method.cfg.channels, self.method.cfg.image_size
+        if x.dim() == 2 and x.shape[1] == z_dim:
+            raise ValueError(f"a tensor of shape {tuple(x.shape)}: {x.shape[0]} latent codes of {z_dim} values? "
+                             f"latent.{caller} takes images, N x {c} x {s} x {s}; latent.sample(z, c) generates images "
+                             f"from N x {z_dim} codes")
 
     def _run(self, call: Callable[..., Tensor], *args) -> Tensor:
         with torch.no_grad(), self.translator.autocast():
