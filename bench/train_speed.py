@@ -36,6 +36,7 @@ from typing import Any
 import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, see pixmorph/__init__.py)
 import torch
 from machine import cpu_model  # bench/ is on sys.path when run as a script
+from options import device_or_error, positive_ints, size_problem
 from torch.utils.flop_counter import FlopCounterMode
 
 from pixmorph.config import TrainConfig
@@ -97,14 +98,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, metavar="FILE", help="also write the environment and rows here")
     args = p.parse_args(argv)
-    cpu = resolve_device(args.device).type == "cpu"
-    args.size = args.size or METHODS[args.method][1]
+    cpu = device_or_error(p, args.device).type == "cpu"
+    args.size = args.size if args.size is not None else METHODS[args.method][1]
     default_batches = "1" if args.method == "deepsim" else ("1,4" if cpu else "1,4,16")
-    args.batch_sizes = [int(b) for b in (args.batch_sizes or default_batches).split(",")]
+    args.batch_sizes = positive_ints(p, "--batch-sizes", args.batch_sizes or default_batches)
     args.steps = args.steps if args.steps is not None else (3 if cpu else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if cpu else 5)
-    if args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1:
-        p.error("--steps and every batch size must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0:
+        p.error("--steps must be >= 1, --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads {args.threads}: must be at least 1")
+    with torch.device("meta"):  # the networks' shapes only, no weights: instant even for DeepSIM's 182 M
+        problem = size_problem(new_method(args.method).nets, args.size)
+    if problem:
+        p.error(f"--size {args.size}: {problem}")
+    for spec in args.compare or []:
+        try:
+            setting_args(args, spec)
+        except ValueError as err:
+            p.error(str(err))
     return args
 
 
@@ -170,17 +182,26 @@ def print_header(env: dict[str, Any]) -> None:
               "does the same convolutions with fewer multiplications")
 
 
+def new_method(name: str) -> Method:
+    """The method ``name`` at its reference config."""
+    if name == "funit":
+        return Funit(FunitConfig())
+    if name == "deepsim":
+        return DeepSIM(DeepSIMConfig())
+    return CycleGAN(CycleGANConfig())
+
+
 def build(name: str, n: int, size: int, device: torch.device) -> tuple[Method, dict[str, torch.Tensor]]:
     """The method at its reference config and a random batch of ``n`` in its data's format."""
+    method = new_method(name)
     images = lambda: torch.rand(n, 3, size, size, device=device) * 2 - 1  # noqa: E731
     if name == "funit":
-        cfg = FunitConfig()
-        labels = lambda: torch.randint(0, cfg.num_classes, (n,), device=device)  # noqa: E731
-        return Funit(cfg), {"content": images(), "content_label": labels(), "class": images(), "class_label": labels()}
+        labels = lambda: torch.randint(0, method.cfg.num_classes, (n,), device=device)  # noqa: E731
+        return method, {"content": images(), "content_label": labels(), "class": images(), "class_label": labels()}
     if name == "deepsim":
         photo = images()
-        return DeepSIM(DeepSIMConfig()), {"A": canny_edges(photo), "B": photo, "auto_edges": torch.ones(n, 1, device=device)}
-    return CycleGAN(CycleGANConfig()), {"A": images(), "B": images()}
+        return method, {"A": canny_edges(photo), "B": photo, "auto_edges": torch.ones(n, 1, device=device)}
+    return method, {"A": images(), "B": images()}
 
 
 def make_step(n: int, args: argparse.Namespace, device: torch.device) -> tuple[Method, Any]:
@@ -347,13 +368,15 @@ def setting_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
     for item in filter(None, spec.split(",")):
         name, _, value = item.partition("=")
         if name == "threads":
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"--compare {spec!r}: threads takes a whole number of at least 1, e.g. threads=1")
             out.threads = int(value)
-        elif name in ("channels_last", "fused", "compile", "winograd"):
+        elif name in ("channels_last", "fused", "compile", "winograd") and not value:
             setattr(out, name, True)
-        elif name in PRECISIONS:
+        elif name in PRECISIONS and not value:
             out.precision = name
-        elif name != "plain":
-            raise SystemExit(f"--compare: unknown switch {name!r} "
+        elif item != "plain":
+            raise ValueError(f"--compare {spec!r}: unknown switch {item!r} "
                              "(channels_last, fused, compile, winograd, fp32, bf16, fp16, threads=N, plain)")
     return out
 

@@ -24,6 +24,7 @@ import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, se
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from machine import PeakRSS, cpu_model  # bench/ is on sys.path when run as a script
+from options import device_or_error, positive_ints
 from train_speed import METHODS, build
 
 from pixmorph.nn.init import init_normal
@@ -47,10 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both runtimes; default: torch's")
     p.add_argument("--no-onnx", action="store_true", help="PyTorch only")
     args = p.parse_args(argv)
-    cpu = resolve_device(args.device).type == "cpu"
-    args.batch_sizes = [int(b) for b in (args.batch_sizes or ("1,4" if cpu else "1,16,64")).split(",")]
-    args.rounds = args.rounds or (3 if cpu else 20)
-    args.size = args.size or METHODS[args.method][1]
+    cpu = device_or_error(p, args.device).type == "cpu"
+    args.batch_sizes = positive_ints(p, "--batch-sizes", args.batch_sizes or ("1,4" if cpu else "1,16,64"))
+    args.rounds = args.rounds if args.rounds is not None else (3 if cpu else 20)
+    args.size = args.size if args.size is not None else METHODS[args.method][1]
+    for option, value in (("--rounds", args.rounds), ("--size", args.size), ("--threads", 1 if args.threads is None else args.threads)):
+        if value < 1:
+            p.error(f"{option} {value}: must be at least 1")
     return args
 
 

@@ -135,3 +135,53 @@ def test_quality_bench_scores_the_fashion_edges_baselines_only_after_a_fashion_e
     assert scored("twostep") == ["twostep"]
     assert scored("twostep,pix2pix") == ["twostep", "pix2pix", "fashion-edges: input unchanged",
                                          "fashion-edges: ground truth"]
+
+
+SPEED_BENCH_MISTAKES = [
+    (["--device", "cuda"], "device 'cuda' asked for, but CUDA is not available here"),
+    (["--batch-sizes", "a"], "--batch-sizes 'a': give whole numbers separated by commas, e.g. 1,4"),
+    (["--batch-sizes", "1,0"], "--batch-sizes '1,0': every value must be at least 1"),
+    (["--size", "0"], "--size 0: must be"),
+    (["--threads", "0"], "--threads 0: must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("bench", [train_speed, translate_speed], ids=["train_speed", "translate_speed"])
+@pytest.mark.parametrize("argv, message", SPEED_BENCH_MISTAKES, ids=[" ".join(a) for a, _ in SPEED_BENCH_MISTAKES])
+def test_speed_benches_refuse_a_mistake_in_one_usage_line(bench, argv, message, monkeypatch, capsys):
+    """--device cuda without CUDA and a --batch-sizes that is not numbers ended in tracebacks; --size 0 (and
+    translate_speed's --rounds 0) silently ran the default instead; --batch-sizes 0 broke translate_speed."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        bench.parse_args(argv)
+    assert exit_.value.code == 2
+    assert f": error: {message}" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_translation_bench_refuses_zero_rounds(capsys):
+    with pytest.raises(SystemExit):
+        translate_speed.parse_args(["--rounds", "0"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: --rounds 0: must be at least 1")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--size", "30"], "--size 30: must be a multiple of 4 and at least 24 for these networks"),
+    (["--method", "deepsim", "--size", "24"], "--size 24: must be a multiple of 16 and at least 32 for these networks"),
+    (["--compare", "plain", "bogus"], "--compare 'bogus': unknown switch 'bogus' (channels_last, fused"),
+    (["--compare", "plain", "bf16,threads=x"], "--compare 'bf16,threads=x': threads takes a whole number"),
+    (["--compare", "fused=1"], "--compare 'fused=1': unknown switch 'fused=1'"),
+])
+def test_training_bench_refuses_a_size_or_compare_setting_it_cannot_run(argv, message, capsys):
+    """A size off the generator's stride failed in a traceback deep in the cycle loss; a bad --compare spec was
+    found only after the header (`threads=x`: a traceback), and `fused=1` was taken as `fused`."""
+    with pytest.raises(SystemExit) as exit_:
+        train_speed.parse_args(["--device", "cpu", *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_training_bench_runs_at_the_smallest_size_it_accepts(tmp_path):
+    out = tmp_path / "speed.json"
+    train_speed.main(["--device", "cpu", "--size", "24", "--batch-sizes", "1", "--steps", "1", "--warmup", "0",
+                      "--json", str(out)])
+    assert json.loads(out.read_text())["rows"][0]["images_per_s"] > 0
