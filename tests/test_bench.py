@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import deepsim_render_speed  # noqa: E402
 import quality  # noqa: E402
 import serve_load  # noqa: E402
 import train_speed  # noqa: E402
@@ -185,3 +186,22 @@ def test_training_bench_runs_at_the_smallest_size_it_accepts(tmp_path):
     train_speed.main(["--device", "cpu", "--size", "24", "--batch-sizes", "1", "--steps", "1", "--warmup", "0",
                       "--json", str(out)])
     assert json.loads(out.read_text())["rows"][0]["images_per_s"] > 0
+
+
+def test_deepsim_render_bench_says_what_it_times_and_refuses_a_size_without_a_height(capsys):
+    """Its --help cut the description off mid-sentence ('one primitive per generator call (``batch_size=1``,'),
+    and `--size 320` or `--batch-sizes a` ended in tracebacks."""
+    with pytest.raises(SystemExit):
+        deepsim_render_speed.main(["--help"])
+    assert "the best pass of each is\nprinted" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        deepsim_render_speed.main(["--size", "320"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: --size '320': give WIDTHxHEIGHT, e.g. 320x240")
+
+
+def test_deepsim_render_bench_runs(capsys):
+    deepsim_render_speed.main(["--net", "cpu-sized", "--size", "32x16", "--count", "2", "--batch-sizes", "1,2",
+                               "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "batch_size 1: " in out and "batch_size 2: " in out
