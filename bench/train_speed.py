@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
     p.add_argument("--cpu-peak-gflops", type=float, default=None, help="CPU peak to report %% of peak against")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the environment and rows here")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the environment and rows here (with --compare: one row per setting)")
     args = p.parse_args(argv)
     cpu = device_or_error(p, args.device).type == "cpu"
     args.size = args.size if args.size is not None else METHODS[args.method][1]
@@ -395,8 +395,8 @@ def sgemm_gflops(threads: int) -> float:
     return 2 * 2048**3 / dt / 1e9
 
 
-def compare(args: argparse.Namespace, device: torch.device) -> None:
-    """Time the --compare settings interleaved and print paired ratios to the first."""
+def compare(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    """Time the --compare settings interleaved, print paired ratios to the first and return one row per setting."""
     n, default_threads = args.batch_sizes[0], torch.get_num_threads()
     settings = {spec: setting_args(args, spec) for spec in args.compare}
     steps, flops = {}, {}
@@ -420,12 +420,18 @@ def compare(args: argparse.Namespace, device: torch.device) -> None:
     print(f"\nbatch {n}, {args.size}x{args.size}, {args.steps} interleaved rounds; ratio = time / time of {base!r}, "
           "paired by round (< 1 is faster)")
     print(f"{'setting':28s} {'mean s':>8} {'min s':>8} {'ratio':>7} {'GFLOP/s':>8} {'of sgemm':>9}")
+    rows = []
     for spec in settings:
         ratio = statistics.mean(t / b for t, b in zip(times[spec], times[base]))
         gflops = flops[spec] / statistics.mean(times[spec]) / 1e9
-        print(f"{spec:28s} {statistics.mean(times[spec]):8.2f} {min(times[spec]):8.2f} {ratio:7.3f} {gflops:8.1f} "
-              f"{100 * gflops / statistics.mean(sgemm):8.0f}%")
+        rows.append({"setting": spec, "batch": n, "sec_per_step": statistics.mean(times[spec]),
+                     "min_sec_per_step": min(times[spec]), "ratio_to_first": ratio, "flops_per_step": flops[spec],
+                     "gflops": gflops, "pct_of_sgemm": 100 * gflops / statistics.mean(sgemm),
+                     "rounds_sec": times[spec], "sgemm_gflops": sgemm})
+        print(f"{spec:28s} {rows[-1]['sec_per_step']:8.2f} {rows[-1]['min_sec_per_step']:8.2f} {ratio:7.3f} "
+              f"{gflops:8.1f} {rows[-1]['pct_of_sgemm']:8.0f}%")
     print(f"sgemm (2048^2 fp32, {default_threads} threads) in the same rounds: mean {statistics.mean(sgemm):.0f} GFLOP/s")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -436,8 +442,11 @@ def main(argv: list[str] | None = None) -> None:
     env = environment(args, device)
     print_header(env)
     if args.compare:
-        compare(args, device)
+        rows = compare(args, device)
         print("load avg at end: " + "/".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)")
+        write_json(args.json, env, rows)
+        if args.json:
+            print(f"wrote {args.json}")
         return
     print()
     print_table_header(device)

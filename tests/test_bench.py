@@ -205,3 +205,14 @@ def test_deepsim_render_bench_runs(capsys):
                                "--rounds", "1"])
     out = capsys.readouterr().out
     assert "batch_size 1: " in out and "batch_size 2: " in out
+
+
+def test_training_bench_writes_its_comparison_to_json(tmp_path, capsys):
+    """--json was ignored with --compare: nothing written, without a word."""
+    out = tmp_path / "compare.json"
+    train_speed.main(["--device", "cpu", "--size", "24", "--batch-sizes", "1", "--steps", "1", "--warmup", "0",
+                      "--compare", "plain", "fused", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["setting"] for r in rows] == ["plain", "fused"] and rows[0]["ratio_to_first"] == 1.0
+    assert all(r["flops_per_step"] > 0 and r["sec_per_step"] > 0 for r in rows)
+    assert f"wrote {out}" in capsys.readouterr().out
