@@ -25,7 +25,9 @@ from pixmorph.config import DataConfig, RunConfig, TrainConfig
 from pixmorph.data.builtin import prepare_task
 from pixmorph.demo import DEMO_BATCH, DEMO_MODEL
 from pixmorph.images import list_images, read_image, to_tensor
-from pixmorph.train.loop import resolve_device, resolve_precision, train
+from pixmorph.train.loop import resolve_precision, train
+
+from options import device_or_error  # bench/ is on sys.path when run as a script
 
 PLAIN = {"precision": "fp32", "channels_last": False, "compile": False, "fused_optimizer": False,
          "cudnn_benchmark": False, "tf32": False}
@@ -52,17 +54,30 @@ def held_out(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return edges, truth
 
 
+def checked(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, list[int]]:
+    """The device and the seeds, or a usage error naming the option (before any training)."""
+    device = str(device_or_error(p, args.device))
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1")
+    if args.epochs <= 0:
+        p.error(f"--epochs {args.epochs:g}: must be more than 0")
+    if args.n_test < 1:
+        p.error(f"--n-test {args.n_test}: must be at least 1")
+    return device, seeds
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--seeds", default="0,1", help="comma-separated; each setting is trained once per seed")
     p.add_argument("--epochs", type=float, default=0.25, help="epochs constant, then as many decaying")
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="fast setting also compiles the networks")
-    p.add_argument("--n-test", type=int, default=200)
-    p.add_argument("--out", default="runs/fast_quality")
+    p.add_argument("--n-test", type=int, default=200, help="held-out items scored")
+    p.add_argument("--out", default="runs/fast_quality", help="run folders and fast_quality.json go here")
     args = p.parse_args(argv)
-    device = str(resolve_device(args.device))
-    seeds = [int(s) for s in args.seeds.split(",")]
+    device, seeds = checked(p, args)
     print(f"pixmorph {pixmorph.__version__}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"device {device}, threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f}", flush=True)
     edges, truth = held_out(args.n_test)

@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import deepsim_render_speed  # noqa: E402
+import fast_quality  # noqa: E402
 import quality  # noqa: E402
 import serve_load  # noqa: E402
 import train_speed  # noqa: E402
@@ -216,3 +217,18 @@ def test_training_bench_writes_its_comparison_to_json(tmp_path, capsys):
     assert [r["setting"] for r in rows] == ["plain", "fused"] and rows[0]["ratio_to_first"] == 1.0
     assert all(r["flops_per_step"] > 0 and r["sec_per_step"] > 0 for r in rows)
     assert f"wrote {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "cuda"], "device 'cuda' asked for, but CUDA is not available here"),
+    (["--seeds", "0 1"], "--seeds '0 1': give whole numbers separated by commas, e.g. 0,1"),
+    (["--epochs", "0"], "--epochs 0: must be more than 0"),
+])
+def test_fast_quality_bench_refuses_a_mistake_before_training(argv, message, monkeypatch, tmp_path, capsys):
+    """--device cuda without CUDA and --seeds '0 1' ended in tracebacks; --epochs 0 trained nothing and scored it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        fast_quality.main([*argv, "--out", str(tmp_path / "q")])
+    assert exit_.value.code == 2
+    assert f": error: {message}" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "q").exists()
