@@ -47,11 +47,16 @@ def steps_per_second(env: dict[str, str], threads: str, steps: int, out: str) ->
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=60)
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=60, help="training steps per setting (the time counts start-up)")
     p.add_argument("--busy", type=int, default=0, help="busy-looping processes to run beside the training")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    if args.steps < 1:
+        p.error(f"--steps {args.steps}: must be at least 1")
+    if args.busy < 0:
+        p.error(f"--busy {args.busy}: must be 0 or more")
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
         time.sleep(1 if hogs else 0)

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import deepsim_render_speed  # noqa: E402
 import fast_quality  # noqa: E402
+import omp_waits  # noqa: E402
 import quality  # noqa: E402
 import serve_load  # noqa: E402
 import train_speed  # noqa: E402
@@ -232,3 +233,13 @@ def test_fast_quality_bench_refuses_a_mistake_before_training(argv, message, mon
     assert exit_.value.code == 2
     assert f": error: {message}" in capsys.readouterr().err.splitlines()[-1]
     assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize("argv, message", [(["--steps", "0"], "--steps 0: must be at least 1"),
+                                           (["--busy", "-1"], "--busy -1: must be 0 or more")])
+def test_omp_waits_bench_refuses_a_count_it_cannot_use(argv, message, capsys):
+    """--steps 0 was passed on to five training processes, and --busy -1 ran as --busy 0, without a word."""
+    with pytest.raises(SystemExit) as exit_:
+        omp_waits.main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {message}")
