@@ -87,7 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fused", action="store_true", help="fused Adam (as the loop's train.fused_optimizer)")
     p.add_argument("--compile", action="store_true", help="torch.compile every network in place (as train.compile)")
     p.add_argument("--winograd", action="store_true",
-                   help="CPU: Winograd 3x3 convolutions where they win (as train.winograd, on by default in training)")
+                   help="CPU: Winograd 3x3 convolutions where they win (as train.winograd, which training turns on by "
+                        "default only on CPUs without native bf16 dot products: no AMX or AVX512-BF16)")
     p.add_argument("--compile-mode", default="default", choices=list(speed.COMPILE_MODES),
                    help="torch.compile mode (as train.compile_mode); reduce-overhead records CUDA graphs")
     p.add_argument("--compare", nargs="+", metavar="SETTING", default=None,
