@@ -43,6 +43,7 @@ import pixmorph  # before torch: it sets a short OpenMP spin (GOMP_SPINCOUNT, se
 import torch
 import yaml
 from machine import cpu_model  # bench/ is on sys.path when run as a script
+from options import device_or_error
 from PIL import Image
 
 from pixmorph.data import primitives as P
@@ -144,7 +145,7 @@ def ablation(args: argparse.Namespace) -> dict[str, Any]:
     edges = {k: [P.canny_edges(v[None])[0] for v in vs] for k, vs in views.items()}
     lpips = load_lpips("auto")
     print(f"LPIPS network: {lpips.name}", file=sys.stderr)
-    model = {} if args.paper else dict(CPU_MODEL)
+    model = model_settings(args)
     results: dict[str, Any] = {"env": environment(args.device), "photo": args.photo, "size": args.size,
                                "steps": args.steps, "views": args.views, "model": model or "paper",
                                "lpips_net": lpips.name, "seeds": args.seeds, "rows": []}
@@ -216,7 +217,7 @@ TASKS = {
 def shared(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(args.shared)
     results: dict[str, Any] = {"env": environment(args.device), "tasks": {}}
-    model = {} if args.paper else dict(CPU_MODEL)
+    model = model_settings(args)
     for name in args.tasks:
         task = TASKS[name]
         max_side = args.car_side if name == "car" else args.face_side
@@ -288,7 +289,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     from pixmorph.train.loop import PRECISIONS, _make_update, resolve_device
 
     device = resolve_device(args.device)
-    cfg = DeepSIMConfig(in_channels=1, **({} if args.paper else CPU_MODEL))
+    cfg = DeepSIMConfig(in_channels=1, **model_settings(args))
     method = DeepSIM(cfg)
     method.nets.to(device).train()
     scalers = {k: torch.amp.GradScaler(device.type, enabled=args.precision == "fp16") for k in method.optimizers}
@@ -312,9 +313,14 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.synchronize()
     s = (time.perf_counter() - t0) / args.steps
     result = {"env": environment(str(device)), "size": args.size, "precision": args.precision,
-              "model": "paper" if args.paper else CPU_MODEL, "s_per_step": s}
+              "model": {"paper": True, **args.model_settings} if args.paper else model_settings(args), "s_per_step": s}
     print(json.dumps(result))
     return result
+
+
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The networks' settings: the paper's (--paper) or the CPU-sized ngf 16, with every --model on top."""
+    return {**({} if args.paper else CPU_MODEL), **args.model_settings}
 
 
 def parse_value(raw: str) -> Any:
@@ -330,7 +336,8 @@ def parse_value(raw: str) -> Any:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=["ablation", "shared", "warps", "example", "speed"])
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (default 600); speed: timed steps (default 10)")
     p.add_argument("--size", type=int, default=128, help="ablation/speed: image side; warps: longer side")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
@@ -338,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="CPU threads (1: on a shared 2-core machine two OpenMP threads wait for each other)")
     p.add_argument("--paper", action="store_true", help="the paper's networks (ngf 64, ndf 64) instead of ngf 16")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
-                   help="model settings on top of the CPU-sized ngf 16 (repeatable), e.g. --model lr=5e-4 --model n_blocks=3")
+                   help="model settings on top of the CPU-sized ngf 16 (or of the paper's with --paper; repeatable), "
+                        "e.g. --model lr=5e-4 --model n_blocks=3")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                    help="training-loop settings (repeatable), e.g. --train compile=false")
     p.add_argument("--seed", type=int, default=0)
@@ -358,14 +366,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grid-dir", help="shared: write deepsim_<task>.png grids here")
     # warps / speed
     p.add_argument("--out", default="docs/deepsim_warps.png")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2, help="speed: untimed steps first")
     p.add_argument("--warps", type=int, default=3, help="warps: samples per mode")
     args = p.parse_args(argv)
     args.variants = args.variants.split(",")
     args.tasks = args.tasks.split(",")
-    for item in args.model:  # recorded in the results with the rest of the model
-        key, _, raw = item.partition("=")
-        CPU_MODEL[key] = parse_value(raw)
+    device_or_error(p, args.device)
+    args.steps = args.steps if args.steps is not None else (10 if args.mode == "speed" else 600)
+    if args.steps < 1 or args.warmup < 0:
+        p.error(f"--steps {args.steps} / --warmup {args.warmup}: --steps must be at least 1, --warmup 0 or more")
+    # recorded in the results with the rest of the model
+    args.model_settings = {k: parse_value(v) for k, _, v in (item.partition("=") for item in args.model)}
     args.train_settings = {k: parse_value(v) for k, _, v in (item.partition("=") for item in args.train)}
     if args.device == "cpu" or not torch.cuda.is_available():
         torch.set_num_threads(args.threads)

@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import deepsim_ablation  # noqa: E402
 import deepsim_render_speed  # noqa: E402
 import fast_quality  # noqa: E402
 import omp_waits  # noqa: E402
@@ -243,3 +244,23 @@ def test_omp_waits_bench_refuses_a_count_it_cannot_use(argv, message, capsys):
         omp_waits.main(argv)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {message}")
+
+
+def test_deepsim_speed_bench_refuses_a_missing_device_in_one_line(monkeypatch, capsys):
+    """`deepsim_ablation.py speed --device cuda` (the README's GPU command) on a machine without CUDA: a traceback."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        deepsim_ablation.main(["speed", "--device", "cuda", "--paper"])
+    assert exit_.value.code == 2
+    assert "error: device 'cuda' asked for, but CUDA is not available here" in capsys.readouterr().err
+
+
+def test_deepsim_speed_bench_applies_model_settings_to_the_papers_networks(tmp_path):
+    """--model was dropped without a word under --paper (help: settings on top of the networks), and the JSON
+    said "paper"."""
+    out = tmp_path / "speed.json"
+    deepsim_ablation.main(["speed", "--size", "32", "--paper", "--model", "n_blocks=1", "--model", "n_downsampling=2",
+                           "--steps", "1", "--warmup", "0", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["model"] == {"paper": True, "n_blocks": 1, "n_downsampling": 2} and result["s_per_step"] > 0
+    assert deepsim_ablation.CPU_MODEL == {"ngf": 16, "ndf": 16}  # --model no longer rewrites the module's default
