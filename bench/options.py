@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+import pixmorph  # noqa: F401  (before torch: it sets a short OpenMP spin, see pixmorph/__init__.py)
 import torch
 
 from pixmorph.train.loop import resolve_device

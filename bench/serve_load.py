@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.size < 1:
         p.error("--clients, --seconds and --size must be positive")
+    from options import device_or_error  # imports torch: not before --help
+
+    device_or_error(p, args.device)  # before the tiny runs are trained
     return args
 
 

@@ -264,3 +264,12 @@ def test_deepsim_speed_bench_applies_model_settings_to_the_papers_networks(tmp_p
     result = json.loads(out.read_text())
     assert result["model"] == {"paper": True, "n_blocks": 1, "n_downsampling": 2} and result["s_per_step"] > 0
     assert deepsim_ablation.CPU_MODEL == {"ngf": 16, "ndf": 16}  # --model no longer rewrites the module's default
+
+
+def test_serve_load_bench_refuses_a_missing_device_before_training(monkeypatch, capsys):
+    """`serve_load.py --device cuda` without CUDA trained its tiny runs first, then ended in a traceback."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        serve_load.parse_args(["--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "error: device 'cuda' asked for, but CUDA is not available here" in capsys.readouterr().err
