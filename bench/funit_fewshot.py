@@ -144,7 +144,20 @@ def save_grid(ep: Episodes, output: torch.Tensor, path: Path, n_fonts: int = 6) 
     grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST).save(path)
 
 
-def main() -> None:
+def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error for a count below 1 or --skip-training without a run, before the glyphs are prepared."""
+    for option in ("steps", "batch_size", "per_font", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            p.error(f"--{option.replace('_', '-')} {value}: must be at least 1")
+    if args.minutes <= 0:
+        p.error(f"--minutes {args.minutes:g}: must be more than 0")
+    if args.skip_training and not (Path(args.out) / "funit").is_dir():
+        p.error(f"--skip-training: no FUNIT run in {Path(args.out) / 'funit'} to evaluate (train one: leave out "
+                "--skip-training, or give its --out)")
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=12.0, help="FUNIT training time budget")
     p.add_argument("--steps", type=int, help="train this many steps instead (to compare settings on a busy machine)")
@@ -157,7 +170,8 @@ def main() -> None:
     p.add_argument("--skip-training", action="store_true", help="evaluate the checkpoint already in --out")
     p.add_argument("--grid", default="docs/funit_glyphs_5shot.png")
     p.add_argument("--no-fid", action="store_true", help="skip the per-font FID (Inception on the CPU: minutes)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    check_options(p, args)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     root = prepare_glyphs()

@@ -42,3 +42,17 @@ def test_a_broken_classifier_is_set_aside_and_trained_again(tmp_path, capsys, da
     assert "moved to font_classifier.broken1, training a new one" in out
     kept = tmp_path / "font_classifier.broken1"
     assert (kept / "notes.txt").read_text() == "mine" if damage != "config" else (kept / "config.json").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--skip-training"], "--skip-training: no FUNIT run in {out}/funit to evaluate"),
+    (["--steps", "0"], "--steps 0: must be at least 1"),
+    (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
+])
+def test_a_mistake_is_one_usage_line_before_anything_runs(argv, message, tmp_path, capsys):
+    """--skip-training without a run prepared the glyphs, then ended in a CheckpointError traceback; --steps 0 and
+    --batch-size 0 were passed on to training unchecked."""
+    with pytest.raises(SystemExit) as exit_:
+        funit_fewshot.main([*argv, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"error: {message.format(out=tmp_path)}" in capsys.readouterr().err.splitlines()[-1]
