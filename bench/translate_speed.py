@@ -1,7 +1,7 @@
 """Translation speed of a method's reference generator (CycleGAN's ResNet-9 at 256x256 by default; FUNIT's
 at 128x128, reconstructing; DeepSIM's global generator on an edge map at 256x256): images/s and peak
 memory for eager PyTorch and ONNX Runtime (and, on CUDA, bf16/fp16 channels_last PyTorch; on a CPU with
-AMX or AVX512-BF16, bf16 PyTorch), with the software and device it ran on.
+AMX or AVX512-BF16, bf16 PyTorch contiguous and channels_last), with the software and device it ran on.
 
 The runtimes are timed interleaved (round-robin, one call each in turn) so that a busy shared CPU
 slows them alike; the ratio to eager fp32 PyTorch is the robust figure, the absolute one is not.
