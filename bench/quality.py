@@ -284,6 +284,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := [m for m in args.methods if m not in ROWS]:
         p.error(f"unknown method(s) {', '.join(unknown)}: known {', '.join(ROWS)}")
+    if args.n_test is not None and args.n_test < 1:  # (0 ran the budget's default)
+        p.error(f"--n-test {args.n_test}: give 1 or more held-out items")
     try:  # a device that is not here: a usage line, not a traceback
         args.device = str(resolve_device(args.device))
     except ValueError as err:

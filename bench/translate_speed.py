@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
             onnx_path = export_generator(generator, Path(tmp) / "g.onnx", torch.zeros(1, channels, 64, 64))
         runs = runtimes(generator, device, onnx_path)
         gflop = forward_gflop(generator, channels, args.size)
-        print(f"forward: {gflop:.1f} GFLOP per image (FlopCounterMode; DESIGN.md: 99.1 for CycleGAN's at 256x256)")
+        design = "; DESIGN.md: 99.1 for CycleGAN's at 256x256" if args.method == "cyclegan" else ""
+        print(f"forward: {gflop:.1f} GFLOP per image (FlopCounterMode{design})")
         row = "{:>5}  {:<32} {:>9} {:>9} {:>8} {:>9} {:>10} {:>11}"
         print(row.format("batch", "runtime", "s/call", "img/s", "GFLOP/s", "vs torch", "peak GiB", "max |diff|"))
         for n in args.batch_sizes:

@@ -42,6 +42,7 @@ def test_translation_bench_runs_each_method(method, capsys):
     out = capsys.readouterr().out
     assert translate_speed.TRANSLATORS[method] in out and "torch fp32" in out
     assert float(out.split("forward: ")[1].split(" GFLOP")[0]) > 0
+    assert ("DESIGN.md: 99.1 for CycleGAN's" in out) == (method == "cyclegan")  # (it was printed for every method)
 
 
 def test_gpu_session_checks_pass_on_the_cpu_and_the_script_parses():
@@ -105,6 +106,9 @@ def test_quality_bench_refuses_a_device_that_is_not_here_in_one_line(monkeypatch
         ": error: device 'cuda' asked for, but CUDA is not available here: use the CPU (--device cpu; "
         'device="cpu" from Python)')
     assert not (tmp_path / "q").exists()
+    with pytest.raises(SystemExit):  # (0 ran the budget's default number)
+        quality.main(["--n-test", "0", "--out", str(tmp_path / "q")])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(": error: --n-test 0: give 1 or more held-out items")
 
 
 def test_quality_bench_scores_the_fashion_edges_baselines_only_after_a_fashion_edges_row(monkeypatch, tmp_path):
