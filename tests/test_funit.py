@@ -642,3 +642,32 @@ def test_the_fewshot_api_warnings_point_at_the_callers_line(schemes):
         assert w and all(Path(each.filename) == Path(__file__) for each in w), [(str(e.message), e.filename) for e in w]
     assert {"source class", "more than once"} <= {k for each in w for k in ("source class", "more than once")
                                                   if k in str(each.message)}
+
+
+def test_the_fewshot_api_warns_of_images_in_a_folders_subfolders(schemes, tmp_path):
+    """pixmorph.load_fewshot(run)(content_folder, class_folder) left out images in their subfolders without a word,
+    where translate, edit and pixmorph fewshot warn; now the same line, at the caller's line."""
+    import shutil
+
+    from pixmorph.api import Translator
+    from pixmorph.fewshot import FewShotTranslator
+    from pixmorph.methods.funit import Funit, FunitConfig
+
+    root, sources, _ = schemes
+    model = FewShotTranslator(Translator(Funit(FunitConfig(**TINY)), run_config(root, Path("unused"), 1),
+                                         torch.device("cpu"), step=1, precision="fp32"))
+    content, cls = tmp_path / "content", tmp_path / "cls"
+    shutil.copytree(root / sources[0], content)
+    shutil.copytree(root / sources[1], cls)
+    for folder in (content, cls):
+        (folder / "more").mkdir()
+        shutil.copy(next(p for p in folder.iterdir() if p.is_file()), folder / "more" / "x.png")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model(content, cls)
+    said = [(str(each.message), Path(each.filename)) for each in w if "subfolders" in str(each.message)]
+    assert said == [
+        (f"{cls}: 1 image in its subfolders (more/) left out: subfolders are not searched (move the images up into "
+         f"cls/ to use them)", Path(__file__)),
+        (f"{content}: 1 image in its subfolders (more/) left out: subfolders are not searched (move the images up "
+         f"into content/ to translate them)", Path(__file__))], said

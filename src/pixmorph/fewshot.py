@@ -21,7 +21,8 @@ from torch import Tensor
 
 from pixmorph.api import Translator, check_image_tensor, check_size, load, not_an_image
 from pixmorph.data.transforms import crop_back, pad_to_multiple, resize_tensor
-from pixmorph.images import check_images, files_and_folders, list_images, read_image, to_pil, to_tensor
+from pixmorph.images import (check_images, files_and_folders, list_images, read_image, to_pil, to_tensor,
+                             warn_of_images_in_subfolders)
 
 ImageLike = Union[Image.Image, Tensor, str, os.PathLike]
 
@@ -90,7 +91,7 @@ class FewShotTranslator:
 
     def _class_code(self, class_images: ImageLike | Sequence[ImageLike]) -> Tensor:
         """:meth:`class_code` for it and for ``__call__``: its warnings point at their caller's line (stacklevel 3)."""
-        class_images = _image_items(class_images)
+        class_images = _image_items(class_images, "use", stacklevel=4)
         class_images, repeated = once_each(class_images)
         if repeated:
             warnings.warn(repeated_note(repeated, len(class_images)), stacklevel=3)
@@ -143,7 +144,7 @@ class FewShotTranslator:
             return translated[0] if content.dim() == 3 else translated
         if not isinstance(content, (Image.Image, str, os.PathLike, list, tuple)):
             raise TypeError(not_an_image(content))
-        items = _image_items(content)
+        items = _image_items(content, "translate", stacklevel=3)
         side = size or self.image_size
         out: list[Image.Image] = []
         for i in range(0, len(items), batch_size):  # resized here so that images of any size share a batch
@@ -153,19 +154,23 @@ class FewShotTranslator:
         return out
 
 
-def _image_items(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+def _image_items(images: ImageLike | Sequence[ImageLike], use: str, stacklevel: int) -> list[ImageLike]:
     """Class or content images one by one: a lone file, folder, PIL image or CHW tensor is one item (a path is not a
     sequence of characters), a folder stands for its images (as ``pixmorph fewshot`` lists them), an NCHW tensor for
-    its N images. The files, given or in folders, are checked as ``pixmorph fewshot`` checks them: a bad one stops
-    the call, naming the others."""
+    its N images, and images in its subfolders are warned of as left out (``use``: what moving them up would do;
+    ``stacklevel``: the user's line, counted from here). The files, given or in folders, are checked as ``pixmorph
+    fewshot`` checks them: a bad one stops the call, naming the others."""
     if isinstance(images, Tensor):
         check_image_tensor(images)  # an H x W image (not a code, whatever its size) or 5-d: said as the shape given
     if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, Tensor) and images.dim() == 3):
         images = [images]
     items: list[ImageLike] = []
     for image in images:
-        is_folder = isinstance(image, (str, os.PathLike)) and Path(image).is_dir()
-        items.extend(list_images(image) if is_folder else [image])
+        if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
+            items.extend(list_images(image))
+            warn_of_images_in_subfolders(image, use, stacklevel=stacklevel)
+        else:
+            items.append(image)
     check_images([x for x in items if isinstance(x, (str, os.PathLike))])
     return items
 
